@@ -1,0 +1,1 @@
+"""Quality-scan web app for factory floors."""

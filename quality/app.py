@@ -1,0 +1,77 @@
+"""The application: lifespan (the process's one database pool), middleware, routes.
+
+Wiring only; each capability lives in its own module and brings its routes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from starlette.applications import Starlette
+from starlette.middleware import Middleware
+from starlette.routing import Mount
+from starlette.staticfiles import StaticFiles
+
+from quality import auth, home, ops
+from quality.db import Database
+from quality.http.errors import handlers
+from quality.http.middleware import RequestMiddleware
+from quality.http.render import STATIC_DIR, Renderer
+from quality.http.sessions import SessionMiddleware
+from quality.logs import configure_logging
+from quality.metrics import Metrics
+from quality.settings import Settings, load_settings
+
+
+def create_app(settings: Settings | None = None) -> Starlette:
+    if settings is None:
+        # Called by uvicorn as a factory, in each worker process.
+        settings = load_settings()
+        configure_logging(settings.log_level, settings.log_format)
+    if settings.database_url is None or settings.secret_key is None:
+        raise RuntimeError("create_app needs a database URL and secret key (quality serve sets both)")
+    metrics = Metrics()
+
+    @asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        # Created here, on the serving event loop: a pool made elsewhere would
+        # belong to another loop.
+        db = Database(
+            settings.database_url.connect_kwargs(),
+            minsize=settings.pool_min,
+            maxsize=settings.pool_max,
+            timeout=settings.pool_timeout,
+            recycle=settings.pool_recycle,
+            query_timeout=settings.query_timeout,
+        )
+        await db.open()
+        metrics.watch_pool(db)
+        app.state.db = db
+        try:
+            yield
+        finally:
+            await db.close()
+
+    app = Starlette(
+        routes=[
+            *home.routes,
+            *auth.routes,
+            *ops.routes,
+            Mount("/static", StaticFiles(directory=STATIC_DIR), name="static"),
+        ],
+        middleware=[
+            Middleware(RequestMiddleware, metrics=metrics),
+            Middleware(
+                SessionMiddleware,
+                secret_key=settings.secret_key,
+                max_age_seconds=int(settings.session_hours * 3600) + 7 * 86400,
+            ),
+        ],
+        exception_handlers=handlers,
+        lifespan=lifespan,
+    )
+    app.state.settings = settings
+    app.state.metrics = metrics
+    app.state.renderer = Renderer(settings.timezone, {"navigation": home.destinations_for})
+    return app

@@ -1,0 +1,241 @@
+"""The `quality` command: serve, migrate, manage users and the local database."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import dataclasses
+import getpass
+import os
+import secrets
+import signal
+import sys
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+from quality.accounts import AccountError, create_user, ensure_admin, set_password
+from quality.db import Database, DatabaseUnavailable
+from quality.localdb import LocalDatabaseError, LocalMariaDB
+from quality.logs import configure_logging
+from quality.migrate import MigrationError, available, migrate
+from quality.settings import Settings, SettingsError, load_settings
+
+
+class CommandError(RuntimeError):
+    """Ends the command with its message on one line."""
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = _parser().parse_args(argv)
+    try:
+        settings = load_settings()
+        configure_logging(settings.log_level, settings.log_format)
+        args.run(settings, args)
+    except (SettingsError, CommandError, LocalDatabaseError, MigrationError, AccountError,
+            DatabaseUnavailable) as exc:
+        print(f"quality: {exc}", file=sys.stderr)
+        raise SystemExit(2) from None
+    except KeyboardInterrupt:
+        raise SystemExit(130) from None
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="quality", description=__doc__)
+    commands = parser.add_subparsers(required=True, metavar="COMMAND")
+
+    serve = commands.add_parser("serve", help="run the web app")
+    serve.add_argument("--host", default=os.environ.get("QUALITY_HOST", "127.0.0.1"))
+    serve.add_argument("--port", type=int, default=int(os.environ.get("QUALITY_PORT", "8000")))
+    serve.add_argument("--workers", type=int, default=1, help="uvicorn worker processes")
+    serve.set_defaults(run=_serve)
+
+    commands.add_parser("migrate", help="apply pending schema migrations").set_defaults(
+        run=_migrate
+    )
+
+    user = commands.add_parser("user", help="manage accounts").add_subparsers(
+        required=True, metavar="ACTION"
+    )
+    add = user.add_parser("add", help="create an account")
+    add.add_argument("name")
+    add.add_argument("--role", required=True, help="admin, supervisor, operator or your own")
+    add.add_argument("--full-name", default="")
+    add.add_argument("--password-stdin", action="store_true", help="read the password from stdin")
+    add.set_defaults(run=_user_add)
+    passwd = user.add_parser("passwd", help="set a password (ends that user's sessions)")
+    passwd.add_argument("name")
+    passwd.add_argument("--password-stdin", action="store_true")
+    passwd.set_defaults(run=_user_passwd)
+
+    localdb = commands.add_parser("localdb", help="the private local MariaDB").add_subparsers(
+        required=True, metavar="ACTION"
+    )
+    localdb.add_parser("status", help="is it running, and where").set_defaults(run=_localdb_status)
+    localdb.add_parser("stop", help="stop it (apps using it lose their database)").set_defaults(
+        run=_localdb_stop
+    )
+    return parser
+
+
+# -- database set-up shared by the commands ------------------------------------
+
+
+def _with_database(settings: Settings) -> tuple[Settings, LocalMariaDB | None]:
+    """Fill in the database URL and secret key, starting the local server if needed."""
+    if settings.database_url is not None:
+        return settings, None
+    local = LocalMariaDB(settings.data_dir)
+    local.ensure_running()
+    secret = settings.secret_key or _local_secret(settings.data_dir)
+    return dataclasses.replace(settings, database_url=local.url(), secret_key=secret), local
+
+
+def _local_secret(data_dir: Path) -> str:
+    path = data_dir / "secret_key"
+    if not path.exists():
+        path.touch(mode=0o600)
+        path.write_text(secrets.token_urlsafe(48))
+    return path.read_text().strip()
+
+
+@asynccontextmanager
+async def _database(settings: Settings) -> AsyncIterator[Database]:
+    assert settings.database_url is not None
+    db = Database(
+        settings.database_url.connect_kwargs(), minsize=0, maxsize=2,
+        timeout=settings.pool_timeout, query_timeout=settings.query_timeout,
+    )
+    try:
+        yield db
+    finally:
+        await db.close()
+
+
+def _run_with_database(settings: Settings, work: Callable[[Database], Awaitable[None]]) -> None:
+    settings, local = _with_database(settings)
+
+    async def run() -> None:
+        async with _database(settings) as db:
+            await work(db)
+
+    try:
+        asyncio.run(run())
+    finally:
+        if local:
+            local.release()
+
+
+# -- commands ----------------------------------------------------------------------
+
+
+def _serve(settings: Settings, args: argparse.Namespace) -> None:
+    import uvicorn
+
+    settings, local = _with_database(settings)
+    # uvicorn re-raises the signal that stopped it; as an exception it lets the
+    # `finally` below stop the local database in order.
+    signal.signal(signal.SIGTERM, _exit_on_signal)
+    try:
+        asyncio.run(_prepare(settings, local is not None))
+        assert settings.database_url and settings.secret_key
+        # Worker processes build their settings from the environment.
+        os.environ["QUALITY_DATABASE_URL"] = settings.database_url.as_url()
+        os.environ["QUALITY_SECRET_KEY"] = settings.secret_key
+        uvicorn.run(
+            "quality.app:create_app",
+            factory=True,
+            host=args.host,
+            port=args.port,
+            workers=args.workers,
+            log_config=None,
+            proxy_headers=True,
+            timeout_graceful_shutdown=10,
+        )
+    finally:
+        if local:
+            local.release()
+
+
+def _exit_on_signal(signum: int, frame: object) -> None:
+    raise SystemExit(128 + signum)
+
+
+async def _prepare(settings: Settings, local: bool) -> None:
+    async with _database(settings) as db:
+        if local:
+            applied = await migrate(db)
+            for name in applied:
+                print(f"quality: applied migration {name}")
+        else:
+            await _require_current_schema(db)
+        generated = await ensure_admin(db, settings.admin_password)
+        if generated:
+            print(f"quality: created user 'admin' with password: {generated}")
+            print("quality: this password is shown once; change it after signing in")
+
+
+async def _require_current_schema(db: Database) -> None:
+    async with db.transaction() as cur:
+        await cur.execute(
+            "SELECT COUNT(*) FROM information_schema.tables"
+            " WHERE table_schema = DATABASE() AND table_name = 'schema_migrations'"
+        )
+        (exists,) = await cur.fetchone() or (0,)
+        applied: set[int] = set()
+        if exists:
+            await cur.execute("SELECT version FROM schema_migrations")
+            applied = {row[0] for row in await cur.fetchall()}
+    pending = [m for m in available() if m.version not in applied]
+    if pending:
+        raise CommandError(
+            f"the database lacks {len(pending)} migration(s); run 'quality migrate' first"
+        )
+
+
+def _migrate(settings: Settings, args: argparse.Namespace) -> None:
+    async def work(db: Database) -> None:
+        applied = await migrate(db)
+        print("quality: " + (f"applied {', '.join(applied)}" if applied else "schema is current"))
+
+    _run_with_database(settings, work)
+
+
+def _read_password(from_stdin: bool) -> str:
+    if from_stdin:
+        return sys.stdin.readline().rstrip("\r\n")
+    first = getpass.getpass("Password: ")
+    if first != getpass.getpass("Repeat password: "):
+        raise CommandError("the passwords differ")
+    return first
+
+
+def _user_add(settings: Settings, args: argparse.Namespace) -> None:
+    password = _read_password(args.password_stdin)
+
+    async def work(db: Database) -> None:
+        await create_user(db, args.name, password, args.role, args.full_name)
+        print(f"quality: created user {args.name.strip().lower()!r} with role {args.role!r}")
+
+    _run_with_database(settings, work)
+
+
+def _user_passwd(settings: Settings, args: argparse.Namespace) -> None:
+    password = _read_password(args.password_stdin)
+
+    async def work(db: Database) -> None:
+        await set_password(db, args.name.strip().lower(), password)
+        print(f"quality: password changed for {args.name!r}; their sessions have ended")
+
+    _run_with_database(settings, work)
+
+
+def _localdb_status(settings: Settings, args: argparse.Namespace) -> None:
+    local = LocalMariaDB(settings.data_dir)
+    state = "running" if local.is_running() else "stopped"
+    print(f"quality: local MariaDB {state}; data in {local.datadir}, socket {local.socket}")
+
+
+def _localdb_stop(settings: Settings, args: argparse.Namespace) -> None:
+    LocalMariaDB(settings.data_dir).stop()
+    print("quality: local MariaDB stopped")

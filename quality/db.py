@@ -1,0 +1,510 @@
+"""One bounded pool of asyncmy connections and the one way to use it.
+
+All database access goes through `Database.transaction()`:
+
+    async with db.transaction() as cur:
+        await cur.execute("INSERT ...", params)
+
+It commits when the block ends, rolls back on any exception (cancellation
+included) and always gives the connection back. asyncmy's own pool has no
+acquire timeout, no liveness handling and no figures, so this module keeps its
+own small pool of asyncmy connections:
+
+* bounded: a semaphore of `maxsize` slots; a caller waits at most `timeout`
+  for one and then gets `PoolTimeout`, never a hang;
+* healthy: a connection found dead on the first statement of a transaction
+  (server restart, KILL, wait_timeout) is discarded and the statement re-run on
+  a fresh connection, which is safe because nothing was written yet; later
+  failures surface as `ConnectionLost`. Connections live at most `recycle`
+  seconds (staggered so they don't all expire at once) and are retired only
+  when they come back, never while in use;
+* bounded statements: every session runs with MariaDB's `max_statement_time`;
+* observable: `stats()` gives size, in use, idle, waiting, timeouts,
+  discarded connections and the acquire-wait histogram.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+import time
+from collections import deque
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from typing import Any
+
+import asyncmy
+from asyncmy.errors import MySQLError
+
+log = logging.getLogger(__name__)
+
+# Client- and server-side codes that mean "this connection is gone".
+_CONNECTION_LOST = {
+    2006,  # CR_SERVER_GONE_ERROR
+    2013,  # CR_SERVER_LOST
+    2055,  # CR_SERVER_LOST_EXTENDED
+    1053,  # ER_SERVER_SHUTDOWN
+    1927,  # ER_CONNECTION_KILLED (MariaDB)
+    4031,  # ER_CLIENT_INTERACTION_TIMEOUT (wait_timeout, MariaDB/MySQL 8)
+    0,  # asyncmy's InterfaceError "Not connected"
+}
+_STATEMENT_TIMEOUT = {1969, 3024}  # MariaDB max_statement_time, MySQL max_execution_time
+WAIT_BUCKETS = (0.001, 0.005, 0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
+
+
+class DatabaseError(Exception):
+    """Base of the errors this module raises instead of driver errors."""
+
+
+class DatabaseUnavailable(DatabaseError):
+    """The database cannot serve this request now; trying again later may work."""
+
+
+class PoolTimeout(DatabaseUnavailable):
+    """Every connection stayed busy for the whole acquire timeout."""
+
+
+class ConnectionLost(DatabaseUnavailable):
+    """The connection died in the middle of a transaction; nothing was committed
+    unless the loss happened during COMMIT itself (then the outcome is unknown)."""
+
+
+class QueryTimeout(DatabaseUnavailable):
+    """A statement ran longer than the query timeout and was stopped by the server."""
+
+
+def error_code(exc: BaseException) -> int | None:
+    args = getattr(exc, "args", ())
+    return args[0] if args and isinstance(args[0], int) else None
+
+
+def is_connection_lost(exc: BaseException) -> bool:
+    if isinstance(exc, ConnectionError):
+        return True
+    return isinstance(exc, MySQLError) and error_code(exc) in _CONNECTION_LOST
+
+
+@dataclass
+class PoolStats:
+    maxsize: int
+    minsize: int
+    size: int
+    in_use: int
+    idle: int
+    waiting: int
+    acquired: int
+    timeouts: int
+    discarded: int
+    created: int
+    wait_seconds_sum: float
+    wait_buckets: list[int] = field(default_factory=list)
+
+
+class _Pooled:
+    """A live connection with the bookkeeping the pool needs."""
+
+    __slots__ = (
+        "acquired_at", "closed", "conn", "created_at", "expires_at", "last_used", "leak_reported",
+    )
+
+    def __init__(self, conn: Any, lifetime: float) -> None:
+        now = time.monotonic()
+        self.conn = conn
+        self.created_at = now
+        self.expires_at = now + lifetime
+        self.last_used = now
+        self.acquired_at = now
+        self.leak_reported = False
+        self.closed = False
+
+    @property
+    def broken(self) -> bool:
+        return not self.conn.connected or bool(getattr(self.conn, "_stream_broken", False))
+
+    def close(self) -> None:
+        self.closed = True
+        self.conn.close()
+
+
+class Cursor:
+    """What a transaction hands out: execute/fetch, with typed errors and the
+    transparent retry of a first statement that met a dead connection."""
+
+    def __init__(self, db: Database, pooled: _Pooled) -> None:
+        self._db = db
+        self.pooled = pooled
+        self._cursor = pooled.conn.cursor()
+        self.statements = 0
+        self.in_flight = False
+
+    @property
+    def rowcount(self) -> int:
+        return self._cursor.rowcount
+
+    @property
+    def lastrowid(self) -> int:
+        return self._cursor.lastrowid
+
+    async def execute(self, sql: str, params: Sequence[Any] | dict[str, Any] | None = None) -> int:
+        return await self._run(self._cursor_execute, sql, params)
+
+    async def executemany(self, sql: str, rows: Sequence[Sequence[Any]]) -> int:
+        return await self._run(self._cursor_executemany, sql, rows)
+
+    async def fetchone(self) -> tuple[Any, ...] | None:
+        return await self._cursor.fetchone()
+
+    async def fetchall(self) -> list[tuple[Any, ...]]:
+        return list(await self._cursor.fetchall())
+
+    async def _cursor_execute(self, sql: str, params: Any) -> int:
+        return await self._cursor.execute(sql, params)
+
+    async def _cursor_executemany(self, sql: str, rows: Any) -> int:
+        return await self._cursor.executemany(sql, rows)
+
+    async def _run(self, call: Any, sql: str, params: Any) -> int:
+        retried = False
+        while True:
+            self.in_flight = True
+            try:
+                result = await call(sql, params)
+            except (MySQLError, OSError) as exc:
+                if is_connection_lost(exc) and self.statements == 0 and not retried:
+                    # Nothing was written in this transaction yet: move to a new
+                    # connection and run the statement again.
+                    retried = True
+                    await self._switch_connection(exc)
+                    continue
+                raise self._db.translate(exc, self) from exc
+            finally:
+                self.in_flight = False
+            self.statements += 1
+            return result
+
+    async def _switch_connection(self, exc: BaseException) -> None:
+        log.info("database connection found dead (%s); reconnecting", exc)
+        self._db.discard_idle()
+        self.pooled = await self._db.replace(self.pooled)
+        self._cursor = self.pooled.conn.cursor()
+
+
+class Database:
+    """The process's connection pool (create in the app's lifespan, one per process)."""
+
+    def __init__(
+        self,
+        connect_kwargs: dict[str, Any],
+        *,
+        minsize: int = 3,
+        maxsize: int = 20,
+        timeout: float = 5.0,
+        recycle: float = 3600.0,
+        query_timeout: float = 10.0,
+        leak_after: float | None = None,
+    ) -> None:
+        self.connect_kwargs = connect_kwargs
+        self.minsize = minsize
+        self.maxsize = maxsize
+        self.timeout = timeout
+        self.recycle = recycle
+        self.query_timeout = query_timeout
+        self.leak_after = leak_after or max(30.0, 3 * query_timeout)
+        self._slots = asyncio.Semaphore(maxsize)
+        self._idle: deque[_Pooled] = deque()
+        self._in_use: set[_Pooled] = set()
+        self._connecting = 0
+        self._waiting = 0
+        self._closing = False
+        self._drained = asyncio.Event()
+        self._housekeeper: asyncio.Task[None] | None = None
+        self._server_idle_limit: float | None = None
+        self._acquired = self._timeouts = self._discarded = self._created = 0
+        self._wait_sum = 0.0
+        self._wait_buckets = [0] * (len(WAIT_BUCKETS) + 1)
+
+    # -- lifecycle ---------------------------------------------------------
+
+    async def open(self) -> None:
+        """Warm the pool to `minsize` and start housekeeping.
+
+        An unreachable database does not stop the app: requests get 503s and
+        /healthz says so until it is back.
+        """
+        try:
+            await self._top_up()
+        except DatabaseUnavailable as exc:
+            log.error("database not reachable at start-up: %s", exc)
+        self._housekeeper = asyncio.create_task(self._housekeep(), name="db-housekeeper")
+
+    async def close(self, drain_timeout: float = 10.0) -> None:
+        """Refuse new work, wait for borrowed connections to return, close all."""
+        self._closing = True
+        if self._housekeeper:
+            self._housekeeper.cancel()
+            await asyncio.gather(self._housekeeper, return_exceptions=True)
+        if self._in_use:
+            self._drained.clear()
+            try:
+                async with asyncio.timeout(drain_timeout):
+                    await self._drained.wait()
+            except TimeoutError:
+                log.warning("%d connection(s) still in use after %.0fs; closing them",
+                            len(self._in_use), drain_timeout)
+                for pooled in list(self._in_use):
+                    pooled.close()
+        while self._idle:
+            await self._idle.pop().conn.ensure_closed()
+
+    # -- the one way in --------------------------------------------------------
+
+    @asynccontextmanager
+    async def transaction(self) -> AsyncIterator[Cursor]:
+        """Borrow a connection for one transaction: commit on success, roll back
+        on any exception (cancellation included), always give it back."""
+        pooled = await self._acquire()
+        cursor = Cursor(self, pooled)
+        discard = False
+        try:
+            yield cursor
+            if cursor.statements:
+                await self._commit(cursor)
+        except BaseException:
+            discard = await self._abandon(cursor)
+            raise
+        finally:
+            self._release(cursor.pooled, discard)
+
+    async def _commit(self, cursor: Cursor) -> None:
+        cursor.in_flight = True
+        try:
+            await cursor.pooled.conn.commit()
+        except (MySQLError, OSError) as exc:
+            if is_connection_lost(exc):
+                raise ConnectionLost(
+                    "connection lost during COMMIT: the transaction may or may not be saved"
+                ) from exc
+            raise self.translate(exc, cursor) from exc
+        finally:
+            cursor.in_flight = False
+
+    async def _abandon(self, cursor: Cursor) -> bool:
+        """Undo an unfinished transaction; True when the connection must go.
+
+        A connection interrupted mid-statement is out of step with the server, so
+        it is closed (the server then rolls back by itself) instead of reused.
+        """
+        if cursor.in_flight or cursor.pooled.broken:
+            return True
+        if not cursor.statements:
+            return False
+        try:
+            async with asyncio.timeout(min(self.timeout, 2.0)):
+                await asyncio.shield(cursor.pooled.conn.rollback())
+        except (asyncio.CancelledError, TimeoutError, MySQLError, OSError) as exc:
+            log.warning("rollback failed (%s); discarding the connection", exc)
+            return True
+        return False
+
+    def translate(self, exc: BaseException, cursor: Cursor) -> BaseException:
+        code = error_code(exc)
+        if code in _STATEMENT_TIMEOUT:
+            return QueryTimeout(f"statement stopped after the {self.query_timeout:g}s query timeout")
+        if is_connection_lost(exc):
+            return ConnectionLost(f"database connection lost mid-transaction: {exc}")
+        return exc
+
+    # -- acquire / release -----------------------------------------------------
+
+    async def _acquire(self) -> _Pooled:
+        if self._closing:
+            raise DatabaseUnavailable("the database pool is shutting down")
+        started = time.monotonic()
+        self._waiting += 1
+        try:
+            async with asyncio.timeout(self.timeout):
+                await self._slots.acquire()
+        except TimeoutError:
+            self._timeouts += 1
+            raise PoolTimeout(
+                f"no database connection free after {self.timeout:g}s "
+                f"(all {self.maxsize} in use, {self._waiting - 1} other request(s) waiting)"
+            ) from None
+        finally:
+            self._waiting -= 1
+        self._record_wait(time.monotonic() - started)
+        try:
+            pooled = await self._checkout()
+        except BaseException:
+            self._slots.release()
+            raise
+        pooled.acquired_at = time.monotonic()
+        pooled.leak_reported = False
+        self._in_use.add(pooled)
+        self._acquired += 1
+        return pooled
+
+    async def _checkout(self) -> _Pooled:
+        now = time.monotonic()
+        while self._idle:
+            pooled = self._idle.pop()
+            if self._reusable(pooled, now):
+                return pooled
+            self._discard(pooled)
+        return await self._connect()
+
+    def _release(self, pooled: _Pooled, discard: bool) -> None:
+        self._in_use.discard(pooled)
+        if discard or self._closing or not self._reusable(pooled, time.monotonic()):
+            self._discard(pooled)
+        else:
+            pooled.last_used = time.monotonic()
+            self._idle.append(pooled)
+        self._slots.release()
+        if not self._in_use:
+            self._drained.set()
+
+    async def replace(self, pooled: _Pooled) -> _Pooled:
+        """Swap a borrowed connection that proved dead for a brand-new one."""
+        self._in_use.discard(pooled)
+        self._discard(pooled)
+        fresh = await self._connect()
+        fresh.acquired_at = time.monotonic()
+        self._in_use.add(fresh)
+        return fresh
+
+    def discard_idle(self) -> None:
+        """Drop every idle connection: when one is found dead (server restart,
+        mass KILL) its siblings usually are too, and reconnecting is cheap."""
+        while self._idle:
+            self._discard(self._idle.pop())
+
+    def _reusable(self, pooled: _Pooled, now: float) -> bool:
+        if pooled.broken or now >= pooled.expires_at:
+            return False
+        limit = self._server_idle_limit
+        return limit is None or now - pooled.last_used < limit
+
+    def _discard(self, pooled: _Pooled) -> None:
+        if not pooled.closed:
+            self._discarded += 1
+            pooled.close()
+
+    # -- connecting ------------------------------------------------------------
+
+    async def _connect(self) -> _Pooled:
+        self._connecting += 1
+        try:
+            conn = await asyncmy.connect(
+                **self.connect_kwargs,
+                autocommit=False,
+                charset="utf8mb4",
+                connect_timeout=self.timeout,
+            )
+        except (MySQLError, OSError, TimeoutError) as exc:
+            raise DatabaseUnavailable(f"cannot connect to the database: {exc}") from exc
+        finally:
+            self._connecting -= 1
+        try:
+            await self._configure(conn)
+        except BaseException as exc:
+            conn.close()
+            if isinstance(exc, (MySQLError, OSError)):
+                raise DatabaseUnavailable(f"cannot set up a database session: {exc}") from exc
+            raise
+        self._created += 1
+        # Stagger lifetimes over the last 10% so connections don't all expire together.
+        return _Pooled(conn, self.recycle * random.uniform(0.9, 1.0))
+
+    async def _configure(self, conn: Any) -> None:
+        is_mariadb = "mariadb" in conn.get_server_info().lower()
+        async with conn.cursor() as cur:
+            if is_mariadb:
+                await cur.execute(
+                    "SET SESSION max_statement_time = %s, time_zone = '+00:00'",
+                    (self.query_timeout,),
+                )
+            else:
+                await cur.execute(
+                    "SET SESSION max_execution_time = %s, time_zone = '+00:00'",
+                    (int(self.query_timeout * 1000),),
+                )
+            await cur.execute("SELECT @@wait_timeout")
+            (wait_timeout,) = await cur.fetchone()
+        await conn.commit()
+        # Retire idle connections a little before the server would cut them.
+        self._server_idle_limit = max(1.0, float(wait_timeout) - 5.0)
+
+    # -- housekeeping ------------------------------------------------------------
+
+    async def _housekeep(self) -> None:
+        interval = max(0.5, min(30.0, self.recycle / 4, self.leak_after / 2))
+        while True:
+            await asyncio.sleep(interval)
+            try:
+                self._retire_idle()
+                self._report_leaks()
+                await self._top_up()
+            except DatabaseUnavailable as exc:
+                log.warning("pool housekeeping: %s", exc)
+            except Exception:
+                log.exception("pool housekeeping failed")
+
+    def _retire_idle(self) -> None:
+        now = time.monotonic()
+        for pooled in list(self._idle):
+            if not self._reusable(pooled, now):
+                self._idle.remove(pooled)
+                self._discard(pooled)
+
+    def _report_leaks(self) -> None:
+        now = time.monotonic()
+        for pooled in self._in_use:
+            held = now - pooled.acquired_at
+            if held > self.leak_after and not pooled.leak_reported:
+                pooled.leak_reported = True
+                log.warning("a database connection has been held for %.0fs (leak?)", held)
+
+    async def _top_up(self) -> None:
+        """Open connections until `minsize` exist, never taking a slot a request waits for."""
+        while (
+            not self._closing
+            and len(self._idle) + len(self._in_use) + self._connecting < self.minsize
+            and not self._slots.locked()
+            and not self._waiting
+        ):
+            await self._slots.acquire()
+            try:
+                self._idle.append(await self._connect())
+            finally:
+                self._slots.release()
+
+    # -- figures -----------------------------------------------------------------
+
+    def _record_wait(self, seconds: float) -> None:
+        self._wait_sum += seconds
+        for index, bound in enumerate(WAIT_BUCKETS):
+            if seconds <= bound:
+                self._wait_buckets[index] += 1
+                return
+        self._wait_buckets[-1] += 1
+
+    def stats(self) -> PoolStats:
+        in_use = len(self._in_use)
+        idle = len(self._idle)
+        return PoolStats(
+            maxsize=self.maxsize,
+            minsize=self.minsize,
+            size=in_use + idle + self._connecting,
+            in_use=in_use,
+            idle=idle,
+            waiting=self._waiting,
+            acquired=self._acquired,
+            timeouts=self._timeouts,
+            discarded=self._discarded,
+            created=self._created,
+            wait_seconds_sum=self._wait_sum,
+            wait_buckets=list(self._wait_buckets),
+        )

@@ -1,0 +1,45 @@
+"""The home page sends each user to their work."""
+
+from __future__ import annotations
+
+from starlette.requests import Request
+from starlette.responses import RedirectResponse, Response
+from starlette.routing import Route
+
+from quality.http.render import render
+from quality.permissions import SIGNED_IN, endpoint
+from quality.sessions import User
+
+# Where each permission's holder works, in the order a home page lists them.
+DESTINATIONS = [
+    ("scan.quality", "/scan", "Quality scan", "Scan pieces at production."),
+    ("scan.fg", "/fgscan", "Finished goods scan", "Scan finished goods."),
+    ("scans.view", "/scans", "Scan lists", "Follow the lines' scans."),
+    ("reports.view", "/reports", "Reports", "Approval and rejection by shift and order."),
+    ("admin.users", "/admin/users", "Users", "Create and manage accounts."),
+    ("admin.roles", "/admin/roles", "Roles & permissions", "Who may do what."),
+    ("admin.defects", "/admin/defects", "Defect codes", "The defect catalogue."),
+    ("admin.audit", "/admin/audit", "Audit log", "Every change, who and when."),
+]
+
+
+def destinations_for(request: Request, user: User) -> list[tuple[str, str, str]]:
+    """The pages this user may open, among those this version serves."""
+    served = {getattr(route, "path", None) for route in request.app.routes}
+    return [
+        (url, title, text)
+        for permission, url, title, text in DESTINATIONS
+        if user.can(permission) and url in served
+    ]
+
+
+@endpoint(SIGNED_IN)
+async def home(request: Request) -> Response:
+    user: User = request.state.user
+    destinations = destinations_for(request, user)
+    if len(destinations) == 1:
+        return RedirectResponse(destinations[0][0], 303)
+    return render(request, "home.html", {"destinations": destinations})
+
+
+routes = [Route("/", home, methods=["GET"])]

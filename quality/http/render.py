@@ -1,0 +1,100 @@
+"""The one way to answer with HTML: a whole page, or for an htmx request just
+the named block of the same template (jinja2-fragments), so a fragment is
+never a second copy of the page's markup."""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import jinja2
+from jinja2_fragments import render_block
+from starlette.requests import Request
+from starlette.responses import HTMLResponse
+
+from quality.http.csrf import csrf_token
+
+ROOT = Path(__file__).resolve().parents[2]
+TEMPLATES_DIR = ROOT / "templates"
+STATIC_DIR = ROOT / "static"
+
+
+def is_htmx(request: Request) -> bool:
+    """An htmx request, not a full navigation that happens to carry the header."""
+    return (
+        request.headers.get("hx-request") == "true"
+        and request.headers.get("sec-fetch-mode") != "navigate"
+    )
+
+
+class Renderer:
+    def __init__(self, timezone: ZoneInfo, helpers: Mapping[str, Any] | None = None) -> None:
+        self.env = jinja2.Environment(
+            loader=jinja2.FileSystemLoader(TEMPLATES_DIR),
+            autoescape=True,
+            undefined=jinja2.StrictUndefined,
+            extensions=["jinja2.ext.i18n"],
+            auto_reload=False,
+        )
+        self.env.install_null_translations(newstyle=True)  # type: ignore[attr-defined]
+        self.timezone = timezone
+        self._static_versions = _static_versions()
+        self.env.globals["static_url"] = self.static_url
+        self.env.filters["local_time"] = self.local_time
+        self.env.globals.update(helpers or {})
+
+    def static_url(self, path: str) -> str:
+        return f"/static/{path}?v={self._static_versions.get(path, '0')}"
+
+    def local_time(self, value: datetime | None, fmt: str = "%Y-%m-%d %H:%M:%S") -> str:
+        """Times are stored in UTC; people read them in the plant's zone."""
+        if value is None:
+            return ""
+        if value.tzinfo is None:
+            value = value.replace(tzinfo=UTC)
+        return value.astimezone(self.timezone).strftime(fmt)
+
+    def render(
+        self,
+        request: Request,
+        template: str,
+        context: Mapping[str, Any] | None = None,
+        *,
+        block: str | None = None,
+        status_code: int = 200,
+        headers: Mapping[str, str] | None = None,
+    ) -> HTMLResponse:
+        values = {
+            "request": request,
+            "user": getattr(request.state, "user", None),
+            "csrf_token": csrf_token(request),
+            **(context or {}),
+        }
+        if block is not None and is_htmx(request):
+            html = render_block(self.env, template, block, values)
+        else:
+            html = self.env.get_template(template).render(values)
+        response = HTMLResponse(html, status_code=status_code, headers=headers)
+        response.headers["Vary"] = "HX-Request"
+        response.headers["Cache-Control"] = "no-cache, private"
+        return response
+
+
+def render(request: Request, template: str, context: Mapping[str, Any] | None = None,
+           **options: Any) -> HTMLResponse:
+    renderer: Renderer = request.app.state.renderer
+    return renderer.render(request, template, context, **options)
+
+
+def _static_versions() -> dict[str, str]:
+    """A short content hash per static file, so browsers drop stale copies."""
+    versions = {}
+    for path in STATIC_DIR.rglob("*"):
+        if path.is_file():
+            digest = hashlib.sha256(path.read_bytes()).hexdigest()[:10]
+            versions[path.relative_to(STATIC_DIR).as_posix()] = digest
+    return versions

@@ -1,0 +1,110 @@
+"""Versioned SQL migrations: `quality/migrations/NNNN_name.sql`, applied in order, once.
+
+Each applied file is recorded in `schema_migrations` with its checksum, so an
+edited migration is caught instead of silently diverging. A named lock keeps
+two processes starting at once from applying the same file twice.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+from quality.db import Cursor, Database
+
+MIGRATIONS_DIR = Path(__file__).parent / "migrations"
+_FILE_NAME = re.compile(r"^(\d{4})_([a-z0-9_]+)\.sql$")
+_LOCK_SECONDS = 120
+
+
+class MigrationError(RuntimeError):
+    """The migrations on disk and those recorded in the database disagree."""
+
+
+@dataclass(frozen=True)
+class Migration:
+    version: int
+    name: str
+    sql: str
+
+    @property
+    def checksum(self) -> str:
+        return hashlib.sha256(self.sql.encode()).hexdigest()
+
+    def statements(self) -> list[str]:
+        """Split on semicolons that end a line; comment lines are dropped."""
+        lines = [line for line in self.sql.splitlines() if not line.lstrip().startswith("--")]
+        chunks = re.split(r";\s*$", "\n".join(lines), flags=re.MULTILINE)
+        return [chunk.strip() for chunk in chunks if chunk.strip()]
+
+
+def available(directory: Path = MIGRATIONS_DIR) -> list[Migration]:
+    found = []
+    for path in sorted(directory.glob("*.sql")):
+        match = _FILE_NAME.match(path.name)
+        if not match:
+            raise MigrationError(f"migration file name not of the form NNNN_name.sql: {path.name}")
+        found.append(Migration(int(match[1]), match[2], path.read_text()))
+    versions = [m.version for m in found]
+    if len(set(versions)) != len(versions):
+        raise MigrationError("two migration files share a version number")
+    return found
+
+
+async def migrate(db: Database, directory: Path = MIGRATIONS_DIR) -> list[str]:
+    """Apply every pending migration; return the names of those applied."""
+    migrations = available(directory)
+    async with db.transaction() as cur:
+        # Schema changes may take longer than a request's statement limit.
+        await cur.execute("SET SESSION max_statement_time = 0")
+        try:
+            await cur.execute("SELECT GET_LOCK('quality.migrate', %s)", (_LOCK_SECONDS,))
+            (locked,) = await cur.fetchone() or (0,)
+            if locked != 1:
+                raise MigrationError("another process held the migration lock for too long")
+            try:
+                return await _apply_pending(cur, migrations)
+            finally:
+                await cur.execute("SELECT RELEASE_LOCK('quality.migrate')")
+        finally:
+            await cur.execute("SET SESSION max_statement_time = %s", (db.query_timeout,))
+
+
+async def _apply_pending(cur: Cursor, migrations: list[Migration]) -> list[str]:
+    await cur.execute(
+        "CREATE TABLE IF NOT EXISTS schema_migrations ("
+        " version INT UNSIGNED NOT NULL PRIMARY KEY,"
+        " name VARCHAR(100) NOT NULL,"
+        " checksum CHAR(64) NOT NULL,"
+        " applied_at DATETIME(6) NOT NULL DEFAULT CURRENT_TIMESTAMP(6)"
+        ") ENGINE=InnoDB"
+    )
+    await cur.execute("SELECT version, checksum FROM schema_migrations")
+    applied = {version: checksum for version, checksum in await cur.fetchall()}
+    done = []
+    for migration in migrations:
+        recorded = applied.get(migration.version)
+        if recorded is not None:
+            if recorded != migration.checksum:
+                raise MigrationError(
+                    f"migration {migration.version:04d}_{migration.name} was edited after it "
+                    "was applied; add a new migration instead"
+                )
+            continue
+        for statement in migration.statements():
+            await cur.execute(statement)
+        await cur.execute(
+            "INSERT INTO schema_migrations (version, name, checksum) VALUES (%s, %s, %s)",
+            (migration.version, migration.name, migration.checksum),
+        )
+        await cur.execute("COMMIT")
+        done.append(f"{migration.version:04d}_{migration.name}")
+    unknown = set(applied) - {m.version for m in migrations}
+    if unknown:
+        raise MigrationError(
+            f"the database has migrations this code does not know: {sorted(unknown)}; "
+            "is this an older version of the app?"
+        )
+    return done

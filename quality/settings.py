@@ -1,0 +1,219 @@
+"""Typed settings read from the environment and an optional `.env` file.
+
+Every setting is validated once at start-up; a bad value raises `SettingsError`
+whose message is one line naming the setting, which the CLI prints and exits on.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qs, quote, unquote, urlsplit
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+
+class SettingsError(ValueError):
+    """A setting is missing or has a value the app cannot run with."""
+
+
+@dataclass(frozen=True)
+class DatabaseURL:
+    user: str
+    password: str
+    database: str
+    host: str = "127.0.0.1"
+    port: int = 3306
+    unix_socket: str | None = None
+
+    @classmethod
+    def parse(cls, url: str) -> DatabaseURL:
+        parts = urlsplit(url)
+        if parts.scheme not in ("mysql", "mariadb"):
+            raise ValueError("scheme must be mysql:// or mariadb://")
+        database = parts.path.lstrip("/")
+        if not database or "/" in database:
+            raise ValueError("the URL must name one database, e.g. mysql://user:pass@host/db")
+        if not parts.username:
+            raise ValueError("the URL must name a user")
+        socket = parse_qs(parts.query).get("unix_socket", [None])[0]
+        try:
+            port = parts.port or 3306
+        except ValueError as exc:
+            raise ValueError("the port must be a number") from exc
+        return cls(
+            user=unquote(parts.username),
+            password=unquote(parts.password or ""),
+            database=unquote(database),
+            host=parts.hostname or "127.0.0.1",
+            port=port,
+            unix_socket=socket,
+        )
+
+    def as_url(self) -> str:
+        auth = f"{quote(self.user, safe='')}:{quote(self.password, safe='')}"
+        name = quote(self.database, safe="")
+        if self.unix_socket:
+            return f"mysql://{auth}@localhost/{name}?unix_socket={quote(self.unix_socket)}"
+        return f"mysql://{auth}@{self.host}:{self.port}/{name}"
+
+    def connect_kwargs(self) -> dict[str, Any]:
+        kwargs: dict[str, Any] = {
+            "user": self.user,
+            "password": self.password,
+            "db": self.database,
+        }
+        if self.unix_socket:
+            kwargs["unix_socket"] = self.unix_socket
+        else:
+            kwargs["host"] = self.host
+            kwargs["port"] = self.port
+        return kwargs
+
+
+@dataclass(frozen=True)
+class CodePatterns:
+    """Barcode formats (SPEC §5); each is a full-match regular expression."""
+
+    operator: str = r"OP[A-Z0-9]{2}"
+    piece: str = r"CP\d{8}-\d{4}"
+    checker: str = r"OC[A-Z0-9]{2}"
+    defect: str = r"\d{3}"
+    order_length: int = 10
+
+
+@dataclass(frozen=True)
+class Settings:
+    database_url: DatabaseURL | None = None
+    secret_key: str | None = None
+    pool_min: int = 3
+    pool_max: int = 20
+    pool_timeout: float = 5.0
+    pool_recycle: float = 3600.0
+    query_timeout: float = 10.0
+    log_level: str = "INFO"
+    log_format: str = "text"
+    timezone: ZoneInfo = field(default_factory=lambda: ZoneInfo("UTC"))
+    session_hours: float = 12.0
+    data_dir: Path = Path("var")
+    admin_password: str | None = None
+    metrics_token: str | None = None
+    codes: CodePatterns = field(default_factory=CodePatterns)
+
+    @property
+    def uses_local_database(self) -> bool:
+        return self.database_url is None
+
+
+def _read_env_file(path: Path) -> dict[str, str]:
+    values: dict[str, str] = {}
+    if not path.is_file():
+        return values
+    for number, raw in enumerate(path.read_text().splitlines(), start=1):
+        line = raw.strip()
+        if not line or line.startswith("#"):
+            continue
+        key, sep, value = line.removeprefix("export ").partition("=")
+        if not sep:
+            raise SettingsError(f"{path}:{number}: expected NAME=value")
+        values[key.strip()] = value.strip().strip("'\"")
+    return values
+
+
+class _Reader:
+    def __init__(self, env: dict[str, str]) -> None:
+        self.env = env
+
+    def raw(self, name: str) -> str | None:
+        value = self.env.get(name)
+        return value if value not in (None, "") else None
+
+    def number(self, name: str, default: float, *, minimum: float, integer: bool = False) -> Any:
+        value = self.raw(name)
+        if value is None:
+            return default
+        kind = "a whole number" if integer else "a number"
+        try:
+            parsed = int(value) if integer else float(value)
+        except ValueError:
+            raise SettingsError(f"{name}={value!r} is not {kind}") from None
+        if parsed < minimum:
+            raise SettingsError(f"{name}={value!r} must be at least {minimum:g}")
+        return parsed
+
+    def choice(self, name: str, default: str, choices: tuple[str, ...]) -> str:
+        value = (self.raw(name) or default).strip()
+        if value.upper() in choices:
+            return value.upper()
+        if value.lower() in choices:
+            return value.lower()
+        raise SettingsError(f"{name}={value!r} must be one of: {', '.join(choices)}")
+
+    def pattern(self, name: str, default: str) -> str:
+        value = self.raw(name) or default
+        try:
+            re.compile(value)
+        except re.error as exc:
+            raise SettingsError(f"{name}={value!r} is not a valid regular expression: {exc}") from None
+        return value
+
+
+def load_settings(env: dict[str, str] | None = None, env_file: Path | None = Path(".env")) -> Settings:
+    """Build `Settings` from `env` (default: os.environ over the `.env` file)."""
+    if env is None:
+        merged = _read_env_file(env_file) if env_file else {}
+        merged.update(os.environ)
+        env = merged
+    read = _Reader(env)
+
+    database_url = None
+    if url := read.raw("QUALITY_DATABASE_URL"):
+        try:
+            database_url = DatabaseURL.parse(url)
+        except ValueError as exc:
+            raise SettingsError(f"QUALITY_DATABASE_URL is not usable: {exc}") from None
+
+    secret_key = read.raw("QUALITY_SECRET_KEY")
+    if database_url is not None and secret_key is None:
+        raise SettingsError("QUALITY_SECRET_KEY is required when QUALITY_DATABASE_URL is set")
+    if secret_key is not None and len(secret_key) < 16:
+        raise SettingsError("QUALITY_SECRET_KEY must be at least 16 characters")
+
+    pool_min = read.number("QUALITY_POOL_MIN", 3, minimum=0, integer=True)
+    pool_max = read.number("QUALITY_POOL_MAX", 20, minimum=1, integer=True)
+    if pool_min > pool_max:
+        raise SettingsError(f"QUALITY_POOL_MIN={pool_min} is larger than QUALITY_POOL_MAX={pool_max}")
+
+    zone_name = read.raw("QUALITY_TIMEZONE") or "UTC"
+    try:
+        timezone = ZoneInfo(zone_name)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise SettingsError(f"QUALITY_TIMEZONE={zone_name!r} is not a known time zone") from None
+
+    codes = CodePatterns(
+        operator=read.pattern("QUALITY_OPERATOR_PATTERN", CodePatterns.operator),
+        piece=read.pattern("QUALITY_PIECE_PATTERN", CodePatterns.piece),
+        checker=read.pattern("QUALITY_CHECKER_PATTERN", CodePatterns.checker),
+        defect=read.pattern("QUALITY_DEFECT_PATTERN", CodePatterns.defect),
+        order_length=read.number("QUALITY_ORDER_LENGTH", 10, minimum=1, integer=True),
+    )
+
+    return Settings(
+        database_url=database_url,
+        secret_key=secret_key,
+        pool_min=pool_min,
+        pool_max=pool_max,
+        pool_timeout=read.number("QUALITY_POOL_TIMEOUT", 5.0, minimum=0.05),
+        pool_recycle=read.number("QUALITY_POOL_RECYCLE", 3600.0, minimum=1),
+        query_timeout=read.number("QUALITY_QUERY_TIMEOUT", 10.0, minimum=0.01),
+        log_level=read.choice("QUALITY_LOG_LEVEL", "INFO", ("DEBUG", "INFO", "WARNING", "ERROR")),
+        log_format=read.choice("QUALITY_LOG_FORMAT", "text", ("text", "json")),
+        timezone=timezone,
+        session_hours=read.number("QUALITY_SESSION_HOURS", 12.0, minimum=0.01),
+        data_dir=Path(read.raw("QUALITY_DATA_DIR") or "var"),
+        admin_password=read.raw("QUALITY_ADMIN_PASSWORD"),
+        metrics_token=read.raw("QUALITY_METRICS_TOKEN"),
+        codes=codes,
+    )
