@@ -69,11 +69,14 @@ class LocalMariaDB:
                 self._initialise()
                 self._start(timeout)
                 self.started_here = True
-        self._users_lock = self._open_lock("users.lock")
-        fcntl.flock(self._users_lock, fcntl.LOCK_SH)
+        if self._users_lock is None:
+            self._users_lock = self._open_lock("users.lock")
+            fcntl.flock(self._users_lock, fcntl.LOCK_SH)
 
     def release(self) -> None:
         """Leave the server; stop it if no other process uses it."""
+        if self._process is not None and self._process.poll() is not None:
+            self._process = None  # started here, since stopped by another user: reaped
         if self._users_lock is None:
             return
         try:

@@ -1,0 +1,236 @@
+"""Test fixtures: one private MariaDB per run, a fresh migrated database per test.
+
+The server is the project's own `LocalMariaDB` on a temporary directory, so the
+tests exercise the same start-up code `quality serve` uses.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import dataclasses
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+import uuid
+from collections.abc import AsyncIterator, Coroutine, Iterator
+from pathlib import Path
+from typing import Any, TypeVar
+
+import pytest
+from starlette.testclient import TestClient
+
+from quality.accounts import create_user
+from quality.app import create_app
+from quality.db import Database
+from quality.localdb import LocalMariaDB
+from quality.migrate import migrate
+from quality.settings import DatabaseURL, Settings
+
+T = TypeVar("T")
+PASSWORD = "correct-horse-42"
+
+
+def run_async(coro: Coroutine[Any, Any, T]) -> T:
+    """Run a coroutine on its own loop in another thread, out of pytest-asyncio's way."""
+    with concurrent.futures.ThreadPoolExecutor(1) as pool:
+        return pool.submit(asyncio.run, coro).result()
+
+
+def database_for(url: DatabaseURL, **options: Any) -> Database:
+    options = {"minsize": 0, "maxsize": 5, "timeout": 5.0, "query_timeout": 10.0, **options}
+    return Database(url.connect_kwargs(), **options)
+
+
+async def execute(url: DatabaseURL, *statements: str) -> list[list[tuple[Any, ...]]]:
+    db = database_for(url, maxsize=1)
+    results = []
+    try:
+        async with db.transaction() as cur:
+            for statement in statements:
+                await cur.execute(statement)
+                results.append(await cur.fetchall())
+    finally:
+        await db.close()
+    return results
+
+
+@pytest.fixture(scope="session")
+def mariadb() -> Iterator[LocalMariaDB]:
+    # Short path: unix socket paths are limited to ~100 characters.
+    base = Path(tempfile.mkdtemp(prefix="qdb-", dir="/tmp"))
+    server = LocalMariaDB(base, buffer_pool="64M")
+    server.ensure_running()
+    yield server
+    server.release()
+    shutil.rmtree(base, ignore_errors=True)
+
+
+@pytest.fixture
+def db_url(mariadb: LocalMariaDB) -> Iterator[DatabaseURL]:
+    """A fresh database with every migration applied."""
+    name = f"t_{uuid.uuid4().hex[:12]}"
+    server = mariadb.url(maintenance=True, database="mysql")
+    run_async(execute(server, f"CREATE DATABASE `{name}`"))
+    url = dataclasses.replace(server, database=name)
+
+    async def apply() -> None:
+        db = database_for(url, maxsize=1)
+        try:
+            await migrate(db)
+        finally:
+            await db.close()
+
+    run_async(apply())
+    yield url
+    run_async(execute(server, f"DROP DATABASE `{name}`"))
+
+
+@pytest.fixture
+async def db(db_url: DatabaseURL) -> AsyncIterator[Database]:
+    database = database_for(db_url)
+    await database.open()
+    yield database
+    await database.close()
+
+
+@pytest.fixture
+def settings(db_url: DatabaseURL) -> Settings:
+    return Settings(
+        database_url=db_url,
+        secret_key="test-secret-key-0123456789abcdef",
+        pool_min=1,
+        pool_max=5,
+        pool_timeout=2.0,
+    )
+
+
+@pytest.fixture
+def client(settings: Settings) -> Iterator[TestClient]:
+    with TestClient(create_app(settings)) as test_client:
+        yield test_client
+
+
+@pytest.fixture
+def make_user(db_url: DatabaseURL) -> Any:
+    def make(username: str, role: str, password: str = PASSWORD) -> str:
+        async def work() -> None:
+            db = database_for(db_url, maxsize=1)
+            try:
+                await create_user(db, username, password, role)
+            finally:
+                await db.close()
+
+        run_async(work())
+        return username
+
+    return make
+
+
+def login(client: TestClient, username: str, password: str = PASSWORD) -> Any:
+    page = client.get("/login")
+    token = page.text.split('name="csrf_token" value="', 1)[1].split('"', 1)[0]
+    return client.post(
+        "/login",
+        data={"username": username, "password": password, "csrf_token": token},
+        follow_redirects=False,
+    )
+
+
+# -- a real server and a real browser -----------------------------------------
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = [
+    "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+    "--disable-component-update", "--disable-sync", "--disable-quic", "--no-first-run",
+]
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+class LiveServer:
+    """`quality serve` as a subprocess on a free loopback port."""
+
+    def __init__(self, settings: Settings, extra_env: dict[str, str] | None = None) -> None:
+        assert settings.database_url and settings.secret_key
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.env = {
+            **os.environ,
+            "QUALITY_DATABASE_URL": settings.database_url.as_url(),
+            "QUALITY_SECRET_KEY": settings.secret_key,
+            "QUALITY_POOL_MAX": str(settings.pool_max),
+            "QUALITY_POOL_TIMEOUT": str(settings.pool_timeout),
+            **(extra_env or {}),
+        }
+        self.log = tempfile.TemporaryFile()  # noqa: SIM115 - closed by the fixture
+        self.process: subprocess.Popen[bytes] | None = None
+
+    def start(self, timeout: float = 30.0) -> None:
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "quality", "serve", "--port", str(self.port)],
+            env=self.env, stdout=self.log, stderr=subprocess.STDOUT,
+        )
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"server exited at start-up:\n{self.output()}")
+            try:
+                with urllib.request.urlopen(self.url + "/healthz", timeout=1) as response:
+                    if response.status == 200:
+                        return
+            except OSError:
+                time.sleep(0.1)
+        self.stop()
+        raise RuntimeError(f"server did not answer within {timeout:g}s:\n{self.output()}")
+
+    def stop(self) -> None:
+        if self.process and self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(15)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+
+    def output(self) -> str:
+        self.log.seek(0)
+        return self.log.read().decode(errors="replace")
+
+
+@pytest.fixture
+def live_server(settings: Settings) -> Iterator[LiveServer]:
+    server = LiveServer(settings)
+    server.start()
+    yield server
+    server.stop()
+    server.log.close()
+
+
+@pytest.fixture
+async def browser() -> AsyncIterator[Any]:
+    from playwright.async_api import async_playwright
+
+    async with async_playwright() as playwright:
+        chromium = await playwright.chromium.launch(
+            executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True
+        )
+        yield chromium
+        await chromium.close()
+
+
+async def browser_login(page: Any, server: LiveServer, username: str,
+                        password: str = PASSWORD) -> None:
+    await page.goto(server.url + "/login")
+    await page.get_by_label("User name").fill(username)
+    await page.get_by_label("Password").fill(password)
+    await page.get_by_role("button", name="Sign in").click()

@@ -1,0 +1,278 @@
+"""The pool and its transaction context manager against a real MariaDB."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+
+import asyncmy
+import pytest
+
+from quality.db import ConnectionLost, Database, DatabaseUnavailable, PoolTimeout, QueryTimeout
+from quality.localdb import LocalMariaDB
+from quality.settings import DatabaseURL
+from tests.conftest import database_for, execute, run_async
+
+
+async def count_connections(url: DatabaseURL) -> int:
+    (rows,) = await execute(
+        url.__class__(**{**url.__dict__, "database": "mysql"}),
+        f"SELECT COUNT(*) FROM information_schema.PROCESSLIST WHERE DB = '{url.database}'",
+    )
+    return rows[0][0]
+
+
+async def rows_in(db: Database, sql: str) -> list[tuple]:
+    async with db.transaction() as cur:
+        await cur.execute(sql)
+        return await cur.fetchall()
+
+
+async def test_200_tasks_never_exceed_pool_max(db_url: DatabaseURL) -> None:
+    db = database_for(db_url, maxsize=5, timeout=60)
+    await db.open()
+    watcher = await asyncmy.connect(**{**db_url.connect_kwargs(), "db": "mysql"})
+    peak = 0
+    done = asyncio.Event()
+
+    async def sample() -> None:
+        nonlocal peak
+        async with watcher.cursor() as cur:
+            while not done.is_set():
+                await cur.execute(
+                    "SELECT COUNT(*) FROM information_schema.PROCESSLIST WHERE DB = %s",
+                    (db_url.database,),
+                )
+                (count,) = await cur.fetchone()
+                peak = max(peak, count)
+                await asyncio.sleep(0.002)
+
+    async def work(n: int) -> int:
+        async with db.transaction() as cur:
+            await cur.execute("SELECT SLEEP(0.01), %s", (n,))
+            return (await cur.fetchone())[1]
+
+    sampler = asyncio.create_task(sample())
+    results = await asyncio.gather(*(work(n) for n in range(200)))
+    done.set()
+    await sampler
+    watcher.close()
+    stats = db.stats()
+    await db.close()
+
+    assert sorted(results) == list(range(200))
+    print(f"\npeak server-side connections with QUALITY_POOL_MAX=5: {peak}")
+    assert 2 <= peak <= 5
+    assert stats.size <= 5 and stats.in_use == 0 and stats.acquired == 200
+
+
+async def test_exception_rolls_back_and_returns_connection(db: Database) -> None:
+    with pytest.raises(RuntimeError, match="boom"):
+        async with db.transaction() as cur:
+            await cur.execute("INSERT INTO defect_codes (code, name) VALUES ('901', 'Test')")
+            raise RuntimeError("boom")
+    assert await rows_in(db, "SELECT code FROM defect_codes WHERE code = '901'") == []
+    stats = db.stats()
+    assert stats.in_use == 0 and stats.idle >= 1 and stats.discarded == 0
+
+
+async def test_commit_on_success(db: Database) -> None:
+    async with db.transaction() as cur:
+        await cur.execute("INSERT INTO defect_codes (code, name) VALUES ('902', 'Kept')")
+    assert await rows_in(db, "SELECT name FROM defect_codes WHERE code = '902'") == [("Kept",)]
+
+
+async def test_cancelled_mid_statement_rolls_back(db: Database) -> None:
+    started = asyncio.Event()
+
+    async def doomed() -> None:
+        async with db.transaction() as cur:
+            await cur.execute("INSERT INTO defect_codes (code, name) VALUES ('903', 'Lost')")
+            started.set()
+            await cur.execute("SELECT SLEEP(5)")
+
+    task = asyncio.create_task(doomed())
+    await started.wait()
+    await asyncio.sleep(0.1)
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    assert db.stats().in_use == 0
+    assert await rows_in(db, "SELECT code FROM defect_codes WHERE code = '903'") == []
+
+
+async def test_cancelled_between_statements_rolls_back_and_keeps_connection(db: Database) -> None:
+    inserted = asyncio.Event()
+
+    async def doomed() -> None:
+        async with db.transaction() as cur:
+            await cur.execute("INSERT INTO defect_codes (code, name) VALUES ('904', 'Lost')")
+            inserted.set()
+            await asyncio.sleep(10)
+
+    task = asyncio.create_task(doomed())
+    await inserted.wait()
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    stats = db.stats()
+    assert stats.in_use == 0 and stats.discarded == 0
+    assert await rows_in(db, "SELECT code FROM defect_codes WHERE code = '904'") == []
+
+
+async def test_pool_timeout_raises_typed_error_then_recovers(db_url: DatabaseURL) -> None:
+    db = database_for(db_url, maxsize=2, timeout=0.5)
+    await db.open()
+    holding = asyncio.Event()
+    release = asyncio.Event()
+
+    async def hold() -> None:
+        async with db.transaction() as cur:
+            await cur.execute("SELECT 1")
+            holding.set()
+            await release.wait()
+
+    holders = [asyncio.create_task(hold()) for _ in range(2)]
+    await holding.wait()
+    await asyncio.sleep(0.05)
+    with pytest.raises(PoolTimeout, match="all 2 in use"):
+        async with db.transaction():
+            pass
+    assert not any(task.done() for task in holders)  # it gave up; nobody freed a slot
+    release.set()
+    await asyncio.gather(*holders)
+    assert await rows_in(db, "SELECT 42") == [(42,)]
+    stats = db.stats()
+    assert stats.timeouts == 1 and stats.in_use == 0
+    await db.close()
+
+
+async def test_killed_connections_are_replaced_silently(db_url: DatabaseURL) -> None:
+    db = database_for(db_url, minsize=3, maxsize=3)
+    await db.open()
+    assert db.stats().idle == 3
+    server = DatabaseURL(**{**db_url.__dict__, "database": "mysql"})
+    (ids,) = await execute(
+        server, f"SELECT ID FROM information_schema.PROCESSLIST WHERE DB = '{db_url.database}'"
+    )
+    assert len(ids) == 3
+    await execute(server, *(f"KILL {connection_id}" for (connection_id,) in ids))
+    while await count_connections(db_url):  # noqa: ASYNC110 - polling the server, not a flag
+        await asyncio.sleep(0.01)
+
+    results = await asyncio.gather(*(rows_in(db, "SELECT 7") for _ in range(6)))
+    assert results == [[(7,)]] * 6
+    assert db.stats().discarded >= 3
+    await db.close()
+
+
+async def test_connection_killed_mid_transaction_is_typed_and_rolled_back(db: Database) -> None:
+    with pytest.raises(ConnectionLost):
+        async with db.transaction() as cur:
+            await cur.execute("INSERT INTO defect_codes (code, name) VALUES ('905', 'Lost')")
+            await cur.execute("SELECT CONNECTION_ID()")
+            (own_id,) = await cur.fetchone()
+            async with db.transaction() as other:
+                await other.execute(f"KILL {own_id}")
+            await cur.execute("SELECT 1")
+    assert await rows_in(db, "SELECT code FROM defect_codes WHERE code = '905'") == []
+    assert db.stats().in_use == 0
+
+
+async def test_statement_over_query_timeout_is_stopped(db_url: DatabaseURL) -> None:
+    db = database_for(db_url, query_timeout=0.3)
+    await db.open()
+    with pytest.raises(QueryTimeout, match="query timeout"):
+        async with db.transaction() as cur:
+            await cur.execute("SELECT SLEEP(5) FROM defect_codes")
+    assert await rows_in(db, "SELECT 1") == [(1,)]
+    assert db.stats().discarded == 0  # the same connection went on serving
+    await db.close()
+
+
+async def test_recycled_after_lifetime_but_never_while_in_use(db_url: DatabaseURL) -> None:
+    db = database_for(db_url, maxsize=1, recycle=0.5)
+    await db.open()
+    async with db.transaction() as cur:
+        await cur.execute("SELECT CONNECTION_ID()")
+        (first,) = await cur.fetchone()
+        await asyncio.sleep(0.7)  # past its lifetime while borrowed
+        await cur.execute("SELECT CONNECTION_ID()")
+        assert (await cur.fetchone())[0] == first
+    async with db.transaction() as cur:
+        await cur.execute("SELECT CONNECTION_ID()")
+        (second,) = await cur.fetchone()
+    assert second != first
+    assert db.stats().discarded == 1
+    await db.close()
+
+
+async def test_close_waits_for_borrowed_connections(db: Database) -> None:
+    finished = []
+
+    async def borrow() -> None:
+        async with db.transaction() as cur:
+            await cur.execute("SELECT SLEEP(0.3)")
+        finished.append(True)
+
+    task = asyncio.create_task(borrow())
+    await asyncio.sleep(0.05)
+    await db.close()
+    assert finished == [True]
+    await task
+    with pytest.raises(DatabaseUnavailable, match="shutting down"):
+        async with db.transaction():
+            pass
+
+
+async def test_server_restart_under_running_pool(tmp_path_factory: pytest.TempPathFactory) -> None:
+    base = tmp_path_factory.mktemp("restart", numbered=True)
+    server = LocalMariaDB(base, buffer_pool="32M")
+    await asyncio.to_thread(server.ensure_running)
+    try:
+        db = database_for(server.url(), minsize=2, maxsize=4, timeout=1.0)
+        await db.open()
+        assert await rows_in(db, "SELECT 1") == [(1,)]
+
+        await asyncio.to_thread(server.stop)
+        with pytest.raises(DatabaseUnavailable):
+            await rows_in(db, "SELECT 1")
+
+        await asyncio.to_thread(server.ensure_running)
+        loop = asyncio.get_running_loop()
+        back = loop.time()
+        assert await rows_in(db, "SELECT 2") == [(2,)]
+        print(f"\nfirst query after restart answered {1000 * (loop.time() - back):.1f} ms "
+              "after the server accepted connections")
+        assert db.stats().in_use == 0
+        await db.close()
+    finally:
+        with contextlib.suppress(Exception):
+            await asyncio.to_thread(server.release)
+
+
+async def test_connection_dead_before_first_statement_is_retried(
+    db_url: DatabaseURL, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level("INFO", logger="quality.db")
+    db = database_for(db_url, minsize=1, maxsize=1)
+    await db.open()
+    async with db.transaction() as cur:
+        await cur.execute("SELECT CONNECTION_ID()")
+        (victim,) = await cur.fetchone()
+    server = DatabaseURL(**{**db_url.__dict__, "database": "mysql"})
+    # Kill it while this event loop is blocked, so the pool cannot have seen the
+    # disconnect yet: the first statement meets the dead connection.
+    run_async(execute(server, f"KILL {victim}"))
+    time.sleep(0.2)  # noqa: ASYNC251 - blocking on purpose, see above
+
+    async with db.transaction() as cur:
+        await cur.execute("INSERT INTO defect_codes (code, name) VALUES ('906', 'Saved')")
+        await cur.execute("SELECT CONNECTION_ID()")
+        (replacement,) = await cur.fetchone()
+    assert replacement != victim
+    assert "found dead" in caplog.text  # the statement itself met the dead connection
+    assert await rows_in(db, "SELECT name FROM defect_codes WHERE code = '906'") == [("Saved",)]
+    assert db.stats().discarded == 1
+    await db.close()

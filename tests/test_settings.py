@@ -1,0 +1,84 @@
+"""Settings: typed, validated, one clear line per bad value."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from quality.settings import DatabaseURL, SettingsError, load_settings
+
+
+def test_defaults_match_the_spec() -> None:
+    settings = load_settings({})
+    assert settings.database_url is None and settings.uses_local_database
+    assert (settings.pool_min, settings.pool_max) == (3, 20)
+    assert (settings.pool_timeout, settings.pool_recycle, settings.query_timeout) == (5, 3600, 10)
+    assert settings.session_hours == 12 and settings.log_format == "text"
+
+
+def test_values_are_typed() -> None:
+    settings = load_settings({
+        "QUALITY_DATABASE_URL": "mysql://app:p%40ss@db.local:3307/plant",
+        "QUALITY_SECRET_KEY": "s" * 32,
+        "QUALITY_POOL_MAX": "7",
+        "QUALITY_POOL_TIMEOUT": "0.5",
+        "QUALITY_TIMEZONE": "Europe/Bucharest",
+        "QUALITY_LOG_FORMAT": "JSON",
+    })
+    assert settings.database_url == DatabaseURL("app", "p@ss", "plant", "db.local", 3307)
+    assert settings.pool_max == 7 and settings.pool_timeout == 0.5
+    assert str(settings.timezone) == "Europe/Bucharest" and settings.log_format == "json"
+
+
+def test_unix_socket_url_round_trips() -> None:
+    url = DatabaseURL.parse("mysql://u:p@localhost/q?unix_socket=/tmp/x.sock")
+    assert url.unix_socket == "/tmp/x.sock"
+    assert DatabaseURL.parse(url.as_url()) == url
+
+
+@pytest.mark.parametrize(
+    ("env", "named"),
+    [
+        ({"QUALITY_POOL_MAX": "lots"}, "QUALITY_POOL_MAX"),
+        ({"QUALITY_POOL_MAX": "0"}, "QUALITY_POOL_MAX"),
+        ({"QUALITY_POOL_MIN": "9", "QUALITY_POOL_MAX": "4"}, "QUALITY_POOL_MIN"),
+        ({"QUALITY_POOL_TIMEOUT": "-1"}, "QUALITY_POOL_TIMEOUT"),
+        ({"QUALITY_TIMEZONE": "Mars/Olympus"}, "QUALITY_TIMEZONE"),
+        ({"QUALITY_LOG_LEVEL": "LOUD"}, "QUALITY_LOG_LEVEL"),
+        ({"QUALITY_LOG_FORMAT": "xml"}, "QUALITY_LOG_FORMAT"),
+        ({"QUALITY_DATABASE_URL": "postgres://x@y/z", "QUALITY_SECRET_KEY": "k" * 20},
+         "QUALITY_DATABASE_URL"),
+        ({"QUALITY_DATABASE_URL": "mysql://u:p@h/db"}, "QUALITY_SECRET_KEY"),
+        ({"QUALITY_SECRET_KEY": "short"}, "QUALITY_SECRET_KEY"),
+        ({"QUALITY_PIECE_PATTERN": "CP[0-9"}, "QUALITY_PIECE_PATTERN"),
+        ({"QUALITY_SESSION_HOURS": "forever"}, "QUALITY_SESSION_HOURS"),
+    ],
+)
+def test_bad_values_name_the_setting(env: dict[str, str], named: str) -> None:
+    with pytest.raises(SettingsError, match=named) as error:
+        load_settings(env)
+    assert "\n" not in str(error.value)
+
+
+def test_env_file_is_read_and_environment_wins(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    env_file = tmp_path / ".env"
+    env_file.write_text("# plant settings\nQUALITY_POOL_MAX=9\nexport QUALITY_TIMEZONE='Europe/Berlin'\n")
+    monkeypatch.setenv("QUALITY_POOL_MAX", "11")
+    settings = load_settings(env_file=env_file)
+    assert settings.pool_max == 11 and str(settings.timezone) == "Europe/Berlin"
+
+
+def test_bad_setting_stops_the_command_with_one_line(tmp_path: Path) -> None:
+    env = {**os.environ, "QUALITY_POOL_MAX": "many"}
+    result = subprocess.run(
+        [sys.executable, "-m", "quality", "serve"], cwd=tmp_path, env=env,
+        capture_output=True, text=True, timeout=60,
+    )
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines() == [
+        "quality: QUALITY_POOL_MAX='many' is not a whole number"
+    ]
