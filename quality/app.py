@@ -21,6 +21,8 @@ from quality.http.render import STATIC_DIR, Renderer
 from quality.http.sessions import SessionMiddleware
 from quality.logs import configure_logging
 from quality.metrics import Metrics
+from quality.scans import views as scan_views
+from quality.scans.feed import ScanWatcher, table_renderer
 from quality.settings import Settings, load_settings
 
 
@@ -47,16 +49,21 @@ def create_app(settings: Settings | None = None) -> Starlette:
         )
         await db.open()
         metrics.watch_pool(db)
+        watcher = ScanWatcher(db, table_renderer(app.state.renderer))
+        await watcher.start()
         app.state.db = db
+        app.state.scan_watcher = watcher
         try:
             yield
         finally:
+            await watcher.stop()
             await db.close()
 
     app = Starlette(
         routes=[
             *home.routes,
             *auth.routes,
+            *scan_views.routes,
             *ops.routes,
             Mount("/static", StaticFiles(directory=STATIC_DIR), name="static"),
         ],

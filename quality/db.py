@@ -159,6 +159,10 @@ class Cursor:
     async def fetchall(self) -> list[tuple[Any, ...]]:
         return list(await self._cursor.fetchall())
 
+    async def nextset(self) -> bool | None:
+        """Move past the current result set (e.g. the status after a CALL)."""
+        return await self._cursor.nextset()
+
     async def _cursor_execute(self, sql: str, params: Any) -> int:
         return await self._cursor.execute(sql, params)
 

@@ -34,10 +34,25 @@ class Migration:
         return hashlib.sha256(self.sql.encode()).hexdigest()
 
     def statements(self) -> list[str]:
-        """Split on semicolons that end a line; comment lines are dropped."""
-        lines = [line for line in self.sql.splitlines() if not line.lstrip().startswith("--")]
-        chunks = re.split(r";\s*$", "\n".join(lines), flags=re.MULTILINE)
-        return [chunk.strip() for chunk in chunks if chunk.strip()]
+        """Split on the delimiter (`;` unless a `DELIMITER x` line changes it, as
+        in the mariadb client) where it ends a line; comment lines are dropped."""
+        statements, current, delimiter = [], [], ";"
+        for line in self.sql.splitlines():
+            stripped = line.strip()
+            if stripped.startswith("--") or (not stripped and not current):
+                continue
+            if stripped.upper().startswith("DELIMITER "):
+                delimiter = stripped.split(None, 1)[1]
+                continue
+            if stripped.endswith(delimiter):
+                current.append(line.rstrip()[: -len(delimiter)])
+                statements.append("\n".join(current).strip())
+                current = []
+            else:
+                current.append(line)
+        if "\n".join(current).strip():
+            statements.append("\n".join(current).strip())
+        return [statement for statement in statements if statement]
 
 
 def available(directory: Path = MIGRATIONS_DIR) -> list[Migration]:

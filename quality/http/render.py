@@ -5,14 +5,14 @@ never a second copy of the page's markup."""
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
 import jinja2
-from jinja2_fragments import render_block
+from jinja2_fragments import render_blocks
 from starlette.requests import Request
 from starlette.responses import HTMLResponse
 
@@ -58,13 +58,17 @@ class Renderer:
             value = value.replace(tzinfo=UTC)
         return value.astimezone(self.timezone).strftime(fmt)
 
+    def render_string(self, template: str, **context: Any) -> str:
+        """A template rendered on its own, for HTML shared by many responses."""
+        return self.env.get_template(template).render(context)
+
     def render(
         self,
         request: Request,
         template: str,
         context: Mapping[str, Any] | None = None,
         *,
-        block: str | None = None,
+        block: str | Sequence[str] | None = None,
         status_code: int = 200,
         headers: Mapping[str, str] | None = None,
     ) -> HTMLResponse:
@@ -75,7 +79,8 @@ class Renderer:
             **(context or {}),
         }
         if block is not None and is_htmx(request):
-            html = render_block(self.env, template, block, values)
+            names = [block] if isinstance(block, str) else list(block)
+            html = render_blocks(self.env, template, names, values)
         else:
             html = self.env.get_template(template).render(values)
         response = HTMLResponse(html, status_code=status_code, headers=headers)

@@ -1,0 +1,198 @@
+"""Live latest-scans tables, kept in memory: one watcher per process, however
+many pages are open.
+
+Every viewer of a station sees the same table, so each process keeps each
+station's last 50 scans and their orders' counts, renders the table once per
+change, and hands that same HTML to every page (SSE) and every scan response.
+Scans saved by this process are added as they are saved; scans saved by other
+processes are found by one small query every `interval` seconds. The database
+cost of live pages therefore does not grow with the number of pages.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable, Iterable
+
+from quality.db import Database, DatabaseUnavailable
+from quality.http.render import Renderer
+from quality.scans import STATIONS
+from quality.scans.store import Saved, ScanRow, latest, newer
+
+log = logging.getLogger(__name__)
+
+TABLE_SIZE = 50
+_BATCH = 500  # more new scans than this in one poll: reload instead
+_GAP_SECONDS = 30.0  # how long a missing id may still turn up
+_MAX_GAPS = 1000
+
+TableRenderer = Callable[[list[ScanRow], dict[str, tuple[int, int]], int], str]
+
+
+def table_renderer(renderer: Renderer) -> TableRenderer:
+    def render(rows: list[ScanRow], counts: dict[str, tuple[int, int]], version: int) -> str:
+        return renderer.render_string("scans/_table.html", rows=rows, counts=counts,
+                                      version=version)
+
+    return render
+
+
+class StationFeed:
+    """One station's latest scans, counts per order, and the table rendered from them."""
+
+    def __init__(self, station: str, render: TableRenderer) -> None:
+        self.station = station
+        self._render = render
+        self._rows: dict[int, ScanRow] = {}
+        # order -> (approved, rejected, id of the scan these counts include up to)
+        self._counts: dict[str, tuple[int, int, int]] = {}
+        self._html: str | None = None
+        self._frame: bytes | None = None
+        self._changed = asyncio.Event()
+
+    @property
+    def version(self) -> int:
+        """The newest scan id in the table: comparable across processes."""
+        return max(self._rows, default=0)
+
+    def counts(self, order_code: str) -> tuple[int, int]:
+        approved, rejected, _ = self._counts.get(order_code, (0, 0, 0))
+        return approved, rejected
+
+    def replace(self, saved: Iterable[Saved]) -> None:
+        self._rows.clear()
+        self._counts.clear()
+        self.add(saved)
+
+    def add(self, saved: Iterable[Saved]) -> None:
+        changed = False
+        for item in saved:
+            row = item.row
+            known = self._counts.get(row.order_code)
+            # Counts read for an older scan must not overwrite newer ones.
+            if known is None or row.id >= known[2]:
+                self._counts[row.order_code] = (item.approved, item.rejected, row.id)
+                changed = True
+            if row.id not in self._rows:
+                self._rows[row.id] = row
+                changed = True
+        if changed:
+            self._trim()
+            self._html = self._frame = None
+            self._changed.set()
+            self._changed = asyncio.Event()
+
+    def _trim(self) -> None:
+        for scan_id in sorted(self._rows)[:-TABLE_SIZE]:
+            del self._rows[scan_id]
+        orders = {row.order_code for row in self._rows.values()}
+        for order in self._counts.keys() - orders:
+            del self._counts[order]
+
+    def table_html(self) -> str:
+        if self._html is None:
+            rows = [self._rows[scan_id] for scan_id in sorted(self._rows, reverse=True)]
+            counts = {order: (a, r) for order, (a, r, _) in self._counts.items()}
+            self._html = self._render(rows, counts, self.version)
+        return self._html
+
+    def event_frame(self) -> bytes:
+        """The table as one server-sent event, encoded once per change."""
+        if self._frame is None:
+            data = "".join(f"data: {line}\n" for line in self.table_html().splitlines())
+            self._frame = f"event: table\nid: {self.version}\n{data}\n".encode()
+        return self._frame
+
+    def next_change(self) -> asyncio.Event:
+        """Set at the next change; take it before reading, so no change slips by."""
+        return self._changed
+
+
+class ScanWatcher:
+    """The process's one reader of other processes' scans."""
+
+    def __init__(self, db: Database, render: TableRenderer, interval: float = 0.5) -> None:
+        self.db = db
+        self.interval = interval
+        self.feeds = {key: StationFeed(key, render) for key in STATIONS}
+        self._seen_max = 0
+        self._gaps: dict[int, float] = {}
+        self._loaded = False
+        self._task: asyncio.Task[None] | None = None
+
+    async def start(self) -> None:
+        try:
+            await self.load()
+        except DatabaseUnavailable as exc:
+            log.warning("scan tables not loaded yet: %s", exc)
+        self._task = asyncio.create_task(self._run(), name="scan-watcher")
+
+    async def stop(self) -> None:
+        if self._task:
+            self._task.cancel()
+            await asyncio.gather(self._task, return_exceptions=True)
+
+    def saved(self, saved: Saved) -> None:
+        """A scan this process just committed: show it without waiting for a poll."""
+        self._note_ids([saved.row.id])
+        self.feeds[saved.row.station].add([saved])
+
+    async def load(self) -> None:
+        async with self.db.transaction() as cur:
+            latest_by_station = {key: await latest(cur, key, TABLE_SIZE) for key in self.feeds}
+            await cur.execute("SELECT COALESCE(MAX(id), 0) FROM scans")
+            (newest,) = await cur.fetchone() or (0,)
+        for key, saved in latest_by_station.items():
+            self.feeds[key].replace(saved)
+        self._seen_max = int(newest)
+        self._gaps.clear()
+        self._loaded = True
+
+    async def poll(self) -> None:
+        if not self._loaded:
+            await self.load()
+            return
+        self._expire_gaps()
+        async with self.db.transaction() as cur:
+            found = await newer(cur, self._seen_max, list(self._gaps), _BATCH)
+        if len(found) >= _BATCH:
+            await self.load()
+            return
+        self._note_ids([item.row.id for item in found])
+        by_station: dict[str, list[Saved]] = {}
+        for item in found:
+            by_station.setdefault(item.row.station, []).append(item)
+        for key, items in by_station.items():
+            self.feeds[key].add(items)
+
+    async def _run(self) -> None:
+        while True:
+            await asyncio.sleep(self.interval)
+            try:
+                await self.poll()
+            except DatabaseUnavailable as exc:
+                log.warning("scan watcher: %s", exc)
+            except Exception:
+                log.exception("scan watcher failed; retrying")
+
+    def _note_ids(self, ids: list[int]) -> None:
+        now = time.monotonic()
+        for scan_id in sorted(ids):
+            self._gaps.pop(scan_id, None)
+            if scan_id > self._seen_max:
+                skipped = range(self._seen_max + 1, scan_id)
+                if len(skipped) <= _MAX_GAPS:
+                    self._gaps.update(dict.fromkeys(skipped, now))
+                else:  # too far behind to track the holes: reload on the next poll
+                    self._loaded = False
+                self._seen_max = scan_id
+        if len(self._gaps) > _MAX_GAPS:
+            for scan_id in sorted(self._gaps)[: len(self._gaps) - _MAX_GAPS]:
+                del self._gaps[scan_id]
+
+    def _expire_gaps(self) -> None:
+        cutoff = time.monotonic() - _GAP_SECONDS
+        for scan_id in [i for i, seen in self._gaps.items() if seen < cutoff]:
+            del self._gaps[scan_id]

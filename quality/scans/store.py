@@ -1,0 +1,146 @@
+"""Saving scans exactly once, and reading them back for the live tables."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from asyncmy.errors import IntegrityError, OperationalError
+
+from quality.db import Cursor, Database, error_code
+from quality.scans.form import ScanInput
+
+log = logging.getLogger(__name__)
+
+_DUPLICATE_KEY = 1062
+_UNKNOWN_DEFECT = 30001  # raised by record_scan (migration 0002)
+_RETRY = {1213, 1205}  # deadlock, lock wait timeout: the transaction was rolled back
+
+
+class UnknownDefect(ValueError):
+    """The defect code is not in the catalogue (or is no longer active)."""
+
+
+class SubmissionConflict(ValueError):
+    """The submission id was already used for a different scan."""
+
+
+@dataclass(frozen=True, slots=True)
+class ScanRow:
+    id: int
+    station: str
+    created_at: datetime
+    operator_code: str
+    piece_code: str
+    order_code: str
+    checker1_code: str
+    checker2_code: str
+    defect_code: str
+    defect_name: str
+    approved: bool
+    is_rescan: bool
+
+
+@dataclass(frozen=True, slots=True)
+class Saved:
+    """A saved scan and its order's piece counts right after it."""
+
+    row: ScanRow
+    approved: int
+    rejected: int
+    repeated: bool = False  # this submission had been saved before
+
+
+# A scan row with its defect's name and its order's current piece counts.
+ROW_SELECT = (
+    "SELECT s.id, s.station, s.created_at, s.operator_code, s.piece_code, s.order_code,"
+    " s.checker1_code, s.checker2_code, s.defect_code, d.name, s.approved, s.is_rescan,"
+    " c.approved, c.rejected"
+    " FROM scans s"
+    " JOIN defect_codes d ON d.code = s.defect_code"
+    " JOIN order_counts c ON c.station = s.station AND c.order_code = s.order_code"
+)
+
+
+def saved_from_row(values: tuple) -> Saved:
+    *row, approved, rejected = values
+    row[10], row[11] = bool(row[10]), bool(row[11])
+    return Saved(ScanRow(*row), approved, rejected)
+
+
+async def save_scan(db: Database, station: str, scan: ScanInput, user_id: int) -> Saved:
+    """Save once per submission id; a repeat returns the first save's scan."""
+    for attempt in range(3):
+        try:
+            return await _record(db, station, scan, user_id)
+        except IntegrityError as exc:
+            if error_code(exc) != _DUPLICATE_KEY:
+                raise
+            before = await _saved_before(db, station, scan)
+            if before is not None:
+                return before
+        except OperationalError as exc:
+            code = error_code(exc)
+            if code == _UNKNOWN_DEFECT:
+                raise UnknownDefect(scan.defect_code) from exc
+            if code not in _RETRY or attempt == 2:
+                raise
+            log.info("scan save rolled back by the server (%s); trying again", code)
+    raise SubmissionConflict("could not save this scan; try again")
+
+
+async def _record(db: Database, station: str, scan: ScanInput, user_id: int) -> Saved:
+    created_at = datetime.now(UTC).replace(tzinfo=None)
+    async with db.transaction() as cur:
+        await cur.execute(
+            "CALL record_scan(%s, %s, %s, %s, %s, %s, %s, %s, %s, %s)",
+            (station, scan.submission_id, scan.operator_code, scan.piece_code, scan.order_code,
+             scan.checker1_code, scan.checker2_code, scan.defect_code, user_id, created_at),
+        )
+        scan_id, rescan, defect_name, approved, rejected = await cur.fetchone()
+        await cur.nextset()
+    row = ScanRow(
+        scan_id, station, created_at, scan.operator_code, scan.piece_code, scan.order_code,
+        scan.checker1_code, scan.checker2_code, scan.defect_code, defect_name,
+        scan.approved, bool(rescan),
+    )
+    return Saved(row, approved, rejected)
+
+
+async def _saved_before(db: Database, station: str, scan: ScanInput) -> Saved | None:
+    async with db.transaction() as cur:
+        await cur.execute(ROW_SELECT + " WHERE s.submission_id = %s", (scan.submission_id,))
+        found = await cur.fetchone()
+    if found is None:  # the first save was rolled back after all: save again
+        return None
+    saved = saved_from_row(found)
+    row = saved.row
+    same = (
+        row.station == station
+        and (row.operator_code, row.piece_code, row.checker1_code, row.checker2_code,
+             row.defect_code)
+        == (scan.operator_code, scan.piece_code, scan.checker1_code, scan.checker2_code,
+            scan.defect_code)
+    )
+    if not same:
+        raise SubmissionConflict("this submission id belongs to another scan")
+    return Saved(row, saved.approved, saved.rejected, repeated=True)
+
+
+async def latest(cur: Cursor, station: str, limit: int) -> list[Saved]:
+    await cur.execute(ROW_SELECT + " WHERE s.station = %s ORDER BY s.id DESC LIMIT %s",
+                      (station, limit))
+    return [saved_from_row(values) for values in await cur.fetchall()]
+
+
+async def newer(cur: Cursor, after_id: int, missing: list[int], limit: int) -> list[Saved]:
+    """Scans above `after_id`, plus any of the `missing` ids that have appeared since
+    (a transaction that took a lower id may commit after a higher one)."""
+    where = "s.id > %s"
+    params: list[object] = [after_id]
+    if missing:
+        where += f" OR s.id IN ({', '.join(['%s'] * len(missing))})"
+        params.extend(missing)
+    await cur.execute(ROW_SELECT + f" WHERE {where} ORDER BY s.id LIMIT %s", (*params, limit))
+    return [saved_from_row(values) for values in await cur.fetchall()]

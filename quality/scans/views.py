@@ -1,0 +1,143 @@
+"""The scan pages: the form, its submit, and the live table's event stream."""
+
+from __future__ import annotations
+
+import asyncio
+import secrets
+import time
+from collections.abc import AsyncIterator
+from typing import Any
+
+from markupsafe import Markup
+from starlette.requests import Request
+from starlette.responses import Response, StreamingResponse
+from starlette.routing import Route
+
+from quality.db import DatabaseUnavailable
+from quality.http.render import is_htmx, render
+from quality.permissions import endpoint
+from quality.scans import STATIONS, Station
+from quality.scans.feed import ScanWatcher
+from quality.scans.form import read_scan, scan_fields
+from quality.scans.store import Saved, SubmissionConflict, UnknownDefect, save_scan
+
+TEMPLATE = "scans/page.html"
+# A stream ends after this long and the browser reconnects, which checks the
+# session again; meanwhile an open page costs no database work at all.
+STREAM_SECONDS = 600.0
+KEEPALIVE_SECONDS = 15.0
+COALESCE_SECONDS = 0.2  # bursts of scans become one update per page
+
+
+def _context(request: Request, station: Station, **values: Any) -> dict[str, Any]:
+    watcher: ScanWatcher = request.app.state.scan_watcher
+    feed = watcher.feeds[station.key]
+    codes = request.app.state.settings.codes
+    context = {
+        "station": station,
+        "fields": scan_fields(codes),
+        "defect_pattern": codes.defect,
+        "values": {},
+        "errors": {},
+        "submission_id": secrets.token_hex(16),
+        "outcome": None,
+        "saved": None,
+        "message": None,
+        "table_html": Markup(feed.table_html()),
+        "table_version": feed.version,
+    }
+    context.update(values)
+    return context
+
+
+def _answer(request: Request, station: Station, status: int, **values: Any) -> Response:
+    """The whole page, or for htmx the result plus the table (after a save) or
+    the form with its inline errors (after a refusal)."""
+    context = _context(request, station, **values)
+    blocks = ["scan_result", "scan_table"] if status == 200 else ["scan_result", "scan_form"]
+    context["oob"] = is_htmx(request)
+    return render(request, TEMPLATE, context, block=blocks, status_code=status)
+
+
+def _page_routes(station: Station) -> list[Route]:
+    guard = endpoint(station.permission)
+
+    async def page(request: Request) -> Response:
+        return render(request, TEMPLATE, _context(request, station, oob=False))
+
+    async def submit(request: Request) -> Response:
+        form = await request.form()
+        checked, scan = read_scan(form, request.app.state.settings.codes)
+        kept = {"values": checked.values}
+        if scan is None:
+            if "submission_id" in checked.errors:
+                return _answer(request, station, 400, outcome="invalid", **kept,
+                               message=checked.errors["submission_id"])
+            return _answer(request, station, 422, outcome="invalid", errors=checked.errors,
+                           submission_id=str(form.get("submission_id")), **kept,
+                           message="Not saved — correct the marked field.")
+        try:
+            saved = await save_scan(request.app.state.db, station.key, scan,
+                                    request.state.user.id)
+        except UnknownDefect:
+            return _answer(request, station, 422, outcome="invalid", **kept,
+                           errors={"defect_code": "Unknown defect code."},
+                           submission_id=scan.submission_id.hex(),
+                           message="Not saved — correct the marked field.")
+        except SubmissionConflict as exc:
+            return _answer(request, station, 409, outcome="invalid", **kept,
+                           message=f"Not saved — {exc}. Scan it again.")
+        except DatabaseUnavailable:
+            return _answer(request, station, 503, outcome="unavailable", **kept,
+                           submission_id=scan.submission_id.hex(),
+                           message="Not saved — the database is busy. Try again.")
+        _record(request, saved)
+        return _answer(request, station, 200, saved=saved,
+                       outcome="approved" if saved.row.approved else "rejected",
+                       values={"operator_code": scan.operator_code})
+
+    async def stream(request: Request) -> Response:
+        watcher: ScanWatcher = request.app.state.scan_watcher
+        seen = request.headers.get("last-event-id") or request.query_params.get("v", "")
+        return StreamingResponse(
+            _table_events(watcher, station, seen),
+            media_type="text/event-stream",
+            headers={"Cache-Control": "no-cache, private", "X-Accel-Buffering": "no"},
+        )
+
+    return [
+        Route(station.path, guard(page), methods=["GET"], name=f"{station.key}_page"),
+        Route(station.path, guard(submit), methods=["POST"], name=f"{station.key}_submit"),
+        Route(station.path + "/stream", guard(stream), methods=["GET"],
+              name=f"{station.key}_stream"),
+    ]
+
+
+def _record(request: Request, saved: Saved) -> None:
+    request.app.state.scan_watcher.saved(saved)
+    if not saved.repeated:
+        verdict = "approved" if saved.row.approved else "rejected"
+        request.app.state.metrics.scans_saved.labels(saved.row.station, verdict).inc()
+
+
+async def _table_events(watcher: ScanWatcher, station: Station, seen: str) -> AsyncIterator[bytes]:
+    feed = watcher.feeds[station.key]
+    yield b"retry: 2000\n\n"
+    last = None if seen != str(feed.version) else feed.event_frame()
+    deadline = time.monotonic() + STREAM_SECONDS
+    while time.monotonic() < deadline:
+        change = feed.next_change()
+        frame = feed.event_frame()
+        if frame is not last:
+            yield frame
+            last = frame
+        try:
+            async with asyncio.timeout(KEEPALIVE_SECONDS):
+                await change.wait()
+        except TimeoutError:
+            yield b": keep-alive\n\n"
+            continue
+        await asyncio.sleep(COALESCE_SECONDS)
+
+
+routes = [route for station in STATIONS.values() for route in _page_routes(station)]
