@@ -150,7 +150,9 @@ def _serve(settings: Settings, args: argparse.Namespace) -> None:
             workers=args.workers,
             log_config=None,
             proxy_headers=True,
-            timeout_graceful_shutdown=10,
+            # Scans answer in milliseconds; what is still open after this is a
+            # live-table stream, which the browser reopens by itself.
+            timeout_graceful_shutdown=3,
         )
     finally:
         if local:

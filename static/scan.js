@@ -23,6 +23,9 @@
   let retryTimer = null;
   let retryDelay = 1000;
   let lastProblem = "";
+  // A scanner sends Enter right after the defect code that already submitted
+  // the form; that Enter belongs to the scan just sent, not to the next one.
+  let swallowEnterUntil = 0;
 
   const form = () => document.getElementById("scan-form");
   const input = (name) => form().elements[name];
@@ -59,11 +62,13 @@
 
   document.addEventListener("keydown", (event) => {
     const field = event.target;
-    if (event.key !== "Enter" || !form() || !form().contains(field) || field.tagName !== "INPUT") return;
+    if (!form() || !form().contains(field) || field.tagName !== "INPUT") return;
+    const swallow = Date.now() < swallowEnterUntil;
+    swallowEnterUntil = 0;
+    if (event.key !== "Enter") return;
     event.preventDefault();
-    // An empty field keeps the focus: the Enter after an auto-submitted defect
-    // code lands on the cleared piece field and must not skip it.
-    if (!field.value.trim()) return;
+    // An empty field keeps the focus, so Enter never skips a field.
+    if (swallow || !field.value.trim()) return;
     if (field.name === "defect_code") {
       submitScan();
       return;
@@ -75,6 +80,7 @@
   document.addEventListener("input", (event) => {
     const field = event.target;
     if (field.name === "defect_code" && form().contains(field) && defectComplete.test(field.value.trim())) {
+      swallowEnterUntil = Date.now() + 300;
       submitScan();
     }
   });

@@ -183,15 +183,18 @@ class LiveServer:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
-                raise RuntimeError(f"server exited at start-up:\n{self.output()}")
+                output = self.output()
+                self.stop()
+                raise RuntimeError(f"server exited at start-up:\n{output}")
             try:
                 with urllib.request.urlopen(self.url + "/healthz", timeout=1) as response:
                     if response.status == 200:
                         return
             except OSError:
                 time.sleep(0.1)
+        output = self.output()
         self.stop()
-        raise RuntimeError(f"server did not answer within {timeout:g}s:\n{self.output()}")
+        raise RuntimeError(f"server did not answer within {timeout:g}s:\n{output}")
 
     def stop(self) -> None:
         if self.process and self.process.poll() is None:
@@ -201,6 +204,7 @@ class LiveServer:
             except subprocess.TimeoutExpired:
                 self.process.kill()
                 self.process.wait()
+        self.log.close()
 
     def output(self) -> str:
         self.log.seek(0)
@@ -213,7 +217,6 @@ def live_server(settings: Settings) -> Iterator[LiveServer]:
     server.start()
     yield server
     server.stop()
-    server.log.close()
 
 
 @pytest.fixture

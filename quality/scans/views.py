@@ -13,7 +13,6 @@ from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 from starlette.routing import Route
 
-from quality.db import DatabaseUnavailable
 from quality.http.render import is_htmx, render
 from quality.permissions import endpoint
 from quality.scans import STATIONS, Station
@@ -44,19 +43,19 @@ def _context(request: Request, station: Station, **values: Any) -> dict[str, Any
         "saved": None,
         "message": None,
         "table_html": Markup(feed.table_html()),
-        "table_version": feed.version,
     }
     context.update(values)
     return context
 
 
-def _answer(request: Request, station: Station, status: int, **values: Any) -> Response:
+def _answer(request: Request, station: Station, status: int,
+            headers: dict[str, str] | None = None, **values: Any) -> Response:
     """The whole page, or for htmx the result plus the table (after a save) or
     the form with its inline errors (after a refusal)."""
     context = _context(request, station, **values)
     blocks = ["scan_result", "scan_table"] if status == 200 else ["scan_result", "scan_form"]
     context["oob"] = is_htmx(request)
-    return render(request, TEMPLATE, context, block=blocks, status_code=status)
+    return render(request, TEMPLATE, context, block=blocks, status_code=status, headers=headers)
 
 
 def _page_routes(station: Station) -> list[Route]:
@@ -64,6 +63,19 @@ def _page_routes(station: Station) -> list[Route]:
 
     async def page(request: Request) -> Response:
         return render(request, TEMPLATE, _context(request, station, oob=False))
+
+    async def page_when_unavailable(request: Request) -> Response:
+        """Without the database the session cannot be checked, so no scans are
+        shown; but the form and the browser's pending scans are, and they are
+        sent as soon as the database is back."""
+        context = _context(
+            request, station, oob=False, outcome="unavailable",
+            message="The database is unreachable. Scans are kept and sent when it is back.",
+            table_html=Markup(""),
+        )
+        return render(request, TEMPLATE, context, status_code=503, headers={"Retry-After": "2"})
+
+    page.when_unavailable = page_when_unavailable  # type: ignore[attr-defined]
 
     async def submit(request: Request) -> Response:
         form = await request.form()
@@ -87,14 +99,24 @@ def _page_routes(station: Station) -> list[Route]:
         except SubmissionConflict as exc:
             return _answer(request, station, 409, outcome="invalid", **kept,
                            message=f"Not saved — {exc}. Scan it again.")
-        except DatabaseUnavailable:
-            return _answer(request, station, 503, outcome="unavailable", **kept,
-                           submission_id=scan.submission_id.hex(),
-                           message="Not saved — the database is busy. Try again.")
         _record(request, saved)
         return _answer(request, station, 200, saved=saved,
                        outcome="approved" if saved.row.approved else "rejected",
                        values={"operator_code": scan.operator_code})
+
+    async def when_unavailable(request: Request) -> Response:
+        """503 with the scan still in the form, whether the session lookup or
+        the save met the busy database; the same submission id, so a retry
+        cannot save it twice."""
+        form = await request.form()
+        checked, _ = read_scan(form, request.app.state.settings.codes)
+        submission = form.get("submission_id")
+        return _answer(request, station, 503, outcome="unavailable", values=checked.values,
+                       submission_id=submission if isinstance(submission, str) else "",
+                       message="Not saved — the database is busy. Try again.",
+                       headers={"Retry-After": "2"})
+
+    submit.when_unavailable = when_unavailable  # type: ignore[attr-defined]
 
     async def stream(request: Request) -> Response:
         watcher: ScanWatcher = request.app.state.scan_watcher

@@ -1,0 +1,329 @@
+"""The scan stations through real requests on a real MariaDB."""
+
+from __future__ import annotations
+
+import asyncio
+import secrets
+from typing import Any
+
+import httpx2
+import pytest
+from starlette.testclient import TestClient
+
+from quality.app import create_app
+from quality.settings import Settings
+from tests.conftest import LiveServer, execute, login, run_async
+
+HTMX = {"HX-Request": "true"}
+GOOD = {
+    "operator_code": "OP07",
+    "piece_code": "CP00012345-0001",
+    "checker1_code": "OC12",
+    "checker2_code": "OC13",
+    "defect_code": "000",
+}
+
+
+def csrf_of(html: str) -> str:
+    return html.split('"X-CSRF-Token": "', 1)[1].split('"', 1)[0]
+
+
+def signed_in(client: TestClient, make_user: Any, role: str = "operator") -> str:
+    name = f"u{secrets.token_hex(3)}"
+    make_user(name, role)
+    login(client, name)
+    return csrf_of(client.get("/scan").text)
+
+
+def post_scan(client: TestClient, csrf: str, path: str = "/scan", submission: str | None = None,
+              **fields: str) -> Any:
+    data = {**GOOD, **fields, "submission_id": submission or secrets.token_hex(16)}
+    return client.post(path, data=data, headers={**HTMX, "X-CSRF-Token": csrf})
+
+
+def scan_rows(settings: Settings, where: str = "1") -> list[tuple]:
+    assert settings.database_url
+    (rows,) = run_async(execute(
+        settings.database_url,
+        "SELECT station, piece_code, defect_code, is_rescan FROM scans"
+        f" WHERE {where} ORDER BY id",
+    ))
+    return rows
+
+
+def test_page_has_the_form_and_a_submission_id(client: TestClient, make_user: Any) -> None:
+    signed_in(client, make_user)
+    page = client.get("/scan")
+    assert page.status_code == 200
+    for name in GOOD:
+        assert f'name="{name}"' in page.text
+    submission = page.text.split('name="submission_id" value="', 1)[1].split('"', 1)[0]
+    assert len(submission) == 32
+    assert 'id="scan-table"' in page.text and "No scans at this station yet." in page.text
+
+
+def test_saved_scan_returns_result_and_table_fragment(
+    client: TestClient, make_user: Any, settings: Settings
+) -> None:
+    csrf = signed_in(client, make_user)
+    response = post_scan(client, csrf, defect_code="104")
+    assert response.status_code == 200
+    html = response.text
+    assert not html.lstrip().startswith("<!doctype")  # a fragment, not the page
+    assert 'id="scan-result"' in html and 'data-outcome="rejected"' in html
+    assert 'id="scan-table-wrap"' in html and 'hx-swap-oob="true"' in html
+    assert "Missing component" in html
+    assert "Order CP00012345: 0 approved · 1 rejected" in html
+    assert 'id="scan-form"' not in html  # the operator is already typing the next scan
+    assert scan_rows(settings) == [("quality", "CP00012345-0001", "104", 0)]
+
+
+def test_normal_post_gets_the_whole_page_with_operator_kept(
+    client: TestClient, make_user: Any
+) -> None:
+    csrf = signed_in(client, make_user)
+    data = {**GOOD, "submission_id": secrets.token_hex(16), "csrf_token": csrf}
+    page = client.post("/scan", data=data)
+    assert page.status_code == 200 and page.text.lstrip().startswith("<!doctype")
+    assert 'name="operator_code" value="OP07"' in page.text
+    assert 'name="piece_code" value=""' in page.text
+
+
+def test_replayed_submission_saves_once(
+    client: TestClient, make_user: Any, settings: Settings
+) -> None:
+    csrf = signed_in(client, make_user)
+    submission = secrets.token_hex(16)
+    answers = [post_scan(client, csrf, submission=submission) for _ in range(10)]
+    assert [a.status_code for a in answers] == [200] * 10
+    assert "already been saved" not in answers[0].text
+    assert all("This scan had already been saved." in a.text for a in answers[1:])
+    assert all("Order CP00012345: 1 approved · 0 rejected" in a.text for a in answers)
+    assert len(scan_rows(settings)) == 1
+
+
+def test_submission_id_reused_for_another_scan_is_refused(
+    client: TestClient, make_user: Any, settings: Settings
+) -> None:
+    csrf = signed_in(client, make_user)
+    submission = secrets.token_hex(16)
+    assert post_scan(client, csrf, submission=submission).status_code == 200
+    other = post_scan(client, csrf, submission=submission, piece_code="CP00099999-0001")
+    assert other.status_code == 409
+    assert scan_rows(settings) == [("quality", "CP00012345-0001", "000", 0)]
+
+
+def test_counts_are_pieces_by_latest_scan(
+    client: TestClient, make_user: Any, settings: Settings
+) -> None:
+    csrf = signed_in(client, make_user)
+    steps = [
+        ("CP00012345-0001", "000", "1 approved · 0 rejected"),
+        ("CP00012345-0002", "104", "1 approved · 1 rejected"),
+        ("CP00012345-0001", "101", "0 approved · 2 rejected"),  # re-scan flips the verdict
+        ("CP00012345-0001", "102", "0 approved · 2 rejected"),  # still rejected
+        ("CP00012345-0002", "000", "1 approved · 1 rejected"),
+        ("CP00077777-0001", "000", "1 approved · 0 rejected"),  # another order
+    ]
+    for piece, defect, counts in steps:
+        response = post_scan(client, csrf, piece_code=piece, defect_code=defect)
+        assert f"Order {piece[:10]}: {counts}" in response.text
+    assert [row[3] for row in scan_rows(settings)] == [0, 0, 1, 1, 1, 0]
+    table = client.get("/scan").text.split('id="scan-table"', 1)[1]
+    assert table.count("re-scan") == 3
+    assert settings.database_url
+    (counts,) = run_async(execute(
+        settings.database_url,
+        "SELECT order_code, approved, rejected FROM order_counts ORDER BY order_code"))
+    assert counts == [("CP00012345", 1, 1), ("CP00077777", 1, 0)]
+
+
+@pytest.mark.parametrize("field", list(GOOD))
+@pytest.mark.parametrize(
+    "value",
+    [
+        "",
+        "   ",
+        "X" * 300,
+        "' OR 1=1; DROP TABLE scans; --",
+        "<script>alert(1)</script>",
+        "OP07\x00",
+        "\ufffd\ufffd",
+    ],
+    ids=["empty", "blank", "too-long", "sql", "html", "nul", "not-utf8"],
+)
+def test_bad_field_is_named_and_nothing_saved(
+    client: TestClient, make_user: Any, settings: Settings, field: str, value: str
+) -> None:
+    csrf = signed_in(client, make_user)
+    response = post_scan(client, csrf, **{field: value})
+    assert response.status_code == 422
+    assert f'data-testid="{field}-error"' in response.text
+    assert sum('class="field-error"' in part for part in response.text.split("<label")) == 1
+    assert "<script>alert(1)</script>" not in response.text
+    assert 'id="scan-form"' in response.text and 'hx-swap-oob="true"' in response.text
+    assert scan_rows(settings) == []
+
+
+def test_raw_non_utf8_body_is_refused(client: TestClient, make_user: Any, settings: Settings) -> None:
+    csrf = signed_in(client, make_user)
+    body = b"operator_code=OP07&piece_code=CP0001\xff\xfe-0001&checker1_code=OC12" \
+           b"&checker2_code=OC13&defect_code=000&submission_id=" + secrets.token_hex(16).encode()
+    response = client.post("/scan", content=body, headers={
+        **HTMX, "X-CSRF-Token": csrf, "Content-Type": "application/x-www-form-urlencoded"})
+    assert response.status_code == 422
+    assert 'data-testid="piece_code-error"' in response.text
+    assert scan_rows(settings) == []
+
+
+def test_lowercase_and_spaces_are_normalised(
+    client: TestClient, make_user: Any, settings: Settings
+) -> None:
+    csrf = signed_in(client, make_user)
+    response = post_scan(client, csrf, operator_code=" op07 ", piece_code="cp00012345-0001 ")
+    assert response.status_code == 200
+    assert scan_rows(settings) == [("quality", "CP00012345-0001", "000", 0)]
+
+
+def test_unknown_defect_code_is_an_inline_error(
+    client: TestClient, make_user: Any, settings: Settings
+) -> None:
+    csrf = signed_in(client, make_user)
+    response = post_scan(client, csrf, defect_code="999")
+    assert response.status_code == 422
+    assert "Unknown defect code." in response.text
+    assert scan_rows(settings) == []
+
+
+@pytest.mark.parametrize("submission", ["", "xyz", "A" * 32, "0" * 31, "0" * 33])
+def test_bad_submission_id_is_a_400(
+    client: TestClient, make_user: Any, settings: Settings, submission: str
+) -> None:
+    csrf = signed_in(client, make_user)
+    data = {**GOOD, "submission_id": submission}
+    response = client.post("/scan", data=data, headers={**HTMX, "X-CSRF-Token": csrf})
+    assert response.status_code == 400
+    assert scan_rows(settings) == []
+
+
+def test_missing_csrf_token_saves_nothing(
+    client: TestClient, make_user: Any, settings: Settings
+) -> None:
+    signed_in(client, make_user)
+    response = client.post("/scan", data={**GOOD, "submission_id": secrets.token_hex(16)},
+                           headers=HTMX)
+    assert response.status_code == 403
+    assert scan_rows(settings) == []
+
+
+def test_without_session_a_scan_is_401_and_not_saved(
+    client: TestClient, settings: Settings
+) -> None:
+    client.get("/login")
+    response = client.post("/scan", data={**GOOD, "submission_id": secrets.token_hex(16)},
+                           headers=HTMX)
+    assert response.status_code == 401
+    assert scan_rows(settings) == []
+
+
+def test_station_permission_is_checked(
+    client: TestClient, make_user: Any, settings: Settings
+) -> None:
+    assert settings.database_url
+    run_async(execute(
+        settings.database_url,
+        "INSERT INTO roles (name) VALUES ('fg_only')",
+        "INSERT INTO role_permissions (role_id, permission)"
+        " SELECT id, 'scan.fg' FROM roles WHERE name = 'fg_only'",
+    ))
+    csrf = signed_in(client, make_user, role="fg_only")
+    assert client.get("/scan").status_code == 403
+    assert client.get("/scan/stream").status_code == 403
+    assert post_scan(client, csrf).status_code == 403
+    assert client.get("/fgscan").status_code == 200
+    assert scan_rows(settings) == []
+
+
+def test_stations_never_see_each_other(
+    client: TestClient, make_user: Any, settings: Settings
+) -> None:
+    csrf = signed_in(client, make_user)
+    post_scan(client, csrf, "/scan", piece_code="CP00011111-0001")
+    fg = post_scan(client, csrf, "/fgscan", piece_code="CP00022222-0001")
+    assert "CP00011111" not in fg.text
+    assert "Order CP00022222: 1 approved · 0 rejected" in fg.text
+    assert "CP00022222" not in client.get("/scan").text
+    assert "CP00011111" not in client.get("/fgscan").text
+    # the same piece at both stations is a first scan at each
+    post_scan(client, csrf, "/fgscan", piece_code="CP00011111-0001")
+    assert scan_rows(settings, "piece_code = 'CP00011111-0001'") == [
+        ("quality", "CP00011111-0001", "000", 0), ("fg", "CP00011111-0001", "000", 0)]
+
+
+def test_busy_database_is_a_503_that_keeps_the_input(
+    settings: Settings, make_user: Any
+) -> None:
+    settings = settings.__class__(**{**settings.__dict__, "pool_max": 2, "pool_timeout": 0.3})
+    app = create_app(settings)
+    with TestClient(app) as client:
+        csrf = signed_in(client, make_user)
+        release = asyncio.Event()
+
+        async def hold_every_connection() -> None:
+            async def hold() -> None:
+                async with app.state.db.transaction() as cur:
+                    await cur.execute("SELECT 1")
+                    await release.wait()
+
+            await asyncio.gather(hold(), hold())
+
+        assert client.portal
+        held = client.portal.start_task_soon(hold_every_connection)
+        while app.state.db.stats().in_use < 2:
+            pass
+        submission = secrets.token_hex(16)
+        response = post_scan(client, csrf, submission=submission, piece_code="CP00055555-0001")
+        client.portal.call(release.set)
+        held.result()
+
+        assert response.status_code == 503
+        assert "Not saved — the database is busy. Try again." in response.text
+        assert 'value="CP00055555-0001"' in response.text
+        assert f'value="{submission}"' in response.text
+        assert scan_rows(settings) == []
+        assert app.state.db.stats().timeouts >= 1
+        # the same submission goes through once the pool is free again
+        assert post_scan(client, csrf, submission=submission,
+                         piece_code="CP00055555-0001").status_code == 200
+        assert len(scan_rows(settings)) == 1
+
+
+async def test_concurrent_copies_across_two_processes_save_one_row(
+    settings: Settings, make_user: Any
+) -> None:
+    make_user("twin", "operator")
+    first, second = LiveServer(settings), LiveServer(settings)
+    await asyncio.gather(asyncio.to_thread(first.start), asyncio.to_thread(second.start))
+    try:
+        async def signed_in_client(server: LiveServer) -> tuple[httpx2.AsyncClient, str]:
+            http = httpx2.AsyncClient(base_url=server.url)
+            page = await http.get("/login")
+            token = page.text.split('name="csrf_token" value="', 1)[1].split('"', 1)[0]
+            await http.post("/login", data={"username": "twin", "password": "correct-horse-42",
+                                            "csrf_token": token})
+            return http, csrf_of((await http.get("/scan")).text)
+
+        clients = [await signed_in_client(first), await signed_in_client(second)]
+        submission = secrets.token_hex(16)
+        data = {**GOOD, "submission_id": submission}
+        answers = await asyncio.gather(*(
+            http.post("/scan", data=data, headers={**HTMX, "X-CSRF-Token": csrf})
+            for http, csrf in clients * 10
+        ))
+        assert [answer.status_code for answer in answers] == [200] * 20
+        assert len(scan_rows(settings)) == 1
+        for http, _ in clients:
+            await http.aclose()
+    finally:
+        first.stop()
+        second.stop()
