@@ -136,7 +136,7 @@ class Cursor:
         self._db = db
         self.pooled = pooled
         self._cursor = pooled.conn.cursor()
-        self.statements = 0
+        self.sent = 0  # statements sent, failed ones included
         self.in_flight = False
 
     @property
@@ -170,13 +170,15 @@ class Cursor:
         return await self._cursor.executemany(sql, rows)
 
     async def _run(self, call: Any, sql: str, params: Any) -> int:
+        first = self.sent == 0
+        self.sent += 1
         retried = False
         while True:
             self.in_flight = True
             try:
-                result = await call(sql, params)
+                return await call(sql, params)
             except (MySQLError, OSError) as exc:
-                if is_connection_lost(exc) and self.statements == 0 and not retried:
+                if is_connection_lost(exc) and first and not retried:
                     # Nothing was written in this transaction yet: move to a new
                     # connection and run the statement again.
                     retried = True
@@ -185,8 +187,6 @@ class Cursor:
                 raise self._db.translate(exc, self) from exc
             finally:
                 self.in_flight = False
-            self.statements += 1
-            return result
 
     async def _switch_connection(self, exc: BaseException) -> None:
         log.info("database connection found dead (%s); reconnecting", exc)
@@ -273,7 +273,7 @@ class Database:
         discard = False
         try:
             yield cursor
-            if cursor.statements:
+            if cursor.sent:
                 await self._commit(cursor)
         except BaseException:
             discard = await self._abandon(cursor)
@@ -302,7 +302,9 @@ class Database:
         """
         if cursor.in_flight or cursor.pooled.broken:
             return True
-        if not cursor.statements:
+        # Even a failed statement may have left changes behind (a procedure's
+        # earlier steps), so anything sent is rolled back.
+        if not cursor.sent:
             return False
         try:
             async with asyncio.timeout(min(self.timeout, 2.0)):
@@ -425,6 +427,10 @@ class Database:
     async def _configure(self, conn: Any) -> None:
         is_mariadb = "mariadb" in conn.get_server_info().lower()
         async with conn.cursor() as cur:
+            # READ COMMITTED: no gap locks, so concurrent scans of different new
+            # pieces never wait for each other; every transaction here is short
+            # and reads only what it is about to change or show.
+            await cur.execute("SET SESSION TRANSACTION ISOLATION LEVEL READ COMMITTED")
             if is_mariadb:
                 await cur.execute(
                     "SET SESSION max_statement_time = %s, time_zone = '+00:00'",

@@ -62,6 +62,7 @@ class PoolCollector(Collector):
             ("timeouts", "Acquires that gave up after the pool timeout", stats.timeouts),
             ("discarded", "Connections closed as dead, expired or interrupted", stats.discarded),
             ("created", "Connections opened", stats.created),
+            ("acquired", "Connections lent out", stats.acquired),
         ):
             yield CounterMetricFamily(f"quality_db_pool_{name}", help_text, value=value)
         cumulative, buckets = 0, []

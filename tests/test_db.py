@@ -276,3 +276,20 @@ async def test_connection_dead_before_first_statement_is_retried(
     assert await rows_in(db, "SELECT name FROM defect_codes WHERE code = '906'") == [("Saved",)]
     assert db.stats().discarded == 1
     await db.close()
+
+
+async def test_failed_first_statement_leaves_nothing_behind(db: Database) -> None:
+    async with db.transaction() as cur:
+        await cur.execute(
+            "CREATE PROCEDURE half_done() BEGIN"
+            " INSERT INTO defect_codes (code, name) VALUES ('908', 'First step');"
+            " INSERT INTO defect_codes (code, name) VALUES ('000', 'Duplicate'); END"
+        )
+    with pytest.raises(asyncmy.errors.IntegrityError):
+        async with db.transaction() as cur:
+            await cur.execute("CALL half_done()")
+    # the procedure's first step must not ride along into the next transaction
+    async with db.transaction() as cur:
+        await cur.execute("INSERT INTO defect_codes (code, name) VALUES ('909', 'Next')")
+    assert await rows_in(db, "SELECT code FROM defect_codes WHERE code IN ('908', '909')") == [
+        ("909",)]

@@ -4,7 +4,10 @@
 -- defect's name and the order's counts after it.
 --
 -- The scan row is inserted first so that a repeated submission id fails at once
--- on uq_scans_submission, before any other row is locked.
+-- on uq_scans_submission, before any other row is locked. Connections run at
+-- READ COMMITTED (quality/db.py), so the piece lookup takes no gap lock; two
+-- first scans of the same piece at the same instant collide on the piece's
+-- primary key instead, and the caller runs the loser again as a re-scan.
 
 DELIMITER //
 

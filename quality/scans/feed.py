@@ -73,8 +73,9 @@ class StationFeed:
             known = self._counts.get(row.order_code)
             # Counts read for an older scan must not overwrite newer ones.
             if known is None or row.id >= known[2]:
-                self._counts[row.order_code] = (item.approved, item.rejected, row.id)
-                changed = True
+                counts = (item.approved, item.rejected)
+                changed = changed or known is None or known[:2] != counts
+                self._counts[row.order_code] = (*counts, row.id)
             if row.id not in self._rows:
                 self._rows[row.id] = row
                 changed = True

@@ -1,0 +1,150 @@
+"""The in-memory live tables and the one watcher per process that feeds them."""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import secrets
+from datetime import UTC, datetime
+from typing import Any
+
+import httpx2
+
+from quality.db import Database
+from quality.scans.feed import TABLE_SIZE, ScanWatcher, StationFeed
+from quality.scans.store import Saved, ScanRow
+from quality.settings import DatabaseURL, Settings
+from tests.conftest import LiveServer, database_for, execute, run_async
+
+
+def saved(scan_id: int, order: str = "CP00000001", approved: int = 1, rejected: int = 0,
+          station: str = "quality") -> Saved:
+    row = ScanRow(scan_id, station, datetime.now(UTC), "OP01", f"{order}-{scan_id:04d}", order,
+                  "OC01", "OC02", "000", "Approved", True, False)
+    return Saved(row, approved, rejected)
+
+
+def plain_render(rows: list[ScanRow], counts: dict[str, tuple[int, int]], version: int) -> str:
+    return f"v{version}:" + ",".join(
+        f"{r.id}:{counts[r.order_code][0]}/{counts[r.order_code][1]}" for r in rows)
+
+
+def test_keeps_the_newest_rows_newest_first() -> None:
+    feed = StationFeed("quality", plain_render)
+    feed.add(saved(i) for i in range(1, TABLE_SIZE + 11))
+    ids = [int(part.split(":")[0]) for part in feed.table_html().split(":", 1)[1].split(",")]
+    assert ids == list(range(TABLE_SIZE + 10, 10, -1))
+    assert feed.version == TABLE_SIZE + 10
+
+
+def test_older_counts_never_overwrite_newer_ones() -> None:
+    feed = StationFeed("quality", plain_render)
+    feed.add([saved(5, approved=3, rejected=2)])
+    feed.add([saved(4, approved=2, rejected=2)])  # read earlier, arrived later
+    assert feed.counts("CP00000001") == (3, 2)
+    feed.add([saved(6, approved=3, rejected=3)])
+    assert feed.counts("CP00000001") == (3, 3)
+
+
+def test_html_is_rendered_once_per_change() -> None:
+    calls = []
+
+    def counting(rows: list[ScanRow], counts: dict[str, tuple[int, int]], version: int) -> str:
+        calls.append(version)
+        return plain_render(rows, counts, version)
+
+    feed = StationFeed("quality", counting)
+    feed.add([saved(1)])
+    first = feed.event_frame()
+    assert feed.table_html() and feed.event_frame() is first
+    assert calls == [1]
+    feed.add([saved(1)])  # nothing new
+    assert feed.event_frame() is first
+    feed.add([saved(2)])
+    assert feed.event_frame() is not first and calls == [1, 2]
+    assert first.startswith(b"event: table\nid: 1\ndata: ")
+
+
+async def record(db: Database, piece: str, commit: asyncio.Event | None = None) -> int:
+    async with db.transaction() as cur:
+        await cur.execute(
+            "CALL record_scan('quality', %s, 'OP01', %s, %s, 'OC01', 'OC02', '000', 1, %s)",
+            (secrets.token_bytes(16), piece, piece[:10], datetime.now(UTC).replace(tzinfo=None)),
+        )
+        (scan_id, *_) = await cur.fetchone()
+        await cur.nextset()
+        if commit:
+            await commit.wait()
+    return scan_id
+
+
+async def test_a_scan_committed_late_under_a_lower_id_is_not_missed(
+    db: Database, db_url: DatabaseURL, make_user: Any
+) -> None:
+    make_user("writer", "operator")
+    watcher = ScanWatcher(db, plain_render)
+    await watcher.load()
+    other = database_for(db_url, maxsize=2)
+    commit = asyncio.Event()
+    slow = asyncio.create_task(record(other, "CP00000001-0001", commit))
+    while not await _uncommitted_id_taken(db):
+        await asyncio.sleep(0.01)
+    fast_id = await record(other, "CP00000002-0001")
+    await watcher.poll()
+    feed = watcher.feeds["quality"]
+    assert feed.version == fast_id and feed.counts("CP00000001") == (0, 0)
+
+    commit.set()
+    slow_id = await slow
+    assert slow_id < fast_id
+    await watcher.poll()
+    assert feed.counts("CP00000001") == (1, 0)
+    assert feed.table_html().startswith(f"v{fast_id}:{fast_id}:1/0,{slow_id}:1/0")
+    await other.close()
+
+
+async def _uncommitted_id_taken(db: Database) -> bool:
+    async with db.transaction() as cur:
+        await cur.execute("SELECT AUTO_INCREMENT FROM information_schema.TABLES"
+                          " WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME = 'scans'")
+        (next_id,) = await cur.fetchone()
+    return next_id > 1
+
+
+async def test_open_pages_cost_no_database_work(settings: Settings, make_user: Any) -> None:
+    make_user("viewer", "supervisor")
+    server = LiveServer(settings)
+    await asyncio.to_thread(server.start)
+    try:
+        async with httpx2.AsyncClient(base_url=server.url, timeout=30) as http:
+            page = await http.get("/login")
+            token = page.text.split('name="csrf_token" value="', 1)[1].split('"', 1)[0]
+            await http.post("/login", data={"username": "viewer", "password": "correct-horse-42",
+                                            "csrf_token": token})
+
+            async def acquired() -> float:
+                text = (await http.get("/metrics")).text
+                return float(re.search(r"^quality_db_pool_acquired_total (\S+)$", text, re.M)[1])
+
+            async def watch(ready: asyncio.Event, stop: asyncio.Event) -> None:
+                async with http.stream("GET", "/scan/stream") as stream:
+                    async for line in stream.aiter_lines():
+                        if line.startswith("event: table"):
+                            ready.set()
+                            await stop.wait()
+                            return
+
+            stop = asyncio.Event()
+            ready = [asyncio.Event() for _ in range(30)]
+            streams = [asyncio.create_task(watch(r, stop)) for r in ready]
+            await asyncio.gather(*(r.wait() for r in ready))
+            before = await acquired()
+            await asyncio.sleep(2.0)  # about four watcher polls
+            during = await acquired() - before
+            stop.set()
+            await asyncio.gather(*streams)
+    finally:
+        server.stop()
+    # 30 open pages for two seconds: only the process's own watcher touched the
+    # database (one acquire per poll, every 0.5 s), plus the /metrics read itself.
+    assert during <= 8, during
