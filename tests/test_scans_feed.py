@@ -14,7 +14,7 @@ from quality.db import Database
 from quality.scans.feed import TABLE_SIZE, ScanWatcher, StationFeed
 from quality.scans.store import Saved, ScanRow
 from quality.settings import DatabaseURL, Settings
-from tests.conftest import LiveServer, database_for, execute, run_async
+from tests.conftest import LiveServer, database_for
 
 
 def saved(scan_id: int, order: str = "CP00000001", approved: int = 1, rejected: int = 0,
@@ -87,7 +87,7 @@ async def test_a_scan_committed_late_under_a_lower_id_is_not_missed(
     other = database_for(db_url, maxsize=2)
     commit = asyncio.Event()
     slow = asyncio.create_task(record(other, "CP00000001-0001", commit))
-    while not await _uncommitted_id_taken(db):
+    while not await _uncommitted_id_taken(db):  # noqa: ASYNC110 - polling the server
         await asyncio.sleep(0.01)
     fast_id = await record(other, "CP00000002-0001")
     await watcher.poll()
