@@ -22,7 +22,7 @@ from quality.http.sessions import SessionMiddleware
 from quality.logs import configure_logging
 from quality.metrics import Metrics
 from quality.scans import views as scan_views
-from quality.scans.feed import ScanWatcher, table_renderer
+from quality.scans.feed import ScanWatcher, TableMarkup
 from quality.settings import Settings, load_settings
 
 
@@ -49,7 +49,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
         )
         await db.open()
         metrics.watch_pool(db)
-        watcher = ScanWatcher(db, table_renderer(app.state.renderer))
+        watcher = ScanWatcher(db, TableMarkup(app.state.renderer))
         await watcher.start()
         app.state.db = db
         app.state.scan_watcher = watcher

@@ -24,13 +24,27 @@ def saved(scan_id: int, order: str = "CP00000001", approved: int = 1, rejected: 
     return Saved(row, approved, rejected)
 
 
-def plain_render(rows: list[ScanRow], counts: dict[str, tuple[int, int]], version: int) -> str:
-    return f"v{version}:" + ",".join(
-        f"{r.id}:{counts[r.order_code][0]}/{counts[r.order_code][1]}" for r in rows)
+class PlainMarkup:
+    """The table's pieces as plain text: `v<version>:<id>:<approved>/<rejected>,...`."""
+
+    def __init__(self) -> None:
+        self.rendered: list[str] = []
+
+    def table(self, body: str, version: int) -> str:
+        self.rendered.append(f"table {version}")
+        return f"v{version}:" + body.rstrip(",")
+
+    def row_cells(self, row: ScanRow) -> str:
+        self.rendered.append(f"row {row.id}")
+        return f"{row.id}:"
+
+    def order_counts(self, order_code: str, approved: int, rejected: int) -> str:
+        self.rendered.append(f"counts {order_code}")
+        return f"{approved}/{rejected},"
 
 
 def test_keeps_the_newest_rows_newest_first() -> None:
-    feed = StationFeed("quality", plain_render)
+    feed = StationFeed("quality", PlainMarkup())
     feed.add(saved(i) for i in range(1, TABLE_SIZE + 11))
     ids = [int(part.split(":")[0]) for part in feed.table_html().split(":", 1)[1].split(",")]
     assert ids == list(range(TABLE_SIZE + 10, 10, -1))
@@ -38,7 +52,7 @@ def test_keeps_the_newest_rows_newest_first() -> None:
 
 
 def test_older_counts_never_overwrite_newer_ones() -> None:
-    feed = StationFeed("quality", plain_render)
+    feed = StationFeed("quality", PlainMarkup())
     feed.add([saved(5, approved=3, rejected=2)])
     feed.add([saved(4, approved=2, rejected=2)])  # read earlier, arrived later
     assert feed.counts("CP00000001") == (3, 2)
@@ -47,21 +61,19 @@ def test_older_counts_never_overwrite_newer_ones() -> None:
 
 
 def test_html_is_rendered_once_per_change() -> None:
-    calls = []
-
-    def counting(rows: list[ScanRow], counts: dict[str, tuple[int, int]], version: int) -> str:
-        calls.append(version)
-        return plain_render(rows, counts, version)
-
-    feed = StationFeed("quality", counting)
+    markup = PlainMarkup()
+    feed = StationFeed("quality", markup)
     feed.add([saved(1)])
     first = feed.event_frame()
     assert feed.table_html() and feed.event_frame() is first
-    assert calls == [1]
+    assert markup.rendered == ["row 1", "counts CP00000001", "table 1"]
     feed.add([saved(1)])  # nothing new
     assert feed.event_frame() is first
-    feed.add([saved(2)])
-    assert feed.event_frame() is not first and calls == [1, 2]
+    markup.rendered.clear()
+    feed.add([saved(2, approved=2)])
+    assert feed.table_html() == "v2:2:2/0,1:2/0"
+    # the new row and its order's new counts are rendered; the old row is reused
+    assert markup.rendered == ["row 2", "counts CP00000001", "table 2"]
     assert first.startswith(b"event: table\nid: 1\ndata: ")
 
 
@@ -82,7 +94,7 @@ async def test_a_scan_committed_late_under_a_lower_id_is_not_missed(
     db: Database, db_url: DatabaseURL, make_user: Any
 ) -> None:
     make_user("writer", "operator")
-    watcher = ScanWatcher(db, plain_render)
+    watcher = ScanWatcher(db, PlainMarkup())
     await watcher.load()
     other = database_for(db_url, maxsize=2)
     commit = asyncio.Event()
@@ -99,7 +111,7 @@ async def test_a_scan_committed_late_under_a_lower_id_is_not_missed(
     assert slow_id < fast_id
     await watcher.poll()
     assert feed.counts("CP00000001") == (1, 0)
-    assert feed.table_html().startswith(f"v{fast_id}:{fast_id}:1/0,{slow_id}:1/0")
+    assert feed.table_html() == f"v{fast_id}:{fast_id}:1/0,{slow_id}:1/0"
     await other.close()
 
 

@@ -63,6 +63,8 @@ class RequestMiddleware:
             "/static/") else "unmatched")
         self.metrics.requests.labels(scope["method"], route_name, str(status)).inc()
         self.metrics.latency.labels(route_name).observe(seconds)
+        if not log.isEnabledFor(logging.INFO):
+            return
         user = scope.get("state", {}).get("user")
         log.info(
             "%s %s %s %.1fms",

@@ -14,7 +14,9 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
+
+from markupsafe import Markup
 
 from quality.db import Database, DatabaseUnavailable
 from quality.http.render import Renderer
@@ -28,24 +30,33 @@ _BATCH = 500  # more new scans than this in one poll: reload instead
 _GAP_SECONDS = 30.0  # how long a missing id may still turn up
 _MAX_GAPS = 1000
 
-TableRenderer = Callable[[list[ScanRow], dict[str, tuple[int, int]], int], str]
+class TableMarkup:
+    """The table's pieces: the macros of templates/scans/_table.html."""
 
+    def __init__(self, renderer: Renderer) -> None:
+        self._macros = renderer.env.get_template("scans/_table.html").module
 
-def table_renderer(renderer: Renderer) -> TableRenderer:
-    def render(rows: list[ScanRow], counts: dict[str, tuple[int, int]], version: int) -> str:
-        return renderer.render_string("scans/_table.html", rows=rows, counts=counts,
-                                      version=version)
+    def table(self, body: str, version: int) -> str:
+        return str(self._macros.table(Markup(body), version))  # type: ignore[attr-defined]
 
-    return render
+    def row_cells(self, row: ScanRow) -> str:
+        return str(self._macros.row_cells(row))  # type: ignore[attr-defined]
+
+    def order_counts(self, order_code: str, approved: int, rejected: int) -> str:
+        return str(self._macros.order_counts(order_code, approved, rejected))  # type: ignore[attr-defined]
 
 
 class StationFeed:
     """One station's latest scans, counts per order, and the table rendered from them."""
 
-    def __init__(self, station: str, render: TableRenderer) -> None:
+    def __init__(self, station: str, markup: TableMarkup) -> None:
         self.station = station
-        self._render = render
+        self._markup = markup
         self._rows: dict[int, ScanRow] = {}
+        # Rendered once: a row's cells never change, an order's counts only
+        # when they do.
+        self._row_html: dict[int, str] = {}
+        self._counts_html: dict[str, str] = {}
         # order -> (approved, rejected, id of the scan these counts include up to)
         self._counts: dict[str, tuple[int, int, int]] = {}
         self._html: str | None = None
@@ -74,7 +85,9 @@ class StationFeed:
             # Counts read for an older scan must not overwrite newer ones.
             if known is None or row.id >= known[2]:
                 counts = (item.approved, item.rejected)
-                changed = changed or known is None or known[:2] != counts
+                if known is None or known[:2] != counts:
+                    self._counts_html.pop(row.order_code, None)
+                    changed = True
                 self._counts[row.order_code] = (*counts, row.id)
             if row.id not in self._rows:
                 self._rows[row.id] = row
@@ -88,16 +101,34 @@ class StationFeed:
     def _trim(self) -> None:
         for scan_id in sorted(self._rows)[:-TABLE_SIZE]:
             del self._rows[scan_id]
+            self._row_html.pop(scan_id, None)
         orders = {row.order_code for row in self._rows.values()}
         for order in self._counts.keys() - orders:
             del self._counts[order]
+            self._counts_html.pop(order, None)
 
     def table_html(self) -> str:
         if self._html is None:
-            rows = [self._rows[scan_id] for scan_id in sorted(self._rows, reverse=True)]
-            counts = {order: (a, r) for order, (a, r, _) in self._counts.items()}
-            self._html = self._render(rows, counts, self.version)
+            body = "".join(
+                self._row_cells(scan_id) + self._order_counts(self._rows[scan_id].order_code)
+                for scan_id in sorted(self._rows, reverse=True)
+            )
+            self._html = self._markup.table(body, self.version)
         return self._html
+
+    def _row_cells(self, scan_id: int) -> str:
+        html = self._row_html.get(scan_id)
+        if html is None:
+            html = self._row_html[scan_id] = self._markup.row_cells(self._rows[scan_id])
+        return html
+
+    def _order_counts(self, order: str) -> str:
+        html = self._counts_html.get(order)
+        if html is None:
+            approved, rejected, _ = self._counts[order]
+            html = self._markup.order_counts(order, approved, rejected)
+            self._counts_html[order] = html
+        return html
 
     def event_frame(self) -> bytes:
         """The table as one server-sent event, encoded once per change."""
@@ -114,10 +145,10 @@ class StationFeed:
 class ScanWatcher:
     """The process's one reader of other processes' scans."""
 
-    def __init__(self, db: Database, render: TableRenderer, interval: float = 0.5) -> None:
+    def __init__(self, db: Database, markup: TableMarkup, interval: float = 0.5) -> None:
         self.db = db
         self.interval = interval
-        self.feeds = {key: StationFeed(key, render) for key in STATIONS}
+        self.feeds = {key: StationFeed(key, markup) for key in STATIONS}
         self._seen_max = 0
         self._gaps: dict[int, float] = {}
         self._loaded = False

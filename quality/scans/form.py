@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import re
 from dataclasses import dataclass
 
@@ -28,14 +29,16 @@ class ScanInput:
         return self.defect_code == "000"
 
 
-def scan_fields(codes: CodePatterns) -> list[Field]:
-    return [
+@functools.cache
+def scan_fields(codes: CodePatterns) -> tuple[Field, ...]:
+    """The fields for these patterns, built once (the settings never change in a process)."""
+    return (
         Field("operator_code", "Operator code", re.compile(codes.operator), "OP07", 32),
         Field("piece_code", "Piece code", re.compile(codes.piece), "CP00012345-0001", 64),
         Field("checker1_code", "Checker code 1", re.compile(codes.checker), "OC12", 32),
         Field("checker2_code", "Checker code 2", re.compile(codes.checker), "OC12", 32),
         Field("defect_code", "Defect code", re.compile(codes.defect), "000 or 104", 3),
-    ]
+    )
 
 
 def read_scan(form: FormData, codes: CodePatterns) -> tuple[Validated, ScanInput | None]:
