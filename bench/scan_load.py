@@ -105,11 +105,11 @@ async def prepare(url: DatabaseURL, seed: int) -> None:
                     "INSERT INTO scans (station, submission_id, operator_code, piece_code,"
                     " order_code, checker1_code, checker2_code, defect_code, approved,"
                     " is_rescan, created_at, created_by)"
-                    " SELECT IF(seq % 2, 'quality', 'fg'), UNHEX(MD5(seq)),"
-                    " CONCAT('OP', LPAD(seq % 50, 2, '0')),"
-                    " CONCAT('CP', LPAD(seq DIV 40, 8, '0'), '-', LPAD(seq % 40, 4, '0')),"
+                    " SELECT IF(seq %% 2, 'quality', 'fg'), UNHEX(MD5(seq)),"
+                    " CONCAT('OP', LPAD(seq %% 50, 2, '0')),"
+                    " CONCAT('CP', LPAD(seq DIV 40, 8, '0'), '-', LPAD(seq %% 40, 4, '0')),"
                     " CONCAT('CP', LPAD(seq DIV 40, 8, '0')), 'OC01', 'OC02',"
-                    " IF(seq % 9 = 0, '104', '000'), seq % 9 <> 0, FALSE,"
+                    " IF(seq %% 9 = 0, '104', '000'), seq %% 9 <> 0, FALSE,"
                     " UTC_TIMESTAMP(6) - INTERVAL (%s - seq) SECOND, 1"
                     f" FROM seq_1_to_{int(seed)}",
                     (seed,),

@@ -53,8 +53,11 @@ class Saved:
 
 
 # A scan row with its defect's name and its order's current piece counts.
+# STRAIGHT_JOIN: always walk scans by its own index first and look the other two
+# up by primary key; with stale statistics the optimizer may otherwise start from
+# the small defect table and sort millions of scans.
 ROW_SELECT = (
-    "SELECT s.id, s.station, s.created_at, s.operator_code, s.piece_code, s.order_code,"
+    "SELECT STRAIGHT_JOIN s.id, s.station, s.created_at, s.operator_code, s.piece_code, s.order_code,"
     " s.checker1_code, s.checker2_code, s.defect_code, d.name, s.approved, s.is_rescan,"
     " c.approved, c.rejected"
     " FROM scans s"
