@@ -7,7 +7,7 @@ database work, on a private MariaDB started for the run.
 Phases, each measured by the CPU the processes spent (from /proc), not by
 requests per second, since the load generator shares this machine's cores:
 
-1. app: `quality serve` (one process), N clients posting scans back to back
+1. app: `quality serve` (one process), first one client then N clients posting scans back to back
    over HTTP; CPU of the app process and of mariadbd per saved scan, latency
    of each POST as the client saw it, and the server's own count of the app's
    connections, sampled throughout.
@@ -348,6 +348,7 @@ async def main(args: argparse.Namespace) -> None:
                   f"{args.seconds:g} s per phase, pool max {args.pool_max}, "
                   f"{args.seed:,} scans stored before the run")
             await app_phase(app, url, admin, mariadbd, 5, 3)  # warm-up, not reported
+            single = await app_phase(app, url, admin, mariadbd, 1, min(args.seconds, 10))
             result = await app_phase(app, url, admin, mariadbd, args.clients, args.seconds)
             bare = await bare_phase(url, mariadbd, args.clients, args.seconds)
             live = await live_pages_phase(app, admin, args.pages, min(args.seconds, 10))
@@ -357,7 +358,9 @@ async def main(args: argparse.Namespace) -> None:
         server.release()
         shutil.rmtree(base, ignore_errors=True)
 
-    print(f"\napp  : {result['saved']:,} scans saved, {result['failures']} failed requests")
+    print(f"\none  : a single client posting back to back: median {single['median_ms']:.1f} ms, "
+          f"p99 {single['p99_ms']:.1f} ms per scan POST")
+    print(f"app  : {result['saved']:,} scans saved, {result['failures']} failed requests")
     print(f"       app CPU {result['app_cpu_ms_per_scan']:.3f} ms/scan, "
           f"mariadbd CPU {result['db_cpu_ms_per_scan']:.3f} ms/scan")
     print(f"       POST latency median {result['median_ms']:.1f} ms, p99 {result['p99_ms']:.1f} ms")
