@@ -282,6 +282,8 @@ class Database:
             self._release(cursor.pooled, discard)
 
     async def _commit(self, cursor: Cursor) -> None:
+        if not cursor.pooled.conn.get_transaction_status():
+            return  # the server says nothing is open (e.g. a procedure committed)
         cursor.in_flight = True
         try:
             await cursor.pooled.conn.commit()

@@ -87,27 +87,17 @@ async def _lookup(request: Request, session_id: bytes) -> User | None:
     db: Database = request.app.state.db
     hours: float = request.app.state.settings.session_hours
     now = _now()
+    renewed = now + timedelta(hours=hours)
     async with db.transaction() as cur:
         await cur.execute(
-            "SELECT u.id, u.username, u.full_name, r.name, s.expires_at,"
-            " GROUP_CONCAT(rp.permission SEPARATOR ',')"
-            " FROM sessions s"
-            " JOIN users u ON u.id = s.user_id AND u.active"
-            " JOIN roles r ON r.id = u.role_id"
-            " LEFT JOIN role_permissions rp ON rp.role_id = r.id"
-            " WHERE s.id = %s AND s.expires_at > %s"
-            " GROUP BY s.id",
-            (session_id, now),
+            "CALL session_user(%s, %s, %s, %s)",
+            (session_id, now, renewed, renewed - _EXTEND_EVERY),
         )
         row = await cur.fetchone()
-        if row is None:
-            return None
-        user_id, username, full_name, role, expires_at, permissions = row
-        renewed = now + timedelta(hours=hours)
-        if renewed - expires_at > _EXTEND_EVERY:
-            await cur.execute(
-                "UPDATE sessions SET expires_at = %s WHERE id = %s", (renewed, session_id)
-            )
+        await cur.nextset()
+    if row is None:
+        return None
+    user_id, username, full_name, role, permissions = row
     return User(
         id=user_id, username=username, full_name=full_name, role=role,
         permissions=frozenset(permissions.split(",")) if permissions else frozenset(),

@@ -197,3 +197,21 @@ def test_security_headers(client: TestClient) -> None:
     assert response.headers["x-content-type-options"] == "nosniff"
     cookie = response.headers["set-cookie"]
     assert "HttpOnly" in cookie and "SameSite=Lax" in cookie
+
+
+def test_session_slides_with_use_and_ends_when_expired(
+    client: TestClient, make_user: Any, settings: Settings
+) -> None:
+    make_user("sid", "operator")
+    login(client, "sid")
+    assert settings.database_url
+    url = settings.database_url
+    run_async(execute(url, "UPDATE sessions SET expires_at = UTC_TIMESTAMP(6) + INTERVAL 1 MINUTE"))
+    assert client.get("/", follow_redirects=False).status_code == 200
+    (rows,) = run_async(execute(
+        url, "SELECT TIMESTAMPDIFF(MINUTE, UTC_TIMESTAMP(6), expires_at) FROM sessions"))
+    assert rows[0][0] >= settings.session_hours * 60 - 1  # a whole shift again
+
+    run_async(execute(url, "UPDATE sessions SET expires_at = UTC_TIMESTAMP(6) - INTERVAL 1 SECOND"))
+    response = client.get("/", follow_redirects=False)
+    assert response.status_code == 303 and response.headers["location"].startswith("/login")

@@ -293,3 +293,20 @@ async def test_failed_first_statement_leaves_nothing_behind(db: Database) -> Non
         await cur.execute("INSERT INTO defect_codes (code, name) VALUES ('909', 'Next')")
     assert await rows_in(db, "SELECT code FROM defect_codes WHERE code IN ('908', '909')") == [
         ("909",)]
+
+
+async def test_commit_is_skipped_only_when_nothing_is_open(db: Database) -> None:
+    async with db.transaction() as cur:
+        await cur.execute(
+            "CREATE PROCEDURE commits_itself() BEGIN"
+            " INSERT INTO defect_codes (code, name) VALUES ('910', 'Own commit'); COMMIT; END"
+        )
+    async with db.transaction() as cur:
+        await cur.execute("CALL commits_itself()")
+        assert not cur.pooled.conn.get_transaction_status()
+    async with db.transaction() as cur:
+        await cur.execute("INSERT INTO defect_codes (code, name) VALUES ('911', 'Ours')")
+        assert cur.pooled.conn.get_transaction_status()
+    assert await rows_in(
+        db, "SELECT code FROM defect_codes WHERE code IN ('910', '911') ORDER BY code"
+    ) == [("910",), ("911",)]

@@ -77,7 +77,7 @@ def test_html_is_rendered_once_per_change() -> None:
     assert first.startswith(b"event: table\nid: 1\ndata: ")
 
 
-async def record(db: Database, piece: str, commit: asyncio.Event | None = None) -> int:
+async def record(db: Database, piece: str) -> int:
     async with db.transaction() as cur:
         await cur.execute(
             "CALL record_scan('quality', %s, 'OP01', %s, %s, 'OC01', 'OC02', '000', 1, %s)",
@@ -85,8 +85,23 @@ async def record(db: Database, piece: str, commit: asyncio.Event | None = None) 
         )
         (scan_id, *_) = await cur.fetchone()
         await cur.nextset()
-        if commit:
-            await commit.wait()
+    return scan_id
+
+
+async def record_slowly(db: Database, piece: str, commit: asyncio.Event) -> int:
+    """The same rows as record_scan writes, in a transaction left open until `commit`."""
+    async with db.transaction() as cur:
+        await cur.execute(
+            "INSERT INTO scans (station, submission_id, operator_code, piece_code, order_code,"
+            " checker1_code, checker2_code, defect_code, approved, created_at, created_by)"
+            " VALUES ('quality', %s, 'OP01', %s, %s, 'OC01', 'OC02', '000', TRUE, %s, 1)",
+            (secrets.token_bytes(16), piece, piece[:10], datetime.now(UTC).replace(tzinfo=None)),
+        )
+        scan_id = cur.lastrowid
+        await cur.execute(
+            "INSERT INTO order_counts (station, order_code, approved, rejected)"
+            " VALUES ('quality', %s, 1, 0)", (piece[:10],))
+        await commit.wait()
     return scan_id
 
 
@@ -98,7 +113,7 @@ async def test_a_scan_committed_late_under_a_lower_id_is_not_missed(
     await watcher.load()
     other = database_for(db_url, maxsize=2)
     commit = asyncio.Event()
-    slow = asyncio.create_task(record(other, "CP00000001-0001", commit))
+    slow = asyncio.create_task(record_slowly(other, "CP00000001-0001", commit))
     while not await _uncommitted_id_taken(db):  # noqa: ASYNC110 - polling the server
         await asyncio.sleep(0.01)
     fast_id = await record(other, "CP00000002-0001")

@@ -1,6 +1,10 @@
--- Saving a scan in one round trip: the scan row, the piece's latest verdict and
--- its order's approved/rejected piece counts change together, in the caller's
--- transaction. Returns the saved scan's id, whether it re-scans the piece, the
+-- The two things every scan does, each in one round trip: check the session,
+-- save the scan. Each procedure ends with COMMIT, and quality/db.py sends no
+-- COMMIT of its own when the server reports no transaction open.
+--
+-- record_scan. Saving a scan: the scan row, the piece's latest verdict and
+-- its order's approved/rejected piece counts change together, and commit.
+-- Returns the saved scan's id, whether it re-scans the piece, the
 -- defect's name and the order's counts after it.
 --
 -- The scan row is inserted first so that a repeated submission id fails at once
@@ -66,6 +70,32 @@ BEGIN
     SELECT v_scan, v_previous IS NOT NULL, d.name, c.approved, c.rejected
     FROM order_counts c JOIN defect_codes d ON d.code = p_defect
     WHERE c.station = p_station AND c.order_code = p_order;
+    COMMIT;
+END //
+
+-- session_user: the signed-in user behind a live session, with their role and
+-- permissions as they are now; a session is extended (slid) to p_renewed when
+-- it would end before p_extend_below, so most requests write nothing.
+CREATE PROCEDURE session_user(
+    IN p_session BINARY(32),
+    IN p_now DATETIME(6),
+    IN p_renewed DATETIME(6),
+    IN p_extend_below DATETIME(6)
+)
+MODIFIES SQL DATA
+BEGIN
+    UPDATE sessions SET expires_at = p_renewed
+    WHERE id = p_session AND expires_at > p_now AND expires_at < p_extend_below;
+
+    SELECT u.id, u.username, u.full_name, r.name,
+           GROUP_CONCAT(rp.permission SEPARATOR ',')
+    FROM sessions s
+    JOIN users u ON u.id = s.user_id AND u.active
+    JOIN roles r ON r.id = u.role_id
+    LEFT JOIN role_permissions rp ON rp.role_id = r.id
+    WHERE s.id = p_session AND s.expires_at > p_now
+    GROUP BY s.id;
+    COMMIT;
 END //
 
 DELIMITER ;
