@@ -327,3 +327,13 @@ async def test_concurrent_copies_across_two_processes_save_one_row(
     finally:
         first.stop()
         second.stop()
+
+
+def test_oversized_body_is_refused_before_it_is_read(
+    client: TestClient, make_user: Any, settings: Settings
+) -> None:
+    csrf = signed_in(client, make_user)
+    data = {**GOOD, "submission_id": secrets.token_hex(16), "padding": "x" * 100_000}
+    response = client.post("/scan", data=data, headers={**HTMX, "X-CSRF-Token": csrf})
+    assert response.status_code == 413
+    assert scan_rows(settings) == []

@@ -1,5 +1,6 @@
-"""One middleware around every request: request id, security headers, the
-access log line and the request metrics, in a single pass over the response."""
+"""One middleware around every request: request id, a bound on the body's size,
+security headers, the access log line and the request metrics, in a single
+pass over the request and the response."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ import time
 import uuid
 
 from starlette.datastructures import MutableHeaders
+from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from quality.metrics import Metrics
@@ -26,6 +28,8 @@ SECURITY_HEADERS = {
     "Referrer-Policy": "same-origin",
 }
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
+# Every form here is a few hundred bytes; nothing bigger is read into memory.
+MAX_BODY_BYTES = 64 * 1024
 
 
 class RequestMiddleware:
@@ -41,6 +45,16 @@ class RequestMiddleware:
         request_id = _request_id(scope)
         scope.setdefault("state", {})["request_id"] = request_id
         status = 500
+        received = 0
+
+        async def limited_receive() -> Message:
+            nonlocal received
+            message = await receive()
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+                if received > MAX_BODY_BYTES:
+                    raise HTTPException(413, "The request is too large.")
+            return message
 
         async def send_with_headers(message: Message) -> None:
             nonlocal status
@@ -53,7 +67,7 @@ class RequestMiddleware:
             await send(message)
 
         try:
-            await self.app(scope, receive, send_with_headers)
+            await self.app(scope, limited_receive, send_with_headers)
         finally:
             self._record(scope, request_id, status, time.perf_counter() - started)
 
