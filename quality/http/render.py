@@ -1,5 +1,5 @@
 """The one way to answer with HTML: a whole page, or for an htmx request just
-the named block of the same template (jinja2-fragments), so a fragment is
+the named blocks of the same template (jinja2-fragments), so a fragment is
 never a second copy of the page's markup."""
 
 from __future__ import annotations

@@ -68,13 +68,11 @@ class StationFeed:
         """The newest scan id in the table: comparable across processes."""
         return max(self._rows, default=0)
 
-    def counts(self, order_code: str) -> tuple[int, int]:
-        approved, rejected, _ = self._counts.get(order_code, (0, 0, 0))
-        return approved, rejected
-
     def replace(self, saved: Iterable[Saved]) -> None:
         self._rows.clear()
         self._counts.clear()
+        self._row_html.clear()
+        self._counts_html.clear()
         self.add(saved)
 
     def add(self, saved: Iterable[Saved]) -> None:
