@@ -36,6 +36,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import asyncmy
+from asyncmy.constants import SERVER_STATUS
 from asyncmy.errors import MySQLError
 
 log = logging.getLogger(__name__)
@@ -84,6 +85,18 @@ def is_connection_lost(exc: BaseException) -> bool:
     if isinstance(exc, ConnectionError):
         return True
     return isinstance(exc, MySQLError) and error_code(exc) in _CONNECTION_LOST
+
+
+def transaction_open(conn: Any) -> bool:
+    """Whether the server reported a transaction still open after the last statement.
+
+    asyncmy's `server_status` keeps the last *non-zero* status, so a final OK of
+    0 ("nothing open", as after a procedure that commits) would be missed; the
+    last result (a public attribute of asyncmy's connection) has the raw value.
+    """
+    last = getattr(conn, "_result", None)
+    status = last.server_status if last is not None else conn.server_status
+    return bool(status & SERVER_STATUS.SERVER_STATUS_IN_TRANS)
 
 
 @dataclass
@@ -282,7 +295,7 @@ class Database:
             self._release(cursor.pooled, discard)
 
     async def _commit(self, cursor: Cursor) -> None:
-        if not cursor.pooled.conn.get_transaction_status():
+        if not transaction_open(cursor.pooled.conn):
             return  # the server says nothing is open (e.g. a procedure committed)
         cursor.in_flight = True
         try:

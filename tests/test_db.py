@@ -9,7 +9,14 @@ import time
 import asyncmy
 import pytest
 
-from quality.db import ConnectionLost, Database, DatabaseUnavailable, PoolTimeout, QueryTimeout
+from quality.db import (
+    ConnectionLost,
+    Database,
+    DatabaseUnavailable,
+    PoolTimeout,
+    QueryTimeout,
+    transaction_open,
+)
 from quality.localdb import LocalMariaDB
 from quality.settings import DatabaseURL
 from tests.conftest import database_for, execute, run_async
@@ -303,10 +310,10 @@ async def test_commit_is_skipped_only_when_nothing_is_open(db: Database) -> None
         )
     async with db.transaction() as cur:
         await cur.execute("CALL commits_itself()")
-        assert not cur.pooled.conn.get_transaction_status()
+        assert not transaction_open(cur.pooled.conn)
     async with db.transaction() as cur:
         await cur.execute("INSERT INTO defect_codes (code, name) VALUES ('911', 'Ours')")
-        assert cur.pooled.conn.get_transaction_status()
+        assert transaction_open(cur.pooled.conn)
     assert await rows_in(
         db, "SELECT code FROM defect_codes WHERE code IN ('910', '911') ORDER BY code"
     ) == [("910",), ("911",)]
