@@ -11,6 +11,8 @@ requests per second, since the load generator shares this machine's cores:
    over HTTP; CPU of the app process and of mariadbd per saved scan, latency
    of each POST as the client saw it, and the server's own count of the app's
    connections, sampled throughout.
+   floor: the same POSTs to uvicorn + Starlette with no database, session or
+   template (bench/floor_app.py): the HTTP stack's own cost per request.
 2. bare: one process with N asyncmy tasks doing, per scan, what a plain
    implementation does with no HTTP: the insert (record_scan) and the
    latest-50 query with its per-order counts.
@@ -227,6 +229,46 @@ async def app_phase(app: App, url: DatabaseURL, admin: DatabaseURL, mariadbd: in
     }
 
 
+# -- phase 1b: the floor of the HTTP stack ---------------------------------------------------
+
+
+async def floor_phase(clients: int, seconds: float) -> dict[str, float]:
+    """uvicorn + Starlette with a form POST and nothing else (bench/floor_app.py)."""
+    port = free_port()
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "uvicorn", "floor_app:app", "--port", str(port),
+        "--log-level", "warning", "--app-dir", str(ROOT / "bench"),
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        async with httpx2.AsyncClient(base_url=base, timeout=30) as http:
+            for _ in range(300):
+                try:
+                    if (await http.get("/healthz")).status_code == 200:
+                        break
+                except httpx2.TransportError:
+                    await asyncio.sleep(0.1)
+            done = 0
+            cpu = cpu_seconds(process.pid)
+            deadline = time.monotonic() + seconds
+
+            async def client(index: int) -> None:
+                nonlocal done
+                n = 0
+                while time.monotonic() < deadline:
+                    await http.post("/scan", data=scan_form(n, index))
+                    done += 1
+                    n += 1
+
+            await asyncio.gather(*(client(i) for i in range(clients)))
+            cpu = cpu_seconds(process.pid) - cpu
+    finally:
+        process.terminate()
+        await process.wait()
+    return {"requests": done, "cpu_ms_per_request": 1000 * cpu / done}
+
+
 # -- phase 2: a bare client ----------------------------------------------------------------
 
 
@@ -351,6 +393,7 @@ async def main(args: argparse.Namespace) -> None:
             single = await app_phase(app, url, admin, mariadbd, 1, min(args.seconds, 10))
             result = await app_phase(app, url, admin, mariadbd, args.clients, args.seconds)
             bare = await bare_phase(url, mariadbd, args.clients, args.seconds)
+            floor = await floor_phase(args.clients, min(args.seconds, 10))
             live = await live_pages_phase(app, admin, args.pages, min(args.seconds, 10))
         finally:
             app.stop()
@@ -369,6 +412,8 @@ async def main(args: argparse.Namespace) -> None:
     print(f"bare : {bare['saved']:,} scans saved")
     print(f"       client CPU {bare['client_cpu_ms_per_scan']:.3f} ms/scan, "
           f"mariadbd CPU {bare['db_cpu_ms_per_scan']:.3f} ms/scan")
+    print(f"floor: uvicorn + Starlette answering a form POST, nothing else: "
+          f"{floor['cpu_ms_per_request']:.3f} ms CPU per request")
     print("ratio: app CPU / bare client CPU = "
           f"{result['app_cpu_ms_per_scan'] / bare['client_cpu_ms_per_scan']:.2f} (target <= 2)")
     print("       mariadbd CPU, app / bare = "
