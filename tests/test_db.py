@@ -317,3 +317,16 @@ async def test_commit_is_skipped_only_when_nothing_is_open(db: Database) -> None
     assert await rows_in(
         db, "SELECT code FROM defect_codes WHERE code IN ('910', '911') ORDER BY code"
     ) == [("910",), ("911",)]
+
+
+async def test_connection_held_too_long_is_reported(
+    db_url: DatabaseURL, caplog: pytest.LogCaptureFixture
+) -> None:
+    db = database_for(db_url, maxsize=1, leak_after=0.2, recycle=0.4)
+    await db.open()
+    caplog.set_level("WARNING", logger="quality.db")
+    async with db.transaction() as cur:
+        await cur.execute("SELECT 1")
+        await asyncio.sleep(0.8)  # housekeeping runs every 0.5 s at the shortest
+    assert "has been held for" in caplog.text
+    await db.close()
