@@ -321,9 +321,12 @@ class Database:
         # earlier steps), so anything sent is rolled back.
         if not cursor.sent:
             return False
+        rollback = asyncio.ensure_future(cursor.pooled.conn.rollback())
+        # If we stop waiting, the connection is closed under it; its error is expected.
+        rollback.add_done_callback(lambda task: task.cancelled() or task.exception())
         try:
             async with asyncio.timeout(min(self.timeout, 2.0)):
-                await asyncio.shield(cursor.pooled.conn.rollback())
+                await asyncio.shield(rollback)
         except (asyncio.CancelledError, TimeoutError, MySQLError, OSError) as exc:
             log.warning("rollback failed (%s); discarding the connection", exc)
             return True
