@@ -25,6 +25,7 @@ import tempfile
 import time
 from pathlib import Path
 
+import asyncmy.errors
 import httpx2
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -34,6 +35,9 @@ from scan_load import App, prepare, query, scan_form, signed_in  # noqa: E402
 
 from quality.localdb import LocalMariaDB  # noqa: E402
 from quality.settings import DatabaseURL  # noqa: E402
+
+
+UNKNOWN_THREAD = 1094
 
 
 def rss_mib(pid: int) -> float:
@@ -96,9 +100,15 @@ async def soak(app: App, url: DatabaseURL, admin: DatabaseURL, args: argparse.Na
             await asyncio.sleep(args.kill_every)
             rows = await query(admin, "SELECT ID FROM information_schema.PROCESSLIST"
                                       f" WHERE DB = '{url.database}'")
+            killed = 0
             for (connection_id,) in rows:
-                await query(admin, f"KILL {connection_id}")
-            print(f"  killed {len(rows)} app connections")
+                try:
+                    await query(admin, f"KILL {connection_id}")
+                    killed += 1
+                except asyncmy.errors.OperationalError as exc:
+                    if exc.args[0] != UNKNOWN_THREAD:  # closed by the pool meanwhile
+                        raise
+            print(f"  killed {killed} app connections")
 
     async def report() -> None:
         nonlocal peak
