@@ -36,7 +36,6 @@ from scan_load import App, prepare, query, scan_form, signed_in  # noqa: E402
 from quality.localdb import LocalMariaDB  # noqa: E402
 from quality.settings import DatabaseURL  # noqa: E402
 
-
 UNKNOWN_THREAD = 1094
 
 
