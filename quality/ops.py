@@ -14,7 +14,7 @@ from quality.db import Database, DatabaseUnavailable
 from quality.permissions import PUBLIC, endpoint
 from quality.sessions import client_address
 
-LOOPBACK = {"127.0.0.1", "::1", "localhost", "testclient"}
+LOOPBACK = {"127.0.0.1", "::1"}
 
 
 @endpoint(PUBLIC)

@@ -50,6 +50,11 @@ def test_metrics_expose_pool_requests_and_logins(client: TestClient, make_user: 
         assert name in text, name
 
 
+def test_metrics_answer_only_this_machine_without_a_token(settings: Settings) -> None:
+    with TestClient(create_app(settings), client=("192.0.2.7", 40000)) as client:
+        assert client.get("/metrics").status_code == 403
+
+
 def test_metrics_token_is_required_when_set(settings: Settings) -> None:
     with TestClient(create_app(settings.__class__(**{**settings.__dict__,
                                                       "metrics_token": "scrape-me"}))) as client:

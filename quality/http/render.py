@@ -58,9 +58,9 @@ class Renderer:
             value = value.replace(tzinfo=UTC)
         return value.astimezone(self.timezone).strftime(fmt)
 
-    def render_string(self, template: str, **context: Any) -> str:
-        """A template rendered on its own, for HTML shared by many responses."""
-        return self.env.get_template(template).render(context)
+    def macros(self, template: str) -> Any:
+        """A template's macros, for HTML pieces shared by many responses."""
+        return self.env.get_template(template).module
 
     def render(
         self,

@@ -34,16 +34,16 @@ class TableMarkup:
     """The table's pieces: the macros of templates/scans/_table.html."""
 
     def __init__(self, renderer: Renderer) -> None:
-        self._macros = renderer.env.get_template("scans/_table.html").module
+        self._macros = renderer.macros("scans/_table.html")
 
     def table(self, body: str, version: int) -> str:
-        return str(self._macros.table(Markup(body), version))  # type: ignore[attr-defined]
+        return str(self._macros.table(Markup(body), version))
 
     def row_cells(self, row: ScanRow) -> str:
-        return str(self._macros.row_cells(row))  # type: ignore[attr-defined]
+        return str(self._macros.row_cells(row))
 
     def order_counts(self, order_code: str, approved: int, rejected: int) -> str:
-        return str(self._macros.order_counts(order_code, approved, rejected))  # type: ignore[attr-defined]
+        return str(self._macros.order_counts(order_code, approved, rejected))
 
 
 class StationFeed:
