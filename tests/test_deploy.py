@@ -26,9 +26,8 @@ from quality.settings import Settings
 from tests.conftest import free_port
 
 ROOT = Path(__file__).resolve().parents[1]
-# Connections beyond the app's workers: `quality` commands (a pool of 2), the
-# health check, a DBA's client and a second app container during a redeploy's
-# overlap are not all counted here, so keep a fixed margin on top.
+# Connections the app's workers must leave free: `quality` commands (2 each),
+# a DBA's client, monitoring.
 HEADROOM = 20
 
 
