@@ -6,12 +6,14 @@ import argparse
 import asyncio
 import dataclasses
 import getpass
+import logging
 import os
 import secrets
 import signal
 import sys
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
+from importlib.metadata import version
 from pathlib import Path
 
 from quality.accounts import AccountError, create_user, ensure_admin, set_password
@@ -20,6 +22,13 @@ from quality.localdb import LocalDatabaseError, LocalMariaDB
 from quality.logs import configure_logging
 from quality.migrate import MigrationError, available, migrate
 from quality.settings import Settings, SettingsError, load_settings
+
+# Exit statuses: 2 is argparse's usage error (and a command that failed);
+# a bad setting is EX_CONFIG from sysexits.h, so scripts and supervisors can
+# tell "fix the configuration" from "fix the command line".
+EXIT_CONFIG = 78
+
+log = logging.getLogger(__name__)
 
 
 class CommandError(RuntimeError):
@@ -30,10 +39,13 @@ def main(argv: list[str] | None = None) -> None:
     args = _parser().parse_args(argv)
     try:
         settings = load_settings()
+    except SettingsError as exc:
+        print(f"quality: {exc}", file=sys.stderr)
+        raise SystemExit(EXIT_CONFIG) from None
+    try:
         configure_logging(settings.log_level, settings.log_format)
         args.run(settings, args)
-    except (SettingsError, CommandError, LocalDatabaseError, MigrationError, AccountError,
-            DatabaseUnavailable) as exc:
+    except (CommandError, LocalDatabaseError, MigrationError, AccountError, DatabaseUnavailable) as exc:
         print(f"quality: {exc}", file=sys.stderr)
         raise SystemExit(2) from None
     except KeyboardInterrupt:
@@ -41,13 +53,19 @@ def main(argv: list[str] | None = None) -> None:
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="quality", description=__doc__)
+    parser = argparse.ArgumentParser(
+        prog="quality", description=__doc__,
+        epilog=f"Exit status: 0 done, 2 bad usage or the command failed, {EXIT_CONFIG} a bad setting.",
+    )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {version('quality')}")
     commands = parser.add_subparsers(required=True, metavar="COMMAND")
 
     serve = commands.add_parser("serve", help="run the web app")
-    serve.add_argument("--host", default=os.environ.get("QUALITY_HOST", "127.0.0.1"))
-    serve.add_argument("--port", type=int, default=int(os.environ.get("QUALITY_PORT", "8000")))
-    serve.add_argument("--workers", type=int, default=1, help="uvicorn worker processes")
+    serve.add_argument("--host", help="address to listen on (default: QUALITY_HOST, else 127.0.0.1)")
+    serve.add_argument("--port", type=_port, help="port to listen on (default: QUALITY_PORT, else 8000)")
+    serve.add_argument("--workers", type=_positive, default=1, help="uvicorn worker processes (default: 1)")
+    serve.add_argument("--migrate", action="store_true",
+                       help="apply pending migrations first (always done for the local database)")
     serve.set_defaults(run=_serve)
 
     commands.add_parser("migrate", help="apply pending schema migrations").set_defaults(
@@ -58,14 +76,14 @@ def _parser() -> argparse.ArgumentParser:
         required=True, metavar="ACTION"
     )
     add = user.add_parser("add", help="create an account")
-    add.add_argument("name")
+    add.add_argument("name", help="user name (letters, digits, . _ -)")
     add.add_argument("--role", required=True, help="admin, supervisor, operator or your own")
-    add.add_argument("--full-name", default="")
+    add.add_argument("--full-name", default="", help="the name shown in the app")
     add.add_argument("--password-stdin", action="store_true", help="read the password from stdin")
     add.set_defaults(run=_user_add)
     passwd = user.add_parser("passwd", help="set a password (ends that user's sessions)")
-    passwd.add_argument("name")
-    passwd.add_argument("--password-stdin", action="store_true")
+    passwd.add_argument("name", help="user name")
+    passwd.add_argument("--password-stdin", action="store_true", help="read the password from stdin")
     passwd.set_defaults(run=_user_passwd)
 
     localdb = commands.add_parser("localdb", help="the private local MariaDB").add_subparsers(
@@ -76,6 +94,20 @@ def _parser() -> argparse.ArgumentParser:
         run=_localdb_stop
     )
     return parser
+
+
+def _positive(value: str) -> int:
+    number = int(value)
+    if number < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, not {number}")
+    return number
+
+
+def _port(value: str) -> int:
+    number = int(value)
+    if not 1 <= number <= 65535:
+        raise argparse.ArgumentTypeError(f"must be 1 to 65535, not {number}")
+    return number
 
 
 # -- database set-up shared by the commands ------------------------------------
@@ -137,7 +169,7 @@ def _serve(settings: Settings, args: argparse.Namespace) -> None:
     # `finally` below stop the local database in order.
     signal.signal(signal.SIGTERM, _exit_on_signal)
     try:
-        asyncio.run(_prepare(settings, local is not None))
+        asyncio.run(_prepare(settings, migrate_first=args.migrate or local is not None))
         assert settings.database_url and settings.secret_key
         # Worker processes build their settings from the environment.
         os.environ["QUALITY_DATABASE_URL"] = settings.database_url.as_url()
@@ -145,11 +177,14 @@ def _serve(settings: Settings, args: argparse.Namespace) -> None:
         uvicorn.run(
             "quality.app:create_app",
             factory=True,
-            host=args.host,
-            port=args.port,
+            host=args.host or settings.host,
+            port=args.port or settings.port,
             workers=args.workers,
             log_config=None,
-            proxy_headers=True,
+            # X-Forwarded-For/-Proto only from the proxies named in
+            # QUALITY_FORWARDED_ALLOW_IPS; otherwise the peer is the client.
+            proxy_headers=bool(settings.forwarded_allow_ips),
+            forwarded_allow_ips=list(settings.forwarded_allow_ips),
             # Scans answer in milliseconds; what is still open after this is a
             # live-table stream, which the browser reopens by itself.
             timeout_graceful_shutdown=3,
@@ -163,18 +198,27 @@ def _exit_on_signal(signum: int, frame: object) -> None:
     raise SystemExit(128 + signum)
 
 
-async def _prepare(settings: Settings, local: bool) -> None:
+async def _prepare(settings: Settings, *, migrate_first: bool) -> None:
     async with _database(settings) as db:
-        if local:
-            applied = await migrate(db)
-            for name in applied:
-                print(f"quality: applied migration {name}")
+        if migrate_first:
+            for name in await migrate(db):
+                log.info("applied migration %s", name)
         else:
             await _require_current_schema(db)
         generated = await ensure_admin(db, settings.admin_password)
         if generated:
-            print(f"quality: created user 'admin' with password: {generated}")
-            print("quality: this password is shown once; change it after signing in")
+            _show_admin_password(generated)
+
+
+def _show_admin_password(password: str) -> None:
+    """Show a generated password to the person at the terminal, never to the logs."""
+    if sys.stderr.isatty():
+        print(f"quality: created user 'admin' with password: {password}\n"
+              "quality: this password is shown once; change it after signing in", file=sys.stderr)
+        log.info("created user 'admin'; its generated password was shown on the terminal")
+    else:
+        log.warning("created user 'admin' with a generated password that no terminal could show;"
+                    " set one with 'quality user passwd admin'")
 
 
 async def _require_current_schema(db: Database) -> None:

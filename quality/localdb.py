@@ -26,10 +26,13 @@ from quality.settings import DatabaseURL
 APP_USER = "quality"
 MAINT_USER = "quality_maint"
 DATABASE = "quality"
-INSTALL_HINT = (
-    "mariadbd not found: install MariaDB server "
-    "(Debian/Ubuntu: sudo apt-get install mariadb-server-core) or set QUALITY_DATABASE_URL"
-)
+# The programs this module runs, each with the Debian/Ubuntu package that brings
+# it (mariadb-install-db calls my_print_defaults, from the client package).
+PACKAGES = {
+    "mariadbd": "mariadb-server-core",
+    "mariadb-install-db": "mariadb-server-core",
+    "my_print_defaults": "mariadb-client-core",
+}
 
 
 class LocalDatabaseError(RuntimeError):
@@ -143,13 +146,12 @@ class LocalMariaDB:
         self.init_file.chmod(0o600)
         if (self.datadir / "mysql").is_dir():
             return
-        install = shutil.which("mariadb-install-db") or shutil.which("mysql_install_db")
-        if shutil.which("mariadbd", path=_SEARCH_PATH) is None or install is None:
-            raise LocalDatabaseError(INSTALL_HINT)
+        # All of them before anything runs: a half-initialised datadir is worse than none.
+        binaries = {name: _binary(name) for name in PACKAGES}
         self.datadir.mkdir(parents=True, exist_ok=True)
         result = subprocess.run(
             [
-                install,
+                binaries["mariadb-install-db"],
                 "--no-defaults",
                 f"--datadir={self.datadir}",
                 f"--user={getpass.getuser()}",
@@ -166,9 +168,7 @@ class LocalMariaDB:
             )
 
     def _start(self, timeout: float) -> None:
-        binary = shutil.which("mariadbd", path=_SEARCH_PATH)
-        if binary is None:
-            raise LocalDatabaseError(INSTALL_HINT)
+        binary = _binary("mariadbd")
         self.socket.unlink(missing_ok=True)
         command = [
             binary,
@@ -250,6 +250,17 @@ class _Locked:
     def __exit__(self, *exc: object) -> None:
         fcntl.flock(self.handle, fcntl.LOCK_UN)
         self.handle.close()
+
+
+def _binary(name: str) -> str:
+    """The path of one of the PACKAGES programs, or an error naming it and its package."""
+    path = shutil.which(name, path=_SEARCH_PATH)
+    if path is None:
+        raise LocalDatabaseError(
+            f"{name} not found: install the package {PACKAGES[name]} "
+            f"(Debian/Ubuntu: sudo apt-get install {PACKAGES[name]}) or set QUALITY_DATABASE_URL"
+        )
+    return path
 
 
 def _alive(pid: int) -> bool:

@@ -36,12 +36,17 @@ async def healthz(request: Request) -> Response:
 @endpoint(PUBLIC)
 async def metrics(request: Request) -> Response:
     # Scrapers carry no session: they show QUALITY_METRICS_TOKEN, or, when no
-    # token is set, must call from this machine.
-    token = request.app.state.settings.metrics_token
+    # token is set, must call from this machine. Behind a trusted proxy the
+    # address is whatever the proxy forwarded (or the proxy's own loopback),
+    # so it proves nothing and only the token will do.
+    settings = request.app.state.settings
+    token = settings.metrics_token
     if token:
         sent = request.headers.get("authorization", "")
         if not hmac.compare_digest(sent.encode(), f"Bearer {token}".encode()):
             raise HTTPException(401, "Send the metrics token as 'Authorization: Bearer ...'.")
+    elif settings.forwarded_allow_ips:
+        raise HTTPException(403, "Behind a trusted proxy, set QUALITY_METRICS_TOKEN to scrape metrics.")
     elif client_address(request) not in LOOPBACK:
         raise HTTPException(403, "Set QUALITY_METRICS_TOKEN to scrape metrics from another host.")
     body = generate_latest(request.app.state.metrics.registry)

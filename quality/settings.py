@@ -6,6 +6,7 @@ whose message is one line naming the setting, which the CLI prints and exits on.
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import re
 from dataclasses import dataclass, field
@@ -100,6 +101,10 @@ class Settings:
     data_dir: Path = Path("var")
     admin_password: str | None = None
     metrics_token: str | None = None
+    host: str = "127.0.0.1"
+    port: int = 8000
+    # Proxies whose X-Forwarded-For/-Proto are believed; none by default.
+    forwarded_allow_ips: tuple[str, ...] = ()
     codes: CodePatterns = field(default_factory=CodePatterns)
 
     @property
@@ -151,6 +156,18 @@ class _Reader:
             return value.lower()
         raise SettingsError(f"{name}={value!r} must be one of: {', '.join(choices)}")
 
+    def addresses(self, name: str) -> tuple[str, ...]:
+        """A comma-separated list of IP addresses or networks, or `*` for any."""
+        items = tuple(item.strip() for item in (self.raw(name) or "").split(",") if item.strip())
+        for item in items:
+            if item == "*":
+                continue
+            try:
+                ipaddress.ip_network(item, strict=False)
+            except ValueError:
+                raise SettingsError(f"{name}: {item!r} is not an IP address, a network or '*'") from None
+        return items
+
     def pattern(self, name: str, default: str) -> str:
         value = self.raw(name) or default
         try:
@@ -200,6 +217,10 @@ def load_settings(env: dict[str, str] | None = None, env_file: Path | None = Pat
         order_length=read.number("QUALITY_ORDER_LENGTH", 10, minimum=1, integer=True),
     )
 
+    port = read.number("QUALITY_PORT", 8000, minimum=1, integer=True)
+    if port > 65535:
+        raise SettingsError(f"QUALITY_PORT={port} must be at most 65535")
+
     return Settings(
         database_url=database_url,
         secret_key=secret_key,
@@ -215,5 +236,8 @@ def load_settings(env: dict[str, str] | None = None, env_file: Path | None = Pat
         data_dir=Path(read.raw("QUALITY_DATA_DIR") or "var"),
         admin_password=read.raw("QUALITY_ADMIN_PASSWORD"),
         metrics_token=read.raw("QUALITY_METRICS_TOKEN"),
+        host=read.raw("QUALITY_HOST") or "127.0.0.1",
+        port=port,
+        forwarded_allow_ips=read.addresses("QUALITY_FORWARDED_ALLOW_IPS"),
         codes=codes,
     )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 import pytest
@@ -42,9 +43,33 @@ def test_data_survives_a_restart(tmp_path: Path) -> None:
         server.release()
 
 
-def test_missing_binary_says_how_to_install(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_missing_server_names_the_binary_and_its_package(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setattr(localdb, "_SEARCH_PATH", str(tmp_path))
     monkeypatch.setenv("PATH", str(tmp_path))
     with pytest.raises(LocalDatabaseError, match="apt-get install mariadb-server-core") as error:
         LocalMariaDB(tmp_path).ensure_running()
-    assert "\n" not in str(error.value)
+    assert str(error.value).startswith("mariadbd not found") and "\n" not in str(error.value)
+
+
+def test_missing_client_tool_is_named_before_anything_runs(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The server package alone: mariadb-install-db would need my_print_defaults.
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    for name in ("mariadbd", "mariadb-install-db"):
+        real = shutil.which(name, path=localdb._SEARCH_PATH)
+        assert real, f"{name} is needed to run this test"
+        (bin_dir / name).symlink_to(real)
+    monkeypatch.setattr(localdb, "_SEARCH_PATH", str(bin_dir))
+    monkeypatch.setenv("PATH", str(bin_dir))
+    server = LocalMariaDB(tmp_path)
+    try:
+        with pytest.raises(LocalDatabaseError) as error:
+            server.ensure_running()
+    finally:
+        server.stop()
+    assert str(error.value).startswith("my_print_defaults not found: install the package mariadb-client-core")
+    assert not server.datadir.exists()  # mariadb-install-db never ran

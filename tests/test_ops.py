@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import dataclasses
+import urllib.error
+import urllib.request
 from typing import Any
 
 from starlette.testclient import TestClient
 
 from quality.app import create_app
 from quality.settings import Settings
-from tests.conftest import login
+from tests.conftest import LiveServer, login
 
 
 def test_healthz_reports_the_database(client: TestClient) -> None:
@@ -61,6 +64,48 @@ def test_metrics_token_is_required_when_set(settings: Settings) -> None:
         assert client.get("/metrics").status_code == 401
         ok = client.get("/metrics", headers={"Authorization": "Bearer scrape-me"})
         assert ok.status_code == 200 and "quality_db_pool_size" in ok.text
+
+
+def test_metrics_need_the_token_when_forwarded_headers_are_trusted(settings: Settings) -> None:
+    # A local proxy makes every client look like loopback: the address proves nothing.
+    behind_proxy = dataclasses.replace(settings, forwarded_allow_ips=("127.0.0.1",))
+    with TestClient(create_app(behind_proxy), client=("127.0.0.1", 40000)) as client:
+        refused = client.get("/metrics")
+        assert refused.status_code == 403 and "QUALITY_METRICS_TOKEN" in refused.text
+    with_token = dataclasses.replace(behind_proxy, metrics_token="scrape-me")
+    with TestClient(create_app(with_token), client=("127.0.0.1", 40000)) as client:
+        ok = client.get("/metrics", headers={"Authorization": "Bearer scrape-me"})
+        assert ok.status_code == 200 and "quality_db_pool_size" in ok.text
+
+
+def test_forwarded_headers_are_ignored_unless_the_proxy_is_trusted(settings: Settings) -> None:
+    forged = {"X-Forwarded-For": "192.0.2.7", "X-Forwarded-Proto": "https"}
+    server = LiveServer(settings)
+    server.start()
+    try:
+        status, headers = fetch(server.url + "/metrics", forged)
+        assert status == 200  # still this machine: the forged address was not believed
+        status, headers = fetch(server.url + "/login", forged)
+        assert "Secure" not in headers.get("Set-Cookie", "")
+    finally:
+        server.stop()
+    server = LiveServer(settings, {"QUALITY_FORWARDED_ALLOW_IPS": "127.0.0.1"})
+    server.start()
+    try:
+        status, headers = fetch(server.url + "/metrics", {})
+        assert status == 403  # loopback is the proxy now, not proof of a local caller
+        status, headers = fetch(server.url + "/login", forged)
+        assert status == 200 and "Secure" in headers["Set-Cookie"]  # TLS ended at the proxy
+    finally:
+        server.stop()
+
+
+def fetch(url: str, headers: dict[str, str]) -> tuple[int, Any]:
+    try:
+        with urllib.request.urlopen(urllib.request.Request(url, headers=headers), timeout=10) as response:
+            return response.status, response.headers
+    except urllib.error.HTTPError as error:
+        return error.code, error.headers
 
 
 def test_unknown_page_is_a_404_page(client: TestClient) -> None:

@@ -34,6 +34,16 @@ def test_values_are_typed() -> None:
     assert str(settings.timezone) == "Europe/Bucharest" and settings.log_format == "json"
 
 
+def test_listening_address_and_trusted_proxies() -> None:
+    assert load_settings({}).forwarded_allow_ips == ()  # forwarded headers not believed by default
+    settings = load_settings({
+        "QUALITY_HOST": "0.0.0.0", "QUALITY_PORT": "8080",
+        "QUALITY_FORWARDED_ALLOW_IPS": "10.0.0.5, 172.16.0.0/12,::1",
+    })
+    assert (settings.host, settings.port) == ("0.0.0.0", 8080)
+    assert settings.forwarded_allow_ips == ("10.0.0.5", "172.16.0.0/12", "::1")
+
+
 def test_unix_socket_url_round_trips() -> None:
     url = DatabaseURL.parse("mysql://u:p@localhost/q?unix_socket=/tmp/x.sock")
     assert url.unix_socket == "/tmp/x.sock"
@@ -56,6 +66,9 @@ def test_unix_socket_url_round_trips() -> None:
         ({"QUALITY_SECRET_KEY": "short"}, "QUALITY_SECRET_KEY"),
         ({"QUALITY_PIECE_PATTERN": "CP[0-9"}, "QUALITY_PIECE_PATTERN"),
         ({"QUALITY_SESSION_HOURS": "forever"}, "QUALITY_SESSION_HOURS"),
+        ({"QUALITY_PORT": "abc"}, "QUALITY_PORT"),
+        ({"QUALITY_PORT": "70000"}, "QUALITY_PORT"),
+        ({"QUALITY_FORWARDED_ALLOW_IPS": "10.0.0.1, proxy.local"}, "QUALITY_FORWARDED_ALLOW_IPS"),
     ],
 )
 def test_bad_values_name_the_setting(env: dict[str, str], named: str) -> None:
@@ -78,7 +91,7 @@ def test_bad_setting_stops_the_command_with_one_line(tmp_path: Path) -> None:
         [sys.executable, "-m", "quality", "serve"], cwd=tmp_path, env=env,
         capture_output=True, text=True, timeout=60,
     )
-    assert result.returncode == 2
+    assert result.returncode == 78  # EX_CONFIG: not a usage error (2)
     assert result.stderr.strip().splitlines() == [
         "quality: QUALITY_POOL_MAX='many' is not a whole number"
     ]

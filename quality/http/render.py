@@ -18,9 +18,18 @@ from starlette.responses import HTMLResponse
 
 from quality.http.csrf import csrf_token
 
-ROOT = Path(__file__).resolve().parents[2]
-TEMPLATES_DIR = ROOT / "templates"
-STATIC_DIR = ROOT / "static"
+PACKAGE_DIR = Path(__file__).resolve().parents[1]
+
+
+def _assets(name: str) -> Path:
+    """`templates/` or `static/`: beside the package in a checkout (and an editable
+    install), inside it when installed from a wheel (setup.py copies them there)."""
+    installed = PACKAGE_DIR / name
+    return installed if installed.is_dir() else PACKAGE_DIR.parent / name
+
+
+TEMPLATES_DIR = _assets("templates")
+STATIC_DIR = _assets("static")
 
 
 def is_htmx(request: Request) -> bool:
