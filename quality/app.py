@@ -18,7 +18,7 @@ from quality.db import Database
 from quality.http.errors import handlers
 from quality.http.middleware import RequestMiddleware
 from quality.http.render import STATIC_DIR, Renderer
-from quality.http.sessions import SessionMiddleware
+from quality.http.session_cookie import SessionMiddleware
 from quality.logs import configure_logging
 from quality.metrics import Metrics
 from quality.scans import views as scan_views

@@ -16,7 +16,7 @@ from quality.db import Cursor, Database
 from quality.http.render import render
 from quality.passwords import DUMMY_HASH, verify_password
 from quality.permissions import PUBLIC, SIGNED_IN, endpoint
-from quality.sessions import client_address, end_session, load_user, start_session
+from quality.user_sessions import client_address, end_session, load_user, start_session
 
 log = logging.getLogger(__name__)
 

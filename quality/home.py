@@ -8,7 +8,7 @@ from starlette.routing import Route
 
 from quality.http.render import render
 from quality.permissions import SIGNED_IN, endpoint
-from quality.sessions import User
+from quality.user_sessions import User
 
 # Where each permission's holder works, in the order a home page lists them.
 DESTINATIONS = [

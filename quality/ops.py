@@ -12,7 +12,7 @@ from starlette.routing import Route
 
 from quality.db import Database, DatabaseUnavailable
 from quality.permissions import PUBLIC, endpoint
-from quality.sessions import client_address
+from quality.user_sessions import client_address
 
 LOOPBACK = {"127.0.0.1", "::1"}
 

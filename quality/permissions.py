@@ -10,7 +10,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from quality.http.csrf import verify_csrf
-from quality.sessions import load_user
+from quality.user_sessions import load_user
 
 # Seeded by migration 0001; roles get them through the permission matrix.
 PERMISSIONS = {

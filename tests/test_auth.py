@@ -10,7 +10,7 @@ from starlette.routing import Route
 from starlette.testclient import TestClient
 
 from quality.app import create_app
-from quality.http.sessions import COOKIE_NAME
+from quality.http.session_cookie import COOKIE_NAME
 from quality.permissions import PUBLIC, endpoint
 from quality.settings import Settings
 from tests.conftest import execute, login, run_async
