@@ -12,6 +12,7 @@ from datetime import UTC, datetime, timedelta
 from starlette.requests import Request
 
 from quality.db import Cursor, Database
+from quality.services import services
 
 
 @dataclass(frozen=True)
@@ -84,8 +85,8 @@ async def load_user(request: Request) -> User | None:
 
 
 async def _lookup(request: Request, session_id: bytes) -> User | None:
-    db: Database = request.app.state.db
-    hours: float = request.app.state.settings.session_hours
+    db = services(request).db
+    hours = services(request).settings.session_hours
     now = _now()
     renewed = now + timedelta(hours=hours)
     async with db.transaction() as cur:

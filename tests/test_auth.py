@@ -11,9 +11,9 @@ from starlette.testclient import TestClient
 
 from quality.app import create_app
 from quality.http.session_cookie import COOKIE_NAME
-from quality.permissions import PUBLIC, endpoint
+from quality.permissions import PUBLIC, guard
 from quality.settings import Settings
-from tests.conftest import execute, login, run_async
+from tests.conftest import csrf_token_in, execute, login, run_async
 
 
 def session_count(settings: Settings) -> int:
@@ -77,8 +77,7 @@ def test_logout_ends_the_session_everywhere(
     login(client, "lea")
     stolen = client.cookies.get(COOKIE_NAME)
     home = client.get("/")
-    token = home.text.split('name="csrf_token" value="', 1)[1].split('"', 1)[0]
-    response = client.post("/logout", data={"csrf_token": token}, follow_redirects=False)
+    response = client.post("/logout", data={"csrf_token": csrf_token_in(home.text)}, follow_redirects=False)
     assert response.status_code == 303
     assert session_count(settings) == 0
     client.cookies.clear()
@@ -121,7 +120,7 @@ def test_missing_permission_is_a_403_page(settings: Settings, make_user: Any) ->
         return PlainTextResponse("user list")
 
     app = create_app(settings)
-    app.router.routes.append(Route("/only-admins", endpoint("admin.users")(secret)))
+    app.router.routes.append(Route("/only-admins", guard("admin.users")(secret)))
     make_user("opal", "operator")
     make_user("ada", "admin")
     with TestClient(app) as client:
@@ -142,7 +141,7 @@ def test_role_change_takes_effect_on_the_next_request(
         return PlainTextResponse("user list")
 
     app = create_app(settings)
-    app.router.routes.append(Route("/only-admins", endpoint("admin.users")(secret)))
+    app.router.routes.append(Route("/only-admins", guard("admin.users")(secret)))
     make_user("eve", "admin")
     with TestClient(app) as client:
         login(client, "eve")
@@ -170,10 +169,9 @@ def test_next_parameter_cannot_leave_the_site(client: TestClient, make_user: Any
     make_user("nia", "admin")
     page = client.get("/login?next=//evil.example/x")
     assert "evil.example" not in page.text
-    token = page.text.split('name="csrf_token" value="', 1)[1].split('"', 1)[0]
     response = client.post(
         "/login",
-        data={"username": "nia", "password": "correct-horse-42", "csrf_token": token,
+        data={"username": "nia", "password": "correct-horse-42", "csrf_token": csrf_token_in(page.text),
               "next": "https://evil.example/"},
         follow_redirects=False,
     )

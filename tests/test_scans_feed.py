@@ -14,7 +14,7 @@ from quality.db import Database
 from quality.scans.feed import TABLE_SIZE, ScanWatcher, StationFeed
 from quality.scans.store import Saved, ScanRow
 from quality.settings import DatabaseURL, Settings
-from tests.conftest import LiveServer, database_for
+from tests.conftest import LiveServer, csrf_token_in, database_for
 
 
 def saved(scan_id: int, order: str = "CP00000001", approved: int = 1, rejected: int = 0,
@@ -144,9 +144,8 @@ async def test_open_pages_cost_no_database_work(settings: Settings, make_user: A
     try:
         async with httpx2.AsyncClient(base_url=server.url, timeout=30) as http:
             page = await http.get("/login")
-            token = page.text.split('name="csrf_token" value="', 1)[1].split('"', 1)[0]
             await http.post("/login", data={"username": "viewer", "password": "correct-horse-42",
-                                            "csrf_token": token})
+                                            "csrf_token": csrf_token_in(page.text)})
 
             async def acquired() -> float:
                 text = (await http.get("/metrics")).text
