@@ -5,13 +5,14 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from urllib.parse import urlsplit
 
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 from starlette.routing import Route
 
+from quality.clock import utc_now
 from quality.db import Cursor, Database
 from quality.http.render import render
 from quality.passwords import DUMMY_HASH, verify_password
@@ -106,7 +107,7 @@ async def _throttled_for(cur: Cursor, username: str, address: str) -> timedelta 
         " WHERE (scope = 'user' AND subject = %s) OR (scope = 'address' AND subject = %s)",
         (username, address),
     )
-    now = datetime.now(UTC).replace(tzinfo=None)
+    now = utc_now()
     waits = [
         started + WINDOW - now
         for scope, failures, started in await cur.fetchall()
@@ -116,7 +117,7 @@ async def _throttled_for(cur: Cursor, username: str, address: str) -> timedelta 
 
 
 async def _record_failure(db: Database, username: str, address: str) -> None:
-    now = datetime.now(UTC).replace(tzinfo=None)
+    now = utc_now()
     window_open = now - WINDOW
     async with db.transaction() as cur:
         await cur.executemany(

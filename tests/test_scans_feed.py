@@ -5,11 +5,11 @@ from __future__ import annotations
 import asyncio
 import re
 import secrets
-from datetime import UTC, datetime
 from typing import Any
 
 import httpx2
 
+from quality.clock import utc_now
 from quality.db import Database
 from quality.scans.feed import TABLE_SIZE, ScanWatcher, StationFeed
 from quality.scans.store import Saved, ScanRow
@@ -19,7 +19,7 @@ from tests.conftest import LiveServer, csrf_token_in, database_for
 
 def saved(scan_id: int, order: str = "CP00000001", approved: int = 1, rejected: int = 0,
           station: str = "quality") -> Saved:
-    row = ScanRow(scan_id, station, datetime.now(UTC), "OP01", f"{order}-{scan_id:04d}", order,
+    row = ScanRow(scan_id, station, utc_now(), "OP01", f"{order}-{scan_id:04d}", order,
                   "OC01", "OC02", "000", "Approved", True, False)
     return Saved(row, approved, rejected)
 
@@ -81,7 +81,7 @@ async def record(db: Database, piece: str) -> int:
     async with db.transaction() as cur:
         await cur.execute(
             "CALL record_scan('quality', %s, 'OP01', %s, %s, 'OC01', 'OC02', '000', 1, %s)",
-            (secrets.token_bytes(16), piece, piece[:10], datetime.now(UTC).replace(tzinfo=None)),
+            (secrets.token_bytes(16), piece, piece[:10], utc_now()),
         )
         (scan_id, *_) = await cur.fetchone()
         await cur.nextset()
@@ -95,7 +95,7 @@ async def record_slowly(db: Database, piece: str, commit: asyncio.Event) -> int:
             "INSERT INTO scans (station, submission_id, operator_code, piece_code, order_code,"
             " checker1_code, checker2_code, defect_code, approved, created_at, created_by)"
             " VALUES ('quality', %s, 'OP01', %s, %s, 'OC01', 'OC02', '000', TRUE, %s, 1)",
-            (secrets.token_bytes(16), piece, piece[:10], datetime.now(UTC).replace(tzinfo=None)),
+            (secrets.token_bytes(16), piece, piece[:10], utc_now()),
         )
         scan_id = cur.lastrowid
         await cur.execute(

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 
 from asyncmy.errors import IntegrityError, OperationalError
 
+from quality.clock import utc_now
 from quality.db import Cursor, Database, error_code
 from quality.scans.form import ScanInput
 
@@ -94,7 +95,7 @@ async def save_scan(db: Database, station: str, scan: ScanInput, user_id: int) -
 
 
 async def _record(db: Database, station: str, scan: ScanInput, user_id: int) -> Saved:
-    created_at = datetime.now(UTC).replace(tzinfo=None)
+    created_at = utc_now()
     async with db.transaction() as cur:
         await cur.execute(
             "CALL record_scan(%s, %s, %s, %s, %s, %s, %s, %s, %s, %s)",
