@@ -5,13 +5,16 @@ from __future__ import annotations
 import asyncio
 import re
 import secrets
+from dataclasses import replace
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import httpx2
 
 from quality.clock import utc_now
 from quality.db import Database
-from quality.scans.feed import TABLE_SIZE, ScanWatcher, StationFeed
+from quality.http.render import Renderer
+from quality.scans.feed import TABLE_SIZE, RenderedRow, ScanWatcher, StationFeed, TableMarkup
 from quality.scans.store import Saved, ScanRow
 from quality.settings import DatabaseURL, Settings
 from tests.conftest import LiveServer, csrf_token_in, database_for
@@ -30,17 +33,17 @@ class PlainMarkup:
     def __init__(self) -> None:
         self.rendered: list[str] = []
 
-    def table(self, body: str, version: int) -> str:
+    def table(self, rows: str, version: int) -> str:
         self.rendered.append(f"table {version}")
-        return f"v{version}:" + body.rstrip(",")
+        return f"v{version}:" + rows.rstrip(",")
 
-    def row_cells(self, row: ScanRow) -> str:
-        self.rendered.append(f"row {row.id}")
-        return f"{row.id}:"
+    def row(self, scan: ScanRow) -> RenderedRow:
+        self.rendered.append(f"row {scan.id}")
+        return RenderedRow(f"{scan.id}:", ",")
 
-    def order_counts(self, order_code: str, approved: int, rejected: int) -> str:
+    def counts(self, order_code: str, approved: int, rejected: int) -> str:
         self.rendered.append(f"counts {order_code}")
-        return f"{approved}/{rejected},"
+        return f"{approved}/{rejected}"
 
 
 def test_keeps_the_newest_rows_newest_first() -> None:
@@ -75,6 +78,19 @@ def test_html_is_rendered_once_per_change() -> None:
     # the new row and its order's new counts are rendered; the old row is reused
     assert markup.rendered == ["row 2", "counts CP00000001", "table 2"]
     assert first.startswith(b"event: table\nid: 1\ndata: ")
+
+
+def test_rows_of_the_real_template_are_whole_and_share_their_order_counts() -> None:
+    feed = StationFeed("quality", TableMarkup(Renderer(ZoneInfo("UTC"))))
+    odd = saved(2, approved=2)
+    # a value that looks like the row's counts slot is escaped like any other
+    feed.add([saved(1), Saved(replace(odd.row, defect_name="<!--counts-->"), 2, 0)])
+    body = feed.table_html().split("<tbody>", 1)[1].split("</tbody>", 1)[0]
+    rows = re.findall(r"<tr\b.*?</tr>", body, re.S)
+    assert len(rows) == body.count("<tr") == 2
+    assert [row.count("<td") for row in rows] == [6, 6]
+    assert all('<b class="ok">2</b>' in row for row in rows)
+    assert "&lt;!--counts--&gt;" in rows[0]
 
 
 async def record(db: Database, piece: str) -> int:
