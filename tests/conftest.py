@@ -149,6 +149,13 @@ def app_services(client: TestClient) -> Services:
     return client.app_state["services"]
 
 
+def session_count(settings: Settings) -> int:
+    """Sessions in the database, of every user."""
+    assert settings.database_url
+    (rows,) = run_async(execute(settings.database_url, "SELECT COUNT(*) FROM sessions"))
+    return rows[0][0]
+
+
 def login(client: TestClient, username: str, password: str = PASSWORD) -> Any:
     page = client.get("/login")
     return client.post(

@@ -61,9 +61,3 @@ def test_metrics_token_is_required_when_set(settings: Settings) -> None:
         assert client.get("/metrics").status_code == 401
         ok = client.get("/metrics", headers={"Authorization": "Bearer scrape-me"})
         assert ok.status_code == 200 and "quality_db_pool_size" in ok.text
-
-
-def test_unknown_page_is_a_404_page(client: TestClient) -> None:
-    response = client.get("/no/such/page")
-    assert response.status_code == 404
-    assert "There is no page at this address." in response.text
