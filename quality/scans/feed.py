@@ -31,6 +31,7 @@ _BATCH = 500  # more new scans than this in one poll: reload instead
 _GAP_SECONDS = 30.0  # how long a missing id may still turn up
 _MAX_GAPS = 1000
 
+
 class OrderCounts(NamedTuple):
     """An order's piece counts, as of one scan: counts read for an older scan
     never overwrite those of a newer one."""

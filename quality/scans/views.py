@@ -27,17 +27,14 @@ TEMPLATE = "scans/page.html"
 STREAM_SECONDS = 600.0
 KEEPALIVE_SECONDS = 15.0
 COALESCE_SECONDS = 0.2  # bursts of scans become one update per page
-
-
-# What an htmx answer swaps in, besides the page's first load (all blocks).
+# What an htmx submit's answer swaps in (a normal request gets the whole page).
 SAVED_BLOCKS = ("scan_result", "scan_table")  # the confirmation and the refreshed table
 REFUSED_BLOCKS = ("scan_result", "scan_form")  # the message and the form with its errors
 
 
 def _context(request: Request, station: Station, **values: Any) -> dict[str, Any]:
-    app = services(request)
-    feed = app.scan_watcher.feeds[station.key]
-    codes = app.settings.codes
+    feed = services(request).scan_watcher.feeds[station.key]
+    codes = services(request).settings.codes
     context = {
         "station": station,
         "fields": scan_fields(codes),
@@ -139,21 +136,21 @@ def _station(request: Request) -> Station:
 
 def _publish(request: Request, saved: Saved) -> None:
     """A saved scan goes to this process's live table and the scan counter."""
-    app = services(request)
-    app.scan_watcher.saved(saved)
+    services(request).scan_watcher.saved(saved)
     if not saved.repeated:
         verdict = "approved" if saved.row.approved else "rejected"
-        app.metrics.scans_saved.labels(saved.row.station, verdict).inc()
+        services(request).metrics.scans_saved.labels(saved.row.station, verdict).inc()
 
 
 def _station_routes(station: Station) -> list[Route]:
+    permission = station.permission
     return [
-        Route(station.path, guard(station.permission, when_unavailable=page_when_unavailable)(page),
+        Route(station.path, guard(permission, when_unavailable=page_when_unavailable)(page),
               methods=["GET"], name=f"{station.key}_page"),
-        Route(station.path, guard(station.permission, when_unavailable=submit_when_unavailable)(
-            submit), methods=["POST"], name=f"{station.key}_submit"),
-        Route(station.stream_path, guard(station.permission)(stream), methods=["GET"],
-              name=f"{station.key}_stream"),
+        Route(station.path, guard(permission, when_unavailable=submit_when_unavailable)(submit),
+              methods=["POST"], name=f"{station.key}_submit"),
+        Route(station.stream_path, guard(permission)(stream),
+              methods=["GET"], name=f"{station.key}_stream"),
     ]
 
 
