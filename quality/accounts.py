@@ -8,7 +8,7 @@ import secrets
 
 from quality.db import Cursor, Database
 from quality.passwords import hash_password
-from quality.sessions import end_user_sessions
+from quality.user_sessions import end_user_sessions
 
 USERNAME = re.compile(r"^[a-z0-9][a-z0-9._-]{1,63}$")
 MIN_PASSWORD = 8

@@ -1,4 +1,5 @@
-"""The application: lifespan (the process's one database pool), middleware, routes.
+"""The application: lifespan (the process's services: one database pool, the
+live scan tables, the renderer), middleware, routes.
 
 Wiring only; each capability lives in its own module and brings its routes.
 """
@@ -18,11 +19,12 @@ from quality.db import Database
 from quality.http.errors import handlers
 from quality.http.middleware import RequestMiddleware
 from quality.http.render import STATIC_DIR, Renderer
-from quality.http.sessions import SessionMiddleware
+from quality.http.session_cookie import SessionMiddleware
 from quality.logs import configure_logging
 from quality.metrics import Metrics
 from quality.scans import views as scan_views
 from quality.scans.feed import ScanWatcher, TableMarkup
+from quality.services import LifespanState, Services
 from quality.settings import Settings, load_settings
 
 
@@ -36,7 +38,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
     metrics = Metrics()
 
     @asynccontextmanager
-    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+    async def lifespan(app: Starlette) -> AsyncIterator[LifespanState]:
         # Created here, on the serving event loop: a pool made elsewhere would
         # belong to another loop.
         db = Database(
@@ -49,12 +51,11 @@ def create_app(settings: Settings | None = None) -> Starlette:
         )
         await db.open()
         metrics.watch_pool(db)
-        watcher = ScanWatcher(db, TableMarkup(app.state.renderer))
+        renderer = Renderer(settings.timezone, {"navigation": home.destinations_for})
+        watcher = ScanWatcher(db, TableMarkup(renderer))
         await watcher.start()
-        app.state.db = db
-        app.state.scan_watcher = watcher
         try:
-            yield
+            yield {"services": Services(settings, db, watcher, metrics, renderer)}
         finally:
             await watcher.stop()
             await db.close()
@@ -78,7 +79,4 @@ def create_app(settings: Settings | None = None) -> Starlette:
         exception_handlers=handlers,
         lifespan=lifespan,
     )
-    app.state.settings = settings
-    app.state.metrics = metrics
-    app.state.renderer = Renderer(settings.timezone, {"navigation": home.destinations_for})
     return app

@@ -5,18 +5,20 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from urllib.parse import urlsplit
 
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 from starlette.routing import Route
 
+from quality.clock import utc_now
 from quality.db import Cursor, Database
 from quality.http.render import render
 from quality.passwords import DUMMY_HASH, verify_password
-from quality.permissions import PUBLIC, SIGNED_IN, endpoint
-from quality.sessions import client_address, end_session, load_user, start_session
+from quality.permissions import PUBLIC, SIGNED_IN, guard
+from quality.services import services
+from quality.user_sessions import client_address, end_session, load_user, start_session
 
 log = logging.getLogger(__name__)
 
@@ -24,14 +26,14 @@ WINDOW = timedelta(minutes=15)
 LIMITS = {"user": 5, "address": 30}  # failures allowed per WINDOW
 
 
-@endpoint(PUBLIC)
+@guard(PUBLIC)
 async def login_page(request: Request) -> Response:
     if await load_user(request):
         return RedirectResponse(_next_url(request.query_params.get("next")), 303)
     return _login_form(request)
 
 
-@endpoint(PUBLIC)
+@guard(PUBLIC)
 async def login(request: Request) -> Response:
     form = await request.form()
     username = str(form.get("username", "")).strip().lower()[:64]
@@ -40,7 +42,7 @@ async def login(request: Request) -> Response:
     if not username or not password:
         return _login_form(request, "Enter your user name and password.", username, 400, next_url)
 
-    db: Database = request.app.state.db
+    db = services(request).db
     address = client_address(request)[:64]
     async with db.transaction() as cur:
         wait = await _throttled_for(cur, username, address)
@@ -58,7 +60,7 @@ async def login(request: Request) -> Response:
     valid = await asyncio.to_thread(verify_password, password, stored)
     if not (valid and account and account[2]):
         await _record_failure(db, username, address)
-        request.app.state.metrics.login_failures.inc()
+        services(request).metrics.login_failures.inc()
         log.info("failed sign-in for %r from %s", username, address)
         return _login_form(request, "Wrong user name or password.", username, 401, next_url)
 
@@ -66,13 +68,13 @@ async def login(request: Request) -> Response:
         await cur.execute(
             "DELETE FROM login_throttle WHERE scope = 'user' AND subject = %s", (username,)
         )
-        await start_session(cur, request, account[0], request.app.state.settings.session_hours)
+        await start_session(cur, request, account[0], services(request).settings.session_hours)
     return RedirectResponse(next_url, 303)
 
 
-@endpoint(SIGNED_IN)
+@guard(SIGNED_IN)
 async def logout(request: Request) -> Response:
-    await end_session(request.app.state.db, request)
+    await end_session(services(request).db, request)
     return RedirectResponse("/login", 303)
 
 
@@ -105,7 +107,7 @@ async def _throttled_for(cur: Cursor, username: str, address: str) -> timedelta 
         " WHERE (scope = 'user' AND subject = %s) OR (scope = 'address' AND subject = %s)",
         (username, address),
     )
-    now = datetime.now(UTC).replace(tzinfo=None)
+    now = utc_now()
     waits = [
         started + WINDOW - now
         for scope, failures, started in await cur.fetchall()
@@ -115,7 +117,7 @@ async def _throttled_for(cur: Cursor, username: str, address: str) -> timedelta 
 
 
 async def _record_failure(db: Database, username: str, address: str) -> None:
-    now = datetime.now(UTC).replace(tzinfo=None)
+    now = utc_now()
     window_open = now - WINDOW
     async with db.transaction() as cur:
         await cur.executemany(

@@ -39,6 +39,8 @@ import asyncmy
 from asyncmy.constants import SERVER_STATUS
 from asyncmy.errors import MySQLError
 
+from quality.asyncmy_internals import last_server_status, stream_broken
+
 log = logging.getLogger(__name__)
 
 # Client- and server-side codes that mean "this connection is gone".
@@ -88,15 +90,8 @@ def is_connection_lost(exc: BaseException) -> bool:
 
 
 def transaction_open(conn: Any) -> bool:
-    """Whether the server reported a transaction still open after the last statement.
-
-    asyncmy's `server_status` keeps the last *non-zero* status, so a final OK of
-    0 ("nothing open", as after a procedure that commits) would be missed; the
-    last result (a public attribute of asyncmy's connection) has the raw value.
-    """
-    last = getattr(conn, "_result", None)
-    status = last.server_status if last is not None else conn.server_status
-    return bool(status & SERVER_STATUS.SERVER_STATUS_IN_TRANS)
+    """Whether the server reported a transaction still open after the last statement."""
+    return bool(last_server_status(conn) & SERVER_STATUS.SERVER_STATUS_IN_TRANS)
 
 
 @dataclass
@@ -119,13 +114,12 @@ class _Pooled:
     """A live connection with the bookkeeping the pool needs."""
 
     __slots__ = (
-        "acquired_at", "closed", "conn", "created_at", "expires_at", "last_used", "leak_reported",
+        "acquired_at", "closed", "conn", "expires_at", "last_used", "leak_reported",
     )
 
     def __init__(self, conn: Any, lifetime: float) -> None:
         now = time.monotonic()
         self.conn = conn
-        self.created_at = now
         self.expires_at = now + lifetime
         self.last_used = now
         self.acquired_at = now
@@ -134,7 +128,7 @@ class _Pooled:
 
     @property
     def broken(self) -> bool:
-        return not self.conn.connected or bool(getattr(self.conn, "_stream_broken", False))
+        return not self.conn.connected or stream_broken(self.conn)
 
     def close(self) -> None:
         self.closed = True
@@ -151,10 +145,6 @@ class Cursor:
         self._cursor = pooled.conn.cursor()
         self.sent = 0  # statements sent, failed ones included
         self.in_flight = False
-
-    @property
-    def rowcount(self) -> int:
-        return self._cursor.rowcount
 
     @property
     def lastrowid(self) -> int:
@@ -197,7 +187,7 @@ class Cursor:
                     retried = True
                     await self._switch_connection(exc)
                     continue
-                raise self._db.translate(exc, self) from exc
+                raise self._db.translate(exc) from exc
             finally:
                 self.in_flight = False
 
@@ -305,7 +295,7 @@ class Database:
                 raise ConnectionLost(
                     "connection lost during COMMIT: the transaction may or may not be saved"
                 ) from exc
-            raise self.translate(exc, cursor) from exc
+            raise self.translate(exc) from exc
         finally:
             cursor.in_flight = False
 
@@ -332,7 +322,7 @@ class Database:
             return True
         return False
 
-    def translate(self, exc: BaseException, cursor: Cursor) -> BaseException:
+    def translate(self, exc: BaseException) -> BaseException:
         code = error_code(exc)
         if code in _STATEMENT_TIMEOUT:
             return QueryTimeout(f"statement stopped after the {self.query_timeout:g}s query timeout")

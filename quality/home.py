@@ -7,13 +7,14 @@ from starlette.responses import RedirectResponse, Response
 from starlette.routing import Route
 
 from quality.http.render import render
-from quality.permissions import SIGNED_IN, endpoint
-from quality.sessions import User
+from quality.permissions import SIGNED_IN, guard
+from quality.scans import STATIONS
+from quality.user_sessions import User
 
 # Where each permission's holder works, in the order a home page lists them.
 DESTINATIONS = [
-    ("scan.quality", "/scan", "Quality scan", "Scan pieces at production."),
-    ("scan.fg", "/fgscan", "Finished goods scan", "Scan finished goods."),
+    *((station.permission, station.path, station.title, station.summary)
+      for station in STATIONS.values()),
     ("scans.view", "/scans", "Scan lists", "Follow the lines' scans."),
     ("reports.view", "/reports", "Reports", "Approval and rejection by shift and order."),
     ("admin.users", "/admin/users", "Users", "Create and manage accounts."),
@@ -33,7 +34,7 @@ def destinations_for(request: Request, user: User) -> list[tuple[str, str, str]]
     ]
 
 
-@endpoint(SIGNED_IN)
+@guard(SIGNED_IN)
 async def home(request: Request) -> Response:
     user: User = request.state.user
     destinations = destinations_for(request, user)

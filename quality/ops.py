@@ -10,16 +10,17 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from quality.db import Database, DatabaseUnavailable
-from quality.permissions import PUBLIC, endpoint
-from quality.sessions import client_address
+from quality.db import DatabaseUnavailable
+from quality.permissions import PUBLIC, guard
+from quality.services import services
+from quality.user_sessions import client_address
 
 LOOPBACK = {"127.0.0.1", "::1"}
 
 
-@endpoint(PUBLIC)
+@guard(PUBLIC)
 async def healthz(request: Request) -> Response:
-    db: Database = request.app.state.db
+    db = services(request).db
     try:
         async with db.transaction() as cur:
             await cur.execute("SELECT 1")
@@ -33,13 +34,13 @@ async def healthz(request: Request) -> Response:
     )
 
 
-@endpoint(PUBLIC)
+@guard(PUBLIC)
 async def metrics(request: Request) -> Response:
     # Scrapers carry no session: they show QUALITY_METRICS_TOKEN, or, when no
     # token is set, must call from this machine. Behind a trusted proxy the
     # address is whatever the proxy forwarded (or the proxy's own loopback),
     # so it proves nothing and only the token will do.
-    settings = request.app.state.settings
+    settings = services(request).settings
     token = settings.metrics_token
     if token:
         sent = request.headers.get("authorization", "")
@@ -49,7 +50,7 @@ async def metrics(request: Request) -> Response:
         raise HTTPException(403, "Behind a trusted proxy, set QUALITY_METRICS_TOKEN to scrape metrics.")
     elif client_address(request) not in LOOPBACK:
         raise HTTPException(403, "Set QUALITY_METRICS_TOKEN to scrape metrics from another host.")
-    body = generate_latest(request.app.state.metrics.registry)
+    body = generate_latest(services(request).metrics.registry)
     return Response(body, media_type=CONTENT_TYPE_LATEST)
 
 

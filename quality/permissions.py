@@ -1,16 +1,18 @@
-"""Named capabilities and the one check every route goes through: `endpoint`."""
+"""Named capabilities and the one check every route goes through: `guard`."""
 
 from __future__ import annotations
 
 import functools
+import logging
 from collections.abc import Awaitable, Callable
 
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import Response
 
+from quality.db import DatabaseUnavailable
 from quality.http.csrf import verify_csrf
-from quality.sessions import load_user
+from quality.user_sessions import load_user
 
 # Seeded by migration 0001; roles get them through the permission matrix.
 PERMISSIONS = {
@@ -27,32 +29,49 @@ PERMISSIONS = {
 SIGNED_IN = "signed-in"  # any user with a live session
 PUBLIC = None  # no session needed (login page, health check)
 
-Endpoint = Callable[[Request], Awaitable[Response]]
+Handler = Callable[[Request], Awaitable[Response]]
+
+log = logging.getLogger(__name__)
 
 
 class NotSignedIn(Exception):
     """The request needs a session and has none (or it ended)."""
 
 
-def endpoint(permission: str | None) -> Callable[[Endpoint], Endpoint]:
-    """Guard a route: the user must hold `permission`, and a state-changing
-    request must carry the session's CSRF token."""
+def guard(permission: str | None, *, when_unavailable: Handler | None = None
+          ) -> Callable[[Handler], Handler]:
+    """Everything a route checks before its handler runs, declared with the route:
+    the user must hold `permission`, and a state-changing request must carry the
+    session's CSRF token. `when_unavailable` answers in place of the generic 503
+    page when the database is busy or unreachable (in the checks or the handler)."""
     if permission not in (SIGNED_IN, PUBLIC) and permission not in PERMISSIONS:
         raise ValueError(f"unknown permission {permission!r}")
 
-    def decorate(func: Endpoint) -> Endpoint:
-        @functools.wraps(func)
+    def decorate(handler: Handler) -> Handler:
+        @functools.wraps(handler)
         async def guarded(request: Request) -> Response:
-            if permission is not PUBLIC:
-                user = await load_user(request)
-                if user is None:
-                    raise NotSignedIn
-                if permission != SIGNED_IN and not user.can(permission):
-                    raise HTTPException(403, "Your role does not allow this page.")
-            await verify_csrf(request)
-            return await func(request)
+            try:
+                await _check_permission(request, permission)
+                await verify_csrf(request)
+                return await handler(request)
+            except DatabaseUnavailable as exc:
+                if when_unavailable is None:
+                    raise
+                log.warning("database unavailable for %s %s: %s; answered by the route",
+                            request.method, request.url.path, exc)
+                return await when_unavailable(request)
 
         guarded.permission = permission  # type: ignore[attr-defined]
         return guarded
 
     return decorate
+
+
+async def _check_permission(request: Request, permission: str | None) -> None:
+    if permission is PUBLIC:
+        return
+    user = await load_user(request)
+    if user is None:
+        raise NotSignedIn
+    if permission != SIGNED_IN and not user.can(permission):
+        raise HTTPException(403, "Your role does not allow this page.")

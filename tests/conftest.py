@@ -10,6 +10,7 @@ import asyncio
 import concurrent.futures
 import dataclasses
 import os
+import re
 import shutil
 import socket
 import subprocess
@@ -30,6 +31,7 @@ from quality.app import create_app
 from quality.db import Database
 from quality.localdb import LocalMariaDB
 from quality.migrate import migrate
+from quality.services import Services
 from quality.settings import DatabaseURL, Settings
 
 T = TypeVar("T")
@@ -132,12 +134,33 @@ def make_user(db_url: DatabaseURL) -> Any:
     return make
 
 
+def csrf_token_in(html: str) -> str:
+    """The CSRF token a rendered page carries in its forms."""
+    found = _CSRF_FIELD.search(html)
+    assert found, "no csrf_token field in this page"
+    return found[1]
+
+
+_CSRF_FIELD = re.compile(r'name="csrf_token" value="([^"]+)"')
+
+
+def app_services(client: TestClient) -> Services:
+    """The services a running test app's lifespan built (pool, watcher, ...)."""
+    return client.app_state["services"]
+
+
+def session_count(settings: Settings) -> int:
+    """Sessions in the database, of every user."""
+    assert settings.database_url
+    (rows,) = run_async(execute(settings.database_url, "SELECT COUNT(*) FROM sessions"))
+    return rows[0][0]
+
+
 def login(client: TestClient, username: str, password: str = PASSWORD) -> Any:
     page = client.get("/login")
-    token = page.text.split('name="csrf_token" value="', 1)[1].split('"', 1)[0]
     return client.post(
         "/login",
-        data={"username": username, "password": password, "csrf_token": token},
+        data={"username": username, "password": password, "csrf_token": csrf_token_in(page.text)},
         follow_redirects=False,
     )
 

@@ -107,8 +107,3 @@ def fetch(url: str, headers: dict[str, str]) -> tuple[int, Any]:
     except urllib.error.HTTPError as error:
         return error.code, error.headers
 
-
-def test_unknown_page_is_a_404_page(client: TestClient) -> None:
-    response = client.get("/no/such/page")
-    assert response.status_code == 404
-    assert "There is no page at this address." in response.text

@@ -12,7 +12,7 @@ from starlette.testclient import TestClient
 
 from quality.app import create_app
 from quality.settings import Settings
-from tests.conftest import LiveServer, execute, login, run_async
+from tests.conftest import LiveServer, app_services, csrf_token_in, execute, login, run_async
 
 HTMX = {"HX-Request": "true"}
 GOOD = {
@@ -24,15 +24,11 @@ GOOD = {
 }
 
 
-def csrf_of(html: str) -> str:
-    return html.split('"X-CSRF-Token": "', 1)[1].split('"', 1)[0]
-
-
 def signed_in(client: TestClient, make_user: Any, role: str = "operator") -> str:
     name = f"u{secrets.token_hex(3)}"
     make_user(name, role)
     login(client, name)
-    return csrf_of(client.get("/scan").text)
+    return csrf_token_in(client.get("/scan").text)
 
 
 def post_scan(client: TestClient, csrf: str, path: str = "/scan", submission: str | None = None,
@@ -271,7 +267,7 @@ def test_busy_database_is_a_503_that_keeps_the_input(
 
         async def hold_every_connection() -> None:
             async def hold() -> None:
-                async with app.state.db.transaction() as cur:
+                async with app_services(client).db.transaction() as cur:
                     await cur.execute("SELECT 1")
                     await release.wait()
 
@@ -279,7 +275,7 @@ def test_busy_database_is_a_503_that_keeps_the_input(
 
         assert client.portal
         held = client.portal.start_task_soon(hold_every_connection)
-        while app.state.db.stats().in_use < 2:
+        while app_services(client).db.stats().in_use < 2:
             pass
         submission = secrets.token_hex(16)
         response = post_scan(client, csrf, submission=submission, piece_code="CP00055555-0001")
@@ -291,7 +287,7 @@ def test_busy_database_is_a_503_that_keeps_the_input(
         assert 'value="CP00055555-0001"' in response.text
         assert f'value="{submission}"' in response.text
         assert scan_rows(settings) == []
-        assert app.state.db.stats().timeouts >= 1
+        assert app_services(client).db.stats().timeouts >= 1
         # the same submission goes through once the pool is free again
         assert post_scan(client, csrf, submission=submission,
                          piece_code="CP00055555-0001").status_code == 200
@@ -308,10 +304,9 @@ async def test_concurrent_copies_across_two_processes_save_one_row(
         async def signed_in_client(server: LiveServer) -> tuple[httpx2.AsyncClient, str]:
             http = httpx2.AsyncClient(base_url=server.url)
             page = await http.get("/login")
-            token = page.text.split('name="csrf_token" value="', 1)[1].split('"', 1)[0]
             await http.post("/login", data={"username": "twin", "password": "correct-horse-42",
-                                            "csrf_token": token})
-            return http, csrf_of((await http.get("/scan")).text)
+                                            "csrf_token": csrf_token_in(page.text)})
+            return http, csrf_token_in((await http.get("/scan")).text)
 
         clients = [await signed_in_client(first), await signed_in_client(second)]
         submission = secrets.token_hex(16)

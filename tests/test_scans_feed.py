@@ -5,21 +5,24 @@ from __future__ import annotations
 import asyncio
 import re
 import secrets
-from datetime import UTC, datetime
+from dataclasses import replace
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import httpx2
 
+from quality.clock import utc_now
 from quality.db import Database
-from quality.scans.feed import TABLE_SIZE, ScanWatcher, StationFeed
+from quality.http.render import Renderer
+from quality.scans.feed import TABLE_SIZE, RenderedRow, ScanWatcher, StationFeed, TableMarkup
 from quality.scans.store import Saved, ScanRow
 from quality.settings import DatabaseURL, Settings
-from tests.conftest import LiveServer, database_for
+from tests.conftest import LiveServer, csrf_token_in, database_for
 
 
 def saved(scan_id: int, order: str = "CP00000001", approved: int = 1, rejected: int = 0,
           station: str = "quality") -> Saved:
-    row = ScanRow(scan_id, station, datetime.now(UTC), "OP01", f"{order}-{scan_id:04d}", order,
+    row = ScanRow(scan_id, station, utc_now(), "OP01", f"{order}-{scan_id:04d}", order,
                   "OC01", "OC02", "000", "Approved", True, False)
     return Saved(row, approved, rejected)
 
@@ -30,17 +33,17 @@ class PlainMarkup:
     def __init__(self) -> None:
         self.rendered: list[str] = []
 
-    def table(self, body: str, version: int) -> str:
+    def table(self, rows: str, version: int) -> str:
         self.rendered.append(f"table {version}")
-        return f"v{version}:" + body.rstrip(",")
+        return f"v{version}:" + rows.rstrip(",")
 
-    def row_cells(self, row: ScanRow) -> str:
-        self.rendered.append(f"row {row.id}")
-        return f"{row.id}:"
+    def row(self, scan: ScanRow) -> RenderedRow:
+        self.rendered.append(f"row {scan.id}")
+        return RenderedRow(f"{scan.id}:", ",")
 
-    def order_counts(self, order_code: str, approved: int, rejected: int) -> str:
+    def counts(self, order_code: str, approved: int, rejected: int) -> str:
         self.rendered.append(f"counts {order_code}")
-        return f"{approved}/{rejected},"
+        return f"{approved}/{rejected}"
 
 
 def test_keeps_the_newest_rows_newest_first() -> None:
@@ -77,11 +80,24 @@ def test_html_is_rendered_once_per_change() -> None:
     assert first.startswith(b"event: table\nid: 1\ndata: ")
 
 
+def test_rows_of_the_real_template_are_whole_and_share_their_order_counts() -> None:
+    feed = StationFeed("quality", TableMarkup(Renderer(ZoneInfo("UTC"))))
+    odd = saved(2, approved=2)
+    # a value that looks like the row's counts slot is escaped like any other
+    feed.add([saved(1), Saved(replace(odd.row, defect_name="<!--counts-->"), 2, 0)])
+    body = feed.table_html().split("<tbody>", 1)[1].split("</tbody>", 1)[0]
+    rows = re.findall(r"<tr\b.*?</tr>", body, re.S)
+    assert len(rows) == body.count("<tr") == 2
+    assert [row.count("<td") for row in rows] == [6, 6]
+    assert all('<b class="ok">2</b>' in row for row in rows)
+    assert "&lt;!--counts--&gt;" in rows[0]
+
+
 async def record(db: Database, piece: str) -> int:
     async with db.transaction() as cur:
         await cur.execute(
             "CALL record_scan('quality', %s, 'OP01', %s, %s, 'OC01', 'OC02', '000', 1, %s)",
-            (secrets.token_bytes(16), piece, piece[:10], datetime.now(UTC).replace(tzinfo=None)),
+            (secrets.token_bytes(16), piece, piece[:10], utc_now()),
         )
         (scan_id, *_) = await cur.fetchone()
         await cur.nextset()
@@ -95,7 +111,7 @@ async def record_slowly(db: Database, piece: str, commit: asyncio.Event) -> int:
             "INSERT INTO scans (station, submission_id, operator_code, piece_code, order_code,"
             " checker1_code, checker2_code, defect_code, approved, created_at, created_by)"
             " VALUES ('quality', %s, 'OP01', %s, %s, 'OC01', 'OC02', '000', TRUE, %s, 1)",
-            (secrets.token_bytes(16), piece, piece[:10], datetime.now(UTC).replace(tzinfo=None)),
+            (secrets.token_bytes(16), piece, piece[:10], utc_now()),
         )
         scan_id = cur.lastrowid
         await cur.execute(
@@ -144,9 +160,8 @@ async def test_open_pages_cost_no_database_work(settings: Settings, make_user: A
     try:
         async with httpx2.AsyncClient(base_url=server.url, timeout=30) as http:
             page = await http.get("/login")
-            token = page.text.split('name="csrf_token" value="', 1)[1].split('"', 1)[0]
             await http.post("/login", data={"username": "viewer", "password": "correct-horse-42",
-                                            "csrf_token": token})
+                                            "csrf_token": csrf_token_in(page.text)})
 
             async def acquired() -> float:
                 text = (await http.get("/metrics")).text

@@ -56,10 +56,6 @@ async def not_signed_in(request: Request, exc: Exception) -> Response:
 
 async def database_unavailable(request: Request, exc: Exception) -> Response:
     log.warning("database unavailable for %s %s: %s", request.method, request.url.path, exc)
-    # An endpoint may answer this itself, e.g. a scan form that keeps what was typed.
-    own_answer = getattr(request.scope.get("endpoint"), "when_unavailable", None)
-    if own_answer is not None:
-        return await own_answer(request)
     return error_page(
         request, 503, "The database is busy or unreachable. Nothing was changed; try again.",
         {"Retry-After": "2"},

@@ -17,6 +17,7 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse
 
 from quality.http.csrf import csrf_token
+from quality.services import services
 
 PACKAGE_DIR = Path(__file__).resolve().parents[1]
 
@@ -100,8 +101,7 @@ class Renderer:
 
 def render(request: Request, template: str, context: Mapping[str, Any] | None = None,
            **options: Any) -> HTMLResponse:
-    renderer: Renderer = request.app.state.renderer
-    return renderer.render(request, template, context, **options)
+    return services(request).renderer.render(request, template, context, **options)
 
 
 def _static_versions() -> dict[str, str]:

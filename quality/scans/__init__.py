@@ -11,9 +11,21 @@ class Station:
     path: str
     permission: str
     title: str
+    summary: str  # what the home page says about it
+
+    @property
+    def stream_path(self) -> str:
+        return self.path + "/stream"
 
 
 STATIONS = {
-    "quality": Station("quality", "/scan", "scan.quality", "Quality scan"),
-    "fg": Station("fg", "/fgscan", "scan.fg", "Finished goods scan"),
+    "quality": Station("quality", "/scan", "scan.quality", "Quality scan", "Scan pieces at production."),
+    "fg": Station("fg", "/fgscan", "scan.fg", "Finished goods scan", "Scan finished goods."),
 }
+_AT_PATH = {path: station for station in STATIONS.values()
+            for path in (station.path, station.stream_path)}
+
+
+def station_at(route_path: str) -> Station:
+    """The station whose page or stream is served at this route path."""
+    return _AT_PATH[route_path]

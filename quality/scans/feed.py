@@ -15,6 +15,7 @@ import asyncio
 import logging
 import time
 from collections.abc import Iterable
+from typing import NamedTuple
 
 from markupsafe import Markup
 
@@ -30,20 +31,44 @@ _BATCH = 500  # more new scans than this in one poll: reload instead
 _GAP_SECONDS = 30.0  # how long a missing id may still turn up
 _MAX_GAPS = 1000
 
+
+class OrderCounts(NamedTuple):
+    """An order's piece counts, as of one scan: counts read for an older scan
+    never overwrite those of a newer one."""
+
+    approved: int
+    rejected: int
+    as_of_scan: int
+
+
+class RenderedRow(NamedTuple):
+    """A row rendered once, around the place its order's counts go: a change of
+    counts renders one cell per order, not every row of that order again."""
+
+    before_counts: str
+    after_counts: str
+
+
+# Stands for the counts cell while a row renders, so the row can be split there;
+# no escaped value contains "<", so it is found exactly once.
+_COUNTS_SLOT = "<!--counts-->"
+
+
 class TableMarkup:
-    """The table's pieces: the macros of templates/scans/_table.html."""
+    """The table, a row and an order's counts: the macros of templates/scans/_table.html."""
 
     def __init__(self, renderer: Renderer) -> None:
         self._macros = renderer.macros("scans/_table.html")
 
-    def table(self, body: str, version: int) -> str:
-        return str(self._macros.table(Markup(body), version))
+    def table(self, rows: str, version: int) -> str:
+        return str(self._macros.table(Markup(rows), version))
 
-    def row_cells(self, row: ScanRow) -> str:
-        return str(self._macros.row_cells(row))
+    def row(self, scan: ScanRow) -> RenderedRow:
+        before, after = str(self._macros.row(scan, Markup(_COUNTS_SLOT))).split(_COUNTS_SLOT)
+        return RenderedRow(before, after)
 
-    def order_counts(self, order_code: str, approved: int, rejected: int) -> str:
-        return str(self._macros.order_counts(order_code, approved, rejected))
+    def counts(self, order_code: str, approved: int, rejected: int) -> str:
+        return str(self._macros.counts(order_code, approved, rejected))
 
 
 class StationFeed:
@@ -53,12 +78,10 @@ class StationFeed:
         self.station = station
         self._markup = markup
         self._rows: dict[int, ScanRow] = {}
-        # Rendered once: a row's cells never change, an order's counts only
-        # when they do.
-        self._row_html: dict[int, str] = {}
+        self._counts: dict[str, OrderCounts] = {}
+        # Rendered once: a row never changes, an order's counts only when they do.
+        self._row_html: dict[int, RenderedRow] = {}
         self._counts_html: dict[str, str] = {}
-        # order -> (approved, rejected, id of the scan these counts include up to)
-        self._counts: dict[str, tuple[int, int, int]] = {}
         self._html: str | None = None
         self._frame: bytes | None = None
         self._changed = asyncio.Event()
@@ -80,13 +103,12 @@ class StationFeed:
         for item in saved:
             row = item.row
             known = self._counts.get(row.order_code)
-            # Counts read for an older scan must not overwrite newer ones.
-            if known is None or row.id >= known[2]:
-                counts = (item.approved, item.rejected)
-                if known is None or known[:2] != counts:
+            if known is None or row.id >= known.as_of_scan:
+                counts = OrderCounts(item.approved, item.rejected, row.id)
+                if known is None or known[:2] != counts[:2]:
                     self._counts_html.pop(row.order_code, None)
                     changed = True
-                self._counts[row.order_code] = (*counts, row.id)
+                self._counts[row.order_code] = counts
             if row.id not in self._rows:
                 self._rows[row.id] = row
                 changed = True
@@ -107,26 +129,21 @@ class StationFeed:
 
     def table_html(self) -> str:
         if self._html is None:
-            body = "".join(
-                self._row_cells(scan_id) + self._order_counts(self._rows[scan_id].order_code)
-                for scan_id in sorted(self._rows, reverse=True)
-            )
-            self._html = self._markup.table(body, self.version)
+            rows = "".join(self._row(scan_id) for scan_id in sorted(self._rows, reverse=True))
+            self._html = self._markup.table(rows, self.version)
         return self._html
 
-    def _row_cells(self, scan_id: int) -> str:
-        html = self._row_html.get(scan_id)
-        if html is None:
-            html = self._row_html[scan_id] = self._markup.row_cells(self._rows[scan_id])
-        return html
-
-    def _order_counts(self, order: str) -> str:
-        html = self._counts_html.get(order)
-        if html is None:
-            approved, rejected, _ = self._counts[order]
-            html = self._markup.order_counts(order, approved, rejected)
-            self._counts_html[order] = html
-        return html
+    def _row(self, scan_id: int) -> str:
+        scan = self._rows[scan_id]
+        rendered = self._row_html.get(scan_id)
+        if rendered is None:
+            rendered = self._row_html[scan_id] = self._markup.row(scan)
+        counts = self._counts_html.get(scan.order_code)
+        if counts is None:
+            approved, rejected, _ = self._counts[scan.order_code]
+            counts = self._counts_html[scan.order_code] = self._markup.counts(
+                scan.order_code, approved, rejected)
+        return rendered.before_counts + counts + rendered.after_counts
 
     def event_frame(self) -> bytes:
         """The table as one server-sent event, encoded once per change."""

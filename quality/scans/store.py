@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 
 from asyncmy.errors import IntegrityError, OperationalError
 
+from quality.clock import utc_now
 from quality.db import Cursor, Database, error_code
 from quality.scans.form import ScanInput
 
@@ -76,7 +77,7 @@ async def save_scan(db: Database, station: str, scan: ScanInput, user_id: int) -
     """Save once per submission id; a repeat returns the first save's scan."""
     for attempt in range(3):
         try:
-            return await _record(db, station, scan, user_id)
+            return await _record_scan(db, station, scan, user_id)
         except IntegrityError as exc:
             if error_code(exc) != _DUPLICATE_KEY:
                 raise
@@ -93,8 +94,8 @@ async def save_scan(db: Database, station: str, scan: ScanInput, user_id: int) -
     raise SubmissionConflict("could not save this scan; try again")
 
 
-async def _record(db: Database, station: str, scan: ScanInput, user_id: int) -> Saved:
-    created_at = datetime.now(UTC).replace(tzinfo=None)
+async def _record_scan(db: Database, station: str, scan: ScanInput, user_id: int) -> Saved:
+    created_at = utc_now()
     async with db.transaction() as cur:
         await cur.execute(
             "CALL record_scan(%s, %s, %s, %s, %s, %s, %s, %s, %s, %s)",

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import secrets
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from typing import Any
 
 from markupsafe import Markup
@@ -14,11 +14,12 @@ from starlette.responses import Response, StreamingResponse
 from starlette.routing import Route
 
 from quality.http.render import is_htmx, render
-from quality.permissions import endpoint
-from quality.scans import STATIONS, Station
+from quality.permissions import guard
+from quality.scans import STATIONS, Station, station_at
 from quality.scans.feed import ScanWatcher
 from quality.scans.form import read_scan, scan_fields
 from quality.scans.store import Saved, SubmissionConflict, UnknownDefect, save_scan
+from quality.services import services
 
 TEMPLATE = "scans/page.html"
 # A stream ends after this long and the browser reconnects, which checks the
@@ -26,12 +27,14 @@ TEMPLATE = "scans/page.html"
 STREAM_SECONDS = 600.0
 KEEPALIVE_SECONDS = 15.0
 COALESCE_SECONDS = 0.2  # bursts of scans become one update per page
+# What an htmx submit's answer swaps in (a normal request gets the whole page).
+SAVED_BLOCKS = ("scan_result", "scan_table")  # the confirmation and the refreshed table
+REFUSED_BLOCKS = ("scan_result", "scan_form")  # the message and the form with its errors
 
 
 def _context(request: Request, station: Station, **values: Any) -> dict[str, Any]:
-    watcher: ScanWatcher = request.app.state.scan_watcher
-    feed = watcher.feeds[station.key]
-    codes = request.app.state.settings.codes
+    feed = services(request).scan_watcher.feeds[station.key]
+    codes = services(request).settings.codes
     context = {
         "station": station,
         "fields": scan_fields(codes),
@@ -48,98 +51,107 @@ def _context(request: Request, station: Station, **values: Any) -> dict[str, Any
     return context
 
 
-def _answer(request: Request, station: Station, status: int,
+def _answer(request: Request, station: Station, status: int, blocks: Sequence[str],
             headers: dict[str, str] | None = None, **values: Any) -> Response:
-    """The whole page, or for htmx the result plus the table (after a save) or
-    the form with its inline errors (after a refusal)."""
+    """The whole page, or for htmx the named blocks, drawn over the page's own
+    (out-of-band)."""
     context = _context(request, station, **values)
-    blocks = ["scan_result", "scan_table"] if status == 200 else ["scan_result", "scan_form"]
     context["oob"] = is_htmx(request)
     return render(request, TEMPLATE, context, block=blocks, status_code=status, headers=headers)
 
 
-def _page_routes(station: Station) -> list[Route]:
-    guard = endpoint(station.permission)
-
-    async def page(request: Request) -> Response:
-        return render(request, TEMPLATE, _context(request, station, oob=False))
-
-    async def page_when_unavailable(request: Request) -> Response:
-        """Without the database the session cannot be checked, so no scans are
-        shown; but the form and the browser's pending scans are, and they are
-        sent as soon as the database is back."""
-        context = _context(
-            request, station, oob=False, outcome="unavailable",
-            message="The database is unreachable. Scans are kept and sent when it is back.",
-            table_html=Markup(""),
-        )
-        return render(request, TEMPLATE, context, status_code=503, headers={"Retry-After": "2"})
-
-    page.when_unavailable = page_when_unavailable  # type: ignore[attr-defined]
-
-    async def submit(request: Request) -> Response:
-        form = await request.form()
-        checked, scan = read_scan(form, request.app.state.settings.codes)
-        kept = {"values": checked.values}
-        if scan is None:
-            if "submission_id" in checked.errors:
-                return _answer(request, station, 400, outcome="invalid", **kept,
-                               message=checked.errors["submission_id"])
-            return _answer(request, station, 422, outcome="invalid", errors=checked.errors,
-                           submission_id=str(form.get("submission_id")), **kept,
-                           message="Not saved — correct the marked field.")
-        try:
-            saved = await save_scan(request.app.state.db, station.key, scan,
-                                    request.state.user.id)
-        except UnknownDefect:
-            return _answer(request, station, 422, outcome="invalid", **kept,
-                           errors={"defect_code": "Unknown defect code."},
-                           submission_id=scan.submission_id.hex(),
-                           message="Not saved — correct the marked field.")
-        except SubmissionConflict as exc:
-            return _answer(request, station, 409, outcome="invalid", **kept,
-                           message=f"Not saved — {exc}. Scan it again.")
-        _record(request, saved)
-        return _answer(request, station, 200, saved=saved,
-                       outcome="approved" if saved.row.approved else "rejected",
-                       values={"operator_code": scan.operator_code})
-
-    async def when_unavailable(request: Request) -> Response:
-        """503 with the scan still in the form, whether the session lookup or
-        the save met the busy database; the same submission id, so a retry
-        cannot save it twice."""
-        form = await request.form()
-        checked, _ = read_scan(form, request.app.state.settings.codes)
-        submission = form.get("submission_id")
-        return _answer(request, station, 503, outcome="unavailable", values=checked.values,
-                       submission_id=submission if isinstance(submission, str) else "",
-                       message="Not saved — the database is busy. Try again.",
-                       headers={"Retry-After": "2"})
-
-    submit.when_unavailable = when_unavailable  # type: ignore[attr-defined]
-
-    async def stream(request: Request) -> Response:
-        watcher: ScanWatcher = request.app.state.scan_watcher
-        seen = request.headers.get("last-event-id") or request.query_params.get("v", "")
-        return StreamingResponse(
-            _table_events(watcher, station, seen),
-            media_type="text/event-stream",
-            headers={"Cache-Control": "no-cache, private", "X-Accel-Buffering": "no"},
-        )
-
-    return [
-        Route(station.path, guard(page), methods=["GET"], name=f"{station.key}_page"),
-        Route(station.path, guard(submit), methods=["POST"], name=f"{station.key}_submit"),
-        Route(station.path + "/stream", guard(stream), methods=["GET"],
-              name=f"{station.key}_stream"),
-    ]
+async def page(request: Request) -> Response:
+    station = _station(request)
+    return render(request, TEMPLATE, _context(request, station, oob=False))
 
 
-def _record(request: Request, saved: Saved) -> None:
-    request.app.state.scan_watcher.saved(saved)
+async def page_when_unavailable(request: Request) -> Response:
+    """Without the database the session cannot be checked, so no scans are
+    shown; but the form and the browser's pending scans are, and they are
+    sent as soon as the database is back."""
+    context = _context(
+        request, _station(request), oob=False, outcome="unavailable",
+        message="The database is unreachable. Scans are kept and sent when it is back.",
+        table_html=Markup(""),
+    )
+    return render(request, TEMPLATE, context, status_code=503, headers={"Retry-After": "2"})
+
+
+async def submit(request: Request) -> Response:
+    station = _station(request)
+    form = await request.form()
+    checked, scan = read_scan(form, services(request).settings.codes)
+    kept = {"values": checked.values}
+    if scan is None:
+        if "submission_id" in checked.errors:
+            return _answer(request, station, 400, REFUSED_BLOCKS, outcome="invalid", **kept,
+                           message=checked.errors["submission_id"])
+        return _answer(request, station, 422, REFUSED_BLOCKS, outcome="invalid",
+                       errors=checked.errors, submission_id=str(form.get("submission_id")), **kept,
+                       message="Not saved — correct the marked field.")
+    try:
+        saved = await save_scan(services(request).db, station.key, scan, request.state.user.id)
+    except UnknownDefect:
+        return _answer(request, station, 422, REFUSED_BLOCKS, outcome="invalid", **kept,
+                       errors={"defect_code": "Unknown defect code."},
+                       submission_id=scan.submission_id.hex(),
+                       message="Not saved — correct the marked field.")
+    except SubmissionConflict as exc:
+        return _answer(request, station, 409, REFUSED_BLOCKS, outcome="invalid", **kept,
+                       message=f"Not saved — {exc}. Scan it again.")
+    _publish(request, saved)
+    return _answer(request, station, 200, SAVED_BLOCKS, saved=saved,
+                   outcome="approved" if saved.row.approved else "rejected",
+                   values={"operator_code": scan.operator_code})
+
+
+async def submit_when_unavailable(request: Request) -> Response:
+    """503 with the scan still in the form, whether the session lookup or
+    the save met the busy database; the same submission id, so a retry
+    cannot save it twice."""
+    form = await request.form()
+    checked, _ = read_scan(form, services(request).settings.codes)
+    submission = form.get("submission_id")
+    return _answer(request, _station(request), 503, REFUSED_BLOCKS,
+                   outcome="unavailable", values=checked.values,
+                   submission_id=submission if isinstance(submission, str) else "",
+                   message="Not saved — the database is busy. Try again.",
+                   headers={"Retry-After": "2"})
+
+
+async def stream(request: Request) -> Response:
+    station = _station(request)
+    seen = request.headers.get("last-event-id") or request.query_params.get("v", "")
+    return StreamingResponse(
+        _table_events(services(request).scan_watcher, station, seen),
+        media_type="text/event-stream",
+        headers={"Cache-Control": "no-cache, private", "X-Accel-Buffering": "no"},
+    )
+
+
+def _station(request: Request) -> Station:
+    """The station whose route this request matched."""
+    return station_at(request.scope["route"].path)
+
+
+def _publish(request: Request, saved: Saved) -> None:
+    """A saved scan goes to this process's live table and the scan counter."""
+    services(request).scan_watcher.saved(saved)
     if not saved.repeated:
         verdict = "approved" if saved.row.approved else "rejected"
-        request.app.state.metrics.scans_saved.labels(saved.row.station, verdict).inc()
+        services(request).metrics.scans_saved.labels(saved.row.station, verdict).inc()
+
+
+def _station_routes(station: Station) -> list[Route]:
+    permission = station.permission
+    return [
+        Route(station.path, guard(permission, when_unavailable=page_when_unavailable)(page),
+              methods=["GET"], name=f"{station.key}_page"),
+        Route(station.path, guard(permission, when_unavailable=submit_when_unavailable)(submit),
+              methods=["POST"], name=f"{station.key}_submit"),
+        Route(station.stream_path, guard(permission)(stream),
+              methods=["GET"], name=f"{station.key}_stream"),
+    ]
 
 
 async def _table_events(watcher: ScanWatcher, station: Station, seen: str) -> AsyncIterator[bytes]:
@@ -162,4 +174,4 @@ async def _table_events(watcher: ScanWatcher, station: Station, seen: str) -> As
         await asyncio.sleep(COALESCE_SECONDS)
 
 
-routes = [route for station in STATIONS.values() for route in _page_routes(station)]
+routes = [route for station in STATIONS.values() for route in _station_routes(station)]

@@ -7,11 +7,13 @@ from __future__ import annotations
 import hashlib
 import secrets
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 
 from starlette.requests import Request
 
+from quality.clock import utc_now
 from quality.db import Cursor, Database
+from quality.services import services
 
 
 @dataclass(frozen=True)
@@ -39,14 +41,10 @@ def _token_id(token: str) -> bytes:
     return hashlib.sha256(token.encode()).digest()
 
 
-def _now() -> datetime:
-    return datetime.now(UTC).replace(tzinfo=None)
-
-
 async def start_session(cur: Cursor, request: Request, user_id: int, hours: float) -> None:
     """A fresh token and CSRF token on every login (no session fixation)."""
     token = secrets.token_urlsafe(32)
-    now = _now()
+    now = utc_now()
     await cur.execute(
         "INSERT INTO sessions (id, user_id, created_at, expires_at, address, user_agent)"
         " VALUES (%s, %s, %s, %s, %s, %s)",
@@ -84,9 +82,9 @@ async def load_user(request: Request) -> User | None:
 
 
 async def _lookup(request: Request, session_id: bytes) -> User | None:
-    db: Database = request.app.state.db
-    hours: float = request.app.state.settings.session_hours
-    now = _now()
+    db = services(request).db
+    hours = services(request).settings.session_hours
+    now = utc_now()
     renewed = now + timedelta(hours=hours)
     async with db.transaction() as cur:
         await cur.execute(

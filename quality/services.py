@@ -1,0 +1,39 @@
+"""What a request handler may use from its process: settings, the database pool,
+the live scan tables, metrics and the template renderer, in one typed object.
+
+The app's lifespan builds it once and hands it to every request as lifespan
+state; `services(request)` is the one way a handler reaches it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, TypedDict
+
+from starlette.requests import HTTPConnection
+
+if TYPE_CHECKING:  # imported for the type checker only: these modules import this one
+    from quality.db import Database
+    from quality.http.render import Renderer
+    from quality.metrics import Metrics
+    from quality.scans.feed import ScanWatcher
+    from quality.settings import Settings
+
+@dataclass(frozen=True, slots=True)
+class Services:
+    settings: Settings
+    db: Database
+    scan_watcher: ScanWatcher
+    metrics: Metrics
+    renderer: Renderer
+
+
+class LifespanState(TypedDict):
+    """What the lifespan yields; Starlette copies it into every request's state."""
+
+    services: Services
+
+
+def services(connection: HTTPConnection) -> Services:
+    """The process's services, as the lifespan built them."""
+    return connection.state.services

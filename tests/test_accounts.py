@@ -1,0 +1,79 @@
+"""Accounts: creation with checked names and passwords, password changes that end
+sessions, and the `admin` account every install has."""
+
+from __future__ import annotations
+
+import pytest
+
+from quality.accounts import AccountError, create_user, ensure_admin, set_password
+from quality.clock import utc_now
+from quality.db import Database
+from quality.passwords import verify_password
+
+
+async def stored_hash(db: Database, username: str) -> str:
+    async with db.transaction() as cur:
+        await cur.execute("SELECT password_hash FROM users WHERE username = %s", (username,))
+        (password_hash,) = await cur.fetchone() or ("",)
+    return password_hash
+
+
+async def test_a_user_is_created_with_a_normalised_name_and_a_hashed_password(db: Database) -> None:
+    user_id = await create_user(db, "  Ana.Pop ", "correct-horse-42", "operator", "Ana Pop")
+    assert user_id > 0
+    async with db.transaction() as cur:
+        await cur.execute(
+            "SELECT u.id, u.full_name, r.name FROM users u JOIN roles r ON r.id = u.role_id"
+            " WHERE u.username = 'ana.pop'")
+        assert await cur.fetchone() == (user_id, "Ana Pop", "operator")
+    password_hash = await stored_hash(db, "ana.pop")
+    assert "correct-horse-42" not in password_hash
+    assert verify_password("correct-horse-42", password_hash)
+
+
+@pytest.mark.parametrize(("username", "password", "role", "message"), [
+    ("a", "correct-horse-42", "operator", "user name must be 2-64 characters"),
+    ("has space", "correct-horse-42", "operator", "user name must be 2-64 characters"),
+    ("bob", "short", "operator", "password must be at least 8 characters"),
+    ("bob", "x" * 1025, "operator", "password must be at most 1024 characters"),
+    ("bob", "correct-horse-42", "overlord", "no role named 'overlord'"),
+])
+async def test_bad_names_passwords_and_roles_are_refused(
+    db: Database, username: str, password: str, role: str, message: str
+) -> None:
+    with pytest.raises(AccountError, match=message):
+        await create_user(db, username, password, role)
+    assert await stored_hash(db, username.strip().lower()) == ""
+
+
+async def test_a_taken_user_name_is_refused(db: Database) -> None:
+    await create_user(db, "bob", "correct-horse-42", "operator")
+    with pytest.raises(AccountError, match="user 'bob' already exists"):
+        await create_user(db, "BOB", "another-pass-99", "admin")
+
+
+async def test_a_new_password_ends_the_users_sessions(db: Database) -> None:
+    user_id = await create_user(db, "cara", "correct-horse-42", "operator")
+    now = utc_now()
+    async with db.transaction() as cur:
+        await cur.execute(
+            "INSERT INTO sessions (id, user_id, created_at, expires_at, address, user_agent)"
+            " VALUES (%s, %s, %s, %s, '127.0.0.1', 'test')",
+            (b"s" * 32, user_id, now, now.replace(year=now.year + 1)))
+    await set_password(db, "cara", "brand-new-pass-7")
+    assert verify_password("brand-new-pass-7", await stored_hash(db, "cara"))
+    async with db.transaction() as cur:
+        await cur.execute("SELECT COUNT(*) FROM sessions WHERE user_id = %s", (user_id,))
+        assert await cur.fetchone() == (0,)
+    with pytest.raises(AccountError, match="no user named 'nobody'"):
+        await set_password(db, "nobody", "brand-new-pass-7")
+
+
+async def test_admin_is_created_once_with_a_generated_password_shown_once(db: Database) -> None:
+    generated = await ensure_admin(db, None)
+    assert generated and len(generated) >= 12
+    assert verify_password(generated, await stored_hash(db, "admin"))
+    assert await ensure_admin(db, None) is None
+    assert await ensure_admin(db, "another-pass-99") is None
+    assert verify_password(generated, await stored_hash(db, "admin"))
+

@@ -1,0 +1,77 @@
+"""Page-or-fragment rendering: one template, its blocks for htmx, no caching of
+either by a shared cache, and template typos as errors."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from zoneinfo import ZoneInfo
+
+import jinja2
+import pytest
+from starlette.applications import Starlette
+from starlette.middleware import Middleware
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+from starlette.testclient import TestClient
+
+from quality.http.render import Renderer, is_htmx
+from quality.http.session_cookie import SessionMiddleware
+
+CONTEXT = {"status": 404, "title": "Not found", "message": "Nothing here."}
+
+
+def tiny_app(renderer: Renderer) -> Starlette:
+    async def page(request: Request) -> Response:
+        context = {key: value for key, value in CONTEXT.items()
+                   if key not in request.query_params.getlist("without")}
+        return renderer.render(request, "errors/error.html", context, block="error")
+
+    return Starlette(
+        routes=[Route("/", page)],
+        middleware=[Middleware(SessionMiddleware, secret_key="k" * 32, max_age_seconds=60)],
+    )
+
+
+@pytest.fixture
+def client() -> TestClient:
+    return TestClient(tiny_app(Renderer(ZoneInfo("Europe/Bucharest"))))
+
+
+def test_a_full_page_normally_and_just_the_block_for_htmx(client: TestClient) -> None:
+    page = client.get("/")
+    assert page.text.startswith("<!doctype html>") and "Nothing here." in page.text
+    fragment = client.get("/", headers={"HX-Request": "true"})
+    assert fragment.text.lstrip().startswith('<section class="card narrow error-page"')
+    assert "<html" not in fragment.text and "Nothing here." in fragment.text
+    for response in (page, fragment):
+        assert response.headers["vary"] == "HX-Request"
+        assert response.headers["cache-control"] == "no-cache, private"
+
+
+def test_a_navigation_carrying_the_htmx_header_gets_the_page(client: TestClient) -> None:
+    page = client.get("/", headers={"HX-Request": "true", "Sec-Fetch-Mode": "navigate"})
+    assert page.text.startswith("<!doctype html>")
+
+
+def test_is_htmx_trusts_the_header_only_outside_navigations() -> None:
+    def request(*headers: tuple[bytes, bytes]) -> Request:
+        return Request({"type": "http", "headers": list(headers)})
+
+    assert is_htmx(request((b"hx-request", b"true"), (b"sec-fetch-mode", b"cors")))
+    assert not is_htmx(request((b"hx-request", b"true"), (b"sec-fetch-mode", b"navigate")))
+    assert not is_htmx(request())
+
+
+def test_a_missing_template_value_is_an_error_not_an_empty_string(client: TestClient) -> None:
+    with pytest.raises(jinja2.UndefinedError, match="message"):
+        client.get("/?without=message")
+
+
+def test_times_are_shown_in_the_plant_zone_and_static_urls_carry_a_content_hash() -> None:
+    renderer = Renderer(ZoneInfo("Europe/Bucharest"))
+    assert renderer.local_time(datetime(2026, 1, 15, 10, 0)) == "2026-01-15 12:00:00"
+    assert renderer.local_time(None) == ""
+    url = renderer.static_url("scan.js")
+    assert url.startswith("/static/scan.js?v=") and len(url.split("=")[1]) == 10
+    assert renderer.static_url("no-such-file.js").endswith("?v=0")
