@@ -243,7 +243,8 @@ async def test_a_code_no_field_takes_stays_marked_until_the_next_scan_replaces_i
     await page.add_init_script(
         "window.tones = 0;"
         "const create = AudioContext.prototype.createOscillator;"
-        "AudioContext.prototype.createOscillator = function () { window.tones += 1; return create.call(this); };"
+        "AudioContext.prototype.createOscillator = function () {"
+        "  window.tones += 1; return create.call(this); };"
     )
     await browser_login(page, live_server, "oscar")
     await page.goto(live_server.url + "/scan")
