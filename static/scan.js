@@ -1,5 +1,6 @@
-// The scan station page: scanner-friendly keys, auto-submit, a pending queue
-// that survives failures and reloads, and the live table.
+// The scan station page: scanner-friendly keys, codes routed to the field they
+// belong to, auto-submit, a pending queue that survives failures and reloads,
+// and the live table.
 //
 // Every scan goes through a queue kept in localStorage and is sent, in order,
 // with its own submission id until the server answers. A retry of a scan that
@@ -10,19 +11,42 @@
   const page = document.querySelector(".scan-page");
   if (!page) return;
 
+  // Every text this script shows, in one place.
+  const MESSAGES = {
+    noField: (label, example) => "Not a code any field takes. " + label + " looks like " + example + ".",
+    noRoom: "Every field for this code already holds one.",
+    pending: "pending, retrying",
+    pendingNote: "Not saved yet. Keep scanning: these are kept and sent again automatically.",
+    noNetwork: "no network",
+    noAnswer: "no answer from the server",
+    busy: (status) => "server busy (" + status + ")",
+    sessionEnded: "session ended",
+    notAllowed: "not allowed — sign in again",
+    signInBefore: "Your session has ended. The scans below are kept; ",
+    signInLink: "sign in again",
+    signInAfter: " and they will be saved.",
+  };
+
   const FIELDS = ["operator_code", "piece_code", "checker1_code", "checker2_code", "defect_code"];
   const station = page.dataset.station;
   const queueKey = "quality.pending." + station;
   const operatorKey = "quality.operator." + station;
-  const defectComplete = new RegExp("^(?:" + page.dataset.defectPattern + ")$");
   const REQUEST_TIMEOUT_MS = 8000;
   const MAX_RETRY_MS = 5000;
   const SHOW_PENDING_AFTER_MS = 800;
+  // A wedge scanner types a code at a few milliseconds per key, a person at
+  // 100 ms or more. Keys outside the form are a scan when the middle gap
+  // between them is at most this; a loaded machine stalls now and then for a
+  // key or two, which the middle gap ignores (see bench/scanner_keys.py).
+  const SCANNER_KEY_GAP_MS = 50;
+  // A longer pause starts a new run of keys.
+  const KEY_PAUSE_MS = 500;
 
   let sending = false;
   let retryTimer = null;
   let retryDelay = 1000;
   let lastProblem = "";
+  let signInNeeded = false;
   // A scanner sends Enter right after the defect code that already submitted
   // the form; that Enter belongs to the scan just sent, not to the next one.
   let swallowEnterUntil = 0;
@@ -54,32 +78,156 @@
   }
 
   // -- the keyboard: a wedge scanner types each code and presses Enter --------
+  //
+  // Nothing is judged while a code is being typed. On Enter the code goes to
+  // the field whose format it has (a badge scanned into the wrong field moves
+  // to its own); a code no field takes stays where it is, marked and selected
+  // so the next scan replaces it. The form is sent once every field holds a
+  // valid code, whatever the order they came in.
 
-  function focusFirstEmpty() {
-    const empty = FIELDS.map(input).find((field) => !field.value.trim());
-    (empty || input("piece_code")).focus();
+  const patterns = Object.fromEntries(
+    FIELDS.map((name) => [name, new RegExp("^(?:" + input(name).dataset.pattern + ")$")]),
+  );
+  const fields = () => FIELDS.map(input);
+  const normalise = (value) => value.trim().toUpperCase();
+  const fits = (field, code) => patterns[field.name].test(code);
+  const holdsCode = (field) => fits(field, normalise(field.value));
+  const firstOpen = () => fields().find((field) => !holdsCode(field));
+  const isScanField = (element) =>
+    element instanceof HTMLInputElement && FIELDS.includes(element.name) && form().contains(element);
+
+  // Focus comes with the content selected: the next scan replaces what is there.
+  function focusField(field) {
+    field.focus();
+    field.select();
   }
 
-  document.addEventListener("keydown", (event) => {
+  function focusFirstOpen() {
+    focusField(firstOpen() || input("piece_code"));
+  }
+
+  function markField(field, message) {
+    unmarkField(field);
+    const note = document.createElement("small");
+    note.className = "field-error";
+    note.id = field.name + "-error";
+    note.dataset.testid = field.name + "-error";
+    note.textContent = message;
+    field.closest("label").classList.add("invalid");
+    field.setAttribute("aria-invalid", "true");
+    field.setAttribute("aria-describedby", note.id);
+    field.after(note);
+  }
+
+  function unmarkField(field) {
+    field.closest("label").classList.remove("invalid");
+    field.removeAttribute("aria-invalid");
+    field.removeAttribute("aria-describedby");
+    const note = document.getElementById(field.name + "-error");
+    if (note) note.remove();
+  }
+
+  function describe(field) {
+    return MESSAGES.noField(field.closest("label").querySelector("span").textContent, field.placeholder);
+  }
+
+  // The field a completed code belongs in: one already holding it (a badge
+  // scanned twice), else the field it was typed into if it fits there, else
+  // the field its format names — the first open one where fields share a
+  // format (the checkers), the only one otherwise (a new operator badge
+  // replaces the old). A string says why no field takes it.
+  function destination(field, code) {
+    const candidates = fields().filter((candidate) => fits(candidate, code));
+    if (!candidates.length) return describe(field);
+    const holder = candidates.find((candidate) => candidate !== field && normalise(candidate.value) === code);
+    if (holder) return holder;
+    if (candidates.includes(field)) return field;
+    const open = candidates.find((candidate) => !holdsCode(candidate));
+    if (open) return open;
+    return candidates.length === 1 ? candidates[0] : MESSAGES.noRoom;
+  }
+
+  // A completed code in `field`: put it where it belongs, then send the scan
+  // if it is whole, or wait for the next code in the first open field.
+  function placeCode(field) {
+    const code = normalise(field.value);
+    field.value = code;
+    const target = destination(field, code);
+    if (typeof target === "string") {
+      markField(field, target);
+      focusField(field);
+      feedback("invalid");
+      return;
+    }
+    if (target !== field) {
+      target.value = code;
+      field.value = "";
+      unmarkField(field);
+    }
+    unmarkField(target);
+    if (fields().every(holdsCode)) submitScan();
+    else focusFirstOpen();
+  }
+
+  // Keys typed while the focus is outside the form: a run of keys ending in
+  // Enter, typed at scanner speed, is a scan; anything slower is a person's,
+  // left alone.
+  const run = { text: "", times: [] };
+
+  function startRun() {
+    run.text = "";
+    run.times = [];
+  }
+
+  function middleGap(times) {
+    const gaps = times.slice(1).map((time, index) => time - times[index]).sort((a, b) => a - b);
+    return gaps[Math.floor((gaps.length - 1) / 2)];
+  }
+
+  function keyOutsideForm(event) {
+    const printable = event.key.length === 1 && !event.ctrlKey && !event.metaKey && !event.altKey;
+    if (!printable && event.key !== "Enter") return;
+    if (run.times.length && event.timeStamp - run.times.at(-1) > KEY_PAUSE_MS) startRun();
+    run.times.push(event.timeStamp);
+    if (printable) {
+      run.text += event.key;
+      return;
+    }
+    const code = run.text;
+    const scanned = code.length >= 2 && middleGap(run.times) <= SCANNER_KEY_GAP_MS;
+    startRun();
+    if (!scanned) return;
+    event.preventDefault();
+    const field = firstOpen() || input("piece_code");
+    field.value = code;
+    placeCode(field);
+  }
+
+  function keyInField(event) {
     const field = event.target;
-    if (!form() || !form().contains(field) || field.tagName !== "INPUT") return;
+    startRun();
     const swallow = Date.now() < swallowEnterUntil;
     swallowEnterUntil = 0;
     if (event.key !== "Enter") return;
     event.preventDefault();
     // An empty field keeps the focus, so Enter never skips a field.
     if (swallow || !field.value.trim()) return;
-    if (field.name === "defect_code") {
-      submitScan();
-      return;
-    }
-    const next = FIELDS[FIELDS.indexOf(field.name) + 1];
-    if (next) input(next).focus();
+    placeCode(field);
+  }
+
+  document.addEventListener("keydown", (event) => {
+    if (!form()) return;
+    if (isScanField(event.target)) keyInField(event);
+    else keyOutsideForm(event);
   });
 
   document.addEventListener("input", (event) => {
     const field = event.target;
-    if (field.name === "defect_code" && form().contains(field) && defectComplete.test(field.value.trim())) {
+    if (!form() || !isScanField(field)) return;
+    // The mark was about what was there before.
+    unmarkField(field);
+    // A complete defect code sends a whole scan at once, without Enter.
+    if (field.name === "defect_code" && fields().every(holdsCode)) {
       swallowEnterUntil = Date.now() + 300;
       submitScan();
     }
@@ -93,7 +241,7 @@
 
   function submitScan() {
     const values = {};
-    for (const name of FIELDS) values[name] = input(name).value.trim().toUpperCase();
+    for (const name of FIELDS) values[name] = normalise(input(name).value);
     const item = { id: input("submission_id").value, values, queuedAt: Date.now(), tries: 0 };
     input("submission_id").value = newSubmissionId();
     storeQueue([...loadQueue().filter((queued) => queued.id !== item.id), item]);
@@ -101,6 +249,7 @@
     // Ready for the next piece at once; the operator code stays.
     for (const name of FIELDS.slice(1)) input(name).value = "";
     input("operator_code").value = values.operator_code;
+    fields().forEach(unmarkField);
     input("piece_code").focus();
     pump();
   }
@@ -149,7 +298,8 @@
       });
       html = await response.text();
     } catch (error) {
-      lastProblem = navigator.onLine === false ? "no network" : "no answer from the server";
+      lastProblem = navigator.onLine === false ? MESSAGES.noNetwork : MESSAGES.noAnswer;
+      signInNeeded = false;
       feedback("pending");
       return "retry";
     } finally {
@@ -166,19 +316,15 @@
       removeFromQueue(item.id);
       htmx.swap("#scan-result", html, { swapStyle: "outerHTML" });
       const invalid = form().querySelector("[aria-invalid=true]");
-      if (invalid) invalid.focus();
+      if (invalid) focusField(invalid);
       feedback("invalid");
       return "done";
     }
-    if (response.status === 401) {
-      lastProblem = "session ended";
-      showSignIn();
-    } else if (response.status === 403) {
-      lastProblem = "not allowed — sign in again";
-      showSignIn();
-    } else {
-      lastProblem = "server busy (" + response.status + ")";
-    }
+    signInNeeded = response.status === 401 || response.status === 403;
+    if (response.status === 401) lastProblem = MESSAGES.sessionEnded;
+    else if (response.status === 403) lastProblem = MESSAGES.notAllowed;
+    else lastProblem = MESSAGES.busy(response.status);
+    if (signInNeeded) showSignIn();
     feedback("pending");
     return "retry";
   }
@@ -186,11 +332,11 @@
   function showSignIn() {
     const note = document.querySelector("#pending .pending-note");
     note.textContent = "";
-    note.append("Your session has ended. The scans below are kept; ");
+    note.append(MESSAGES.signInBefore);
     const link = document.createElement("a");
     link.href = "/login?next=" + encodeURIComponent(location.pathname);
-    link.textContent = "sign in again";
-    note.append(link, " and they will be saved.");
+    link.textContent = MESSAGES.signInLink;
+    note.append(link, MESSAGES.signInAfter);
   }
 
   function renderPending() {
@@ -205,15 +351,13 @@
         const entry = document.createElement("li");
         entry.dataset.submission = item.id;
         entry.textContent =
-          item.values.piece_code + " · " + item.values.defect_code + " — pending, retrying" +
+          item.values.piece_code + " · " + item.values.defect_code + " — " + MESSAGES.pending +
           (lastProblem ? " (" + lastProblem + ")" : "");
         return entry;
       }),
     );
-    if (!lastProblem.startsWith("session") && !lastProblem.startsWith("not allowed")) {
-      section.querySelector(".pending-note").textContent = visible.length
-        ? "Not saved yet. Keep scanning: these are kept and sent again automatically."
-        : "";
+    if (!signInNeeded) {
+      section.querySelector(".pending-note").textContent = visible.length ? MESSAGES.pendingNote : "";
     }
     if (queue.length && !visible.length && !sending) {
       setTimeout(renderPending, SHOW_PENDING_AFTER_MS);
@@ -264,7 +408,7 @@
 
   const rememberedOperator = sessionStorage.getItem(operatorKey);
   if (rememberedOperator && !input("operator_code").value) input("operator_code").value = rememberedOperator;
-  focusFirstEmpty();
+  focusFirstOpen();
   window.addEventListener("online", () => {
     retryDelay = 1000;
     pump();

@@ -20,10 +20,12 @@ pytestmark = pytest.mark.browser
 
 
 async def scan(page: Page, *codes: str) -> None:
-    """Type like a keyboard-wedge scanner: each code, then Enter."""
+    """Type like a keyboard-wedge scanner: each code, then Enter, and the
+    operator's pause before the next code."""
     for code in codes:
         await page.keyboard.type(code, delay=5)
         await page.keyboard.press("Enter")
+        await page.wait_for_timeout(300)
 
 
 async def test_scanner_flow_and_live_table_across_processes(
@@ -67,8 +69,10 @@ async def test_scanner_flow_and_live_table_across_processes(
         await expect(watcher.locator("#scan-table tbody tr")).to_have_count(3, timeout=2000)
         await expect(watcher.locator("#scan-table tbody tr").first).to_contain_text("re-scan")
 
-        # a wrong code: named beside its field, nothing saved, what was typed stays
-        await scan(operator, "XX00012345", "OC12", "OC13", "000")
+        # a wrong code sent by hand: the server names it beside its field,
+        # nothing is saved, what was typed stays
+        await scan(operator, "OC12", "OC13", "XX00012345")
+        await operator.get_by_role("button", name="Save scan").click()
         await expect(operator.get_by_test_id("piece_code-error")).to_have_text(
             "Piece code must look like CP00012345-0001.")
         await expect(result).to_have_attribute("data-outcome", "invalid")
@@ -152,4 +156,182 @@ async def test_expired_session_keeps_the_scan_until_signed_in_again(
     await expect(page.get_by_test_id("pending")).to_be_hidden()
     (rows,) = await execute(settings.database_url, "SELECT COUNT(*) FROM scans")
     assert rows == [(1,)]
+    await page.close()
+
+
+# -- scanning mistakes: codes go where they belong -------------------------------
+
+SCAN_COLUMNS = "operator_code, piece_code, checker1_code, checker2_code, defect_code"
+
+
+async def open_station(browser: Any, server: LiveServer, make_user: Any) -> Page:
+    make_user("oscar", "operator")
+    page = await browser.new_page()
+    await browser_login(page, server, "oscar")
+    await page.goto(server.url + "/scan")
+    await expect(page.locator("#operator_code")).to_be_focused()
+    return page
+
+
+async def saved_scans(settings: Settings) -> list[tuple[Any, ...]]:
+    assert settings.database_url
+    (rows,) = await execute(settings.database_url, f"SELECT {SCAN_COLUMNS} FROM scans ORDER BY id")
+    return rows
+
+
+async def expect_clean_form(page: Page, operator_code: str) -> None:
+    """Ready for the next piece: operator kept, the rest empty and unmarked, focus on the piece."""
+    await expect(page.locator("#operator_code")).to_have_value(operator_code)
+    for field in ("piece_code", "checker1_code", "checker2_code", "defect_code"):
+        await expect(page.locator(f"#{field}")).to_have_value("")
+    await expect(page.locator("#scan-form [aria-invalid]")).to_have_count(0)
+    await expect(page.locator("#piece_code")).to_be_focused()
+
+
+async def test_a_badge_scanned_where_the_piece_belongs_goes_to_its_field(
+    live_server: LiveServer, browser: Any, make_user: Any, settings: Settings
+) -> None:
+    page = await open_station(browser, live_server, make_user)
+    await scan(page, "OP07")
+    await scan(page, "OC12")  # the checker's badge, where the piece code belongs
+    await expect(page.locator("#checker1_code")).to_have_value("OC12")
+    await expect(page.locator("#piece_code")).to_have_value("")
+    await expect(page.locator("#piece_code")).to_be_focused()
+
+    # the operator scans the intended sequence all the same, badge included
+    await scan(page, "CP00012345-0001", "OC12", "OC13", "000")
+    await expect(page.get_by_test_id("saved-piece")).to_have_text("CP00012345-0001")
+    await expect_clean_form(page, "OP07")
+    await expect(page.get_by_test_id("pending")).to_be_hidden()
+    assert await saved_scans(settings) == [("OP07", "CP00012345-0001", "OC12", "OC13", "000")]
+
+    # an operator badge where the piece belongs replaces the operator code
+    await scan(page, "OP08")
+    await expect(page.locator("#operator_code")).to_have_value("OP08")
+    await expect(page.locator("#piece_code")).to_have_value("")
+    await expect(page.locator("#piece_code")).to_be_focused()
+    await page.close()
+
+
+async def test_codes_scanned_in_any_order_save_the_same_scan(
+    live_server: LiveServer, browser: Any, make_user: Any, settings: Settings
+) -> None:
+    page = await open_station(browser, live_server, make_user)
+    await scan(page, "000", "OC12", "CP00012345-0001", "OC13")
+    await expect(page.get_by_test_id("scan-result")).to_have_attribute("data-outcome", "")
+    await expect(page.locator("#operator_code")).to_be_focused()  # the one still missing
+    await scan(page, "op07")
+    await expect(page.get_by_test_id("saved-piece")).to_have_text("CP00012345-0001")
+    await expect_clean_form(page, "OP07")
+
+    await scan(page, "104", "OC12", "OC13", "CP00012345-0002")
+    await expect(page.get_by_test_id("saved-piece")).to_have_text("CP00012345-0002")
+    await expect_clean_form(page, "OP07")
+    assert await saved_scans(settings) == [
+        ("OP07", "CP00012345-0001", "OC12", "OC13", "000"),
+        ("OP07", "CP00012345-0002", "OC12", "OC13", "104"),
+    ]
+    await page.close()
+
+
+async def test_a_code_no_field_takes_stays_marked_until_the_next_scan_replaces_it(
+    live_server: LiveServer, browser: Any, make_user: Any, settings: Settings
+) -> None:
+    make_user("oscar", "operator")
+    page = await browser.new_page()
+    # count the tones played, to hear the error sound without a speaker
+    await page.add_init_script(
+        "window.tones = 0;"
+        "const create = AudioContext.prototype.createOscillator;"
+        "AudioContext.prototype.createOscillator = function () {"
+        "  window.tones += 1; return create.call(this); };"
+    )
+    await browser_login(page, live_server, "oscar")
+    await page.goto(live_server.url + "/scan")
+    await page.locator("#beep").check()
+    await page.locator("#operator_code").focus()
+    piece = page.locator("#piece_code")
+
+    await scan(page, "OP07", "XX12-34")
+    await expect(piece).to_have_value("XX12-34")
+    await expect(piece).to_have_attribute("aria-invalid", "true")
+    await expect(page.get_by_test_id("piece_code-error")).to_have_text(
+        "Not a code any field takes. Piece code looks like CP00012345-0001.")
+    await expect(piece).to_be_focused()
+    assert await piece.evaluate("field => [field.selectionStart, field.selectionEnd]") == [0, 7]
+    assert await page.evaluate("window.tones") == 1
+
+    await scan(page, "CP00012345-0001")  # replaces the marked code
+    await expect(piece).to_have_value("CP00012345-0001")
+    await expect(page.get_by_test_id("piece_code-error")).to_have_count(0)
+    await expect(page.locator("#checker1_code")).to_be_focused()
+
+    # a third checker badge has no field left: marked where it was scanned
+    await scan(page, "OC12", "OC13", "OC14")
+    defect = page.locator("#defect_code")
+    await expect(defect).to_have_value("OC14")
+    await expect(page.get_by_test_id("defect_code-error")).to_have_text(
+        "Every field for this code already holds one.")
+    await scan(page, "000")
+    await expect(page.get_by_test_id("saved-piece")).to_have_text("CP00012345-0001")
+    await expect_clean_form(page, "OP07")
+    assert await saved_scans(settings) == [("OP07", "CP00012345-0001", "OC12", "OC13", "000")]
+    await page.close()
+
+
+async def test_scans_made_after_focus_left_the_form_are_saved(
+    live_server: LiveServer, browser: Any, make_user: Any, settings: Settings
+) -> None:
+    page = await open_station(browser, live_server, make_user)
+    await scan(page, "OP07")
+    await page.get_by_role("heading", name="Quality scan").click()  # focus leaves the form
+    await expect(page.locator("body")).to_be_focused()
+    await scan(page, "OC12")
+    await expect(page.locator("#checker1_code")).to_have_value("OC12")
+    await expect(page.locator("#piece_code")).to_be_focused()  # back to the first empty field
+
+    await page.locator("#scan-table-wrap").click()
+    await scan(page, "CP00012345-0001", "OC13")
+    await page.locator("#beep").focus()  # inside the form, but not a field
+    await scan(page, "000")
+    await expect(page.get_by_test_id("saved-piece")).to_have_text("CP00012345-0001")
+    await expect_clean_form(page, "OP07")
+    assert await page.locator("#beep").is_checked() is False
+    assert await saved_scans(settings) == [("OP07", "CP00012345-0001", "OC12", "OC13", "000")]
+    await page.close()
+
+
+async def test_a_person_typing_slowly_is_not_hijacked(
+    live_server: LiveServer, browser: Any, make_user: Any, settings: Settings
+) -> None:
+    page = await open_station(browser, live_server, make_user)
+    piece, checker1 = page.locator("#piece_code"), page.locator("#checker1_code")
+    await scan(page, "OP07")
+    # a checker code typed by hand into the piece field: nothing moves before Enter
+    await page.keyboard.type("oc12", delay=150)
+    await page.wait_for_timeout(500)
+    await expect(piece).to_have_value("oc12")
+    await expect(checker1).to_have_value("")
+    await expect(piece).to_be_focused()
+    await page.keyboard.press("Enter")
+    await expect(checker1).to_have_value("OC12")
+    await expect(piece).to_be_focused()
+
+    # slow keys outside the form are a person's, not a scan: nothing caught
+    await page.get_by_role("heading", name="Quality scan").click()
+    await page.keyboard.type("CP00012345-0001", delay=150)
+    await page.keyboard.press("Enter")
+    await page.wait_for_timeout(300)
+    await expect(piece).to_have_value("")
+    await expect(page.locator("body")).to_be_focused()
+
+    await piece.click()
+    await page.keyboard.type("CP00012345-0001", delay=150)
+    await page.keyboard.press("Enter")
+    await expect(page.locator("#checker2_code")).to_be_focused()
+    await page.keyboard.type("OC13", delay=150)
+    await page.keyboard.press("Enter")
+    await page.keyboard.type("104", delay=150)  # a whole scan: sent without Enter
+    await expect(page.get_by_test_id("saved-piece")).to_have_text("CP00012345-0001")
+    assert await saved_scans(settings) == [("OP07", "CP00012345-0001", "OC12", "OC13", "104")]
     await page.close()

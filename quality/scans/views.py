@@ -38,7 +38,6 @@ def _context(request: Request, station: Station, **values: Any) -> dict[str, Any
     context = {
         "station": station,
         "fields": scan_fields(codes),
-        "defect_pattern": codes.defect,
         "values": {},
         "errors": {},
         "submission_id": secrets.token_hex(16),
