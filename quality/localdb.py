@@ -46,6 +46,9 @@ class LocalMariaDB:
         self.socket = self.dir / "mysqld.sock"
         self.pidfile = self.dir / "mysqld.pid"
         self.errorlog = self.dir / "error.log"
+        # Its own temporary directory: the server's files in a shared /tmp can be
+        # removed under it by other servers or cleaners.
+        self.tmpdir = self.dir / "tmp"
         self.init_file = self.dir / "init.sql"
         self.credentials_file = self.dir / "credentials.json"
         self.buffer_pool = buffer_pool
@@ -65,6 +68,7 @@ class LocalMariaDB:
     def ensure_running(self, timeout: float = 60.0) -> None:
         """Initialise on first use, start unless already running, join as a user."""
         self.dir.mkdir(parents=True, exist_ok=True)
+        self.tmpdir.mkdir(exist_ok=True)
         if len(str(self.socket)) > 100:
             raise LocalDatabaseError(f"socket path too long for a unix socket: {self.socket}")
         with self._lock_file("start.lock", fcntl.LOCK_EX):
@@ -157,6 +161,7 @@ class LocalMariaDB:
                 f"--user={getpass.getuser()}",
                 "--auth-root-authentication-method=socket",
                 "--skip-test-db",
+                f"--tmpdir={self.tmpdir}",
             ],
             capture_output=True,
             text=True,
@@ -181,6 +186,7 @@ class LocalMariaDB:
             f"--user={getpass.getuser()}",
             "--skip-networking",
             "--skip-name-resolve",
+            f"--tmpdir={self.tmpdir}",
             "--character-set-server=utf8mb4",
             "--collation-server=utf8mb4_unicode_ci",
             f"--innodb-buffer-pool-size={self.buffer_pool}",
