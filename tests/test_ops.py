@@ -5,6 +5,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import os
+import signal
+import threading
 import time
 from typing import Any
 
@@ -12,6 +15,7 @@ import pytest
 from starlette.testclient import TestClient
 
 from quality.app import create_app
+from quality.localdb import LocalMariaDB
 from quality.settings import Settings
 from tests.conftest import login
 
@@ -70,6 +74,29 @@ def test_healthz_says_busy_without_waiting_for_the_pool_timeout(settings: Settin
         client.portal.call(release.set)  # type: ignore[union-attr]
         holder.result()
         assert client.get("/healthz").status_code == 200
+
+
+def test_healthz_says_slow_when_the_database_stops_answering(
+    settings: Settings, mariadb: LocalMariaDB
+) -> None:
+    # A frozen server keeps its connections open and answers nothing. Were the
+    # check to wait for it, it would still be waiting when the watchdog thaws
+    # the server (after at most 30 s) and then answer 200.
+    pid = int(mariadb.pidfile.read_text())
+    with TestClient(create_app(dataclasses.replace(settings, pool_timeout=60.0))) as client:
+        assert client.get("/healthz").status_code == 200  # leaves an idle connection
+        os.kill(pid, signal.SIGSTOP)
+        watchdog = threading.Timer(30, os.kill, (pid, signal.SIGCONT))
+        watchdog.start()
+        try:
+            response = client.get("/healthz")
+            frozen_throughout = watchdog.is_alive()
+        finally:
+            watchdog.cancel()
+            os.kill(pid, signal.SIGCONT)
+        assert frozen_throughout
+        assert response.status_code == 503
+        assert response.json() == {"status": "unavailable", "reason": "slow"}
 
 
 def test_metrics_expose_pool_requests_and_logins(client: TestClient, make_user: Any) -> None:
