@@ -1,9 +1,13 @@
-"""/metrics with several workers: one coherent view (prometheus-client's multiprocess mode)."""
+"""/metrics with several workers: one coherent view (prometheus-client's multiprocess
+mode), also after a worker dies."""
 
 from __future__ import annotations
 
 import asyncio
+import os
 import secrets
+import signal
+import time
 from pathlib import Path
 from typing import Any
 
@@ -108,5 +112,32 @@ def test_two_workers_give_one_view(
             assert totals["quality_http_requests_total{POST /scan 200}"] == saved
             # Both live workers' pool gauges, summed.
             assert totals["quality_db_pool_max"] == 2 * settings.pool_max
+
+        # A worker dies without cleaning up; uvicorn starts another. Its scans
+        # still count; its pool gauges must leave the sums.
+        victim = next(int(name.split("_")[1]) for name, count
+                      in scans_by_process(directory).items() if count)
+        os.kill(victim, signal.SIGKILL)
+        wait_for_replacement(directory, victim, settings.pool_max)
+        for _ in range(6):
+            totals = run_async(scrape(server.url))
+            assert totals["quality_scans_saved_total"] == saved
+            assert totals["quality_db_pool_max"] == 2 * settings.pool_max
     finally:
         server.stop()
+
+
+def wait_for_replacement(directory: Path, victim: int, pool_max: int) -> None:
+    """Until the dead worker is reaped and a new one has published its pool."""
+    for _ in range(600):
+        published = [
+            value for path in directory.glob("gauge_livesum_*.db")
+            if int(path.stem.rsplit("_", 1)[1]) != victim
+            for key, value, _, _ in MmapedDict.read_all_values_from_file(str(path))
+            if key.startswith('["quality_db_pool_max"')
+        ]
+        if not Path(f"/proc/{victim}").exists() and len(published) >= 2 and all(
+                value == pool_max for value in published):
+            return
+        time.sleep(0.1)
+    raise AssertionError("no replacement worker published its pool figures")
