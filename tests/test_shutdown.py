@@ -11,6 +11,7 @@ import subprocess
 from typing import Any
 
 import httpx2
+import pytest
 
 from quality.settings import Settings
 from tests.conftest import PASSWORD, LiveServer, execute, run_async
@@ -69,11 +70,12 @@ async def burst_with_sigterm(server: LiveServer, username: str) -> set[str]:
     return confirmed
 
 
+@pytest.mark.parametrize("workers", [1, 2])  # 2: what docker-compose runs
 def test_sigterm_mid_burst_keeps_every_confirmed_scan_once(
-    settings: Settings, make_user: Any
+    settings: Settings, make_user: Any, workers: int
 ) -> None:
     make_user("shutdown", "operator")
-    server = LiveServer(settings)
+    server = LiveServer(settings, workers=workers)
     server.start()
     try:
         confirmed = run_async(burst_with_sigterm(server, "shutdown"))
