@@ -59,6 +59,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
         finally:
             await watcher.stop()
             await db.close()
+            await metrics.stop()
 
     app = Starlette(
         routes=[

@@ -20,6 +20,7 @@ from quality.accounts import AccountError, create_user, ensure_admin, set_passwo
 from quality.db import Database, DatabaseUnavailable
 from quality.localdb import LocalDatabaseError, LocalMariaDB
 from quality.logs import configure_logging
+from quality.metrics import prepare_multiprocess_dir
 from quality.migrate import MigrationError, available, migrate
 from quality.settings import Settings, SettingsError, load_settings
 
@@ -174,6 +175,7 @@ def _serve(settings: Settings, args: argparse.Namespace) -> None:
         # Worker processes build their settings from the environment.
         os.environ["QUALITY_DATABASE_URL"] = settings.database_url.as_url()
         os.environ["QUALITY_SECRET_KEY"] = settings.secret_key
+        prepare_multiprocess_dir()
         uvicorn.run(
             "quality.app:create_app",
             factory=True,

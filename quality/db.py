@@ -19,8 +19,8 @@ own small pool of asyncmy connections:
   seconds (staggered so they don't all expire at once) and are retired only
   when they come back, never while in use;
 * bounded statements: every session runs with MariaDB's `max_statement_time`;
-* observable: `stats()` gives size, in use, idle, waiting, timeouts,
-  discarded connections and the acquire-wait histogram.
+* observable: `stats()` gives size, in use, idle, waiting, timeouts and
+  discarded connections; `observe_wait`, when set, is told each acquire's wait.
 """
 
 from __future__ import annotations
@@ -30,9 +30,9 @@ import logging
 import random
 import time
 from collections import deque
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import asyncmy
@@ -54,7 +54,6 @@ _CONNECTION_LOST = {
     0,  # asyncmy's InterfaceError "Not connected"
 }
 _STATEMENT_TIMEOUT = {1969, 3024}  # MariaDB max_statement_time, MySQL max_execution_time
-WAIT_BUCKETS = (0.001, 0.005, 0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 
 
 class DatabaseError(Exception):
@@ -106,8 +105,6 @@ class PoolStats:
     timeouts: int
     discarded: int
     created: int
-    wait_seconds_sum: float
-    wait_buckets: list[int] = field(default_factory=list)
 
 
 class _Pooled:
@@ -229,8 +226,8 @@ class Database:
         self._housekeeper: asyncio.Task[None] | None = None
         self._server_idle_limit: float | None = None
         self._acquired = self._timeouts = self._discarded = self._created = 0
-        self._wait_sum = 0.0
-        self._wait_buckets = [0] * (len(WAIT_BUCKETS) + 1)
+        # Told every acquire's wait in seconds (the metrics' histogram).
+        self.observe_wait: Callable[[float], None] | None = None
 
     # -- lifecycle ---------------------------------------------------------
 
@@ -268,10 +265,13 @@ class Database:
     # -- the one way in --------------------------------------------------------
 
     @asynccontextmanager
-    async def transaction(self) -> AsyncIterator[Cursor]:
+    async def transaction(self, acquire_timeout: float | None = None) -> AsyncIterator[Cursor]:
         """Borrow a connection for one transaction: commit on success, roll back
-        on any exception (cancellation included), always give it back."""
-        pooled = await self._acquire()
+        on any exception (cancellation included), always give it back.
+
+        `acquire_timeout` shortens the wait for a free connection (the health check's).
+        """
+        pooled = await self._acquire(self.timeout if acquire_timeout is None else acquire_timeout)
         cursor = Cursor(self, pooled)
         discard = False
         try:
@@ -332,23 +332,24 @@ class Database:
 
     # -- acquire / release -----------------------------------------------------
 
-    async def _acquire(self) -> _Pooled:
+    async def _acquire(self, wait_at_most: float) -> _Pooled:
         if self._closing:
             raise DatabaseUnavailable("the database pool is shutting down")
         started = time.monotonic()
         self._waiting += 1
         try:
-            async with asyncio.timeout(self.timeout):
+            async with asyncio.timeout(wait_at_most):
                 await self._slots.acquire()
         except TimeoutError:
             self._timeouts += 1
             raise PoolTimeout(
-                f"no database connection free after {self.timeout:g}s "
+                f"no database connection free after {wait_at_most:g}s "
                 f"(all {self.maxsize} in use, {self._waiting - 1} other request(s) waiting)"
             ) from None
         finally:
             self._waiting -= 1
-        self._record_wait(time.monotonic() - started)
+        if self.observe_wait is not None:
+            self.observe_wait(time.monotonic() - started)
         try:
             pooled = await self._checkout()
         except BaseException:
@@ -501,14 +502,6 @@ class Database:
 
     # -- figures -----------------------------------------------------------------
 
-    def _record_wait(self, seconds: float) -> None:
-        self._wait_sum += seconds
-        for index, bound in enumerate(WAIT_BUCKETS):
-            if seconds <= bound:
-                self._wait_buckets[index] += 1
-                return
-        self._wait_buckets[-1] += 1
-
     def stats(self) -> PoolStats:
         in_use = len(self._in_use)
         idle = len(self._idle)
@@ -523,6 +516,4 @@ class Database:
             timeouts=self._timeouts,
             discarded=self._discarded,
             created=self._created,
-            wait_seconds_sum=self._wait_sum,
-            wait_buckets=list(self._wait_buckets),
         )

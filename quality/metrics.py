@@ -1,23 +1,84 @@
-"""Prometheus figures for one process: requests, latency, the pool, logins."""
+"""Prometheus figures — requests, latency, scans, logins, the pool — as one view
+across every worker process.
+
+`quality serve` runs prometheus-client in its multiprocess mode: each worker
+writes its figures to files in one directory (`PROMETHEUS_MULTIPROC_DIR`,
+emptied at server start by `prepare_multiprocess_dir`), and whichever worker
+answers a scrape sums every worker's files. Counters and histograms of workers
+that exited still count; the pool gauges (`livesum`) count live workers only.
+
+Pool figures are kept by the pool itself (`Database.stats()`); each process
+copies them into the metrics once a second and again just before it answers a
+scrape, so the scan path pays nothing for them. The acquire-wait histogram is
+observed at each acquire.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import asyncio
+import atexit
+import os
+import re
+import shutil
+import tempfile
+from pathlib import Path
 
-from prometheus_client import CollectorRegistry, Counter, Histogram
-from prometheus_client.core import (
-    CounterMetricFamily,
-    GaugeMetricFamily,
-    HistogramMetricFamily,
-    Metric,
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest, values
+from prometheus_client.multiprocess import MultiProcessCollector, mark_process_dead
+
+from quality.db import Database
+
+MULTIPROCESS_ENV = "PROMETHEUS_MULTIPROC_DIR"
+PUBLISH_SECONDS = 1.0
+WAIT_BUCKETS = (0.001, 0.005, 0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
+_LIVE_GAUGE_FILE = re.compile(r"gauge_live\w+?_(\d+)\.db")
+
+_POOL_GAUGES = (
+    ("size", "Open connections (in use + idle + connecting)"),
+    ("in_use", "Connections lent to requests"),
+    ("idle", "Connections waiting in the pool"),
+    ("waiting", "Requests waiting for a connection"),
+    ("max", "Most connections the pools may open"),
 )
-from prometheus_client.registry import Collector
+_POOL_COUNTERS = (
+    ("timeouts", "Acquires that gave up after the pool timeout"),
+    ("discarded", "Connections closed as dead, expired or interrupted"),
+    ("created", "Connections opened"),
+    ("acquired", "Connections lent out"),
+)
 
-from quality.db import WAIT_BUCKETS, Database
+
+def prepare_multiprocess_dir() -> Path:
+    """Give the server's workers one empty directory for their metric files.
+
+    Call before uvicorn starts (workers inherit the environment). Uses
+    `PROMETHEUS_MULTIPROC_DIR` when set, else a temporary directory removed
+    at exit.
+    """
+    configured = os.environ.get(MULTIPROCESS_ENV)
+    if configured:
+        directory = Path(configured)
+        directory.mkdir(parents=True, exist_ok=True)
+        # Files left by an earlier run would be summed into this one's figures.
+        for stale in directory.glob("*.db"):
+            stale.unlink()
+    else:
+        directory = Path(tempfile.mkdtemp(prefix="quality-metrics-"))
+        atexit.register(shutil.rmtree, directory, True)
+        os.environ[MULTIPROCESS_ENV] = str(directory)
+    # prometheus-client picks its value class when first imported, which this
+    # module did before the variable was set; with one worker uvicorn serves
+    # in this very process, so pick again (no metric exists here yet).
+    values.ValueClass = values.get_value_class()
+    return directory
 
 
 class Metrics:
     def __init__(self) -> None:
+        self.directory = os.environ.get(MULTIPROCESS_ENV) or None
+        if self.directory and not getattr(values.ValueClass, "_multiprocess", False):
+            raise RuntimeError(f"{MULTIPROCESS_ENV} was set after prometheus_client chose "
+                               "its value class; call prepare_multiprocess_dir() first")
         self.registry = CollectorRegistry()
         self.requests = Counter(
             "quality_http_requests", "HTTP requests by route and status",
@@ -35,41 +96,83 @@ class Metrics:
             "quality_scans_saved", "Scans saved by station and verdict",
             ["station", "verdict"], registry=self.registry,
         )
+        self.pool_wait = Histogram(
+            "quality_db_pool_acquire_wait_seconds", "Time spent waiting for a connection",
+            registry=self.registry, buckets=WAIT_BUCKETS,
+        )
+        self.pool_gauges = {
+            name: Gauge(f"quality_db_pool_{name}", help_text, registry=self.registry,
+                        multiprocess_mode="livesum")
+            for name, help_text in _POOL_GAUGES
+        }
+        self.pool_counters = {
+            name: Counter(f"quality_db_pool_{name}", help_text, registry=self.registry)
+            for name, help_text in _POOL_COUNTERS
+        }
+        self._counted = dict.fromkeys(self.pool_counters, 0)
+        self._db: Database | None = None
+        self._publisher: asyncio.Task[None] | None = None
 
-        self.pool = PoolCollector()
-        self.registry.register(self.pool)
+    # -- the pool -------------------------------------------------------------
 
     def watch_pool(self, db: Database) -> None:
-        self.pool.db = db
+        """Follow `db` from now on (call in the lifespan, on the serving loop)."""
+        self._db = db
+        db.observe_wait = self.pool_wait.observe
+        self.publish_pool()
+        self._publisher = asyncio.create_task(self._publish_forever(), name="pool-metrics")
 
+    async def stop(self) -> None:
+        """Stop following the pool; this process's pool gauges leave the sums."""
+        if self._publisher:
+            self._publisher.cancel()
+            await asyncio.gather(self._publisher, return_exceptions=True)
+        if self.directory:
+            mark_process_dead(os.getpid(), self.directory)
 
-class PoolCollector(Collector):
-    db: Database | None = None
-
-    def collect(self) -> Iterator[Metric]:
-        if self.db is None:
+    def publish_pool(self) -> None:
+        if self._db is None:
             return
-        stats = self.db.stats()
-        for name, help_text, value in (
-            ("size", "Open connections (in use + idle + connecting)", stats.size),
-            ("in_use", "Connections lent to requests", stats.in_use),
-            ("idle", "Connections waiting in the pool", stats.idle),
-            ("waiting", "Requests waiting for a connection", stats.waiting),
-            ("max", "Most connections the pool may open", stats.maxsize),
-        ):
-            yield GaugeMetricFamily(f"quality_db_pool_{name}", help_text, value=value)
-        for name, help_text, value in (
-            ("timeouts", "Acquires that gave up after the pool timeout", stats.timeouts),
-            ("discarded", "Connections closed as dead, expired or interrupted", stats.discarded),
-            ("created", "Connections opened", stats.created),
-            ("acquired", "Connections lent out", stats.acquired),
-        ):
-            yield CounterMetricFamily(f"quality_db_pool_{name}", help_text, value=value)
-        cumulative, buckets = 0, []
-        for bound, count in zip((*WAIT_BUCKETS, float("inf")), stats.wait_buckets, strict=True):
-            cumulative += count
-            buckets.append((str(bound) if bound != float("inf") else "+Inf", cumulative))
-        yield HistogramMetricFamily(
-            "quality_db_pool_acquire_wait_seconds", "Time spent waiting for a connection",
-            buckets=buckets, sum_value=stats.wait_seconds_sum,
-        )
+        stats = self._db.stats()
+        for name, gauge in self.pool_gauges.items():
+            gauge.set(getattr(stats, "maxsize" if name == "max" else name))
+        for name, counter in self.pool_counters.items():
+            total = getattr(stats, name)
+            if total > self._counted[name]:
+                counter.inc(total - self._counted[name])
+                self._counted[name] = total
+
+    async def _publish_forever(self) -> None:
+        while True:
+            await asyncio.sleep(PUBLISH_SECONDS)
+            self.publish_pool()
+
+    # -- the scrape -------------------------------------------------------------
+
+    def render(self) -> bytes:
+        """The Prometheus text for this process, or for all workers in multiprocess mode."""
+        self.publish_pool()
+        if self.directory is None:
+            return generate_latest(self.registry)
+        self._forget_dead_workers()
+        registry = CollectorRegistry()
+        MultiProcessCollector(registry, self.directory)
+        return generate_latest(registry)
+
+    def _forget_dead_workers(self) -> None:
+        """Drop the live gauges of workers that died without saying so (a crash)."""
+        assert self.directory
+        for path in Path(self.directory).glob("gauge_live*.db"):
+            found = _LIVE_GAUGE_FILE.fullmatch(path.name)
+            if found and not _alive(int(found[1])):
+                mark_process_dead(int(found[1]), self.directory)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        pass  # someone else's process: alive
+    return True

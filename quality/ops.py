@@ -2,31 +2,47 @@
 
 from __future__ import annotations
 
+import asyncio
 import hmac
+import logging
 
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from prometheus_client import CONTENT_TYPE_LATEST
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from quality.db import DatabaseUnavailable
+from quality.db import DatabaseUnavailable, PoolTimeout
 from quality.permissions import PUBLIC, guard
 from quality.services import services
 from quality.user_sessions import client_address
 
+log = logging.getLogger(__name__)
+
 LOOPBACK = {"127.0.0.1", "::1"}
+# Load balancers and compose give up after a few seconds: answer well inside 1 s,
+# waiting for a free connection only half of that.
+HEALTH_SECONDS = 0.9
+HEALTH_ACQUIRE_SECONDS = 0.5
 
 
 @guard(PUBLIC)
 async def healthz(request: Request) -> Response:
+    """200 when a connection answers `SELECT 1` in time, else 503 with one word:
+    `busy` (no connection free), `unreachable` (connect or query failed) or
+    `slow` (no answer in time). The details go to the log, never to the caller."""
     db = services(request).db
     try:
-        async with db.transaction() as cur:
-            await cur.execute("SELECT 1")
-            await cur.fetchone()
+        async with asyncio.timeout(HEALTH_SECONDS):
+            async with db.transaction(acquire_timeout=HEALTH_ACQUIRE_SECONDS) as cur:
+                await cur.execute("SELECT 1")
+                await cur.fetchone()
+    except PoolTimeout as exc:
+        return _unhealthy("busy", exc)
     except DatabaseUnavailable as exc:
-        return JSONResponse({"status": "unavailable", "database": str(exc)}, status_code=503)
+        return _unhealthy("unreachable", exc)
+    except TimeoutError as exc:
+        return _unhealthy("slow", exc)
     stats = db.stats()
     return JSONResponse(
         {"status": "ok", "database": "reachable",
@@ -50,8 +66,12 @@ async def metrics(request: Request) -> Response:
         raise HTTPException(403, "Behind a trusted proxy, set QUALITY_METRICS_TOKEN to scrape metrics.")
     elif client_address(request) not in LOOPBACK:
         raise HTTPException(403, "Set QUALITY_METRICS_TOKEN to scrape metrics from another host.")
-    body = generate_latest(services(request).metrics.registry)
-    return Response(body, media_type=CONTENT_TYPE_LATEST)
+    return Response(services(request).metrics.render(), media_type=CONTENT_TYPE_LATEST)
+
+
+def _unhealthy(reason: str, exc: BaseException) -> Response:
+    log.warning("health check failed (%s): %s", reason, exc or type(exc).__name__)
+    return JSONResponse({"status": "unavailable", "reason": reason}, status_code=503)
 
 
 routes = [

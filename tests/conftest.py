@@ -183,8 +183,10 @@ def free_port() -> int:
 class LiveServer:
     """`quality serve` as a subprocess on a free loopback port."""
 
-    def __init__(self, settings: Settings, extra_env: dict[str, str] | None = None) -> None:
+    def __init__(self, settings: Settings, extra_env: dict[str, str] | None = None,
+                 workers: int = 1) -> None:
         assert settings.database_url and settings.secret_key
+        self.workers = workers
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.env = {
@@ -200,7 +202,8 @@ class LiveServer:
 
     def start(self, timeout: float = 30.0) -> None:
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "quality", "serve", "--port", str(self.port)],
+            [sys.executable, "-m", "quality", "serve", "--port", str(self.port),
+             "--workers", str(self.workers)],
             env=self.env, stdout=self.log, stderr=subprocess.STDOUT,
         )
         deadline = time.monotonic() + timeout

@@ -2,16 +2,24 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import dataclasses
+import os
+import signal
+import threading
+import time
 import urllib.error
 import urllib.request
 from typing import Any
 
+import pytest
 from starlette.testclient import TestClient
 
 from quality.app import create_app
+from quality.localdb import LocalMariaDB
 from quality.settings import Settings
-from tests.conftest import LiveServer, login
+from tests.conftest import LiveServer, app_services, login
 
 
 def test_healthz_reports_the_database(client: TestClient) -> None:
@@ -21,21 +29,76 @@ def test_healthz_reports_the_database(client: TestClient) -> None:
     assert body["status"] == "ok" and body["pool"]["max"] == 5
 
 
-def test_healthz_is_503_when_the_database_is_unreachable(settings: Settings) -> None:
+def test_healthz_is_503_when_the_database_is_unreachable(
+    settings: Settings, caplog: pytest.LogCaptureFixture
+) -> None:
     assert settings.database_url
-    broken = settings.__class__(**{
-        **settings.__dict__,
-        "database_url": settings.database_url.__class__(
-            **{**settings.database_url.__dict__, "unix_socket": "/nonexistent/mysqld.sock"}
-        ),
-        "pool_timeout": 0.5,
-    })
+    broken = dataclasses.replace(
+        settings,
+        database_url=dataclasses.replace(settings.database_url,
+                                         unix_socket="/nonexistent/mysqld.sock"),
+        pool_timeout=0.5,
+    )
     with TestClient(create_app(broken)) as client:
         response = client.get("/healthz")
         assert response.status_code == 503
-        assert response.json()["status"] == "unavailable"
+        # One word for the caller; what went wrong (paths, users, hosts) only in the log.
+        assert response.json() == {"status": "unavailable", "reason": "unreachable"}
+        assert any(record.name == "quality.ops" and "Can't connect" in record.getMessage()
+                   for record in caplog.records)
         page = client.get("/login")
         assert page.status_code == 200  # the sign-in page needs no database
+
+
+def test_healthz_says_busy_without_waiting_for_the_pool_timeout(settings: Settings) -> None:
+    # With a 60 s pool timeout, a check that waited like a request would still be
+    # waiting when the holder lets go (after at most 30 s) and then answer 200.
+    busy = dataclasses.replace(settings, pool_max=2, pool_timeout=60.0)
+    with TestClient(create_app(busy)) as client:
+        db = app_services(client).db
+        release = client.portal.call(asyncio.Event)  # type: ignore[union-attr]
+
+        async def hold_every_connection() -> None:
+            async with db.transaction() as first, db.transaction() as second:
+                await first.execute("SELECT 1")
+                await second.execute("SELECT 1")
+                with contextlib.suppress(TimeoutError):
+                    async with asyncio.timeout(30):
+                        await release.wait()
+
+        holder = client.portal.start_task_soon(hold_every_connection)  # type: ignore[union-attr]
+        while db.stats().in_use < 2:
+            time.sleep(0.01)
+        response = client.get("/healthz")
+        assert not holder.done() and db.stats().in_use == 2
+        assert response.status_code == 503
+        assert response.json() == {"status": "unavailable", "reason": "busy"}
+        client.portal.call(release.set)  # type: ignore[union-attr]
+        holder.result()
+        assert client.get("/healthz").status_code == 200
+
+
+def test_healthz_says_slow_when_the_database_stops_answering(
+    settings: Settings, mariadb: LocalMariaDB
+) -> None:
+    # A frozen server keeps its connections open and answers nothing. Were the
+    # check to wait for it, it would still be waiting when the watchdog thaws
+    # the server (after at most 30 s) and then answer 200.
+    pid = int(mariadb.pidfile.read_text())
+    with TestClient(create_app(dataclasses.replace(settings, pool_timeout=60.0))) as client:
+        assert client.get("/healthz").status_code == 200  # leaves an idle connection
+        os.kill(pid, signal.SIGSTOP)
+        watchdog = threading.Timer(30, os.kill, (pid, signal.SIGCONT))
+        watchdog.start()
+        try:
+            response = client.get("/healthz")
+            frozen_throughout = watchdog.is_alive()
+        finally:
+            watchdog.cancel()
+            os.kill(pid, signal.SIGCONT)
+        assert frozen_throughout
+        assert response.status_code == 503
+        assert response.json() == {"status": "unavailable", "reason": "slow"}
 
 
 def test_metrics_expose_pool_requests_and_logins(client: TestClient, make_user: Any) -> None:
