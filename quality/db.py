@@ -28,6 +28,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
+import ssl
 import time
 from collections import deque
 from collections.abc import AsyncIterator, Sequence
@@ -52,6 +53,16 @@ _CONNECTION_LOST = {
     0,  # asyncmy's InterfaceError "Not connected"
 }
 _STATEMENT_TIMEOUT = {1969, 3024}  # MariaDB max_statement_time, MySQL max_execution_time
+_ACCESS_DENIED = 1045  # also MariaDB's answer to a plain connection it requires to be TLS
+_INSECURE_TRANSPORT = 3159  # MySQL: ER_SECURE_TRANSPORT_REQUIRED
+
+# What every session runs under, whatever the server's defaults or a DBA's
+# global settings: the sql_mode the app's SQL is written for (stored routines
+# keep the mode they were created under, so migrations run under it too), and
+# the character set and collation the schema declares.
+SQL_MODE = "STRICT_TRANS_TABLES,ERROR_FOR_DIVISION_BY_ZERO,NO_ENGINE_SUBSTITUTION"
+CHARSET = "utf8mb4"
+COLLATION = "utf8mb4_unicode_ci"
 WAIT_BUCKETS = (0.001, 0.005, 0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 
 
@@ -74,6 +85,16 @@ class ConnectionLost(DatabaseUnavailable):
 
 class QueryTimeout(DatabaseUnavailable):
     """A statement ran longer than the query timeout and was stopped by the server."""
+
+
+class TLSRequired(DatabaseUnavailable):
+    """The server refuses unencrypted connections and the URL asks for none."""
+
+    def __init__(self) -> None:
+        super().__init__(
+            "the database server accepts only encrypted connections: add "
+            "?ssl=required|verify-ca|verify-full to QUALITY_DATABASE_URL"
+        )
 
 
 def error_code(exc: BaseException) -> int | None:
@@ -238,6 +259,7 @@ class Database:
         self._drained = asyncio.Event()
         self._housekeeper: asyncio.Task[None] | None = None
         self._server_idle_limit: float | None = None
+        self._cipher: str | None = None  # TLS cipher of the connections; "" when plain
         self._acquired = self._timeouts = self._discarded = self._created = 0
         self._wait_sum = 0.0
         self._wait_buckets = [0] * (len(WAIT_BUCKETS) + 1)
@@ -421,13 +443,10 @@ class Database:
     async def _connect(self) -> _Pooled:
         self._connecting += 1
         try:
-            conn = await asyncmy.connect(
-                **self.connect_kwargs,
-                autocommit=False,
-                charset="utf8mb4",
-                connect_timeout=self.timeout,
-            )
+            conn = await self._open_connection(self.connect_kwargs)
         except (MySQLError, OSError, TimeoutError) as exc:
+            if await self._refused_for_lack_of_tls(exc):
+                raise TLSRequired() from exc
             raise DatabaseUnavailable(f"cannot connect to the database: {exc}") from exc
         finally:
             self._connecting -= 1
@@ -442,6 +461,38 @@ class Database:
         # Stagger lifetimes over the last 10% so connections don't all expire together.
         return _Pooled(conn, self.recycle * random.uniform(0.9, 1.0))
 
+    async def _open_connection(self, connect_kwargs: dict[str, Any]) -> Any:
+        return await asyncmy.connect(
+            **connect_kwargs,
+            autocommit=False,
+            charset=CHARSET,
+            connect_timeout=self.timeout,
+        )
+
+    async def _refused_for_lack_of_tls(self, exc: BaseException) -> bool:
+        """Whether a failed plain TCP connection was refused only for not using TLS.
+
+        MySQL says so (3159); MariaDB answers "access denied" as for a wrong
+        password, so one encrypted attempt (no verification: it only asks the
+        question, and sends the same password hash the plain attempt did) tells
+        the two apart.
+        """
+        code = error_code(exc)
+        if code == _INSECURE_TRANSPORT:
+            return True
+        kwargs = self.connect_kwargs
+        if code != _ACCESS_DENIED or "ssl" in kwargs or "unix_socket" in kwargs:
+            return False
+        probe = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+        probe.check_hostname = False
+        probe.verify_mode = ssl.CERT_NONE
+        try:
+            conn = await self._open_connection({**kwargs, "ssl": probe})
+        except (MySQLError, OSError, TimeoutError):
+            return False
+        conn.close()
+        return True
+
     async def _configure(self, conn: Any) -> None:
         is_mariadb = "mariadb" in conn.get_server_info().lower()
         async with conn.cursor() as cur:
@@ -449,21 +500,37 @@ class Database:
             # pieces never wait for each other; every transaction here is short
             # and reads only what it is about to change or show.
             await cur.execute("SET SESSION TRANSACTION ISOLATION LEVEL READ COMMITTED")
-            if is_mariadb:
-                await cur.execute(
-                    "SET SESSION max_statement_time = %s, time_zone = '+00:00'",
-                    (self.query_timeout,),
-                )
-            else:
-                await cur.execute(
-                    "SET SESSION max_execution_time = %s, time_zone = '+00:00'",
-                    (int(self.query_timeout * 1000),),
-                )
+            limit = "max_statement_time" if is_mariadb else "max_execution_time"
+            await cur.execute(
+                f"SET NAMES {CHARSET} COLLATE {COLLATION}, SESSION sql_mode = %s,"
+                f" SESSION {limit} = %s, SESSION time_zone = '+00:00'",
+                (SQL_MODE, self.query_timeout if is_mariadb else int(self.query_timeout * 1000)),
+            )
             await cur.execute("SELECT @@wait_timeout")
             (wait_timeout,) = await cur.fetchone()
+            await cur.execute("SHOW SESSION STATUS LIKE 'Ssl_cipher'")
+            cipher = (await cur.fetchone() or ("", ""))[1] or ""
         await conn.commit()
         # Retire idle connections a little before the server would cut them.
         self._server_idle_limit = max(1.0, float(wait_timeout) - 5.0)
+        self._note_encryption(cipher)
+
+    def _note_encryption(self, cipher: str) -> None:
+        if cipher == self._cipher:
+            return
+        if cipher:
+            log.info("database connections are encrypted (TLS, %s)", cipher)
+        elif "unix_socket" in self.connect_kwargs:
+            log.info("database connections are not encrypted (local unix socket)")
+        else:
+            log.warning("database connections are NOT encrypted; add ?ssl=verify-full to "
+                        "QUALITY_DATABASE_URL if the server supports TLS")
+        self._cipher = cipher
+
+    @property
+    def encrypted(self) -> bool | None:
+        """Whether connections to the server use TLS (None until one was opened)."""
+        return None if self._cipher is None else bool(self._cipher)
 
     # -- housekeeping ------------------------------------------------------------
 

@@ -1,13 +1,16 @@
 """Test fixtures: one private MariaDB per run, a fresh migrated database per test.
 
 The server is the project's own `LocalMariaDB` on a temporary directory, so the
-tests exercise the same start-up code `quality serve` uses.
+tests exercise the same start-up code `quality serve` uses. Its defaults are a
+stock server's, not the project's preferred ones, and test databases are created
+the way a DBA would (`CREATE DATABASE name`): the schema must bring its own.
 """
 
 from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import contextlib
 import dataclasses
 import os
 import shutil
@@ -34,6 +37,7 @@ from quality.settings import DatabaseURL, Settings
 
 T = TypeVar("T")
 PASSWORD = "correct-horse-42"
+STOCK_SERVER = ("--character-set-server=utf8mb4", "--collation-server=utf8mb4_general_ci")
 
 
 def run_async(coro: Coroutine[Any, Any, T]) -> T:
@@ -64,21 +68,15 @@ async def execute(url: DatabaseURL, *statements: str) -> list[list[tuple[Any, ..
 def mariadb() -> Iterator[LocalMariaDB]:
     # Short path: unix socket paths are limited to ~100 characters.
     base = Path(tempfile.mkdtemp(prefix="qdb-", dir="/tmp"))
-    server = LocalMariaDB(base, buffer_pool="64M")
+    # utf8mb4_general_ci: what MariaDB packages default to for utf8mb4.
+    server = LocalMariaDB(base, buffer_pool="64M", server_options=STOCK_SERVER)
     server.ensure_running()
     yield server
     server.release()
     shutil.rmtree(base, ignore_errors=True)
 
 
-@pytest.fixture
-def db_url(mariadb: LocalMariaDB) -> Iterator[DatabaseURL]:
-    """A fresh database with every migration applied."""
-    name = f"t_{uuid.uuid4().hex[:12]}"
-    server = mariadb.url(maintenance=True, database="mysql")
-    run_async(execute(server, f"CREATE DATABASE `{name}`"))
-    url = dataclasses.replace(server, database=name)
-
+def migrated(url: DatabaseURL) -> DatabaseURL:
     async def apply() -> None:
         db = database_for(url, maxsize=1)
         try:
@@ -87,8 +85,26 @@ def db_url(mariadb: LocalMariaDB) -> Iterator[DatabaseURL]:
             await db.close()
 
     run_async(apply())
-    yield url
-    run_async(execute(server, f"DROP DATABASE `{name}`"))
+    return url
+
+
+@contextlib.contextmanager
+def new_database(mariadb: LocalMariaDB, options: str = "") -> Iterator[DatabaseURL]:
+    """An empty database made as a DBA would (`options`: e.g. a CHARACTER SET), dropped after."""
+    name = f"t_{uuid.uuid4().hex[:12]}"
+    server = mariadb.url(maintenance=True, database="mysql")
+    run_async(execute(server, f"CREATE DATABASE `{name}` {options}"))
+    try:
+        yield dataclasses.replace(server, database=name)
+    finally:
+        run_async(execute(server, f"DROP DATABASE `{name}`"))
+
+
+@pytest.fixture
+def db_url(mariadb: LocalMariaDB) -> Iterator[DatabaseURL]:
+    """A fresh database, created with the server's defaults, with every migration applied."""
+    with new_database(mariadb) as url:
+        yield migrated(url)
 
 
 @pytest.fixture

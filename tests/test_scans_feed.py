@@ -80,7 +80,7 @@ def test_html_is_rendered_once_per_change() -> None:
 async def record(db: Database, piece: str) -> int:
     async with db.transaction() as cur:
         await cur.execute(
-            "CALL record_scan('quality', %s, 'OP01', %s, %s, 'OC01', 'OC02', '000', 1, %s)",
+            "CALL record_scan('quality', %s, 'OP01', %s, %s, 'OC01', 'OC02', '000', TRUE, 1, %s)",
             (secrets.token_bytes(16), piece, piece[:10], datetime.now(UTC).replace(tzinfo=None)),
         )
         (scan_id, *_) = await cur.fetchone()
