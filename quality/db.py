@@ -490,7 +490,7 @@ class Database:
             conn = await self._open_connection({**kwargs, "ssl": probe})
         except (MySQLError, OSError, TimeoutError):
             return False
-        conn.close()
+        await conn.ensure_closed()
         return True
 
     async def _configure(self, conn: Any) -> None:
@@ -511,8 +511,10 @@ class Database:
             await cur.execute("SHOW SESSION STATUS LIKE 'Ssl_cipher'")
             cipher = (await cur.fetchone() or ("", ""))[1] or ""
         await conn.commit()
-        # Retire idle connections a little before the server would cut them.
-        self._server_idle_limit = max(1.0, float(wait_timeout) - 5.0)
+        # Retire idle connections well before the server would cut them (a
+        # DBA's short wait_timeout included): housekeeping runs at a fifth of
+        # this, so an idle connection goes by 90% of wait_timeout at the latest.
+        self._server_idle_limit = max(1.0, min(float(wait_timeout) - 5.0, 0.75 * float(wait_timeout)))
         self._note_encryption(cipher)
 
     def _note_encryption(self, cipher: str) -> None:
@@ -535,9 +537,11 @@ class Database:
     # -- housekeeping ------------------------------------------------------------
 
     async def _housekeep(self) -> None:
-        interval = max(0.5, min(30.0, self.recycle / 4, self.leak_after / 2))
         while True:
-            await asyncio.sleep(interval)
+            idle_limit = self._server_idle_limit or float("inf")
+            await asyncio.sleep(
+                max(0.5, min(30.0, self.recycle / 4, self.leak_after / 2, idle_limit / 5))
+            )
             try:
                 self._retire_idle()
                 self._report_leaks()
