@@ -45,6 +45,7 @@ from tests.conftest import (
     execute,
     free_port,
     login,
+    make_certificates,
     migrated,
     new_database,
     run_async,
@@ -239,28 +240,6 @@ class PlantServer:
         log = self.server.errorlog.read_text(errors="replace")
         return [line for line in log.splitlines()
                 if f"user: '{PLANT_USER}'" in line and "Got timeout reading" in line]
-
-
-def make_certificates(directory: Path) -> dict[str, Path]:
-    """A CA and a server certificate it signed, valid for 127.0.0.1 only."""
-    directory.mkdir()
-
-    def openssl(*args: str) -> None:
-        subprocess.run(["openssl", *args], cwd=directory, check=True, capture_output=True)
-
-    ec = ("-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes")
-    openssl("req", "-x509", *ec, "-keyout", "ca.key", "-out", "ca.pem", "-days", "2",
-            "-subj", "/CN=Quality test CA")
-    openssl("req", *ec, "-keyout", "server.key", "-out", "server.csr", "-subj", "/CN=plant-db")
-    (directory / "server.ext").write_text(
-        "subjectAltName = IP:127.0.0.1\nbasicConstraints = CA:FALSE\n"
-        "keyUsage = digitalSignature, keyEncipherment\nextendedKeyUsage = serverAuth\n"
-        "subjectKeyIdentifier = hash\nauthorityKeyIdentifier = keyid\n"
-    )
-    openssl("x509", "-req", "-in", "server.csr", "-CA", "ca.pem", "-CAkey", "ca.key",
-            "-CAcreateserial", "-out", "server.pem", "-days", "2", "-extfile", "server.ext")
-    return {name: directory / f"{name}.pem" for name in ("ca", "server")} | {
-        "key": directory / "server.key"}
 
 
 @pytest.fixture(scope="module")
