@@ -19,6 +19,8 @@ own small pool of asyncmy connections:
   seconds (staggered so they don't all expire at once) and are retired only
   when they come back, never while in use;
 * bounded statements: every session runs with MariaDB's `max_statement_time`;
+* server-independent: every session sets the app's sql_mode and collation,
+  whatever a DBA configured, and says (`encrypted`) whether it uses TLS;
 * observable: `stats()` gives size, in use, idle, waiting, timeouts,
   discarded connections and the acquire-wait histogram.
 """
@@ -276,6 +278,7 @@ class Database:
             await self._top_up()
         except DatabaseUnavailable as exc:
             log.error("database not reachable at start-up: %s", exc)
+        self._log_encryption()
         self._housekeeper = asyncio.create_task(self._housekeep(), name="db-housekeeper")
 
     async def close(self, drain_timeout: float = 10.0) -> None:
@@ -515,19 +518,18 @@ class Database:
         # DBA's short wait_timeout included): housekeeping runs at a fifth of
         # this, so an idle connection goes by 90% of wait_timeout at the latest.
         self._server_idle_limit = max(1.0, min(float(wait_timeout) - 5.0, 0.75 * float(wait_timeout)))
-        self._note_encryption(cipher)
+        self._cipher = cipher
 
-    def _note_encryption(self, cipher: str) -> None:
-        if cipher == self._cipher:
-            return
-        if cipher:
-            log.info("database connections are encrypted (TLS, %s)", cipher)
+    def _log_encryption(self) -> None:
+        if self._cipher is None:
+            return  # no connection yet: /healthz tells once there is one
+        if self._cipher:
+            log.info("database connections are encrypted (TLS, %s)", self._cipher)
         elif "unix_socket" in self.connect_kwargs:
             log.info("database connections are not encrypted (local unix socket)")
         else:
             log.warning("database connections are NOT encrypted; add ?ssl=verify-full to "
                         "QUALITY_DATABASE_URL if the server supports TLS")
-        self._cipher = cipher
 
     @property
     def encrypted(self) -> bool | None:
