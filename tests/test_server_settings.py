@@ -113,6 +113,7 @@ def scan_through_the_app(url: DatabaseURL) -> None:
                         pool_timeout=2.0)
     operator = add_user(url, f"op{secrets.token_hex(3)}", "operator")
     with TestClient(create_app(settings), client=("127.0.0.1", 50000)) as client:
+        assert login(client, operator, "not-the-password").status_code == 401  # throttle SQL
         assert login(client, operator).status_code == 303
         scan_both_stations(client, url)
 
@@ -322,7 +323,9 @@ def test_everything_works_on_a_hardened_tls_only_server(plant_server: PlantServe
     finally:
         server.stop()
     assert "database connections are encrypted (TLS" in output
-    assert " 500 " not in output and "Traceback" not in output, output
+    assert re.search(r" POST /fgscan 200 ", output)  # the access log is there...
+    assert not re.search(r" (GET|POST) \S+ 5\d\d ", output), output  # ...and has no 5xx
+    assert "Traceback" not in output, output
     assert "found dead" not in output, output  # no request met a connection the server had cut
     assert plant_server.server_timeouts() == []
 
