@@ -19,6 +19,8 @@ own small pool of asyncmy connections:
   seconds (staggered so they don't all expire at once) and are retired only
   when they come back, never while in use;
 * bounded statements: every session runs with MariaDB's `max_statement_time`;
+* server-independent: every session sets the app's sql_mode and collation,
+  whatever a DBA configured, and says (`encrypted`) whether it uses TLS;
 * observable: `stats()` gives size, in use, idle, waiting, timeouts and
   discarded connections; `observe_wait`, when set, is told each acquire's wait.
 """
@@ -28,6 +30,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
+import ssl
 import time
 from collections import deque
 from collections.abc import AsyncIterator, Callable, Sequence
@@ -54,6 +57,16 @@ _CONNECTION_LOST = {
     0,  # asyncmy's InterfaceError "Not connected"
 }
 _STATEMENT_TIMEOUT = {1969, 3024}  # MariaDB max_statement_time, MySQL max_execution_time
+_ACCESS_DENIED = 1045  # also MariaDB's answer to a plain connection it requires to be TLS
+_INSECURE_TRANSPORT = 3159  # MySQL: ER_SECURE_TRANSPORT_REQUIRED
+
+# What every session runs under, whatever the server's defaults or a DBA's
+# global settings: the sql_mode the app's SQL is written for (stored routines
+# keep the mode they were created under, so migrations run under it too), and
+# the character set and collation the schema declares.
+SQL_MODE = "STRICT_TRANS_TABLES,ERROR_FOR_DIVISION_BY_ZERO,NO_ENGINE_SUBSTITUTION"
+CHARSET = "utf8mb4"
+COLLATION = "utf8mb4_unicode_ci"
 
 
 class DatabaseError(Exception):
@@ -75,6 +88,16 @@ class ConnectionLost(DatabaseUnavailable):
 
 class QueryTimeout(DatabaseUnavailable):
     """A statement ran longer than the query timeout and was stopped by the server."""
+
+
+class TLSRequired(DatabaseUnavailable):
+    """The server refuses unencrypted connections and the URL asks for none."""
+
+    def __init__(self) -> None:
+        super().__init__(
+            "the database server accepts only encrypted connections: add "
+            "?ssl=required|verify-ca|verify-full to QUALITY_DATABASE_URL"
+        )
 
 
 def error_code(exc: BaseException) -> int | None:
@@ -225,6 +248,7 @@ class Database:
         self._drained = asyncio.Event()
         self._housekeeper: asyncio.Task[None] | None = None
         self._server_idle_limit: float | None = None
+        self._cipher: str | None = None  # TLS cipher of the connections; "" when plain
         self._acquired = self._timeouts = self._discarded = self._created = 0
         # Told every acquire's wait in seconds (the metrics' histogram).
         self.observe_wait: Callable[[float], None] | None = None
@@ -241,6 +265,7 @@ class Database:
             await self._top_up()
         except DatabaseUnavailable as exc:
             log.error("database not reachable at start-up: %s", exc)
+        self._log_encryption()
         self._housekeeper = asyncio.create_task(self._housekeep(), name="db-housekeeper")
 
     async def close(self, drain_timeout: float = 10.0) -> None:
@@ -412,26 +437,59 @@ class Database:
     async def _connect(self) -> _Pooled:
         self._connecting += 1
         try:
-            conn = await asyncmy.connect(
-                **self.connect_kwargs,
-                autocommit=False,
-                charset="utf8mb4",
-                connect_timeout=self.timeout,
-            )
+            conn = await self._open_connection(self.connect_kwargs)
         except (MySQLError, OSError, TimeoutError) as exc:
+            if await self._refused_for_lack_of_tls(exc):
+                raise TLSRequired() from exc
             raise DatabaseUnavailable(f"cannot connect to the database: {exc}") from exc
         finally:
             self._connecting -= 1
         try:
-            await self._configure(conn)
+            async with asyncio.timeout(self.timeout):
+                await self._configure(conn)
         except BaseException as exc:
             conn.close()
-            if isinstance(exc, (MySQLError, OSError)):
+            if isinstance(exc, (MySQLError, OSError, TimeoutError)):
                 raise DatabaseUnavailable(f"cannot set up a database session: {exc}") from exc
             raise
         self._created += 1
         # Stagger lifetimes over the last 10% so connections don't all expire together.
         return _Pooled(conn, self.recycle * random.uniform(0.9, 1.0))
+
+    async def _open_connection(self, connect_kwargs: dict[str, Any]) -> Any:
+        # asyncmy's connect_timeout covers only opening the socket: a server that
+        # accepts and never greets would hold this slot forever.
+        async with asyncio.timeout(self.timeout):
+            return await asyncmy.connect(
+                **connect_kwargs,
+                autocommit=False,
+                charset=CHARSET,
+                connect_timeout=self.timeout,
+            )
+
+    async def _refused_for_lack_of_tls(self, exc: BaseException) -> bool:
+        """Whether a failed plain TCP connection was refused only for not using TLS.
+
+        MySQL says so (3159); MariaDB answers "access denied" as for a wrong
+        password, so one encrypted attempt (no verification: it only asks the
+        question, and sends the same password hash the plain attempt did) tells
+        the two apart.
+        """
+        code = error_code(exc)
+        if code == _INSECURE_TRANSPORT:
+            return True
+        kwargs = self.connect_kwargs
+        if code != _ACCESS_DENIED or "ssl" in kwargs or "unix_socket" in kwargs:
+            return False
+        probe = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+        probe.check_hostname = False
+        probe.verify_mode = ssl.CERT_NONE
+        try:
+            conn = await self._open_connection({**kwargs, "ssl": probe})
+        except (MySQLError, OSError, TimeoutError):
+            return False
+        await conn.ensure_closed()
+        return True
 
     async def _configure(self, conn: Any) -> None:
         is_mariadb = "mariadb" in conn.get_server_info().lower()
@@ -440,28 +498,47 @@ class Database:
             # pieces never wait for each other; every transaction here is short
             # and reads only what it is about to change or show.
             await cur.execute("SET SESSION TRANSACTION ISOLATION LEVEL READ COMMITTED")
-            if is_mariadb:
-                await cur.execute(
-                    "SET SESSION max_statement_time = %s, time_zone = '+00:00'",
-                    (self.query_timeout,),
-                )
-            else:
-                await cur.execute(
-                    "SET SESSION max_execution_time = %s, time_zone = '+00:00'",
-                    (int(self.query_timeout * 1000),),
-                )
+            limit = "max_statement_time" if is_mariadb else "max_execution_time"
+            await cur.execute(
+                f"SET NAMES {CHARSET} COLLATE {COLLATION}, SESSION sql_mode = %s,"
+                f" SESSION {limit} = %s, SESSION time_zone = '+00:00'",
+                (SQL_MODE, self.query_timeout if is_mariadb else int(self.query_timeout * 1000)),
+            )
             await cur.execute("SELECT @@wait_timeout")
             (wait_timeout,) = await cur.fetchone()
+            await cur.execute("SHOW SESSION STATUS LIKE 'Ssl_cipher'")
+            cipher = (await cur.fetchone() or ("", ""))[1] or ""
         await conn.commit()
-        # Retire idle connections a little before the server would cut them.
-        self._server_idle_limit = max(1.0, float(wait_timeout) - 5.0)
+        # Retire idle connections well before the server would cut them (a
+        # DBA's short wait_timeout included): housekeeping runs at a fifth of
+        # this, so an idle connection goes by 90% of wait_timeout at the latest.
+        self._server_idle_limit = max(1.0, min(float(wait_timeout) - 5.0, 0.75 * float(wait_timeout)))
+        self._cipher = cipher
+
+    def _log_encryption(self) -> None:
+        if self._cipher is None:
+            return  # no connection yet: /healthz tells once there is one
+        if self._cipher:
+            log.info("database connections are encrypted (TLS, %s)", self._cipher)
+        elif "unix_socket" in self.connect_kwargs:
+            log.info("database connections are not encrypted (local unix socket)")
+        else:
+            log.warning("database connections are NOT encrypted; add ?ssl=verify-full to "
+                        "QUALITY_DATABASE_URL if the server supports TLS")
+
+    @property
+    def encrypted(self) -> bool | None:
+        """Whether connections to the server use TLS (None until one was opened)."""
+        return None if self._cipher is None else bool(self._cipher)
 
     # -- housekeeping ------------------------------------------------------------
 
     async def _housekeep(self) -> None:
-        interval = max(0.5, min(30.0, self.recycle / 4, self.leak_after / 2))
         while True:
-            await asyncio.sleep(interval)
+            idle_limit = self._server_idle_limit or float("inf")
+            await asyncio.sleep(
+                max(0.5, min(30.0, self.recycle / 4, self.leak_after / 2, idle_limit / 5))
+            )
             try:
                 self._retire_idle()
                 self._report_leaks()

@@ -18,6 +18,7 @@ import signal
 import socket
 import subprocess
 import time
+from collections.abc import Sequence
 from pathlib import Path
 from typing import IO
 
@@ -40,7 +41,14 @@ class LocalDatabaseError(RuntimeError):
 
 
 class LocalMariaDB:
-    def __init__(self, base_dir: Path, *, buffer_pool: str = "128M") -> None:
+    def __init__(
+        self,
+        base_dir: Path,
+        *,
+        buffer_pool: str = "128M",
+        server_options: Sequence[str] = (),
+        tcp_port: int | None = None,
+    ) -> None:
         self.dir = Path(base_dir).resolve() / "mariadb"
         self.datadir = self.dir / "data"
         self.socket = self.dir / "mysqld.sock"
@@ -52,6 +60,10 @@ class LocalMariaDB:
         self.init_file = self.dir / "init.sql"
         self.credentials_file = self.dir / "credentials.json"
         self.buffer_pool = buffer_pool
+        # For tests that need a server configured as a plant's DBA would: options
+        # given here come last, so they override the defaults below.
+        self.server_options = tuple(server_options)
+        self.tcp_port = tcp_port
         self._users_lock: IO[str] | None = None
         self._process: subprocess.Popen[bytes] | None = None
         self.started_here = False
@@ -184,13 +196,14 @@ class LocalMariaDB:
             f"--log-error={self.errorlog}",
             f"--init-file={self.init_file}",
             f"--user={getpass.getuser()}",
-            "--skip-networking",
+            *self._networking(),
             "--skip-name-resolve",
             f"--tmpdir={self.tmpdir}",
             "--character-set-server=utf8mb4",
             "--collation-server=utf8mb4_unicode_ci",
             f"--innodb-buffer-pool-size={self.buffer_pool}",
             "--max-connections=300",
+            *self.server_options,
         ]
         # A session of its own: Ctrl-C in the terminal reaches the app, which
         # then stops the server in order, instead of killing both at once.
@@ -213,6 +226,13 @@ class LocalMariaDB:
         raise LocalDatabaseError(f"mariadbd did not answer within {timeout:g}s: {self._log_tail()}")
 
     # -- helpers -----------------------------------------------------------------
+
+    def _networking(self) -> list[str]:
+        """Unix socket only, unless a loopback TCP port was asked for (TLS can only
+        be tested over TCP: the server counts a unix socket as secure)."""
+        if self.tcp_port is None:
+            return ["--skip-networking"]
+        return ["--bind-address=127.0.0.1", f"--port={self.tcp_port}"]
 
     def _pid(self) -> int | None:
         try:

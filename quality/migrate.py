@@ -3,20 +3,31 @@
 Each applied file is recorded in `schema_migrations` with its checksum, so an
 edited migration is caught instead of silently diverging. A named lock keeps
 two processes starting at once from applying the same file twice.
+
+Migrations run in the app's own sessions (quality/db.py), so procedures are
+created under the app's sql_mode and collation whatever the server's defaults.
+The schema declares its own character set and collation; where the user may,
+the database's default is set to match too, and the log says so.
 """
 
 from __future__ import annotations
 
 import hashlib
+import logging
 import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from quality.db import Cursor, Database
+from asyncmy.errors import MySQLError
+
+from quality.db import CHARSET, COLLATION, Cursor, Database, error_code
 
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
 _FILE_NAME = re.compile(r"^(\d{4})_([a-z0-9_]+)\.sql$")
 _LOCK_SECONDS = 120
+_NOT_ALLOWED = {1044, 1142}  # access denied to the database / for this command
+
+log = logging.getLogger(__name__)
 
 
 class MigrationError(RuntimeError):
@@ -80,11 +91,30 @@ async def migrate(db: Database, directory: Path = MIGRATIONS_DIR) -> list[str]:
             if locked != 1:
                 raise MigrationError("another process held the migration lock for too long")
             try:
+                await _align_database_default(cur)
                 return await _apply_pending(cur, migrations)
             finally:
                 await cur.execute("SELECT RELEASE_LOCK('quality.migrate')")
         finally:
             await cur.execute("SET SESSION max_statement_time = %s", (db.query_timeout,))
+
+
+async def _align_database_default(cur: Cursor) -> None:
+    """Give the database the schema's default collation, so that whatever a later
+    migration forgets to declare still matches; say what was done."""
+    await cur.execute("SELECT @@character_set_database, @@collation_database")
+    charset, collation = await cur.fetchone() or (CHARSET, COLLATION)
+    if (charset, collation) == (CHARSET, COLLATION):
+        return
+    try:
+        await cur.execute(f"ALTER DATABASE CHARACTER SET {CHARSET} COLLATE {COLLATION}")
+    except MySQLError as exc:
+        if error_code(exc) not in _NOT_ALLOWED:
+            raise
+        log.warning("the database's default collation is %s and this user may not change it; "
+                    "left as it is (the schema declares %s itself)", collation, COLLATION)
+        return
+    log.info("set the database's default collation to %s (it was %s)", COLLATION, collation)
 
 
 async def _apply_pending(cur: Cursor, migrations: list[Migration]) -> list[str]:
@@ -94,7 +124,7 @@ async def _apply_pending(cur: Cursor, migrations: list[Migration]) -> list[str]:
         " name VARCHAR(100) NOT NULL,"
         " checksum CHAR(64) NOT NULL,"
         " applied_at DATETIME(6) NOT NULL DEFAULT CURRENT_TIMESTAMP(6)"
-        ") ENGINE=InnoDB"
+        f") ENGINE=InnoDB DEFAULT CHARSET={CHARSET} COLLATE={COLLATION}"
     )
     await cur.execute("SELECT version, checksum FROM schema_migrations")
     applied = {version: checksum for version, checksum in await cur.fetchall()}

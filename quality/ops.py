@@ -45,7 +45,7 @@ async def healthz(request: Request) -> Response:
         return _unhealthy("slow", exc)
     stats = db.stats()
     return JSONResponse(
-        {"status": "ok", "database": "reachable",
+        {"status": "ok", "database": "reachable", "encrypted": db.encrypted,
          "pool": {"size": stats.size, "in_use": stats.in_use, "max": stats.maxsize}}
     )
 

@@ -9,15 +9,26 @@ from __future__ import annotations
 import ipaddress
 import os
 import re
+import ssl
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
-from urllib.parse import parse_qs, quote, unquote, urlsplit
+from typing import Any, TypeVar
+from urllib.parse import parse_qs, quote, unquote, urlencode, urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+T = TypeVar("T")
 
 
 class SettingsError(ValueError):
     """A setting is missing or has a value the app cannot run with."""
+
+
+# TLS to the database, as other drivers name it: `required` encrypts without
+# checking who answers; `verify-ca` also checks the certificate chain;
+# `verify-full` also checks that the certificate names the host in the URL.
+SSL_MODES = ("required", "verify-ca", "verify-full")
+_URL_OPTIONS = {"unix_socket", "ssl", "ssl_ca", "ssl_cert", "ssl_key"}
 
 
 @dataclass(frozen=True)
@@ -28,6 +39,10 @@ class DatabaseURL:
     host: str = "127.0.0.1"
     port: int = 3306
     unix_socket: str | None = None
+    ssl: str | None = None
+    ssl_ca: str | None = None
+    ssl_cert: str | None = None
+    ssl_key: str | None = None
 
     @classmethod
     def parse(cls, url: str) -> DatabaseURL:
@@ -39,26 +54,64 @@ class DatabaseURL:
             raise ValueError("the URL must name one database, e.g. mysql://user:pass@host/db")
         if not parts.username:
             raise ValueError("the URL must name a user")
-        socket = parse_qs(parts.query).get("unix_socket", [None])[0]
+        query = parse_qs(parts.query)
+        # A misspelt option (say `sslmode=`) must not quietly mean "no TLS".
+        if unknown := sorted(set(query) - _URL_OPTIONS):
+            raise ValueError(
+                f"unknown option {unknown[0]!r}; known: {', '.join(sorted(_URL_OPTIONS))}"
+            )
+        options = {name: values[-1] for name, values in query.items()}
         try:
             port = parts.port or 3306
         except ValueError as exc:
             raise ValueError("the port must be a number") from exc
-        return cls(
+        parsed = cls(
             user=unquote(parts.username),
             password=unquote(parts.password or ""),
             database=unquote(database),
             host=parts.hostname or "127.0.0.1",
             port=port,
-            unix_socket=socket,
+            **options,
         )
+        parsed.ssl_context()  # unreadable certificate files fail here, at start-up
+        return parsed
 
     def as_url(self) -> str:
         auth = f"{quote(self.user, safe='')}:{quote(self.password, safe='')}"
         name = quote(self.database, safe="")
         if self.unix_socket:
             return f"mysql://{auth}@localhost/{name}?unix_socket={quote(self.unix_socket)}"
-        return f"mysql://{auth}@{self.host}:{self.port}/{name}"
+        options = {
+            "ssl": self.ssl, "ssl_ca": self.ssl_ca, "ssl_cert": self.ssl_cert, "ssl_key": self.ssl_key,
+        }
+        query = urlencode({key: value for key, value in options.items() if value})
+        return f"mysql://{auth}@{self.host}:{self.port}/{name}" + (f"?{query}" if query else "")
+
+    def ssl_context(self) -> ssl.SSLContext | None:
+        """The TLS context `ssl=` asks for, or None for an unencrypted connection."""
+        files = [name for name in ("ssl_ca", "ssl_cert", "ssl_key") if getattr(self, name)]
+        if self.ssl is None:
+            if files:
+                raise ValueError(f"{files[0]} needs ?ssl={'|'.join(SSL_MODES)}")
+            return None
+        if self.ssl not in SSL_MODES:
+            raise ValueError(f"ssl={self.ssl!r} must be one of: {', '.join(SSL_MODES)}")
+        if self.unix_socket:
+            raise ValueError("ssl= is for TCP connections; a unix socket never leaves this machine")
+        if self.ssl == "required":
+            if self.ssl_ca:
+                raise ValueError("ssl_ca is checked only with ssl=verify-ca or ssl=verify-full")
+            context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+            context.check_hostname = False
+            context.verify_mode = ssl.CERT_NONE
+        else:
+            context = _load("ssl_ca", self.ssl_ca, ssl.create_default_context, cafile=self.ssl_ca)
+            context.check_hostname = self.ssl == "verify-full"
+        if self.ssl_key and not self.ssl_cert:
+            raise ValueError("ssl_key needs ssl_cert (the client certificate)")
+        if self.ssl_cert:
+            _load("ssl_cert", self.ssl_cert, context.load_cert_chain, self.ssl_cert, self.ssl_key)
+        return context
 
     def connect_kwargs(self) -> dict[str, Any]:
         kwargs: dict[str, Any] = {
@@ -71,7 +124,17 @@ class DatabaseURL:
         else:
             kwargs["host"] = self.host
             kwargs["port"] = self.port
+        if context := self.ssl_context():
+            kwargs["ssl"] = context
         return kwargs
+
+
+def _load(option: str, path: str | None, load: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+    """Run an SSL file loader, naming the URL option whose file it could not use."""
+    try:
+        return load(*args, **kwargs)
+    except (OSError, ssl.SSLError) as exc:
+        raise ValueError(f"{option}: cannot use {path}: {exc.strerror or exc}") from None
 
 
 @dataclass(frozen=True)

@@ -1,13 +1,16 @@
 """Test fixtures: one private MariaDB per run, a fresh migrated database per test.
 
 The server is the project's own `LocalMariaDB` on a temporary directory, so the
-tests exercise the same start-up code `quality serve` uses.
+tests exercise the same start-up code `quality serve` uses. Its defaults are a
+stock server's, not the project's preferred ones, and test databases are created
+the way a DBA would (`CREATE DATABASE name`): the schema must bring its own.
 """
 
 from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import contextlib
 import dataclasses
 import os
 import re
@@ -36,6 +39,7 @@ from quality.settings import DatabaseURL, Settings
 
 T = TypeVar("T")
 PASSWORD = "correct-horse-42"
+STOCK_SERVER = ("--character-set-server=utf8mb4", "--collation-server=utf8mb4_general_ci")
 
 
 def run_async(coro: Coroutine[Any, Any, T]) -> T:
@@ -66,21 +70,15 @@ async def execute(url: DatabaseURL, *statements: str) -> list[list[tuple[Any, ..
 def mariadb() -> Iterator[LocalMariaDB]:
     # Short path: unix socket paths are limited to ~100 characters.
     base = Path(tempfile.mkdtemp(prefix="qdb-", dir="/tmp"))
-    server = LocalMariaDB(base, buffer_pool="64M")
+    # utf8mb4_general_ci: what MariaDB packages default to for utf8mb4.
+    server = LocalMariaDB(base, buffer_pool="64M", server_options=STOCK_SERVER)
     server.ensure_running()
     yield server
     server.release()
     shutil.rmtree(base, ignore_errors=True)
 
 
-@pytest.fixture
-def db_url(mariadb: LocalMariaDB) -> Iterator[DatabaseURL]:
-    """A fresh database with every migration applied."""
-    name = f"t_{uuid.uuid4().hex[:12]}"
-    server = mariadb.url(maintenance=True, database="mysql")
-    run_async(execute(server, f"CREATE DATABASE `{name}`"))
-    url = dataclasses.replace(server, database=name)
-
+def migrated(url: DatabaseURL) -> DatabaseURL:
     async def apply() -> None:
         db = database_for(url, maxsize=1)
         try:
@@ -89,8 +87,26 @@ def db_url(mariadb: LocalMariaDB) -> Iterator[DatabaseURL]:
             await db.close()
 
     run_async(apply())
-    yield url
-    run_async(execute(server, f"DROP DATABASE `{name}`"))
+    return url
+
+
+@contextlib.contextmanager
+def new_database(mariadb: LocalMariaDB, options: str = "") -> Iterator[DatabaseURL]:
+    """An empty database made as a DBA would (`options`: e.g. a CHARACTER SET), dropped after."""
+    name = f"t_{uuid.uuid4().hex[:12]}"
+    server = mariadb.url(maintenance=True, database="mysql")
+    run_async(execute(server, f"CREATE DATABASE `{name}` {options}"))
+    try:
+        yield dataclasses.replace(server, database=name)
+    finally:
+        run_async(execute(server, f"DROP DATABASE `{name}`"))
+
+
+@pytest.fixture
+def db_url(mariadb: LocalMariaDB) -> Iterator[DatabaseURL]:
+    """A fresh database, created with the server's defaults, with every migration applied."""
+    with new_database(mariadb) as url:
+        yield migrated(url)
 
 
 @pytest.fixture
@@ -163,6 +179,28 @@ def login(client: TestClient, username: str, password: str = PASSWORD) -> Any:
         data={"username": username, "password": password, "csrf_token": csrf_token_in(page.text)},
         follow_redirects=False,
     )
+
+
+def make_certificates(directory: Path) -> dict[str, Path]:
+    """A CA and a server certificate it signed, valid for 127.0.0.1 only (openssl CLI)."""
+    directory.mkdir()
+
+    def openssl(*args: str) -> None:
+        subprocess.run(["openssl", *args], cwd=directory, check=True, capture_output=True)
+
+    ec = ("-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes")
+    openssl("req", "-x509", *ec, "-keyout", "ca.key", "-out", "ca.pem", "-days", "2",
+            "-subj", "/CN=Quality test CA")
+    openssl("req", *ec, "-keyout", "server.key", "-out", "server.csr", "-subj", "/CN=plant-db")
+    (directory / "server.ext").write_text(
+        "subjectAltName = IP:127.0.0.1\nbasicConstraints = CA:FALSE\n"
+        "keyUsage = digitalSignature, keyEncipherment\nextendedKeyUsage = serverAuth\n"
+        "subjectKeyIdentifier = hash\nauthorityKeyIdentifier = keyid\n"
+    )
+    openssl("x509", "-req", "-in", "server.csr", "-CA", "ca.pem", "-CAkey", "ca.key",
+            "-CAcreateserial", "-out", "server.pem", "-days", "2", "-extfile", "server.ext")
+    return {name: directory / f"{name}.pem" for name in ("ca", "server")} | {
+        "key": directory / "server.key"}
 
 
 # -- a real server and a real browser -----------------------------------------

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import socket
 import time
 
 import asyncmy
@@ -330,3 +331,22 @@ async def test_connection_held_too_long_is_reported(
         await asyncio.sleep(0.8)  # housekeeping runs every 0.5 s at the shortest
     assert "has been held for" in caplog.text
     await db.close()
+
+
+async def test_a_server_that_accepts_but_never_answers_is_unavailable_not_a_hang() -> None:
+    # A listening socket that never sends MariaDB's greeting (a hung server, a
+    # half-open proxy): connecting must give up after the pool timeout.
+    with socket.socket() as silent:
+        silent.bind(("127.0.0.1", 0))
+        silent.listen()
+        host, port = silent.getsockname()
+        db = Database({"host": host, "port": port, "user": "u", "password": "p", "db": "d"},
+                      minsize=0, maxsize=1, timeout=0.5)
+        try:
+            async with asyncio.timeout(30):  # a liveness bound, far above the 0.5 s
+                with pytest.raises(DatabaseUnavailable):
+                    async with db.transaction() as cur:
+                        await cur.execute("SELECT 1")
+            assert db.stats().in_use == 0 and db.stats().size == 0
+        finally:
+            await db.close()

@@ -96,7 +96,7 @@ def test_rows_of_the_real_template_are_whole_and_share_their_order_counts() -> N
 async def record(db: Database, piece: str) -> int:
     async with db.transaction() as cur:
         await cur.execute(
-            "CALL record_scan('quality', %s, 'OP01', %s, %s, 'OC01', 'OC02', '000', 1, %s)",
+            "CALL record_scan('quality', %s, 'OP01', %s, %s, 'OC01', 'OC02', '000', TRUE, 1, %s)",
             (secrets.token_bytes(16), piece, piece[:10], utc_now()),
         )
         (scan_id, *_) = await cur.fetchone()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import ssl
 import subprocess
 import sys
 from pathlib import Path
@@ -10,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from quality.settings import DatabaseURL, SettingsError, load_settings
+from tests.conftest import make_certificates
 
 
 def test_defaults_match_the_spec() -> None:
@@ -75,6 +77,56 @@ def test_bad_values_name_the_setting(env: dict[str, str], named: str) -> None:
     with pytest.raises(SettingsError, match=named) as error:
         load_settings(env)
     assert "\n" not in str(error.value)
+
+
+@pytest.fixture(scope="module")
+def certs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    return make_certificates(tmp_path_factory.mktemp("tls") / "certs")
+
+
+def test_tls_options_parse_and_round_trip(certs: dict[str, Path]) -> None:
+    url = DatabaseURL.parse(
+        f"mysql://u:p@db.plant:3306/q?ssl=verify-full&ssl_ca={certs['ca']}"
+        f"&ssl_cert={certs['server']}&ssl_key={certs['key']}"
+    )
+    assert (url.ssl, url.ssl_ca, url.ssl_cert, url.ssl_key) == (
+        "verify-full", str(certs["ca"]), str(certs["server"]), str(certs["key"]))
+    assert DatabaseURL.parse(url.as_url()) == url
+    assert "ssl" not in DatabaseURL.parse("mysql://u:p@h/q").connect_kwargs()
+
+
+@pytest.mark.parametrize(
+    ("mode", "verify", "check_hostname"),
+    [("required", ssl.CERT_NONE, False), ("verify-ca", ssl.CERT_REQUIRED, False),
+     ("verify-full", ssl.CERT_REQUIRED, True)],
+)
+def test_tls_modes_mean_what_other_drivers_mean(
+    certs: dict[str, Path], mode: str, verify: ssl.VerifyMode, check_hostname: bool
+) -> None:
+    ca = "" if mode == "required" else f"&ssl_ca={certs['ca']}"
+    context = DatabaseURL.parse(f"mysql://u:p@h/q?ssl={mode}{ca}").connect_kwargs()["ssl"]
+    assert isinstance(context, ssl.SSLContext)
+    assert (context.verify_mode, context.check_hostname) == (verify, check_hostname)
+    assert context.minimum_version >= ssl.TLSVersion.TLSv1_2
+
+
+@pytest.mark.parametrize(
+    ("query", "message"),
+    [
+        ("sslmode=require", "unknown option 'sslmode'"),
+        ("ssl=true", "ssl='true' must be one of: required, verify-ca, verify-full"),
+        ("ssl_ca=/etc/ca.pem", "ssl_ca needs ?ssl=required|verify-ca|verify-full"),
+        ("ssl=required&ssl_ca={ca}", "ssl_ca is checked only with ssl=verify-ca or ssl=verify-full"),
+        ("ssl=verify-ca&ssl_ca=/nonexistent/ca.pem", "ssl_ca: cannot use /nonexistent/ca.pem"),
+        ("ssl=verify-full&ssl_key={key}", "ssl_key needs ssl_cert"),
+        ("ssl=required&unix_socket=/tmp/db.sock", "ssl= is for TCP connections"),
+    ],
+)
+def test_bad_tls_options_stop_start_up(certs: dict[str, Path], query: str, message: str) -> None:
+    url = "mysql://u:p@h/q?" + query.format(ca=certs["ca"], key=certs["key"])
+    with pytest.raises(SettingsError, match=r"^QUALITY_DATABASE_URL is not usable: ") as error:
+        load_settings({"QUALITY_DATABASE_URL": url, "QUALITY_SECRET_KEY": "k" * 20})
+    assert message in str(error.value) and "\n" not in str(error.value)
 
 
 def test_env_file_is_read_and_environment_wins(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -12,6 +12,7 @@ from quality.http.forms import Field, Validated, validate
 from quality.settings import CodePatterns
 
 SUBMISSION_ID = re.compile(r"^[0-9a-f]{32}$")
+APPROVED_DEFECT = "000"  # the defect code that means "no defect": the piece is approved
 
 
 @dataclass(frozen=True)
@@ -26,7 +27,7 @@ class ScanInput:
 
     @property
     def approved(self) -> bool:
-        return self.defect_code == "000"
+        return self.defect_code == APPROVED_DEFECT
 
 
 @functools.cache

@@ -15,7 +15,7 @@ from quality.scans.form import ScanInput
 log = logging.getLogger(__name__)
 
 _DUPLICATE_KEY = 1062
-_UNKNOWN_DEFECT = 30001  # raised by record_scan (migration 0002)
+_UNKNOWN_DEFECT = 30001  # raised by record_scan (migration 0003)
 _RETRY = {1213, 1205}  # deadlock, lock wait timeout: the transaction was rolled back
 
 
@@ -98,9 +98,10 @@ async def _record_scan(db: Database, station: str, scan: ScanInput, user_id: int
     created_at = utc_now()
     async with db.transaction() as cur:
         await cur.execute(
-            "CALL record_scan(%s, %s, %s, %s, %s, %s, %s, %s, %s, %s)",
+            "CALL record_scan(%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)",
             (station, scan.submission_id, scan.operator_code, scan.piece_code, scan.order_code,
-             scan.checker1_code, scan.checker2_code, scan.defect_code, user_id, created_at),
+             scan.checker1_code, scan.checker2_code, scan.defect_code, scan.approved, user_id,
+             created_at),
         )
         scan_id, rescan, defect_name, approved, rejected = await cur.fetchone()
         await cur.nextset()
