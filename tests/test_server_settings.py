@@ -39,6 +39,7 @@ from quality.settings import DatabaseURL, Settings
 from tests.conftest import (
     PASSWORD,
     LiveServer,
+    csrf_token_in,
     database_for,
     execute,
     free_port,
@@ -49,7 +50,7 @@ from tests.conftest import (
     run_async,
 )
 from tests.test_cli import quality
-from tests.test_scans import csrf_of, post_scan
+from tests.test_scans import post_scan
 
 DBA_SQL_MODE = (
     "ANSI_QUOTES,ONLY_FULL_GROUP_BY,STRICT_ALL_TABLES,PIPES_AS_CONCAT,NO_ZERO_DATE,"
@@ -82,7 +83,7 @@ def scan_both_stations(http: Any, url: DatabaseURL, piece: str = PIECE) -> None:
     check the answers and the rows saved."""
     page = http.get("/scan")
     assert page.status_code == 200, page.text
-    csrf = csrf_of(page.text)
+    csrf = csrf_token_in(page.text)
     order = piece[:10]
     steps = [
         ("/scan", "000", f"Order {order}: 1 approved · 0 rejected"),
