@@ -4,6 +4,7 @@ reads of the tables (and audit log) the admin pages change."""
 from __future__ import annotations
 
 from typing import Any
+from urllib.parse import urlencode
 
 from starlette.testclient import TestClient
 
@@ -38,3 +39,10 @@ def snapshot(settings: Settings) -> dict[str, list[tuple[Any, ...]]]:
 def audit_rows(settings: Settings) -> list[tuple[Any, ...]]:
     """(actor, action, target, before, after) of every audit row, oldest first."""
     return query(settings, "SELECT actor, action, target, before_value, after_value FROM audit_log ORDER BY id")
+
+
+def post_pairs(client: TestClient, url: str, pairs: list[tuple[str, str]],
+               headers: dict[str, str] | None = None, **options: Any) -> Any:
+    """POST a form whose names repeat (checkbox groups), as a browser sends it."""
+    return client.post(url, content=urlencode(pairs), headers={
+        "content-type": "application/x-www-form-urlencoded", **(headers or {})}, **options)
