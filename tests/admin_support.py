@@ -38,7 +38,8 @@ def snapshot(settings: Settings) -> dict[str, list[tuple[Any, ...]]]:
 
 def audit_rows(settings: Settings) -> list[tuple[Any, ...]]:
     """(actor, action, target, before, after) of every audit row, oldest first."""
-    return query(settings, "SELECT actor, action, target, before_value, after_value FROM audit_log ORDER BY id")
+    return query(settings,
+                 "SELECT actor, action, target, before_value, after_value FROM audit_log ORDER BY id")
 
 
 def post_pairs(client: TestClient, url: str, pairs: list[tuple[str, str]],

@@ -25,7 +25,8 @@ async def test_a_row_commits_or_rolls_back_with_its_change(db: Database) -> None
             raise RuntimeError("the change failed after its audit row")
     async with db.transaction() as cur:
         (entry,) = await entries(cur, Filters(), None, 10)
-    assert (entry.actor, entry.address, entry.action, entry.target) == ("ada", "10.0.0.7", "defect.update", "101")
+    assert (entry.actor, entry.address, entry.action, entry.target) == (
+        "ada", "10.0.0.7", "defect.update", "101")
     assert [(c.field, c.before, c.after) for c in entry.changes] == [("name", "Scratch", "Nick")]
 
 
