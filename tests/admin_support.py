@@ -3,11 +3,14 @@ reads of the tables (and audit log) the admin pages change."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 from urllib.parse import urlencode
 
 from starlette.testclient import TestClient
 
+from quality.app import create_app
 from quality.settings import Settings
 from tests.conftest import csrf_token_in, execute, login, run_async
 
@@ -47,3 +50,11 @@ def post_pairs(client: TestClient, url: str, pairs: list[tuple[str, str]],
     """POST a form whose names repeat (checkbox groups), as a browser sends it."""
     return client.post(url, content=urlencode(pairs), headers={
         "content-type": "application/x-www-form-urlencoded", **(headers or {})}, **options)
+
+
+@contextmanager
+def two_processes(settings: Settings) -> Iterator[tuple[TestClient, TestClient]]:
+    """Two clients, each on an app of its own (its own lifespan, pool and loop),
+    like two processes serving the same database."""
+    with TestClient(create_app(settings)) as first, TestClient(create_app(settings)) as second:
+        yield first, second

@@ -10,7 +10,7 @@ from starlette.testclient import TestClient
 
 from quality.app import create_app
 from quality.settings import Settings
-from tests.admin_support import audit_rows, snapshot
+from tests.admin_support import audit_rows, snapshot, two_processes
 from tests.conftest import csrf_token_in, login
 
 
@@ -20,9 +20,8 @@ def form(token: str, **fields: str) -> dict[str, str]:
 
 
 def test_changing_my_password_ends_my_other_sessions_only(settings: Settings, make_user: Any) -> None:
-    app = create_app(settings)
     make_user("sam", "operator")
-    with TestClient(app) as here, TestClient(app) as elsewhere:
+    with two_processes(settings) as (here, elsewhere):
         login(here, "sam")
         login(elsewhere, "sam")
         token = csrf_token_in(here.get("/account").text)
@@ -32,7 +31,7 @@ def test_changing_my_password_ends_my_other_sessions_only(settings: Settings, ma
         assert elsewhere.get("/scan", follow_redirects=False).status_code == 303
         assert here.get("/scan").status_code == 200
     assert audit_rows(settings)[-1][:3] == ("sam", "user.password.change", "sam")
-    with TestClient(app) as again:
+    with TestClient(create_app(settings)) as again:
         assert login(again, "sam", "brand-new-pw-1").status_code == 303
 
 

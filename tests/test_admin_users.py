@@ -12,10 +12,9 @@ from markupsafe import escape
 from starlette.testclient import TestClient
 
 from quality.accounts import LastAdmin, update_user
-from quality.app import create_app
 from quality.audit import Actor
 from quality.settings import Settings
-from tests.admin_support import audit_rows, query, sign_in, snapshot
+from tests.admin_support import audit_rows, query, sign_in, snapshot, two_processes
 from tests.conftest import PASSWORD, database_for, login
 
 
@@ -79,8 +78,7 @@ def test_a_bad_new_user_is_refused_beside_its_field_with_the_values_kept(
 def test_an_edit_changes_role_and_name_from_the_users_next_request(
     settings: Settings, make_user: Any
 ) -> None:
-    app = create_app(settings)
-    with TestClient(app) as admin, TestClient(app) as worker:
+    with two_processes(settings) as (admin, worker):
         token = sign_in(admin, make_user, "ada", "admin")
         make_user("sam", "operator")
         login(worker, "sam")
@@ -102,8 +100,7 @@ def test_an_edit_changes_role_and_name_from_the_users_next_request(
 def test_disabling_ends_the_users_sessions_so_their_old_cookie_is_refused(
     settings: Settings, make_user: Any
 ) -> None:
-    app = create_app(settings)
-    with TestClient(app) as admin, TestClient(app) as worker:
+    with two_processes(settings) as (admin, worker):
         token = sign_in(admin, make_user, "ada", "admin")
         make_user("sam", "operator")
         login(worker, "sam")
@@ -122,8 +119,7 @@ def test_disabling_ends_the_users_sessions_so_their_old_cookie_is_refused(
 def test_a_reset_password_ends_sessions_and_must_be_replaced_at_sign_in(
     settings: Settings, make_user: Any
 ) -> None:
-    app = create_app(settings)
-    with TestClient(app) as admin, TestClient(app) as worker:
+    with two_processes(settings) as (admin, worker):
         token = sign_in(admin, make_user, "ada", "admin")
         make_user("sam", "operator")
         login(worker, "sam")
