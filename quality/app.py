@@ -14,7 +14,11 @@ from starlette.middleware import Middleware
 from starlette.routing import Mount
 from starlette.staticfiles import StaticFiles
 
-from quality import auth, home, ops
+from quality import account, auth, home, ops
+from quality.admin import audit as admin_audit
+from quality.admin import defects as admin_defects
+from quality.admin import roles as admin_roles
+from quality.admin import users as admin_users
 from quality.db import Database
 from quality.http.errors import handlers
 from quality.http.middleware import RequestMiddleware
@@ -67,6 +71,11 @@ def create_app(settings: Settings | None = None) -> Starlette:
             *auth.routes,
             *scan_views.routes,
             *ops.routes,
+            *account.routes,
+            *admin_users.routes,
+            *admin_roles.routes,
+            *admin_defects.routes,
+            *admin_audit.routes,
             Mount("/static", StaticFiles(directory=STATIC_DIR), name="static"),
         ],
         middleware=[

@@ -8,10 +8,14 @@ import logging
 from datetime import timedelta
 from urllib.parse import urlsplit
 
+from starlette.datastructures import FormData
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 from starlette.routing import Route
 
+from quality.account import check_new_password
+from quality.accounts import AccountError, change_own_password
+from quality.audit import Actor
 from quality.clock import utc_now
 from quality.db import Cursor, Database
 from quality.http.render import render
@@ -48,7 +52,8 @@ async def login(request: Request) -> Response:
         wait = await _throttled_for(cur, username, address)
         if wait is None:
             await cur.execute(
-                "SELECT id, password_hash, active FROM users WHERE username = %s", (username,)
+                "SELECT id, password_hash, active, must_change_password FROM users WHERE username = %s",
+                (username,),
             )
             account = await cur.fetchone()
     if wait is not None:
@@ -64,6 +69,10 @@ async def login(request: Request) -> Response:
         log.info("failed sign-in for %r from %s", username, address)
         return _login_form(request, "Wrong user name or password.", username, 401, next_url)
 
+    if account[3]:
+        refused = await _replace_reset_password(request, form, account[0], username, password)
+        if refused is not None:
+            return refused
     async with db.transaction() as cur:
         await cur.execute(
             "DELETE FROM login_throttle WHERE scope = 'user' AND subject = %s", (username,)
@@ -78,14 +87,37 @@ async def logout(request: Request) -> Response:
     return RedirectResponse("/login", 303)
 
 
+async def _replace_reset_password(request: Request, form: FormData, user_id: int, username: str,
+                                  password: str) -> Response | None:
+    """An admin reset this password: the user chooses their own before getting a
+    session. None once changed; otherwise the form asking for it."""
+    next_url = _next_url(str(form.get("next", "")))
+    if "new_password" not in form:
+        return _login_form(request, "Your password was reset. Choose a new one to continue.",
+                           username, 200, next_url, change_required=True)
+    checked = check_new_password(form)
+    if checked.ok:
+        try:
+            await change_own_password(
+                services(request).db, user_id, password, checked.values["new_password"],
+                actor=Actor(user_id, username, client_address(request)),
+            )
+            return None
+        except AccountError as exc:
+            checked.errors[exc.field or "new_password"] = str(exc)[:1].upper() + str(exc)[1:] + "."
+    return _login_form(request, next(iter(checked.errors.values())), username, 422, next_url,
+                       change_required=True)
+
+
 def _login_form(
     request: Request, error: str | None = None, username: str = "", status: int = 200,
-    next_url: str | None = None,
+    next_url: str | None = None, change_required: bool = False,
 ) -> Response:
     context = {
         "error": error,
         "username": username,
         "next": next_url or _next_url(request.query_params.get("next")),
+        "change_required": change_required,
     }
     return render(request, "auth/login.html", context, status_code=status)
 

@@ -64,8 +64,16 @@ async def end_session(db: Database, request: Request) -> None:
     request.session.replace({})
 
 
-async def end_user_sessions(cur: Cursor, user_id: int) -> None:
-    await cur.execute("DELETE FROM sessions WHERE user_id = %s", (user_id,))
+async def end_user_sessions(cur: Cursor, user_id: int, keep: bytes | None = None) -> None:
+    """End every session of this user, in every process; but `keep`, if given."""
+    await cur.execute("DELETE FROM sessions WHERE user_id = %s AND id <> %s",
+                      (user_id, keep or b""))
+
+
+def current_session_id(request: Request) -> bytes | None:
+    """The database id of this request's session, if it has one."""
+    token = request.session.get("t")
+    return _token_id(token) if isinstance(token, str) else None
 
 
 async def load_user(request: Request) -> User | None:

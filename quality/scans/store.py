@@ -20,7 +20,11 @@ _RETRY = {1213, 1205}  # deadlock, lock wait timeout: the transaction was rolled
 
 
 class UnknownDefect(ValueError):
-    """The defect code is not in the catalogue (or is no longer active)."""
+    """The defect code is not in the catalogue, or is there but no longer active."""
+
+    def __init__(self, code: str, inactive: bool) -> None:
+        super().__init__(code)
+        self.inactive = inactive
 
 
 class SubmissionConflict(ValueError):
@@ -53,16 +57,15 @@ class Saved:
     repeated: bool = False  # this submission had been saved before
 
 
-# A scan row with its defect's name and its order's current piece counts.
-# STRAIGHT_JOIN: always walk scans by its own index first and look the other two
-# up by primary key; with stale statistics the optimizer may otherwise start from
-# the small defect table and sort millions of scans.
+# A scan row with its defect's name as it was when the scan was saved (migration
+# 0004 keeps it on the row) and its order's current piece counts.
+# STRAIGHT_JOIN: always walk scans by its own index first and look the counts
+# up by primary key.
 ROW_SELECT = (
     "SELECT STRAIGHT_JOIN s.id, s.station, s.created_at, s.operator_code, s.piece_code, s.order_code,"
-    " s.checker1_code, s.checker2_code, s.defect_code, d.name, s.approved, s.is_rescan,"
+    " s.checker1_code, s.checker2_code, s.defect_code, s.defect_name, s.approved, s.is_rescan,"
     " c.approved, c.rejected"
     " FROM scans s"
-    " JOIN defect_codes d ON d.code = s.defect_code"
     " JOIN order_counts c ON c.station = s.station AND c.order_code = s.order_code"
 )
 
@@ -87,7 +90,7 @@ async def save_scan(db: Database, station: str, scan: ScanInput, user_id: int) -
         except OperationalError as exc:
             code = error_code(exc)
             if code == _UNKNOWN_DEFECT:
-                raise UnknownDefect(scan.defect_code) from exc
+                raise UnknownDefect(scan.defect_code, await _in_catalogue(db, scan.defect_code)) from exc
             if code not in _RETRY or attempt == 2:
                 raise
             log.info("scan save rolled back by the server (%s); trying again", code)
@@ -111,6 +114,13 @@ async def _record_scan(db: Database, station: str, scan: ScanInput, user_id: int
         scan.approved, bool(rescan),
     )
     return Saved(row, approved, rejected)
+
+
+async def _in_catalogue(db: Database, code: str) -> bool:
+    """Whether a code record_scan refused is in the catalogue (so: inactive)."""
+    async with db.transaction() as cur:
+        await cur.execute("SELECT 1 FROM defect_codes WHERE code = %s", (code,))
+        return await cur.fetchone() is not None
 
 
 async def _saved_before(db: Database, station: str, scan: ScanInput) -> Saved | None:

@@ -90,9 +90,11 @@ async def submit(request: Request) -> Response:
                        message="Not saved — correct the marked field.")
     try:
         saved = await save_scan(services(request).db, station.key, scan, request.state.user.id)
-    except UnknownDefect:
+    except UnknownDefect as exc:
+        message = ("This defect code is no longer in use; scan another." if exc.inactive
+                   else "Unknown defect code.")
         return _answer(request, station, 422, REFUSED_BLOCKS, outcome="invalid", **kept,
-                       errors={"defect_code": "Unknown defect code."},
+                       errors={"defect_code": message},
                        submission_id=scan.submission_id.hex(),
                        message="Not saved — correct the marked field.")
     except SubmissionConflict as exc:
