@@ -14,9 +14,11 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from asyncmy.errors import IntegrityError
+
 from quality import audit
 from quality.audit import SYSTEM, Actor
-from quality.db import Cursor, Database
+from quality.db import DUPLICATE_KEY, Cursor, Database, error_code
 from quality.passwords import DUMMY_HASH, hash_password, verify_password
 from quality.user_sessions import end_user_sessions
 
@@ -132,11 +134,17 @@ async def create_user(
         await cur.execute("SELECT 1 FROM users WHERE username = %s", (username,))
         if await cur.fetchone():
             raise AccountError(f"user {username!r} already exists", "username")
-        await cur.execute(
-            "INSERT INTO users (username, full_name, password_hash, role_id, must_change_password)"
-            " VALUES (%s, %s, %s, %s, %s)",
-            (username, full_name, password_hash, await role_id(cur, role), must_change_password),
-        )
+        try:
+            await cur.execute(
+                "INSERT INTO users (username, full_name, password_hash, role_id, must_change_password)"
+                " VALUES (%s, %s, %s, %s, %s)",
+                (username, full_name, password_hash, await role_id(cur, role), must_change_password),
+            )
+        except IntegrityError as exc:
+            # Another process created the same name between the check and here.
+            if error_code(exc) != DUPLICATE_KEY:
+                raise
+            raise AccountError(f"user {username!r} already exists", "username") from None
         user_id = cur.lastrowid
         await audit.record(cur, actor, "user.create", username, None, {
             "full_name": full_name, "role": role, "active": True,

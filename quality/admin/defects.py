@@ -20,10 +20,10 @@ from quality.db import Cursor
 from quality.http.forms import TEXT, Field, Validated, checkbox, validate
 from quality.http.render import render
 from quality.permissions import guard
+from quality.scans.form import APPROVED_DEFECT
 from quality.services import services
 
 LIST, EDIT = "admin/defects.html", "admin/defect.html"
-APPROVED = "000"  # SPEC §5: the code that means "no defect"
 NAME = Field("name", "Name", TEXT, "Scratch", 100, str.strip, missing="Enter the defect's name.")
 CATEGORY = Field("category", "Category", TEXT, "Surface", 60, str.strip, required=False)
 NOTICES = {"created": "Defect code added.", "saved": "Defect code saved."}
@@ -53,12 +53,12 @@ async def defects_page(request: Request) -> Response:
 
 
 def _check_approved(checked: Validated, code: str, active: bool) -> None:
-    if code != APPROVED:
+    if code != APPROVED_DEFECT:
         return
     if not active:
-        checked.errors["active"] = f"Code {APPROVED} means approved; it cannot be deactivated."
+        checked.errors["active"] = f"Code {APPROVED_DEFECT} means approved; it cannot be deactivated."
     if "name" not in checked.errors and "approved" not in checked.values["name"].lower():
-        checked.errors["name"] = f"Code {APPROVED} means approved; its name must say “approved”."
+        checked.errors["name"] = f"Code {APPROVED_DEFECT} means approved; its name must say “approved”."
 
 
 @guard("admin.defects")

@@ -9,12 +9,11 @@ from datetime import datetime
 from asyncmy.errors import IntegrityError, OperationalError
 
 from quality.clock import utc_now
-from quality.db import Cursor, Database, error_code
+from quality.db import DUPLICATE_KEY, Cursor, Database, error_code
 from quality.scans.form import ScanInput
 
 log = logging.getLogger(__name__)
 
-_DUPLICATE_KEY = 1062
 _UNKNOWN_DEFECT = 30001  # raised by record_scan (migration 0003)
 _RETRY = {1213, 1205}  # deadlock, lock wait timeout: the transaction was rolled back
 
@@ -82,7 +81,7 @@ async def save_scan(db: Database, station: str, scan: ScanInput, user_id: int) -
         try:
             return await _record_scan(db, station, scan, user_id)
         except IntegrityError as exc:
-            if error_code(exc) != _DUPLICATE_KEY:
+            if error_code(exc) != DUPLICATE_KEY:
                 raise
             before = await _saved_before(db, station, scan)
             if before is not None:
