@@ -7,6 +7,10 @@ change, and hands that same HTML to every page (SSE) and every scan response.
 Scans saved by this process are added as they are saved; scans saved by other
 processes are found by one small query every `interval` seconds. The database
 cost of live pages therefore does not grow with the number of pages.
+
+The same poll reads the sessions' revocation counter (`auth_version`) for the
+process's `SessionCache`: the watcher is the process's one reader of other
+processes' changes.
 """
 
 from __future__ import annotations
@@ -23,6 +27,7 @@ from quality.db import Database, DatabaseUnavailable
 from quality.http.render import Renderer
 from quality.scans import STATIONS
 from quality.scans.store import Saved, ScanRow, latest, newer
+from quality.user_sessions import SessionCache
 
 log = logging.getLogger(__name__)
 
@@ -160,8 +165,10 @@ class StationFeed:
 class ScanWatcher:
     """The process's one reader of other processes' scans."""
 
-    def __init__(self, db: Database, markup: TableMarkup, interval: float = 0.5) -> None:
+    def __init__(self, db: Database, markup: TableMarkup, sessions: SessionCache,
+                 interval: float = 0.5) -> None:
         self.db = db
+        self.sessions = sessions
         self.interval = interval
         self.feeds = {key: StationFeed(key, markup) for key in STATIONS}
         self._seen_max = 0
@@ -187,10 +194,15 @@ class ScanWatcher:
         self.feeds[saved.row.station].add([saved])
 
     async def load(self) -> None:
+        began = time.monotonic()
         async with self.db.transaction() as cur:
             latest_by_station = {key: await latest(cur, key, TABLE_SIZE) for key in self.feeds}
-            await cur.execute("SELECT COALESCE(MAX(id), 0) FROM scans")
-            (newest,) = await cur.fetchone() or (0,)
+            await cur.execute(
+                "SELECT COALESCE(MAX(id), 0), (SELECT version FROM auth_version WHERE id = 1)"
+                " FROM scans"
+            )
+            newest, auth_version = await cur.fetchone()
+        self.sessions.confirm(auth_version, began)
         for key, saved in latest_by_station.items():
             self.feeds[key].replace(saved)
         self._seen_max = int(newest)
@@ -202,8 +214,10 @@ class ScanWatcher:
             await self.load()
             return
         self._expire_gaps()
+        began = time.monotonic()
         async with self.db.transaction() as cur:
-            found = await newer(cur, self._seen_max, list(self._gaps), _BATCH)
+            auth_version, found = await newer(cur, self._seen_max, list(self._gaps), _BATCH)
+        self.sessions.confirm(auth_version, began)
         if len(found) >= _BATCH:
             await self.load()
             return

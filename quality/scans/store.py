@@ -138,13 +138,28 @@ async def latest(cur: Cursor, station: str, limit: int) -> list[Saved]:
     return [saved_from_row(values) for values in await cur.fetchall()]
 
 
-async def newer(cur: Cursor, after_id: int, missing: list[int], limit: int) -> list[Saved]:
+async def newer(cur: Cursor, after_id: int, missing: list[int], limit: int
+                ) -> tuple[int, list[Saved]]:
     """Scans above `after_id`, plus any of the `missing` ids that have appeared since
-    (a transaction that took a lower id may commit after a higher one)."""
+    (a transaction that took a lower id may commit after a higher one); and, in the
+    same statement, the sessions' revocation counter (`auth_version`), so a
+    watcher's poll stays one round trip. The counter comes as a row of its own,
+    told apart by its empty station (no scan has one)."""
     where = "s.id > %s"
     params: list[object] = [after_id]
     if missing:
         where += f" OR s.id IN ({', '.join(['%s'] * len(missing))})"
         params.extend(missing)
-    await cur.execute(ROW_SELECT + f" WHERE {where} ORDER BY s.id LIMIT %s", (*params, limit))
-    return [saved_from_row(values) for values in await cur.fetchall()]
+    await cur.execute(
+        f"(SELECT version, {_NULLS} FROM auth_version WHERE id = 1) UNION ALL"
+        f" ({ROW_SELECT} WHERE {where} ORDER BY s.id LIMIT %s)",
+        (*params, limit),
+    )
+    rows = await cur.fetchall()
+    auth_version = next(values[0] for values in rows if values[1] is None)
+    found = [saved_from_row(values) for values in rows if values[1] is not None]
+    return auth_version, sorted(found, key=lambda saved: saved.row.id)
+
+
+# The counter's row fills ROW_SELECT's other 13 columns with NULL.
+_NULLS = ", ".join(["NULL"] * 13)
