@@ -294,6 +294,56 @@ def test_busy_database_is_a_503_that_keeps_the_input(
         assert len(scan_rows(settings)) == 1
 
 
+def test_busy_database_page_shows_no_scans_before_the_session_is_checked(
+    client: TestClient, settings: Settings, make_user: Any
+) -> None:
+    csrf = signed_in(client, make_user)
+    assert post_scan(client, csrf, piece_code="CP00044444-0001").status_code == 200
+    settings = settings.__class__(**{**settings.__dict__, "pool_max": 1, "pool_timeout": 0.3})
+    app = create_app(settings)
+    # Another process, which has not checked this session yet.
+    with TestClient(app, cookies=client.cookies) as other:
+        release = asyncio.Event()
+
+        async def hold_the_connection() -> None:
+            async with app_services(other).db.transaction() as cur:
+                await cur.execute("SELECT 1")
+                await release.wait()
+
+        assert other.portal
+        held = other.portal.start_task_soon(hold_the_connection)
+        while app_services(other).db.stats().in_use < 1:
+            pass
+        data = {**GOOD, "submission_id": secrets.token_hex(16), "csrf_token": csrf}
+        response = other.post("/scan", data=data)  # a whole page, not a fragment
+        other.portal.call(release.set)
+        held.result()
+
+    assert response.status_code == 503
+    assert 'id="scan-form"' in response.text and 'value="CP00012345-0001"' in response.text
+    assert "CP00044444-0001" not in response.text
+
+
+def test_a_save_that_keeps_losing_races_is_a_retryable_503(
+    client: TestClient, make_user: Any, settings: Settings
+) -> None:
+    csrf = signed_in(client, make_user)
+    assert settings.database_url
+    url = settings.database_url
+    run_async(execute(  # every first scan of a piece collides, as with a concurrent save
+        url,
+        "CREATE TRIGGER always_collides BEFORE INSERT ON piece_verdicts FOR EACH ROW"
+        " SIGNAL SQLSTATE '23000' SET MESSAGE_TEXT = 'Duplicate entry', MYSQL_ERRNO = 1062"))
+    submission = secrets.token_hex(16)
+    response = post_scan(client, csrf, submission=submission)
+    assert response.status_code == 503 and response.headers["retry-after"] == "2"
+    assert "Not saved — the database is busy. Try again." in response.text
+    assert scan_rows(settings) == []
+    run_async(execute(url, "DROP TRIGGER always_collides"))
+    assert post_scan(client, csrf, submission=submission).status_code == 200
+    assert len(scan_rows(settings)) == 1
+
+
 async def test_concurrent_copies_across_two_processes_save_one_row(
     settings: Settings, make_user: Any
 ) -> None:

@@ -9,7 +9,7 @@ from datetime import datetime
 from asyncmy.errors import IntegrityError, OperationalError
 
 from quality.clock import utc_now
-from quality.db import Cursor, Database, error_code
+from quality.db import Cursor, Database, DatabaseUnavailable, error_code
 from quality.scans.form import ScanInput
 
 log = logging.getLogger(__name__)
@@ -25,6 +25,11 @@ class UnknownDefect(ValueError):
 
 class SubmissionConflict(ValueError):
     """The submission id was already used for a different scan."""
+
+
+class SaveContended(DatabaseUnavailable):
+    """The save lost to concurrent saves (duplicate-key races, deadlocks) every
+    time it was tried; nothing was saved, and sent again later it goes through."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,7 +80,7 @@ def saved_from_row(values: tuple) -> Saved:
 
 async def save_scan(db: Database, station: str, scan: ScanInput, user_id: int) -> Saved:
     """Save once per submission id; a repeat returns the first save's scan."""
-    for attempt in range(3):
+    for _ in range(3):
         try:
             return await _record_scan(db, station, scan, user_id)
         except IntegrityError as exc:
@@ -88,10 +93,10 @@ async def save_scan(db: Database, station: str, scan: ScanInput, user_id: int) -
             code = error_code(exc)
             if code == _UNKNOWN_DEFECT:
                 raise UnknownDefect(scan.defect_code) from exc
-            if code not in _RETRY or attempt == 2:
+            if code not in _RETRY:
                 raise
             log.info("scan save rolled back by the server (%s); trying again", code)
-    raise SubmissionConflict("could not save this scan; try again")
+    raise SaveContended("the scan's save kept colliding with concurrent saves")
 
 
 async def _record_scan(db: Database, station: str, scan: ScanInput, user_id: int) -> Saved:
