@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import secrets
 from typing import Any
 
@@ -11,6 +12,7 @@ import pytest
 from starlette.testclient import TestClient
 
 from quality.app import create_app
+from quality.scans.feed import STREAMS_PER_USER
 from quality.settings import Settings
 from tests.conftest import LiveServer, app_services, csrf_token_in, execute, login, run_async
 
@@ -382,3 +384,38 @@ def test_oversized_body_is_refused_before_it_is_read(
     response = client.post("/scan", data=data, headers={**HTMX, "X-CSRF-Token": csrf})
     assert response.status_code == 413
     assert scan_rows(settings) == []
+
+
+async def test_live_table_streams_are_capped_per_user_and_end_with_the_session(
+    live_server: LiveServer, settings: Settings, make_user: Any
+) -> None:
+    make_user("sol", "operator")
+    assert settings.database_url
+
+    async def sign_in(http: httpx2.AsyncClient) -> None:
+        page = await http.get("/login")
+        await http.post("/login", data={"username": "sol", "password": "correct-horse-42",
+                                        "csrf_token": csrf_token_in(page.text)})
+
+    async def open_streams(http: httpx2.AsyncClient, stack: contextlib.AsyncExitStack
+                           ) -> list[Any]:
+        streams = [await stack.enter_async_context(http.stream("GET", "/scan/stream"))
+                   for _ in range(STREAMS_PER_USER)]
+        assert [stream.status_code for stream in streams] == [200] * STREAMS_PER_USER
+        return streams
+
+    async def ended(stream: Any) -> None:
+        async for _ in stream.aiter_bytes():
+            pass
+
+    async with httpx2.AsyncClient(base_url=live_server.url, timeout=60) as http:
+        await sign_in(http)
+        async with contextlib.AsyncExitStack() as stack:
+            streams = await open_streams(http, stack)
+            assert (await http.get("/scan/stream")).status_code == 429
+            await execute(settings.database_url, "DELETE FROM sessions")  # signed out elsewhere
+            async with asyncio.timeout(60):  # a stream otherwise lasts ten minutes
+                await asyncio.gather(*(ended(stream) for stream in streams))
+        await sign_in(http)
+        async with contextlib.AsyncExitStack() as stack:  # the ended streams gave their slots back
+            await open_streams(http, stack)
