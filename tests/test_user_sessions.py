@@ -186,11 +186,12 @@ async def test_ends_reach_another_process_within_its_trust(
     make_user("pia", "operator")
     make_user("quinn", "operator")
     first, second = LiveServer(settings), LiveServer(settings)
-    await asyncio.gather(asyncio.to_thread(first.start), asyncio.to_thread(second.start))
     assert settings.database_url
     url = settings.database_url
     clients: list[httpx2.AsyncClient] = []
     try:
+        for server in (first, second):  # one after the other: each ensures the admin account
+            await asyncio.to_thread(server.start)
         async def signed_in(username: str) -> tuple[httpx2.AsyncClient, httpx2.AsyncClient]:
             here = httpx2.AsyncClient(base_url=first.url, timeout=30)
             page = await here.get("/login")
