@@ -56,8 +56,9 @@ CREATE TRIGGER roles_revoke_on_update AFTER UPDATE ON roles FOR EACH ROW
 
 -- session_user, now also bounded by an absolute age (p_started_after) and
 -- returning the session's end and start, which tell a process how long it may
--- skip the check.
-DROP PROCEDURE session_user;
+-- skip the check. The permissions come from a subquery, so nothing needs
+-- grouping (valid under ONLY_FULL_GROUP_BY).
+DROP PROCEDURE IF EXISTS session_user;
 
 DELIMITER //
 
@@ -75,13 +76,13 @@ BEGIN
       AND created_at > p_started_after;
 
     SELECT u.id, u.username, u.full_name, r.name,
-           GROUP_CONCAT(rp.permission SEPARATOR ','), s.expires_at, s.created_at
+           (SELECT GROUP_CONCAT(rp.permission SEPARATOR ',')
+            FROM role_permissions rp WHERE rp.role_id = r.id),
+           s.expires_at, s.created_at
     FROM sessions s
     JOIN users u ON u.id = s.user_id AND u.active
     JOIN roles r ON r.id = u.role_id
-    LEFT JOIN role_permissions rp ON rp.role_id = r.id
-    WHERE s.id = p_session AND s.expires_at > p_now AND s.created_at > p_started_after
-    GROUP BY s.id, s.expires_at, s.created_at, u.id, u.username, u.full_name, r.name;
+    WHERE s.id = p_session AND s.expires_at > p_now AND s.created_at > p_started_after;
     COMMIT;
 END //
 
