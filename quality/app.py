@@ -30,6 +30,7 @@ from quality.scans import views as scan_views
 from quality.scans.feed import ScanWatcher, TableMarkup
 from quality.services import LifespanState, Services
 from quality.settings import Settings, load_settings
+from quality.user_sessions import SessionCache
 
 
 def create_app(settings: Settings | None = None) -> Starlette:
@@ -56,10 +57,11 @@ def create_app(settings: Settings | None = None) -> Starlette:
         await db.open()
         metrics.watch_pool(db)
         renderer = Renderer(settings.timezone, {"navigation": home.destinations_for})
-        watcher = ScanWatcher(db, TableMarkup(renderer))
+        sessions = SessionCache()
+        watcher = ScanWatcher(db, TableMarkup(renderer), sessions)
         await watcher.start()
         try:
-            yield {"services": Services(settings, db, watcher, metrics, renderer)}
+            yield {"services": Services(settings, db, watcher, metrics, renderer, sessions)}
         finally:
             await watcher.stop()
             await db.close()

@@ -11,7 +11,7 @@ from starlette.testclient import TestClient
 from quality.app import create_app
 from quality.settings import Settings
 from tests.admin_support import audit_rows, snapshot, two_processes
-from tests.conftest import csrf_token_in, login
+from tests.conftest import csrf_token_in, eventually, login
 
 
 def form(token: str, **fields: str) -> dict[str, str]:
@@ -28,7 +28,7 @@ def test_changing_my_password_ends_my_other_sessions_only(settings: Settings, ma
         changed = here.post("/account/password", data=form(token), follow_redirects=False)
         assert changed.status_code == 303
         assert "Password changed" in here.get(changed.headers["location"]).text
-        assert elsewhere.get("/scan", follow_redirects=False).status_code == 303
+        assert eventually(lambda: elsewhere.get("/scan", follow_redirects=False).status_code == 303)
         assert here.get("/scan").status_code == 200
     assert audit_rows(settings)[-1][:3] == ("sam", "user.password.change", "sam")
     with TestClient(create_app(settings)) as again:

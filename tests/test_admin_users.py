@@ -15,7 +15,7 @@ from quality.accounts import LastAdmin, update_user
 from quality.audit import Actor
 from quality.settings import Settings
 from tests.admin_support import audit_rows, query, sign_in, snapshot, two_processes
-from tests.conftest import PASSWORD, database_for, login
+from tests.conftest import PASSWORD, database_for, eventually, login
 
 
 def user_row(settings: Settings, username: str) -> tuple[Any, ...]:
@@ -89,7 +89,7 @@ def test_an_edit_changes_role_and_name_from_the_users_next_request(
             "csrf_token": token, "full_name": "Sam Super", "role": "admin", "active": "on"},
             follow_redirects=False)
         assert saved.status_code == 303
-        assert worker.get("/admin/users").status_code == 200
+        assert eventually(lambda: worker.get("/admin/users").status_code == 200)
         assert user_row(settings, "sam") == ("Sam Super", "admin", 1, 0)
         _actor, action, target, before, after = audit_rows(settings)[-1]
         assert (action, target) == ("user.update", "sam")
@@ -109,8 +109,8 @@ def test_disabling_ends_the_users_sessions_so_their_old_cookie_is_refused(
         assert admin.post(f"/admin/users/{sam}/disable", data={"csrf_token": token},
                           follow_redirects=False).status_code == 303
         assert query(settings, f"SELECT COUNT(*) FROM sessions WHERE user_id = {sam}") == [(0,)]
-        stale = worker.get("/scan", follow_redirects=False)
-        assert stale.status_code == 303 and stale.headers["location"].startswith("/login")
+        assert eventually(lambda: worker.get("/scan", follow_redirects=False).headers.get(
+            "location", "").startswith("/login"))
         assert login(worker, "sam").status_code == 401
         assert audit_rows(settings)[-1][1:] == ("user.update", "sam", '{"active": true}',
                                                 '{"active": false}')
@@ -129,7 +129,7 @@ def test_a_reset_password_ends_sessions_and_must_be_replaced_at_sign_in(
         assert admin.post(f"/admin/users/{sam}/password",
                           data={"csrf_token": token, "password": "temporary-pass-1"},
                           follow_redirects=False).status_code == 303
-        assert worker.get("/scan", follow_redirects=False).status_code == 303
+        assert eventually(lambda: worker.get("/scan", follow_redirects=False).status_code == 303)
         asked = login(worker, "sam", "temporary-pass-1")
         assert asked.status_code == 200 and "Choose a new one to continue" in asked.text
         assert "t" not in worker.cookies.get("session", "") or worker.get("/scan", follow_redirects=False

@@ -9,7 +9,7 @@ from datetime import datetime
 from asyncmy.errors import IntegrityError, OperationalError
 
 from quality.clock import utc_now
-from quality.db import DUPLICATE_KEY, Cursor, Database, error_code
+from quality.db import DUPLICATE_KEY, Cursor, Database, DatabaseUnavailable, error_code
 from quality.scans.form import ScanInput
 
 log = logging.getLogger(__name__)
@@ -28,6 +28,11 @@ class UnknownDefect(ValueError):
 
 class SubmissionConflict(ValueError):
     """The submission id was already used for a different scan."""
+
+
+class SaveContended(DatabaseUnavailable):
+    """The save lost to concurrent saves (duplicate-key races, deadlocks) every
+    time it was tried; nothing was saved, and sent again later it goes through."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,7 +82,7 @@ def saved_from_row(values: tuple) -> Saved:
 
 async def save_scan(db: Database, station: str, scan: ScanInput, user_id: int) -> Saved:
     """Save once per submission id; a repeat returns the first save's scan."""
-    for attempt in range(3):
+    for _ in range(3):
         try:
             return await _record_scan(db, station, scan, user_id)
         except IntegrityError as exc:
@@ -90,10 +95,10 @@ async def save_scan(db: Database, station: str, scan: ScanInput, user_id: int) -
             code = error_code(exc)
             if code == _UNKNOWN_DEFECT:
                 raise UnknownDefect(scan.defect_code, await _in_catalogue(db, scan.defect_code)) from exc
-            if code not in _RETRY or attempt == 2:
+            if code not in _RETRY:
                 raise
             log.info("scan save rolled back by the server (%s); trying again", code)
-    raise SubmissionConflict("could not save this scan; try again")
+    raise SaveContended("the scan's save kept colliding with concurrent saves")
 
 
 async def _record_scan(db: Database, station: str, scan: ScanInput, user_id: int) -> Saved:
@@ -148,13 +153,28 @@ async def latest(cur: Cursor, station: str, limit: int) -> list[Saved]:
     return [saved_from_row(values) for values in await cur.fetchall()]
 
 
-async def newer(cur: Cursor, after_id: int, missing: list[int], limit: int) -> list[Saved]:
+async def newer(cur: Cursor, after_id: int, missing: list[int], limit: int
+                ) -> tuple[int, list[Saved]]:
     """Scans above `after_id`, plus any of the `missing` ids that have appeared since
-    (a transaction that took a lower id may commit after a higher one)."""
+    (a transaction that took a lower id may commit after a higher one); and, in the
+    same statement, the sessions' revocation counter (`auth_version`), so a
+    watcher's poll stays one round trip. The counter comes as a row of its own,
+    told apart by its empty station (no scan has one)."""
     where = "s.id > %s"
     params: list[object] = [after_id]
     if missing:
         where += f" OR s.id IN ({', '.join(['%s'] * len(missing))})"
         params.extend(missing)
-    await cur.execute(ROW_SELECT + f" WHERE {where} ORDER BY s.id LIMIT %s", (*params, limit))
-    return [saved_from_row(values) for values in await cur.fetchall()]
+    await cur.execute(
+        f"(SELECT version, {_NULLS} FROM auth_version WHERE id = 1) UNION ALL"
+        f" ({ROW_SELECT} WHERE {where} ORDER BY s.id LIMIT %s)",
+        (*params, limit),
+    )
+    rows = await cur.fetchall()
+    auth_version = next(values[0] for values in rows if values[1] is None)
+    found = [saved_from_row(values) for values in rows if values[1] is not None]
+    return auth_version, sorted(found, key=lambda saved: saved.row.id)
+
+
+# The counter's row fills ROW_SELECT's other 13 columns with NULL.
+_NULLS = ", ".join(["NULL"] * 13)
