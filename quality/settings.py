@@ -106,6 +106,8 @@ class Settings:
     # Proxies whose X-Forwarded-For/-Proto are believed; none by default.
     forwarded_allow_ips: tuple[str, ...] = ()
     codes: CodePatterns = field(default_factory=CodePatterns)
+    # Where each shift starts, in the plant's local time, minutes after midnight.
+    shifts: tuple[int, ...] = (6 * 60, 14 * 60, 22 * 60)
 
     @property
     def uses_local_database(self) -> bool:
@@ -167,6 +169,22 @@ class _Reader:
             except ValueError:
                 raise SettingsError(f"{name}: {item!r} is not an IP address, a network or '*'") from None
         return items
+
+    def shifts(self, name: str, default: tuple[int, ...]) -> tuple[int, ...]:
+        """Shift start times `HH:MM,HH:MM,...`, ascending, on quarter hours (the
+        reports count scans per quarter hour)."""
+        value = self.raw(name)
+        if value is None:
+            return default
+        starts = []
+        for item in value.split(","):
+            found = re.fullmatch(r"\s*([01]?\d|2[0-3]):([0-5]\d)\s*", item)
+            if not found or int(found[2]) % 15:
+                raise SettingsError(f"{name}={value!r}: each shift start must be HH:MM on a quarter hour")
+            starts.append(int(found[1]) * 60 + int(found[2]))
+        if starts != sorted(set(starts)):
+            raise SettingsError(f"{name}={value!r}: shift starts must be in ascending order, no repeats")
+        return tuple(starts)
 
     def pattern(self, name: str, default: str) -> str:
         value = self.raw(name) or default
@@ -240,4 +258,5 @@ def load_settings(env: dict[str, str] | None = None, env_file: Path | None = Pat
         port=port,
         forwarded_allow_ips=read.addresses("QUALITY_FORWARDED_ALLOW_IPS"),
         codes=codes,
+        shifts=read.shifts("QUALITY_SHIFTS", Settings.shifts),
     )
