@@ -20,6 +20,7 @@ from quality.http.errors import handlers
 from quality.http.middleware import RequestMiddleware
 from quality.http.render import STATIC_DIR, Renderer
 from quality.http.session_cookie import SessionMiddleware
+from quality.lists import views as list_views
 from quality.logs import configure_logging
 from quality.metrics import Metrics
 from quality.scans import views as scan_views
@@ -65,6 +66,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
             *home.routes,
             *auth.routes,
             *scan_views.routes,
+            *list_views.routes,
             *ops.routes,
             Mount("/static", StaticFiles(directory=STATIC_DIR), name="static"),
         ],

@@ -83,6 +83,7 @@ class CodePatterns:
     checker: str = r"OC[A-Z0-9]{2}"
     defect: str = r"\d{3}"
     order_length: int = 10
+    order: str = r"CP\d{8}"  # the first order_length characters of a piece code
 
 
 @dataclass(frozen=True)
@@ -233,6 +234,7 @@ def load_settings(env: dict[str, str] | None = None, env_file: Path | None = Pat
         checker=read.pattern("QUALITY_CHECKER_PATTERN", CodePatterns.checker),
         defect=read.pattern("QUALITY_DEFECT_PATTERN", CodePatterns.defect),
         order_length=read.number("QUALITY_ORDER_LENGTH", 10, minimum=1, integer=True),
+        order=read.pattern("QUALITY_ORDER_PATTERN", CodePatterns.order),
     )
 
     port = read.number("QUALITY_PORT", 8000, minimum=1, integer=True)

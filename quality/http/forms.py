@@ -1,14 +1,14 @@
-"""The one way to validate a submitted form: declared fields, normalised values,
-one message per bad field. What the user typed is always handed back, so a
-page can show it again beside its error."""
+"""The one way to validate a submitted form or a page's query parameters:
+declared fields, normalised values, one message per bad field. What the user
+typed is always handed back, so a page can show it again beside its error.
+Parameters not declared are ignored."""
 
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-
-from starlette.datastructures import FormData
+from typing import Any
 
 
 def trim_upper(value: str) -> str:
@@ -23,6 +23,7 @@ class Field:
     example: str
     max_length: int = 64
     normalise: Callable[[str], str] = trim_upper
+    required: bool = True  # an optional field left empty is simply absent
 
 
 @dataclass
@@ -39,7 +40,8 @@ class Validated:
 _KEEP = 200
 
 
-def validate(form: FormData, fields: Sequence[Field]) -> Validated:
+def validate(form: Mapping[str, Any], fields: Sequence[Field]) -> Validated:
+    """Check `form` (posted form data or query parameters) against `fields`."""
     values: dict[str, str] = {}
     errors: dict[str, str] = {}
     for field in fields:
@@ -53,7 +55,8 @@ def validate(form: FormData, fields: Sequence[Field]) -> Validated:
         value = field.normalise(raw)
         values[field.name] = value[:_KEEP]
         if not value:
-            errors[field.name] = f"Scan or type the {field.label.lower()}."
+            if field.required:
+                errors[field.name] = f"Scan or type the {field.label.lower()}."
         elif len(value) > field.max_length:
             errors[field.name] = f"{field.label} is too long (at most {field.max_length} characters)."
         elif not field.pattern.fullmatch(value):
