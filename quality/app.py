@@ -14,7 +14,7 @@ from starlette.middleware import Middleware
 from starlette.routing import Mount
 from starlette.staticfiles import StaticFiles
 
-from quality import auth, home, ops
+from quality import auth, home, ops, reports
 from quality.db import Database
 from quality.http.errors import handlers
 from quality.http.middleware import RequestMiddleware
@@ -67,6 +67,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
             *auth.routes,
             *scan_views.routes,
             *list_views.routes,
+            *reports.routes,
             *ops.routes,
             Mount("/static", StaticFiles(directory=STATIC_DIR), name="static"),
         ],
