@@ -27,6 +27,7 @@ from quality.scans import views as scan_views
 from quality.scans.feed import ScanWatcher, TableMarkup
 from quality.services import LifespanState, Services
 from quality.settings import Settings, load_settings
+from quality.summary import Summariser
 
 
 def create_app(settings: Settings | None = None) -> Starlette:
@@ -55,9 +56,12 @@ def create_app(settings: Settings | None = None) -> Starlette:
         renderer = Renderer(settings.timezone, {"navigation": home.destinations_for})
         watcher = ScanWatcher(db, TableMarkup(renderer))
         await watcher.start()
+        summariser = Summariser(db)
+        summariser.start()
         try:
             yield {"services": Services(settings, db, watcher, metrics, renderer)}
         finally:
+            await summariser.stop()
             await watcher.stop()
             await db.close()
 

@@ -129,7 +129,7 @@ def _heat_map(report: Report, link: Callable[..., str]) -> Markup:
             # From pale to full red with the rejection rate; grey where nothing was scanned.
             fill = "#e6e8eb" if rate is None else f"rgba(179,38,30,{0.08 + 0.92 * rate / worst:.2f})"
             start, end = report.shifts.span(day, row)
-            scanned = figures.scanned if figures else 0
+            scanned = figures.scans if figures else 0
             tip = f"{day:%Y-%m-%d} shift {row + 1} ({label}): {_percent(rate)} rejected, {scanned} scans"
             parts.append(
                 f'<a href="{escape(link(start, end))}"><rect x="{label_w + col * cell_w:.1f}" y="{y}"'

@@ -2,17 +2,17 @@
 production day and shift, per order, per operator and per defect, for the list's
 filter (default: the last 14 production days).
 
-Every figure is an aggregate over the filtered scans, read through the covering
-index ix_scans_report (migration 0005). Day and shift come from quarter-hour
-counts folded in Python, so the plant's shift starts (a setting) and its time
-zone never enter the SQL. Pieces count by their latest scan (piece_verdicts):
-a piece counts where its latest scan is, with that scan's verdict.
+Every figure comes from `quality.summary.aggregate` (the hourly summary, plus
+the newest scans): day and shift are hourly figures folded in Python, so the
+plant's shift starts (a setting) and its time zone never enter the SQL. Pieces
+count by their latest scan: a piece counts where its latest scan is, with that
+scan's verdict.
 """
 
 from __future__ import annotations
 
-from collections import Counter, defaultdict
-from dataclasses import dataclass, field, replace
+from collections import defaultdict
+from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime, timedelta
 
 from starlette.requests import Request
@@ -27,38 +27,10 @@ from quality.lists.filters import ScanFilter, Shifts, read_filter
 from quality.permissions import guard
 from quality.scans import STATIONS
 from quality.services import services
+from quality.summary import Figures, aggregate, hour_start
 
 DEFAULT_DAYS = 14
 TOP = 20  # rows in the per-order and per-operator tables
-_EPOCH = datetime(2000, 1, 1)
-_QUARTER = timedelta(minutes=15)
-
-# Each scan, and whether it is its piece's latest scan (then it carries the piece's verdict).
-_FROM = (" FROM scans s LEFT JOIN piece_verdicts v ON v.station = s.station"
-         " AND v.piece_code = s.piece_code AND v.last_scan_id = s.id")
-_FIGURES = ("COUNT(*), COALESCE(SUM(v.last_scan_id IS NOT NULL AND s.approved), 0),"
-            " COALESCE(SUM(v.last_scan_id IS NOT NULL AND NOT s.approved), 0)")
-
-
-@dataclass
-class Figures:
-    scanned: int = 0
-    approved: int = 0  # pieces, by their latest scan
-    rejected: int = 0
-    defects: Counter[str] = field(default_factory=Counter)  # rejected scans per defect code
-
-    def add(self, scanned: int, approved: int, rejected: int) -> None:
-        self.scanned += int(scanned)
-        self.approved += int(approved)
-        self.rejected += int(rejected)
-
-    @property
-    def rejection_rate(self) -> float | None:
-        pieces = self.approved + self.rejected
-        return self.rejected / pieces if pieces else None
-
-    def top_defects(self, count: int = 3) -> list[tuple[str, int]]:
-        return self.defects.most_common(count)
 
 
 @dataclass
@@ -91,54 +63,33 @@ async def build(cur: Cursor, scan_filter: ScanFilter, now: datetime | None = Non
     scan_filter = report_filter(scan_filter, now)
     shifts = scan_filter.shifts
     assert shifts is not None and scan_filter.start is not None and scan_filter.end is not None
-    where, params = scan_filter.conditions(now)
     by_day: dict[date, Figures] = defaultdict(Figures)
     by_shift: dict[tuple[date, int], Figures] = defaultdict(Figures)
     total = Figures()
-    await cur.execute(
-        f"SELECT TIMESTAMPDIFF(MINUTE, %s, s.created_at) DIV 15 AS quarter, {_FIGURES}{_FROM}"
-        f" WHERE {where} GROUP BY quarter", (_EPOCH, *params))
-    for quarter, scanned, approved, rejected in await cur.fetchall():
-        day, shift = shifts.of(_EPOCH + _QUARTER * int(quarter))
-        for figures in (by_day[day], by_shift[day, shift], total):
-            figures.add(scanned, approved, rejected)
-    await cur.execute(
-        "SELECT TIMESTAMPDIFF(MINUTE, %s, s.created_at) DIV 15 AS quarter, s.defect_code, COUNT(*)"
-        f" FROM scans s WHERE {where} AND NOT s.approved GROUP BY quarter, s.defect_code",
-        (_EPOCH, *params))
-    for quarter, defect, count in await cur.fetchall():
-        day, shift = shifts.of(_EPOCH + _QUARTER * int(quarter))
-        for figures in (by_day[day], by_shift[day, shift], total):
-            figures.defects[defect] += int(count)
-    by_order = await _grouped(cur, "s.order_code", where, params)
-    by_operator = await _grouped(cur, "s.operator_code", where, params)
-    await cur.execute(
-        "SELECT s.defect_code, d.name, COUNT(*) FROM scans s JOIN defect_codes d ON d.code = s.defect_code"
-        f" WHERE {where} AND NOT s.approved GROUP BY s.defect_code, d.name"
-        " ORDER BY COUNT(*) DESC, s.defect_code",
-        params)
-    by_defect = [(code, name, int(count)) for code, name, count in await cur.fetchall()]
+    for hour, figures in (await aggregate(cur, scan_filter, "hour", now)).items():
+        day, shift = shifts.of(hour_start(int(hour)))
+        for into in (by_day[day], by_shift[day, shift], total):
+            into.merge(figures)
+    by_order = _top(await aggregate(cur, scan_filter, "order", now))
+    by_operator = _top(await aggregate(cur, scan_filter, "operator", now))
+    names = await _defect_names(cur)
+    by_defect = sorted(((code, names.get(code, ""), count) for code, count in total.defects.items()),
+                       key=lambda item: (-item[2], item[0]))
     first, last = shifts.of(scan_filter.start)[0], shifts.of(scan_filter.end - timedelta(microseconds=1))[0]
     days = [first + timedelta(days=n) for n in range((last - first).days + 1)]
     return Report(scan_filter, scan_filter.start, scan_filter.end, days, shifts, dict(by_day),
                   dict(by_shift), by_order, by_operator, by_defect, total)
 
 
-async def _grouped(cur: Cursor, column: str, where: str, params: list) -> list[tuple[str, Figures]]:
+def _top(groups: dict[str, Figures]) -> list[tuple[str, Figures]]:
     """The TOP groups with the most rejected pieces, then the most scans."""
-    await cur.execute(
-        f"SELECT {column}, {_FIGURES}{_FROM} WHERE {where} GROUP BY {column}"
-        " ORDER BY 3 DESC, 2 DESC, 1 LIMIT %s", (*params, TOP))
-    groups = {key: Figures(int(scanned), int(approved), int(rejected))
-              for key, scanned, approved, rejected in await cur.fetchall()}
-    if groups:
-        await cur.execute(
-            f"SELECT {column}, s.defect_code, COUNT(*) FROM scans s WHERE {where} AND NOT s.approved"
-            f" AND {column} IN ({', '.join(['%s'] * len(groups))}) GROUP BY {column}, s.defect_code",
-            (*params, *groups))
-        for key, defect, count in await cur.fetchall():
-            groups[key].defects[defect] += int(count)
-    return list(groups.items())
+    ranked = sorted(groups.items(), key=lambda item: (-item[1].rejected, -item[1].scans, item[0]))
+    return ranked[:TOP]
+
+
+async def _defect_names(cur: Cursor) -> dict[str, str]:
+    await cur.execute("SELECT code, name FROM defect_codes")
+    return dict(await cur.fetchall())
 
 
 def local_stamp(at: datetime, shifts: Shifts) -> str:

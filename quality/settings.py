@@ -172,16 +172,16 @@ class _Reader:
         return items
 
     def shifts(self, name: str, default: tuple[int, ...]) -> tuple[int, ...]:
-        """Shift start times `HH:MM,HH:MM,...`, ascending, on quarter hours (the
-        reports count scans per quarter hour)."""
+        """Shift start times `HH:MM,HH:MM,...`, ascending, on the hour (the
+        reports count scans per hour)."""
         value = self.raw(name)
         if value is None:
             return default
         starts = []
         for item in value.split(","):
             found = re.fullmatch(r"\s*([01]?\d|2[0-3]):([0-5]\d)\s*", item)
-            if not found or int(found[2]) % 15:
-                raise SettingsError(f"{name}={value!r}: each shift start must be HH:MM on a quarter hour")
+            if not found or int(found[2]):
+                raise SettingsError(f"{name}={value!r}: each shift start must be a whole hour, e.g. 06:00")
             starts.append(int(found[1]) * 60 + int(found[2]))
         if starts != sorted(set(starts)):
             raise SettingsError(f"{name}={value!r}: shift starts must be in ascending order, no repeats")

@@ -147,8 +147,10 @@ class ScanFilter:
     shifts: Shifts | None = field(default=None, compare=False)
     values: Mapping[str, str] = field(default_factory=dict, compare=False)  # as typed
 
-    def conditions(self, now: datetime) -> tuple[str, list[Any]]:
-        """The SQL condition on `scans s` and its parameters ("1=1" for no filter)."""
+    def conditions(self, spans: list[tuple[datetime | None, datetime | None]] | None
+                   ) -> tuple[str, list[Any]]:
+        """The SQL condition on `scans s` and its parameters, for these time spans
+        (from `time_spans`; None: any time)."""
         sql: list[str] = []
         params: list[Any] = []
         for column, value in (("s.station", self.station), ("s.operator_code", self.operator),
@@ -164,24 +166,52 @@ class ScanFilter:
             sql.append("s.approved = FALSE")
         if self.rescans:
             sql.append("s.is_rescan = TRUE")
-        if self.start is not None:
-            sql.append("s.created_at >= %s")
-            params.append(self.start)
-        if self.end is not None:
-            sql.append("s.created_at < %s")
-            params.append(self.end)
-        if self.shift is not None:
-            spans = self.shift_spans(now)
-            sql.append("(" + (" OR ".join(["(s.created_at >= %s AND s.created_at < %s)"] * len(spans))
-                              or "FALSE") + ")")
-            params += [moment for span in spans for moment in span]
+        if spans is not None:
+            ranges = []
+            for start, end in spans:
+                bounds = [*(["s.created_at >= %s"] if start else []), *(["s.created_at < %s"] if end else [])]
+                ranges.append("(" + (" AND ".join(bounds) or "TRUE") + ")")
+                params += [moment for moment in (start, end) if moment]
+            sql.append("(" + (" OR ".join(ranges) or "FALSE") + ")")
         return " AND ".join(sql) or "TRUE", params
 
-    def shift_spans(self, now: datetime) -> list[tuple[datetime, datetime]]:
-        assert self.shift is not None and self.shifts is not None
-        end = self.end or now + timedelta(days=1)
-        start = self.start or end - SHIFT_LOOKBACK
-        return self.shifts.spans_within(self.shift, start, end)
+    def time_spans(self, now: datetime) -> list[tuple[datetime | None, datetime | None]] | None:
+        """The time ranges the filter covers (naive UTC, [start, end)); None for any time."""
+        if self.shift is not None:
+            assert self.shifts is not None
+            end = self.end or now + timedelta(days=1)
+            start = self.start or end - SHIFT_LOOKBACK
+            return list(self.shifts.spans_within(self.shift, start, end))
+        if self.start is None and self.end is None:
+            return None
+        return [(self.start, self.end)]
+
+    @property
+    def summarisable(self) -> bool:
+        """Whether the hourly summary (quality/summary.py) can answer for this filter."""
+        return self.piece is None and self.checker is None and not self.rescans
+
+    def summary_conditions(self) -> tuple[str, list[Any]]:
+        """The condition on scan_summary for everything but time."""
+        sql: list[str] = []
+        params: list[Any] = []
+        for column, value in (("station", self.station), ("operator_code", self.operator),
+                              ("order_code", self.order), ("defect_code", self.defect)):
+            if value is not None:
+                sql.append(f"{column} = %s")
+                params.append(value)
+        if self.rejected:
+            sql.append("defect_code <> '000'")
+        return " AND ".join(sql) or "TRUE", params
+
+    def matches_summary(self, key: tuple[int, str, str, str, str]) -> bool:
+        """`summary_conditions` for one summary key (hour, station, operator, order, defect)."""
+        _, station, operator, order, defect = key
+        checks = ((self.station, station), (self.operator, operator), (self.order, order),
+                  (self.defect, defect))
+        if any(wanted is not None and wanted != actual for wanted, actual in checks):
+            return False
+        return not (self.rejected and defect == "000")
 
     def matches(self, row: ScanRow) -> bool:
         """Whether a scan belongs to this filter: the live list's test for new scans."""

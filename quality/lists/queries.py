@@ -16,6 +16,7 @@ from quality.db import Cursor as DbCursor
 from quality.db import Database
 from quality.lists.filters import Cursor, ScanFilter
 from quality.scans.store import ScanRow
+from quality.summary import Figures, aggregate
 
 PAGE_SIZE = 50
 EXPORT_BATCH = 2000
@@ -42,18 +43,6 @@ class Page:
         return self.newer is None
 
 
-@dataclass(frozen=True)
-class Totals:
-    scans: int
-    pieces: int  # pieces whose latest scan (at its station) is among the filtered scans
-    approved: int  # of those pieces, by that latest scan
-    rejected: int
-
-    @property
-    def rejection_rate(self) -> float | None:
-        return self.rejected / self.pieces if self.pieces else None
-
-
 def _row(values: tuple) -> ScanRow:
     *row, approved, rescan = values
     return ScanRow(*row, bool(approved), bool(rescan))
@@ -62,7 +51,7 @@ def _row(values: tuple) -> ScanRow:
 async def fetch_page(cur: DbCursor, scan_filter: ScanFilter, *, before: Cursor | None = None,
                      after: Cursor | None = None, size: int = PAGE_SIZE,
                      now: datetime | None = None) -> Page:
-    where, params = scan_filter.conditions(now or utc_now())
+    where, params = scan_filter.conditions(scan_filter.time_spans(now or utc_now()))
     if after is not None:  # a newer page: read upwards from the cursor, show newest first
         await cur.execute(
             f"{_SELECT} WHERE {where} AND {_NEWER} ORDER BY s.created_at, s.id LIMIT %s",
@@ -102,14 +91,6 @@ async def all_rows(db: Database, scan_filter: ScanFilter,
         before = page.older
 
 
-async def totals(cur: DbCursor, scan_filter: ScanFilter, now: datetime | None = None) -> Totals:
-    where, params = scan_filter.conditions(now or utc_now())
-    await cur.execute(
-        "SELECT COUNT(*), COUNT(v.last_scan_id),"
-        " COALESCE(SUM(v.last_scan_id IS NOT NULL AND s.approved), 0),"
-        " COALESCE(SUM(v.last_scan_id IS NOT NULL AND NOT s.approved), 0)"
-        " FROM scans s LEFT JOIN piece_verdicts v ON v.station = s.station"
-        " AND v.piece_code = s.piece_code AND v.last_scan_id = s.id"
-        f" WHERE {where}", params)
-    scans, pieces, approved, rejected = await cur.fetchone() or (0, 0, 0, 0)
-    return Totals(int(scans), int(pieces), int(approved), int(rejected))
+async def totals(cur: DbCursor, scan_filter: ScanFilter, now: datetime | None = None) -> Figures:
+    """Scans, and pieces by their latest scan, for the filter."""
+    return (await aggregate(cur, scan_filter, None, now)).get(None, Figures())
