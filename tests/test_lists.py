@@ -52,10 +52,15 @@ class Scan:
         return self.created_at.replace(tzinfo=UTC).astimezone(ZONE)
 
 
-@pytest.fixture
-def settings(db_url: Any) -> Settings:
+def plant_settings(db_url: Any) -> Settings:
+    """A plant two or three hours east of UTC, so local days and shifts are not UTC's."""
     return Settings(database_url=db_url, secret_key="test-secret-key-0123456789abcdef", pool_min=1,
                     pool_max=5, pool_timeout=5.0, query_timeout=30.0, timezone=ZONE)
+
+
+@pytest.fixture
+def settings(db_url: Any) -> Settings:
+    return plant_settings(db_url)
 
 
 async def all_scans(db: Database) -> list[Scan]:
