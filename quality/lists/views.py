@@ -47,7 +47,11 @@ async def page(request: Request) -> Response:
                                                after=listing.after)
     # A history restore after a back/forward wants the whole page, not the block.
     block = None if request.headers.get("hx-history-restore-request") else "list_view"
-    return render(request, TEMPLATE, context, block=block, status_code=200 if listing.ok else 400)
+    # The address bar gets the filter without its empty fields: short enough to share.
+    values = listing.checked.values
+    query = listing.filter.query(before=values.get("before"), after=values.get("after"))
+    return render(request, TEMPLATE, context, block=block, status_code=200 if listing.ok else 400,
+                  headers={"HX-Push-Url": "/scans" + (f"?{query}" if query else "")})
 
 
 @guard("scans.view")
