@@ -37,7 +37,7 @@ BATCH = 5000
 TAIL_LIMIT = 20_000  # more unsummarised scans than this (catching up): read the scans instead
 APPROVED = "000"
 
-Key = tuple[int, str, str, str, str]  # hour, station, operator, order, defect
+Key = tuple[int, str, str, str, str, bool]  # hour, station, operator, order, defect, re-scan
 _KEY_INDEX = {None: None, "hour": 0, "operator": 2, "order": 3, "defect": 4}
 _SUMMARY_GROUP = {None: "NULL", "hour": "hour", "operator": "operator_code", "order": "order_code",
                   "defect": "defect_code"}
@@ -113,8 +113,8 @@ async def _deltas(cur: Cursor, rows: list[tuple]) -> dict[Key, list[int]]:
 
 
 def _key(row: tuple) -> Key:
-    _, station, created_at, operator, order, defect, _, _ = row
-    return hour_of(created_at), station, operator, order, defect
+    _, station, created_at, operator, order, defect, _, rescan = row
+    return hour_of(created_at), station, operator, order, defect, bool(rescan)
 
 
 async def summarise_once(db: Database, now: datetime | None = None) -> int:
@@ -136,8 +136,8 @@ async def summarise_once(db: Database, now: datetime | None = None) -> int:
             return 0
         deltas = await _deltas(cur, rows)
         await cur.executemany(
-            "INSERT INTO scan_summary (hour, station, operator_code, order_code, defect_code, scans,"
-            " approved_pieces, rejected_pieces) VALUES (%s, %s, %s, %s, %s, %s, %s, %s)"
+            "INSERT INTO scan_summary (hour, station, operator_code, order_code, defect_code, is_rescan,"
+            " scans, approved_pieces, rejected_pieces) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s)"
             " ON DUPLICATE KEY UPDATE scans = scans + VALUES(scans),"
             " approved_pieces = approved_pieces + VALUES(approved_pieces),"
             " rejected_pieces = rejected_pieces + VALUES(rejected_pieces)",
@@ -210,12 +210,14 @@ def _in_hours(hour: int, ranges: list[tuple[int | None, int | None]]) -> bool:
 
 
 async def aggregate(cur: Cursor, scan_filter: ScanFilter, group: str | None = None,
-                    now: datetime | None = None) -> dict[Any, Figures]:
-    """Figures for the filtered scans, per `group` (None, hour, operator, order, defect)."""
+                    now: datetime | None = None, *, defects: bool = True) -> dict[Any, Figures]:
+    """Figures for the filtered scans, per `group` (None, hour, operator, order,
+    defect); without `defects`, the rejected scans per defect are left out
+    (cheaper: no grouping by defect)."""
     now = now or utc_now()
     spans = scan_filter.time_spans(now)
     if not scan_filter.summarisable:
-        return await _from_scans(cur, scan_filter, group, spans)
+        return await _from_scans(cur, scan_filter, group, spans, defects)
     for _ in range(3):
         watermark = await _watermark(cur)
         await cur.execute(f"SELECT {_COLUMNS} FROM scans s WHERE s.id > %s ORDER BY s.id LIMIT %s",
@@ -224,18 +226,19 @@ async def aggregate(cur: Cursor, scan_filter: ScanFilter, group: str | None = No
         if len(tail) > TAIL_LIMIT:
             break
         hours, edges = _split(spans if spans is not None else [(None, None)])
-        result = await _from_summary(cur, scan_filter, group, hours)
+        result = await _from_summary(cur, scan_filter, group, hours, defects)
         if await _watermark(cur) != watermark:
             continue  # the summary moved on while we read it: read again
         for key, change in (await _deltas(cur, list(tail))).items():
             if _in_hours(key[0], hours) and scan_filter.matches_summary(key):
                 index = _KEY_INDEX[group]
-                _figures(result, None if index is None else key[index]).add(key[4], *change)
+                _figures(result, None if index is None else key[index]).add(
+                    key[4] if defects else APPROVED, *change)
         if edges:
-            for name, figures in (await _from_scans(cur, scan_filter, group, edges)).items():
+            for name, figures in (await _from_scans(cur, scan_filter, group, edges, defects)).items():
                 _figures(result, name).merge(figures)
         return result
-    return await _from_scans(cur, scan_filter, group, spans)
+    return await _from_scans(cur, scan_filter, group, spans, defects)
 
 
 def _figures(result: dict[Any, Figures], name: Any) -> Figures:
@@ -251,37 +254,45 @@ async def _watermark(cur: Cursor) -> int:
 
 
 async def _from_summary(cur: Cursor, scan_filter: ScanFilter, group: str | None,
-                        hours: list[tuple[int | None, int | None]]) -> dict[Any, Figures]:
+                        hours: list[tuple[int | None, int | None]], defects: bool) -> dict[Any, Figures]:
     where, params = scan_filter.summary_conditions()
     ranges = []
     for lo, hi in hours:
         parts = [*(["hour >= %s"] if lo is not None else []), *(["hour < %s"] if hi is not None else [])]
         ranges.append("(" + (" AND ".join(parts) or "TRUE") + ")")
         params += [bound for bound in (lo, hi) if bound is not None]
-    column = _SUMMARY_GROUP[group]
+    column, defect, grouping = _grouping(_SUMMARY_GROUP[group], "defect_code", defects)
     await cur.execute(
-        f"SELECT {column}, defect_code, SUM(scans), SUM(approved_pieces), SUM(rejected_pieces)"
-        f" FROM scan_summary WHERE {where} AND ({' OR '.join(ranges) or 'FALSE'})"
-        f" GROUP BY {column}, defect_code", params)
+        f"SELECT {column}, {defect}, SUM(scans), SUM(approved_pieces), SUM(rejected_pieces)"
+        f" FROM scan_summary WHERE {where} AND ({' OR '.join(ranges) or 'FALSE'}){grouping}", params)
     return _collect(await cur.fetchall())
 
 
+def _grouping(column: str, defect: str, defects: bool) -> tuple[str, str, str]:
+    """The group and defect columns to select, and the GROUP BY clause."""
+    if not defects:
+        defect = f"'{APPROVED}'"
+    keys = [key for key in (column, defect) if key not in ("NULL", f"'{APPROVED}'")]
+    return column, defect, (" GROUP BY " + ", ".join(keys)) if keys else ""
+
+
 async def _from_scans(cur: Cursor, scan_filter: ScanFilter, group: str | None,
-                      spans: list[Span] | None) -> dict[Any, Figures]:
+                      spans: list[Span] | None, defects: bool) -> dict[Any, Figures]:
     where, params = scan_filter.conditions(spans)
-    column = _SCANS_GROUP[group]
+    column, defect, grouping = _grouping(_SCANS_GROUP[group], "s.defect_code", defects)
     await cur.execute(
-        f"SELECT {column}, s.defect_code, COUNT(*),"
+        f"SELECT {column}, {defect}, COUNT(*),"
         " COALESCE(SUM(v.last_scan_id IS NOT NULL AND s.approved), 0),"
         " COALESCE(SUM(v.last_scan_id IS NOT NULL AND NOT s.approved), 0)"
         " FROM scans s LEFT JOIN piece_verdicts v ON v.station = s.station"
         " AND v.piece_code = s.piece_code AND v.last_scan_id = s.id"
-        f" WHERE {where} GROUP BY {column}, s.defect_code", params)
+        f" WHERE {where}{grouping}", params)
     return _collect(await cur.fetchall())
 
 
 def _collect(rows: Iterable[tuple]) -> dict[Any, Figures]:
     result: dict[Any, Figures] = {}
     for name, defect, scans, approved, rejected in rows:
-        _figures(result, name).add(defect, scans, approved, rejected)
+        if scans:  # an aggregate with no GROUP BY answers one row even for no scans
+            _figures(result, name).add(defect, scans, approved or 0, rejected or 0)
     return result

@@ -147,10 +147,11 @@ class ScanFilter:
     shifts: Shifts | None = field(default=None, compare=False)
     values: Mapping[str, str] = field(default_factory=dict, compare=False)  # as typed
 
-    def conditions(self, spans: list[tuple[datetime | None, datetime | None]] | None
-                   ) -> tuple[str, list[Any]]:
+    def conditions(self, spans: list[tuple[datetime | None, datetime | None]] | None,
+                   checker_column: str | None = None) -> tuple[str, list[Any]]:
         """The SQL condition on `scans s` and its parameters, for these time spans
-        (from `time_spans`; None: any time)."""
+        (from `time_spans`; None: any time). With `checker_column`, the checker
+        is looked for in that column only (one branch of a UNION)."""
         sql: list[str] = []
         params: list[Any] = []
         for column, value in (("s.station", self.station), ("s.operator_code", self.operator),
@@ -159,7 +160,10 @@ class ScanFilter:
             if value is not None:
                 sql.append(f"{column} = %s")
                 params.append(value)
-        if self.checker is not None:
+        if self.checker is not None and checker_column is not None:
+            sql.append(f"{checker_column} = %s")
+            params.append(self.checker)
+        elif self.checker is not None:
             sql.append("(s.checker1_code = %s OR s.checker2_code = %s)")
             params += [self.checker, self.checker]
         if self.rejected:
@@ -189,7 +193,7 @@ class ScanFilter:
     @property
     def summarisable(self) -> bool:
         """Whether the hourly summary (quality/summary.py) can answer for this filter."""
-        return self.piece is None and self.checker is None and not self.rescans
+        return self.piece is None and self.checker is None
 
     def summary_conditions(self) -> tuple[str, list[Any]]:
         """The condition on scan_summary for everything but time."""
@@ -202,16 +206,18 @@ class ScanFilter:
                 params.append(value)
         if self.rejected:
             sql.append("defect_code <> '000'")
+        if self.rescans:
+            sql.append("is_rescan = TRUE")
         return " AND ".join(sql) or "TRUE", params
 
-    def matches_summary(self, key: tuple[int, str, str, str, str]) -> bool:
-        """`summary_conditions` for one summary key (hour, station, operator, order, defect)."""
-        _, station, operator, order, defect = key
+    def matches_summary(self, key: tuple[int, str, str, str, str, bool]) -> bool:
+        """`summary_conditions` for one summary key (hour, station, operator, order, defect, re-scan)."""
+        _, station, operator, order, defect, rescan = key
         checks = ((self.station, station), (self.operator, operator), (self.order, order),
                   (self.defect, defect))
         if any(wanted is not None and wanted != actual for wanted, actual in checks):
             return False
-        return not (self.rejected and defect == "000")
+        return not (self.rejected and defect == "000") and not (self.rescans and not rescan)
 
     def matches(self, row: ScanRow) -> bool:
         """Whether a scan belongs to this filter: the live list's test for new scans."""

@@ -51,28 +51,68 @@ def _row(values: tuple) -> ScanRow:
 async def fetch_page(cur: DbCursor, scan_filter: ScanFilter, *, before: Cursor | None = None,
                      after: Cursor | None = None, size: int = PAGE_SIZE,
                      now: datetime | None = None) -> Page:
-    where, params = scan_filter.conditions(scan_filter.time_spans(now or utc_now()))
+    spans = scan_filter.time_spans(now or utc_now())
     if after is not None:  # a newer page: read upwards from the cursor, show newest first
-        await cur.execute(
-            f"{_SELECT} WHERE {where} AND {_NEWER} ORDER BY s.created_at, s.id LIMIT %s",
-            (*params, after.created_at, after.created_at, after.id, size + 1))
-        found = [_row(values) for values in await cur.fetchall()]
+        found = await _seek(cur, scan_filter, spans, after, True, size + 1)
         more = len(found) > size
         rows = found[:size][::-1]
         if not rows:
             return Page([], None, after)
         return Page(rows, Cursor.of(rows[0]) if more else None, Cursor.of(rows[-1]))
-    seek = ""
-    if before is not None:
-        seek = f" AND {_OLDER}"
-        params += [before.created_at, before.created_at, before.id]
-    await cur.execute(f"{_SELECT} WHERE {where}{seek} ORDER BY s.created_at DESC, s.id DESC LIMIT %s",
-                      (*params, size + 1))
-    found = [_row(values) for values in await cur.fetchall()]
+    found = await _seek(cur, scan_filter, spans, before, False, size + 1)
     rows = found[:size]
     newer = Cursor.of(rows[0]) if before is not None and rows else before
     older = Cursor.of(rows[-1]) if len(found) > size else None
     return Page(rows, newer, older)
+
+
+Span = tuple[datetime | None, datetime | None]
+
+
+async def _seek(cur: DbCursor, scan_filter: ScanFilter, spans: list[Span] | None, cursor: Cursor | None,
+                upward: bool, limit: int) -> list[ScanRow]:
+    """Up to `limit` rows past the cursor. A filter of many time spans (a shift on
+    every day) is read a span at a time, nearest first: each is one index range
+    read in order, where all of them at once would be sorted."""
+    if spans is None or len(spans) < 2:
+        return await _select(cur, scan_filter, spans, cursor, upward, limit)
+    rows: list[ScanRow] = []
+    for span in sorted(spans, key=lambda span: span[0] or datetime.min, reverse=not upward):
+        start, end = span
+        if cursor is not None and (
+                (upward and end is not None and end <= cursor.created_at)
+                or (not upward and start is not None and start > cursor.created_at)):
+            continue  # wholly on the side of the cursor already seen
+        rows += await _select(cur, scan_filter, [span], cursor, upward, limit - len(rows))
+        if len(rows) >= limit:
+            break
+    return rows
+
+
+async def _select(cur: DbCursor, scan_filter: ScanFilter, spans: list[Span] | None, cursor: Cursor | None,
+                  upward: bool, limit: int) -> list[ScanRow]:
+    """One ordered index read; a checker filter is two (one per checker column,
+    merged by UNION), since an OR of two indexes would sort every match."""
+    direction = "" if upward else " DESC"
+    seek, seek_params = "", []
+    if cursor is not None:
+        seek = f" AND {_NEWER if upward else _OLDER}"
+        seek_params = [cursor.created_at, cursor.created_at, cursor.id]
+    columns = ["s.checker1_code", "s.checker2_code"] if scan_filter.checker is not None else [None]
+    parts, params = [], []
+    for column in columns:
+        where, values = scan_filter.conditions(spans, column)
+        parts.append(f"{_SELECT} WHERE {where}{seek}"
+                     f" ORDER BY s.created_at{direction}, s.id{direction} LIMIT %s")
+        params += [*values, *seek_params, limit]
+    if len(parts) == 1:
+        sql = parts[0]
+    else:
+        sql = (" UNION ".join(f"({part})" for part in parts)
+               + f" ORDER BY created_at{direction}, id{direction} LIMIT %s")
+        params.append(limit)
+    await cur.execute(sql, params)
+    return [_row(values) for values in await cur.fetchall()]
 
 
 async def all_rows(db: Database, scan_filter: ScanFilter,
@@ -93,4 +133,4 @@ async def all_rows(db: Database, scan_filter: ScanFilter,
 
 async def totals(cur: DbCursor, scan_filter: ScanFilter, now: datetime | None = None) -> Figures:
     """Scans, and pieces by their latest scan, for the filter."""
-    return (await aggregate(cur, scan_filter, None, now)).get(None, Figures())
+    return (await aggregate(cur, scan_filter, None, now, defects=False)).get(None, Figures())

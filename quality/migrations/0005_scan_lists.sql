@@ -17,7 +17,7 @@ ALTER TABLE scans
     ADD KEY ix_scans_report (created_at, station, defect_code, approved, is_rescan, operator_code,
                              order_code, piece_code);
 
--- Scans per hour, station, operator, order and defect code, kept by
+-- Scans per hour, station, operator, order, defect code and re-scan or not, kept by
 -- quality/summary.py from the scans (record_scan is left alone): the totals and
 -- reports read a few thousand of these rows instead of a million scans.
 -- approved_pieces/rejected_pieces count pieces whose latest scan falls in the
@@ -28,10 +28,11 @@ CREATE TABLE scan_summary (
     operator_code VARCHAR(32) NOT NULL,
     order_code VARCHAR(32) NOT NULL,
     defect_code CHAR(3) NOT NULL,
+    is_rescan BOOLEAN NOT NULL,
     scans INT UNSIGNED NOT NULL DEFAULT 0,
     approved_pieces INT NOT NULL DEFAULT 0,
     rejected_pieces INT NOT NULL DEFAULT 0,
-    PRIMARY KEY (hour, station, operator_code, order_code, defect_code),
+    PRIMARY KEY (hour, station, operator_code, order_code, defect_code, is_rescan),
     KEY ix_summary_order (order_code, hour),
     KEY ix_summary_operator (operator_code, hour)
 ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_unicode_ci;
