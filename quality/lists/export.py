@@ -130,7 +130,10 @@ async def _write_xlsx(path: str, batches: AsyncIterator[list[ScanRow]], timezone
 def _write_rows(sheet: xlsxwriter.worksheet.Worksheet, first: int, rows: list[ScanRow],
                 timezone: ZoneInfo) -> None:
     for offset, row in enumerate(rows):
-        sheet.write_row(first + offset, 0, row_values(row, timezone))
+        # write_string, not write_row: every value is text, so skip the
+        # per-cell guessing of numbers, formulas and links.
+        for column, value in enumerate(row_values(row, timezone)):
+            sheet.write_string(first + offset, column, value)
 
 
 def _bad_filter(errors: dict[str, str]) -> str:
