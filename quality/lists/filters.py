@@ -25,6 +25,7 @@ SHIFT_LOOKBACK = timedelta(days=92)
 _DATE = re.compile(r"(\d{4})-(\d{2})-(\d{2})(?:[T ](\d{2}):(\d{2})(?::(\d{2}))?)?")
 _YES = re.compile(r"1|ON|TRUE|YES")
 CURSOR = re.compile(r"\d{20}-\d{1,19}")
+_NOT_A_DATE = {"from": "From is not a real date or time.", "to": "To is not a real date or time."}
 FILTER_NAMES = ("station", "from", "to", "shift", "operator", "order", "piece", "checker", "defect",
                 "rejected", "rescans")
 
@@ -243,10 +244,6 @@ class ScanFilter:
         values.update({name.rstrip("_"): value or "" for name, value in changes.items()})
         return urlencode({name: value for name, value in values.items() if value})
 
-    @property
-    def is_empty(self) -> bool:
-        return not any(self.values.get(name) for name in FILTER_NAMES)
-
 
 @dataclass
 class ListRequest:
@@ -319,5 +316,5 @@ def _moment(values: dict[str, str], errors: dict[str, str], name: str, timezone:
             local = datetime.combine(local.date() + timedelta(days=1), time(), timezone)
         return local.astimezone(UTC).replace(tzinfo=None)
     except (ValueError, OverflowError):
-        errors[name] = f"{name.capitalize()} is not a real date or time."
+        errors[name] = _NOT_A_DATE[name]
         return None
