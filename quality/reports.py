@@ -70,7 +70,11 @@ async def build(cur: Cursor, scan_filter: ScanFilter, now: datetime | None = Non
         day, shift = shifts.of(hour_start(int(hour)))
         for into in (by_day[day], by_shift[day, shift], total):
             into.merge(figures)
-    by_order = _top(await aggregate(cur, scan_filter, "order", now))
+    # Orders are many: rank them without defects, then read the defects of the top ones.
+    by_order = _top(await aggregate(cur, scan_filter, "order", now, defects=False))
+    top = await aggregate(cur, scan_filter, "order", now, within=[order for order, _ in by_order])
+    for order, figures in by_order:
+        figures.defects = top[order].defects
     by_operator = _top(await aggregate(cur, scan_filter, "operator", now))
     names = await _defect_names(cur)
     by_defect = sorted(((code, names.get(code, ""), count) for code, count in total.defects.items()),

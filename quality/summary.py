@@ -7,6 +7,9 @@ through a row lock they skip when it is taken. It reads a scan only once it is
 `LAG` old: a scan's transaction is over by then (pool wait and statement time
 are bounded far below it), so no lower id can still appear.
 
+scan_hourly holds the same figures without operator and order: a few rows an
+hour, read when neither is filtered or grouped by.
+
 `aggregate` answers for a filter: the summary's rows for the whole hours it
 covers, plus the scans not summarised yet (the last `LAG` seconds) and the
 partial hours at the ends of each range read from the scans themselves.
@@ -19,7 +22,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import Counter, defaultdict
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -135,13 +138,21 @@ async def summarise_once(db: Database, now: datetime | None = None) -> int:
         if not rows:
             return 0
         deltas = await _deltas(cur, rows)
-        await cur.executemany(
-            "INSERT INTO scan_summary (hour, station, operator_code, order_code, defect_code, is_rescan,"
-            " scans, approved_pieces, rejected_pieces) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s)"
-            " ON DUPLICATE KEY UPDATE scans = scans + VALUES(scans),"
-            " approved_pieces = approved_pieces + VALUES(approved_pieces),"
-            " rejected_pieces = rejected_pieces + VALUES(rejected_pieces)",
-            [(*key, *change) for key, change in deltas.items()])
+        hourly: dict[tuple, list[int]] = defaultdict(lambda: [0, 0, 0])
+        for (hour, station, _, _, defect, rescan), change in deltas.items():
+            total = hourly[hour, station, defect, rescan]
+            for i, value in enumerate(change):
+                total[i] += value
+        for table, columns, changes in (
+                ("scan_summary", "hour, station, operator_code, order_code, defect_code, is_rescan", deltas),
+                ("scan_hourly", "hour, station, defect_code, is_rescan", hourly)):
+            await cur.executemany(
+                f"INSERT INTO {table} ({columns}, scans, approved_pieces, rejected_pieces)"
+                f" VALUES ({', '.join(['%s'] * (columns.count(',') + 4))})"
+                " ON DUPLICATE KEY UPDATE scans = scans + VALUES(scans),"
+                " approved_pieces = approved_pieces + VALUES(approved_pieces),"
+                " rejected_pieces = rejected_pieces + VALUES(rejected_pieces)",
+                [(*key, *change) for key, change in changes.items()])
         await cur.execute("UPDATE scan_summary_state SET last_scan_id = %s WHERE id = 1", (rows[-1][0],))
     return len(rows)
 
@@ -210,14 +221,16 @@ def _in_hours(hour: int, ranges: list[tuple[int | None, int | None]]) -> bool:
 
 
 async def aggregate(cur: Cursor, scan_filter: ScanFilter, group: str | None = None,
-                    now: datetime | None = None, *, defects: bool = True) -> dict[Any, Figures]:
+                    now: datetime | None = None, *, defects: bool = True,
+                    within: Sequence[str] | None = None) -> dict[Any, Figures]:
     """Figures for the filtered scans, per `group` (None, hour, operator, order,
     defect); without `defects`, the rejected scans per defect are left out
-    (cheaper: no grouping by defect)."""
+    (cheaper: no grouping by defect); `within` keeps only these groups."""
     now = now or utc_now()
     spans = scan_filter.time_spans(now)
+    only = Within(group, tuple(within)) if within is not None else None
     if not scan_filter.summarisable:
-        return await _from_scans(cur, scan_filter, group, spans, defects)
+        return await _from_scans(cur, scan_filter, group, spans, defects, only)
     for _ in range(3):
         watermark = await _watermark(cur)
         await cur.execute(f"SELECT {_COLUMNS} FROM scans s WHERE s.id > %s ORDER BY s.id LIMIT %s",
@@ -226,19 +239,33 @@ async def aggregate(cur: Cursor, scan_filter: ScanFilter, group: str | None = No
         if len(tail) > TAIL_LIMIT:
             break
         hours, edges = _split(spans if spans is not None else [(None, None)])
-        result = await _from_summary(cur, scan_filter, group, hours, defects)
+        result = await _from_summary(cur, scan_filter, group, hours, defects, only)
         if await _watermark(cur) != watermark:
             continue  # the summary moved on while we read it: read again
         for key, change in (await _deltas(cur, list(tail))).items():
-            if _in_hours(key[0], hours) and scan_filter.matches_summary(key):
-                index = _KEY_INDEX[group]
-                _figures(result, None if index is None else key[index]).add(
-                    key[4] if defects else APPROVED, *change)
+            index = _KEY_INDEX[group]
+            name = None if index is None else key[index]
+            if (_in_hours(key[0], hours) and scan_filter.matches_summary(key)
+                    and (only is None or name in only.values)):
+                _figures(result, name).add(key[4] if defects else APPROVED, *change)
         if edges:
-            for name, figures in (await _from_scans(cur, scan_filter, group, edges, defects)).items():
+            for name, figures in (await _from_scans(cur, scan_filter, group, edges, defects, only)).items():
                 _figures(result, name).merge(figures)
         return result
-    return await _from_scans(cur, scan_filter, group, spans, defects)
+    return await _from_scans(cur, scan_filter, group, spans, defects, only)
+
+
+@dataclass(frozen=True)
+class Within:
+    """Only these values of the group column."""
+
+    group: str | None
+    values: tuple[str, ...]
+
+    def condition(self, column: str) -> tuple[str, list[Any]]:
+        if not self.values:
+            return " AND FALSE", []
+        return f" AND {column} IN ({', '.join(['%s'] * len(self.values))})", list(self.values)
 
 
 def _figures(result: dict[Any, Figures], name: Any) -> Figures:
@@ -254,17 +281,25 @@ async def _watermark(cur: Cursor) -> int:
 
 
 async def _from_summary(cur: Cursor, scan_filter: ScanFilter, group: str | None,
-                        hours: list[tuple[int | None, int | None]], defects: bool) -> dict[Any, Figures]:
+                        hours: list[tuple[int | None, int | None]], defects: bool,
+                        only: Within | None) -> dict[Any, Figures]:
     where, params = scan_filter.summary_conditions()
+    if only is not None:
+        condition, values = only.condition(_SUMMARY_GROUP[group])
+        where += condition
+        params += values
     ranges = []
     for lo, hi in hours:
         parts = [*(["hour >= %s"] if lo is not None else []), *(["hour < %s"] if hi is not None else [])]
         ranges.append("(" + (" AND ".join(parts) or "TRUE") + ")")
         params += [bound for bound in (lo, hi) if bound is not None]
     column, defect, grouping = _grouping(_SUMMARY_GROUP[group], "defect_code", defects)
+    # Without operators and orders, the few rows of scan_hourly hold the same figures.
+    detailed = scan_filter.operator or scan_filter.order or group in ("operator", "order")
+    table = "scan_summary" if detailed else "scan_hourly"
     await cur.execute(
         f"SELECT {column}, {defect}, SUM(scans), SUM(approved_pieces), SUM(rejected_pieces)"
-        f" FROM scan_summary WHERE {where} AND ({' OR '.join(ranges) or 'FALSE'}){grouping}", params)
+        f" FROM {table} WHERE {where} AND ({' OR '.join(ranges) or 'FALSE'}){grouping}", params)
     return _collect(await cur.fetchall())
 
 
@@ -277,8 +312,12 @@ def _grouping(column: str, defect: str, defects: bool) -> tuple[str, str, str]:
 
 
 async def _from_scans(cur: Cursor, scan_filter: ScanFilter, group: str | None,
-                      spans: list[Span] | None, defects: bool) -> dict[Any, Figures]:
+                      spans: list[Span] | None, defects: bool, only: Within | None) -> dict[Any, Figures]:
     where, params = scan_filter.conditions(spans)
+    if only is not None:
+        condition, values = only.condition(_SCANS_GROUP[group])
+        where += condition
+        params += values
     column, defect, grouping = _grouping(_SCANS_GROUP[group], "s.defect_code", defects)
     await cur.execute(
         f"SELECT {column}, {defect}, COUNT(*),"

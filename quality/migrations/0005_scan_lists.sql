@@ -37,7 +37,20 @@ CREATE TABLE scan_summary (
     KEY ix_summary_operator (operator_code, hour)
 ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_unicode_ci;
 
--- How far scan_summary has read: every scan with an id up to here is in it.
+-- The same without operator and order: a few rows an hour, for the totals and
+-- report figures that do not look at operators or orders.
+CREATE TABLE scan_hourly (
+    hour INT UNSIGNED NOT NULL,
+    station ENUM('quality', 'fg') NOT NULL,
+    defect_code CHAR(3) NOT NULL,
+    is_rescan BOOLEAN NOT NULL,
+    scans INT UNSIGNED NOT NULL DEFAULT 0,
+    approved_pieces INT NOT NULL DEFAULT 0,
+    rejected_pieces INT NOT NULL DEFAULT 0,
+    PRIMARY KEY (hour, station, defect_code, is_rescan)
+) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_unicode_ci;
+
+-- How far scan_summary and scan_hourly have read: every scan with an id up to here is in it.
 CREATE TABLE scan_summary_state (
     id TINYINT UNSIGNED NOT NULL PRIMARY KEY,
     last_scan_id BIGINT UNSIGNED NOT NULL
