@@ -7,7 +7,7 @@ from __future__ import annotations
 import csv
 import dataclasses
 import io
-from collections.abc import Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -19,11 +19,13 @@ from starlette.testclient import TestClient
 from quality.db import Database
 from quality.demo import fill
 from quality.http.render import Renderer
+from quality.lists.export import COLUMNS, row_values, xlsx_chunks
 from quality.lists.filters import Cursor, read_filter
 from quality.lists.queries import all_rows, fetch_page, totals
 from quality.lists.views import _row_events
+from quality.lists.xlsx import SheetStream
 from quality.scans.feed import ScanWatcher, TableMarkup
-from quality.scans.store import save_scan
+from quality.scans.store import ScanRow, save_scan
 from quality.settings import Settings, SettingsError, load_settings
 from quality.summary import summarise_all
 from quality.user_sessions import SessionCache
@@ -313,6 +315,48 @@ def test_exports_hold_exactly_the_filtered_rows(client: TestClient, make_user: A
     rows = [list(row) for row in sheet.iter_rows(values_only=True)]
     assert rows[0][0] == "Time"
     assert [[r[0], r[2], r[3], r[4], r[7]] for r in rows[1:]] == want
+
+
+async def test_xlsx_bytes_leave_before_the_last_rows_are_read(db: Database, settings: Settings,
+                                                              seeded: list[Scan]) -> None:
+    scan_filter = read_filter({}, settings).filter
+    batches_read = 0
+
+    async def counted() -> AsyncIterator[list[ScanRow]]:
+        nonlocal batches_read
+        async for batch in all_rows(db, scan_filter, batch=500):
+            batches_read += 1
+            yield batch
+
+    rest = counted()
+    first = await anext(rest)
+    chunks = xlsx_chunks(first, rest, ZONE)
+    body = [await anext(chunks), await anext(chunks)]
+    # The parts before the sheet leave at once, and compressed rows follow
+    # (deflate holds back a little) while most batches are still unread.
+    assert body[0].startswith(b"PK") and len(body[1]) > 1000
+    assert batches_read <= 2
+    body += [chunk async for chunk in chunks]
+    assert batches_read == 5
+    sheet = openpyxl.load_workbook(io.BytesIO(b"".join(body)), read_only=True).active
+    # Empty values are no cells; read them back as "".
+    rows = [[value or "" for value in row] + [""] * (len(COLUMNS) - len(row))
+            for row in sheet.iter_rows(values_only=True)]
+    everything = [row async for batch in all_rows(db, scan_filter) for row in batch]
+    assert rows == [list(COLUMNS)] + [row_values(row, ZONE) for row in everything]
+
+
+def test_xlsx_text_round_trips_with_what_xml_cannot_carry_dropped() -> None:
+    awkward = ["a & b <c> \"d\" 'e'", "  spaced  ", "line\nbreak\r\nand\ttab", "bell\x07 nul\x00 esc\x1b",
+               "șțăîâ ÅØ 漢字 😀", "]]> &amp; <?x?>", "=1+2"]
+    sheet = SheetStream("Sheet & <1>", ["one"], (10,))
+    body = sheet.start() + sheet.rows([value] for value in awkward) + sheet.finish()
+    book = openpyxl.load_workbook(io.BytesIO(body))
+    assert book.sheetnames == ["Sheet & <1>"]
+    read = [row[0] for row in book.active.iter_rows(values_only=True)]
+    assert read == ["one", "a & b <c> \"d\" 'e'", "  spaced  ", "line\nbreak\r\nand\ttab", "bell nul esc",
+                    "șțăîâ ÅØ 漢字 😀", "]]> &amp; <?x?>", "=1+2"]
+    assert book.active["A1"].font.b and not book.active["A2"].font.b
 
 
 def test_roles_see_and_open_only_their_pages(client: TestClient, make_user: Any) -> None:

@@ -1,9 +1,8 @@
 """CSV and XLSX exports of exactly the filtered rows, in constant memory.
 
 Rows come in keyset batches, each read in its own short transaction. CSV goes
-to the client batch by batch; XLSX is written by XlsxWriter in constant-memory
-mode (one row in memory at a time) to a temporary file, which is then sent
-and removed.
+to the client batch by batch, and so does XLSX (`quality/lists/xlsx.py`
+streams the zipped workbook as its rows are written).
 """
 
 from __future__ import annotations
@@ -11,22 +10,19 @@ from __future__ import annotations
 import asyncio
 import csv
 import io
-import os
 import re
-import tempfile
 from collections.abc import AsyncIterator
 from datetime import UTC
 from zoneinfo import ZoneInfo
 
-import xlsxwriter
-from starlette.background import BackgroundTask
 from starlette.requests import Request
-from starlette.responses import FileResponse, Response, StreamingResponse
+from starlette.responses import Response, StreamingResponse
 from starlette.routing import Route
 
 from quality.http.errors import error_page
 from quality.lists.filters import ScanFilter, read_filter
 from quality.lists.queries import all_rows
+from quality.lists.xlsx import SheetStream
 from quality.permissions import guard
 from quality.scans import STATIONS
 from quality.scans.store import ScanRow
@@ -97,43 +93,31 @@ async def xlsx_export(request: Request) -> Response:
     listing = read_filter(request.query_params, services(request).settings)
     if not listing.ok:
         return error_page(request, 400, _bad_filter(listing.checked.errors))
-    handle, path = tempfile.mkstemp(suffix=".xlsx")
-    os.close(handle)
-    try:
-        await _write_xlsx(path, all_rows(services(request).db, listing.filter),
-                          services(request).settings.timezone)
-    except BaseException:
-        os.unlink(path)
-        raise
-    return FileResponse(path, media_type=XLSX_TYPE,
-                        headers=_disposition(file_name(listing.filter, "xlsx")),
-                        background=BackgroundTask(os.unlink, path))
+    batches = all_rows(services(request).db, listing.filter)
+    # As for CSV: the first batch is read before answering.
+    first = await anext(batches, [])
+    return StreamingResponse(
+        xlsx_chunks(first, batches, services(request).settings.timezone),
+        media_type=XLSX_TYPE,
+        headers=_disposition(file_name(listing.filter, "xlsx")),
+    )
 
 
-async def _write_xlsx(path: str, batches: AsyncIterator[list[ScanRow]], timezone: ZoneInfo) -> None:
-    workbook = xlsxwriter.Workbook(path, {"constant_memory": True})
-    sheet = workbook.add_worksheet("Scans")
-    sheet.write_row(0, 0, COLUMNS, workbook.add_format({"bold": True}))
-    sheet.set_column(0, 0, 26)
-    sheet.set_column(1, 10, 16)
-    written = 0
-    async for batch in batches:
+async def xlsx_chunks(first: list[ScanRow], rest: AsyncIterator[list[ScanRow]],
+                      timezone: ZoneInfo) -> AsyncIterator[bytes]:
+    """The workbook's bytes, one piece per batch of rows."""
+    sheet = SheetStream("Scans", COLUMNS, (26,) + (16,) * (len(COLUMNS) - 1))
+    yield sheet.start()
+    batch, written = first, 0
+    while batch:
         batch = batch[: XLSX_MAX_ROWS - written]
-        # Formatting a batch is CPU work: keep it off the event loop.
-        await asyncio.to_thread(_write_rows, sheet, written + 1, batch, timezone)
+        # Formatting and compressing a batch is CPU work: keep it off the event loop.
+        chunk = await asyncio.to_thread(sheet.rows, (row_values(row, timezone) for row in batch))
+        if chunk:
+            yield chunk
         written += len(batch)
-        if written >= XLSX_MAX_ROWS:
-            break
-    await asyncio.to_thread(workbook.close)
-
-
-def _write_rows(sheet: xlsxwriter.worksheet.Worksheet, first: int, rows: list[ScanRow],
-                timezone: ZoneInfo) -> None:
-    for offset, row in enumerate(rows):
-        # write_string, not write_row: every value is text, so skip the
-        # per-cell guessing of numbers, formulas and links.
-        for column, value in enumerate(row_values(row, timezone)):
-            sheet.write_string(first + offset, column, value)
+        batch = await anext(rest, []) if written < XLSX_MAX_ROWS else []
+    yield sheet.finish()
 
 
 def _bad_filter(errors: dict[str, str]) -> str:
