@@ -14,7 +14,7 @@ from starlette.middleware import Middleware
 from starlette.routing import Mount
 from starlette.staticfiles import StaticFiles
 
-from quality import auth, home, ops
+from quality import auth, home, language, ops
 from quality.db import Database
 from quality.http.errors import handlers
 from quality.http.middleware import RequestMiddleware
@@ -51,7 +51,8 @@ def create_app(settings: Settings | None = None) -> Starlette:
         )
         await db.open()
         metrics.watch_pool(db)
-        renderer = Renderer(settings.timezone, {"navigation": home.destinations_for})
+        renderer = Renderer(settings.timezone, {"navigation": home.destinations_for},
+                            settings.language)
         watcher = ScanWatcher(db, TableMarkup(renderer))
         await watcher.start()
         try:
@@ -65,6 +66,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
         routes=[
             *home.routes,
             *auth.routes,
+            *language.routes,
             *scan_views.routes,
             *ops.routes,
             Mount("/static", StaticFiles(directory=STATIC_DIR), name="static"),

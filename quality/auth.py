@@ -15,6 +15,7 @@ from starlette.routing import Route
 from quality.clock import utc_now
 from quality.db import Cursor, Database
 from quality.http.render import render
+from quality.i18n import lazy, lazy_plural
 from quality.passwords import DUMMY_HASH, verify_password
 from quality.permissions import PUBLIC, SIGNED_IN, guard
 from quality.services import services
@@ -29,7 +30,7 @@ LIMITS = {"user": 5, "address": 30}  # failures allowed per WINDOW
 @guard(PUBLIC)
 async def login_page(request: Request) -> Response:
     if await load_user(request):
-        return RedirectResponse(_next_url(request.query_params.get("next")), 303)
+        return RedirectResponse(safe_next_url(request.query_params.get("next")), 303)
     return _login_form(request)
 
 
@@ -38,9 +39,9 @@ async def login(request: Request) -> Response:
     form = await request.form()
     username = str(form.get("username", "")).strip().lower()[:64]
     password = str(form.get("password", ""))[:1024]
-    next_url = _next_url(str(form.get("next", "")))
+    next_url = safe_next_url(str(form.get("next", "")))
     if not username or not password:
-        return _login_form(request, "Enter your user name and password.", username, 400, next_url)
+        return _login_form(request, lazy("Enter your user name and password."), username, 400, next_url)
 
     db = services(request).db
     address = client_address(request)[:64]
@@ -53,7 +54,8 @@ async def login(request: Request) -> Response:
             account = await cur.fetchone()
     if wait is not None:
         minutes = max(1, int(wait.total_seconds() // 60) + 1)
-        message = f"Too many failed sign-in attempts. Try again in {minutes} minute(s)."
+        message = lazy_plural("Too many failed sign-in attempts. Try again in %(num)s minute.",
+                              "Too many failed sign-in attempts. Try again in %(num)s minutes.", minutes)
         return _login_form(request, message, username, 429, next_url)
 
     stored = account[1] if account else DUMMY_HASH
@@ -62,7 +64,7 @@ async def login(request: Request) -> Response:
         await _record_failure(db, username, address)
         services(request).metrics.login_failures.inc()
         log.info("failed sign-in for %r from %s", username, address)
-        return _login_form(request, "Wrong user name or password.", username, 401, next_url)
+        return _login_form(request, lazy("Wrong user name or password."), username, 401, next_url)
 
     async with db.transaction() as cur:
         await cur.execute(
@@ -85,12 +87,12 @@ def _login_form(
     context = {
         "error": error,
         "username": username,
-        "next": next_url or _next_url(request.query_params.get("next")),
+        "next": next_url or safe_next_url(request.query_params.get("next")),
     }
     return render(request, "auth/login.html", context, status_code=status)
 
 
-def _next_url(value: str | None) -> str:
+def safe_next_url(value: str | None) -> str:
     """Only a path on this site; anything else (another host, //evil) goes home."""
     if not value or not value.startswith("/") or value.startswith("//"):
         return "/"

@@ -23,6 +23,7 @@ class User:
     full_name: str
     role: str
     permissions: frozenset[str]
+    language: str | None = None  # their choice of UI language; None: the plant's
 
     def can(self, permission: str) -> bool:
         return permission in self.permissions
@@ -93,12 +94,15 @@ async def _lookup(request: Request, session_id: bytes) -> User | None:
         )
         row = await cur.fetchone()
         await cur.nextset()
-    if row is None:
-        return None
+        if row is None:
+            return None
+        await cur.execute("SELECT language FROM users WHERE id = %s", (row[0],))
+        (language,) = await cur.fetchone() or (None,)
     user_id, username, full_name, role, permissions = row
     return User(
         id=user_id, username=username, full_name=full_name, role=role,
         permissions=frozenset(permissions.split(",")) if permissions else frozenset(),
+        language=language,
     )
 
 

@@ -10,6 +10,8 @@ from dataclasses import dataclass
 
 from starlette.datastructures import FormData
 
+from quality.i18n import lazy
+
 
 def trim_upper(value: str) -> str:
     return value.strip().upper()
@@ -18,7 +20,7 @@ def trim_upper(value: str) -> str:
 @dataclass(frozen=True)
 class Field:
     name: str
-    label: str
+    label: str  # a `lazy()` text, as are its messages
     pattern: re.Pattern[str]
     example: str
     max_length: int = 64
@@ -48,14 +50,16 @@ def validate(form: FormData, fields: Sequence[Field]) -> Validated:
             raw = ""
         if not isinstance(raw, str):
             values[field.name] = ""
-            errors[field.name] = f"{field.label} must be text."
+            errors[field.name] = lazy("%(label)s must be text.", label=field.label)
             continue
         value = field.normalise(raw)
         values[field.name] = value[:_KEEP]
         if not value:
-            errors[field.name] = f"Scan or type the {field.label.lower()}."
+            errors[field.name] = lazy("%(label)s is missing: scan or type it.", label=field.label)
         elif len(value) > field.max_length:
-            errors[field.name] = f"{field.label} is too long (at most {field.max_length} characters)."
+            errors[field.name] = lazy("%(label)s is too long (at most %(max)s characters).",
+                                      label=field.label, max=field.max_length)
         elif not field.pattern.fullmatch(value):
-            errors[field.name] = f"{field.label} must look like {field.example}."
+            errors[field.name] = lazy("%(label)s must look like %(example)s.",
+                                      label=field.label, example=field.example)
     return Validated(values, errors)

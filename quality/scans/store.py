@@ -10,6 +10,7 @@ from asyncmy.errors import IntegrityError, OperationalError
 
 from quality.clock import utc_now
 from quality.db import Cursor, Database, error_code
+from quality.i18n import lazy
 from quality.scans.form import ScanInput
 
 log = logging.getLogger(__name__)
@@ -91,7 +92,7 @@ async def save_scan(db: Database, station: str, scan: ScanInput, user_id: int) -
             if code not in _RETRY or attempt == 2:
                 raise
             log.info("scan save rolled back by the server (%s); trying again", code)
-    raise SubmissionConflict("could not save this scan; try again")
+    raise SubmissionConflict(lazy("Not saved — the server could not save this scan. Scan it again."))
 
 
 async def _record_scan(db: Database, station: str, scan: ScanInput, user_id: int) -> Saved:
@@ -129,7 +130,8 @@ async def _saved_before(db: Database, station: str, scan: ScanInput) -> Saved | 
             scan.defect_code)
     )
     if not same:
-        raise SubmissionConflict("this submission id belongs to another scan")
+        raise SubmissionConflict(
+            lazy("Not saved — this submission id belongs to another scan. Scan it again."))
     return Saved(row, saved.approved, saved.rejected, repeated=True)
 
 

@@ -14,6 +14,7 @@ from starlette.responses import Response, StreamingResponse
 from starlette.routing import Route
 
 from quality.http.render import is_htmx, render
+from quality.i18n import lazy, request_language
 from quality.permissions import guard
 from quality.scans import STATIONS, Station, station_at
 from quality.scans.feed import ScanWatcher
@@ -30,11 +31,13 @@ COALESCE_SECONDS = 0.2  # bursts of scans become one update per page
 # What an htmx submit's answer swaps in (a normal request gets the whole page).
 SAVED_BLOCKS = ("scan_result", "scan_table")  # the confirmation and the refreshed table
 REFUSED_BLOCKS = ("scan_result", "scan_form")  # the message and the form with its errors
+NOT_SAVED_INVALID = lazy("Not saved — correct the marked field.")
 
 
 def _context(request: Request, station: Station, **values: Any) -> dict[str, Any]:
     feed = services(request).scan_watcher.feeds[station.key]
-    codes = services(request).settings.codes
+    settings = services(request).settings
+    codes = settings.codes
     context = {
         "station": station,
         "fields": scan_fields(codes),
@@ -44,7 +47,7 @@ def _context(request: Request, station: Station, **values: Any) -> dict[str, Any
         "outcome": None,
         "saved": None,
         "message": None,
-        "table_html": Markup(feed.table_html()),
+        "table_html": Markup(feed.table_html(request_language(request, settings.language))),
     }
     context.update(values)
     return context
@@ -70,7 +73,7 @@ async def page_when_unavailable(request: Request) -> Response:
     sent as soon as the database is back."""
     context = _context(
         request, _station(request), oob=False, outcome="unavailable",
-        message="The database is unreachable. Scans are kept and sent when it is back.",
+        message=lazy("The database is unreachable. Scans are kept and sent when it is back."),
         table_html=Markup(""),
     )
     return render(request, TEMPLATE, context, status_code=503, headers={"Retry-After": "2"})
@@ -87,17 +90,17 @@ async def submit(request: Request) -> Response:
                            message=checked.errors["submission_id"])
         return _answer(request, station, 422, REFUSED_BLOCKS, outcome="invalid",
                        errors=checked.errors, submission_id=str(form.get("submission_id")), **kept,
-                       message="Not saved — correct the marked field.")
+                       message=NOT_SAVED_INVALID)
     try:
         saved = await save_scan(services(request).db, station.key, scan, request.state.user.id)
     except UnknownDefect:
         return _answer(request, station, 422, REFUSED_BLOCKS, outcome="invalid", **kept,
-                       errors={"defect_code": "Unknown defect code."},
+                       errors={"defect_code": lazy("Unknown defect code.")},
                        submission_id=scan.submission_id.hex(),
-                       message="Not saved — correct the marked field.")
+                       message=NOT_SAVED_INVALID)
     except SubmissionConflict as exc:
         return _answer(request, station, 409, REFUSED_BLOCKS, outcome="invalid", **kept,
-                       message=f"Not saved — {exc}. Scan it again.")
+                       message=exc.args[0])
     _publish(request, saved)
     return _answer(request, station, 200, SAVED_BLOCKS, saved=saved,
                    outcome="approved" if saved.row.approved else "rejected",
@@ -114,15 +117,16 @@ async def submit_when_unavailable(request: Request) -> Response:
     return _answer(request, _station(request), 503, REFUSED_BLOCKS,
                    outcome="unavailable", values=checked.values,
                    submission_id=submission if isinstance(submission, str) else "",
-                   message="Not saved — the database is busy. Try again.",
+                   message=lazy("Not saved — the database is busy. Try again."),
                    headers={"Retry-After": "2"})
 
 
 async def stream(request: Request) -> Response:
     station = _station(request)
     seen = request.headers.get("last-event-id") or request.query_params.get("v", "")
+    language = request_language(request, services(request).settings.language)
     return StreamingResponse(
-        _table_events(services(request).scan_watcher, station, seen),
+        _table_events(services(request).scan_watcher, station, seen, language),
         media_type="text/event-stream",
         headers={"Cache-Control": "no-cache, private", "X-Accel-Buffering": "no"},
     )
@@ -153,14 +157,15 @@ def _station_routes(station: Station) -> list[Route]:
     ]
 
 
-async def _table_events(watcher: ScanWatcher, station: Station, seen: str) -> AsyncIterator[bytes]:
+async def _table_events(watcher: ScanWatcher, station: Station, seen: str,
+                        language: str) -> AsyncIterator[bytes]:
     feed = watcher.feeds[station.key]
     yield b"retry: 2000\n\n"
-    last = None if seen != str(feed.version) else feed.event_frame()
+    last = None if seen != str(feed.version) else feed.event_frame(language)
     deadline = time.monotonic() + STREAM_SECONDS
     while time.monotonic() < deadline:
         change = feed.next_change()
-        frame = feed.event_frame()
+        frame = feed.event_frame(language)
         if frame is not last:
             yield frame
             last = frame
