@@ -20,8 +20,11 @@ async def choose_language(request: Request) -> Response:
     if language not in LANGUAGES:
         return error_page(request, 400, lazy("Choose one of the languages offered."))
     async with services(request).db.transaction() as cur:
-        await cur.execute("UPDATE users SET language = %s WHERE id = %s",
-                          (language, request.state.user.id))
+        await cur.execute(
+            "INSERT INTO user_preferences (user_id, language) VALUES (%s, %s)"
+            " ON DUPLICATE KEY UPDATE language = VALUES(language)",
+            (request.state.user.id, language),
+        )
     return RedirectResponse(safe_next_url(str(form.get("next", ""))), 303)
 
 

@@ -94,11 +94,9 @@ async def _lookup(request: Request, session_id: bytes) -> User | None:
         )
         row = await cur.fetchone()
         await cur.nextset()
-        if row is None:
-            return None
-        await cur.execute("SELECT language FROM users WHERE id = %s", (row[0],))
-        (language,) = await cur.fetchone() or (None,)
-    user_id, username, full_name, role, permissions = row
+    if row is None:
+        return None
+    user_id, username, full_name, role, permissions, language = row
     return User(
         id=user_id, username=username, full_name=full_name, role=role,
         permissions=frozenset(permissions.split(",")) if permissions else frozenset(),
