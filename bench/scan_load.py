@@ -51,6 +51,7 @@ from quality.accounts import create_user  # noqa: E402
 from quality.db import Database  # noqa: E402
 from quality.localdb import LocalMariaDB  # noqa: E402
 from quality.migrate import migrate  # noqa: E402
+from quality.scans.feed import STREAMS_PER_USER  # noqa: E402
 from quality.scans.store import ROW_SELECT  # noqa: E402
 from quality.settings import DatabaseURL  # noqa: E402
 
@@ -94,11 +95,17 @@ async def query(url: DatabaseURL, sql: str) -> list[tuple[Any, ...]]:
 # -- set-up ---------------------------------------------------------------------
 
 
-async def prepare(url: DatabaseURL, seed: int) -> None:
+def viewers(pages: int) -> list[str]:
+    """Users enough to keep `pages` live pages open (a user may keep a few per process)."""
+    return [f"viewer{n}" for n in range(-(-pages // STREAMS_PER_USER))]
+
+
+async def prepare(url: DatabaseURL, seed: int, pages: int) -> None:
     db = Database(url.connect_kwargs(), minsize=0, maxsize=1, query_timeout=600)
     try:
         await migrate(db)
-        await create_user(db, "bench", PASSWORD, "operator")
+        for username in ["bench", *viewers(pages)]:
+            await create_user(db, username, PASSWORD, "operator")
         if seed:
             started = time.monotonic()
             async with db.transaction() as cur:
@@ -159,12 +166,12 @@ class App:
         self.process.wait(30)
 
 
-async def signed_in(base: str) -> tuple[httpx2.AsyncClient, str]:
+async def signed_in(base: str, username: str = "bench") -> tuple[httpx2.AsyncClient, str]:
     http = httpx2.AsyncClient(base_url=base, timeout=30,
                               limits=httpx2.Limits(max_connections=2))
     page = await http.get("/login")
     token = page.text.split('name="csrf_token" value="', 1)[1].split('"', 1)[0]
-    await http.post("/login", data={"username": "bench", "password": PASSWORD,
+    await http.post("/login", data={"username": username, "password": PASSWORD,
                                     "csrf_token": token})
     page = await http.get("/scan")
     return http, page.text.split('"X-CSRF-Token": "', 1)[1].split('"', 1)[0]
@@ -337,9 +344,11 @@ async def live_pages_phase(app: App, admin: DatabaseURL, pages: int,
         http, csrf = await signed_in(app.base)
         stop = asyncio.Event()
         ready = [asyncio.Event() for _ in range(open_pages)]
+        users = [await signed_in(app.base, name) for name in viewers(open_pages)]
 
-        async def page(event: asyncio.Event) -> None:
-            async with httpx2.AsyncClient(base_url=app.base, cookies=http.cookies,
+        async def page(n: int, event: asyncio.Event) -> None:
+            cookies = users[n // STREAMS_PER_USER][0].cookies
+            async with httpx2.AsyncClient(base_url=app.base, cookies=cookies,
                                           timeout=None) as viewer, \
                     viewer.stream("GET", "/scan/stream") as stream:
                 async for line in stream.aiter_lines():
@@ -348,7 +357,7 @@ async def live_pages_phase(app: App, admin: DatabaseURL, pages: int,
                     if stop.is_set():
                         return
 
-        viewers = [asyncio.create_task(page(event)) for event in ready]
+        pages_open = [asyncio.create_task(page(n, event)) for n, event in enumerate(ready)]
         await asyncio.gather(*(event.wait() for event in ready))
         start = await questions()
         deadline = time.monotonic() + seconds
@@ -361,10 +370,11 @@ async def live_pages_phase(app: App, admin: DatabaseURL, pages: int,
         # minus the two status reads themselves
         rate = (await questions() - start - 2) / seconds
         stop.set()
-        for viewer in viewers:
-            viewer.cancel()
-        await asyncio.gather(*viewers, return_exceptions=True)
-        await http.aclose()
+        for task in pages_open:
+            task.cancel()
+        await asyncio.gather(*pages_open, return_exceptions=True)
+        for client in [http, *(user for user, _ in users)]:
+            await client.aclose()
         return rate
 
     return {"qps_0_pages": await rate_while(0), f"qps_{pages}_pages": await rate_while(pages)}
@@ -382,7 +392,7 @@ async def main(args: argparse.Namespace) -> None:
         admin = server.url(maintenance=True, database="mysql")
         mariadbd = server._pid()
         assert mariadbd
-        await prepare(url, args.seed)
+        await prepare(url, args.seed, args.pages)
         app = App(url, args.pool_max)
         await app.wait_ready()
         try:

@@ -1,37 +1,80 @@
-"""User accounts: creation, passwords, and the `admin` account every install has."""
+"""User accounts: creation, passwords, role and active flag, the `admin`
+account every install has, and the guard that keeps one administrator.
+
+Every change is audited (quality/audit.py) in its own transaction; the admin
+pages and the `quality user ...` commands both come through here.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import re
 import secrets
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
 
-from quality.db import Cursor, Database
-from quality.passwords import hash_password
+from asyncmy.errors import IntegrityError
+
+from quality import audit
+from quality.audit import SYSTEM, Actor
+from quality.db import DUPLICATE_KEY, Cursor, Database, error_code
+from quality.i18n import lazy
+from quality.passwords import DUMMY_HASH, hash_password, verify_password
 from quality.user_sessions import end_user_sessions
 
 USERNAME = re.compile(r"^[a-z0-9][a-z0-9._-]{1,63}$")
 MIN_PASSWORD = 8
+MAX_PASSWORD = 1024
+# An administrator is an active user whose role may manage both users and roles:
+# with fewer, nobody could give those rights back.
+ADMIN_PERMISSIONS = ("admin.users", "admin.roles")
 
 
 class AccountError(ValueError):
-    """A user name, role or password that cannot be used; the message says why."""
+    """A user name, role or password that cannot be used; the message says why,
+    and `field` names the form field it belongs to, if one."""
+
+    def __init__(self, message: str, field: str | None = None) -> None:
+        super().__init__(message)
+        self.field = field
+
+
+class NoSuchUser(AccountError):
+    """No account with that id or name."""
+
+
+class LastAdmin(AccountError):
+    """The change would leave no active administrator."""
+
+
+@dataclass(frozen=True, slots=True)
+class Account:
+    id: int
+    username: str
+    full_name: str
+    role: str
+    active: bool
+    must_change_password: bool
+    created_at: datetime
 
 
 def check_username(username: str) -> str:
     username = username.strip().lower()
     if not USERNAME.match(username):
         raise AccountError(
-            "user name must be 2-64 characters: letters, digits, '.', '_' or '-'"
+            lazy("The user name must be 2-64 characters: letters, digits, '.', '_' or '-'."), "username"
         )
     return username
 
 
 def check_password(password: str) -> str:
     if len(password) < MIN_PASSWORD:
-        raise AccountError(f"password must be at least {MIN_PASSWORD} characters")
-    if len(password) > 1024:
-        raise AccountError("password must be at most 1024 characters")
+        raise AccountError(lazy("Password must be at least %(min)s characters.", min=MIN_PASSWORD),
+                           "password")
+    if len(password) > MAX_PASSWORD:
+        raise AccountError(lazy("Password must be at most %(max)s characters.", max=MAX_PASSWORD),
+                           "password")
     return password
 
 
@@ -39,12 +82,54 @@ async def role_id(cur: Cursor, role: str) -> int:
     await cur.execute("SELECT id FROM roles WHERE name = %s", (role,))
     row = await cur.fetchone()
     if row is None:
-        raise AccountError(f"no role named {role!r}")
+        raise AccountError(lazy("No role named %(role)s.", role=repr(role)), "role")
     return row[0]
 
 
+_ACCOUNT_SELECT = (
+    "SELECT u.id, u.username, u.full_name, r.name, u.active, u.must_change_password, u.created_at"
+    " FROM users u JOIN roles r ON r.id = u.role_id"
+)
+
+
+def _account(row: tuple[Any, ...]) -> Account:
+    id_, username, full_name, role, active, must_change, created_at = row
+    return Account(id_, username, full_name, role, bool(active), bool(must_change), created_at)
+
+
+async def find_user(cur: Cursor, target: int | str, *, lock: bool = False) -> Account:
+    """An account by id or user name; `lock` holds its row until the transaction ends."""
+    column = "u.id" if isinstance(target, int) else "u.username"
+    await cur.execute(f"{_ACCOUNT_SELECT} WHERE {column} = %s" + (" FOR UPDATE" if lock else ""),
+                      (target,))
+    row = await cur.fetchone()
+    if row is None:
+        raise NoSuchUser(lazy("No user named %(name)s.", name=repr(target)) if isinstance(target, str)
+                         else lazy("No such user."))
+    return _account(row)
+
+
+async def list_users(cur: Cursor, search: str = "", role: str = "",
+                     active: bool | None = None) -> list[Account]:
+    """Accounts by user name; `search` matches user or full name anywhere."""
+    where, params = ["TRUE"], []
+    if search:
+        pattern = "%" + search.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+        where.append("(u.username LIKE %s OR u.full_name LIKE %s)")
+        params += [pattern, pattern]
+    if role:
+        where.append("r.name = %s")
+        params.append(role)
+    if active is not None:
+        where.append("u.active = %s")
+        params.append(active)
+    await cur.execute(f"{_ACCOUNT_SELECT} WHERE {' AND '.join(where)} ORDER BY u.username", params)
+    return [_account(row) for row in await cur.fetchall()]
+
+
 async def create_user(
-    db: Database, username: str, password: str, role: str, full_name: str = ""
+    db: Database, username: str, password: str, role: str, full_name: str = "", *,
+    actor: Actor = SYSTEM, must_change_password: bool = False,
 ) -> int:
     username = check_username(username)
     # Hash before borrowing a connection: scrypt takes tens of milliseconds.
@@ -52,29 +137,126 @@ async def create_user(
     async with db.transaction() as cur:
         await cur.execute("SELECT 1 FROM users WHERE username = %s", (username,))
         if await cur.fetchone():
-            raise AccountError(f"user {username!r} already exists")
-        await cur.execute(
-            "INSERT INTO users (username, full_name, password_hash, role_id)"
-            " VALUES (%s, %s, %s, %s)",
-            (username, full_name, password_hash, await role_id(cur, role)),
-        )
-        return cur.lastrowid
+            raise AccountError(lazy("User %(name)s already exists.", name=repr(username)), "username")
+        try:
+            await cur.execute(
+                "INSERT INTO users (username, full_name, password_hash, role_id, must_change_password)"
+                " VALUES (%s, %s, %s, %s, %s)",
+                (username, full_name, password_hash, await role_id(cur, role), must_change_password),
+            )
+        except IntegrityError as exc:
+            # Another process created the same name between the check and here.
+            if error_code(exc) != DUPLICATE_KEY:
+                raise
+            raise AccountError(lazy("User %(name)s already exists.", name=repr(username)),
+                               "username") from None
+        user_id = cur.lastrowid
+        await audit.record(cur, actor, "user.create", username, None, {
+            "full_name": full_name, "role": role, "active": True,
+            "must_change_password": must_change_password,
+        })
+        return user_id
 
 
-async def set_password(db: Database, username: str, password: str) -> None:
-    """Change a password and end that user's sessions everywhere."""
+async def set_password(db: Database, target: int | str, password: str, *,
+                       actor: Actor = SYSTEM, must_change: bool = False) -> None:
+    """Set a password (an admin's reset, or `quality user passwd`) and end that
+    user's sessions everywhere; with `must_change` they choose a new one at
+    their next sign-in."""
     password_hash = await asyncio.to_thread(hash_password, check_password(password))
     async with db.transaction() as cur:
-        await cur.execute("SELECT id FROM users WHERE username = %s", (username,))
-        row = await cur.fetchone()
-        if row is None:
-            raise AccountError(f"no user named {username!r}")
+        account = await find_user(cur, target, lock=True)
+        await _store_password(cur, account.id, password_hash, must_change)
+        await end_user_sessions(cur, account.id)
+        await audit.record(cur, actor, "user.password.reset", account.username,
+                           {"password": "(previous)", "must_change_password": account.must_change_password},
+                           {"password": "(new)", "must_change_password": must_change})
+
+
+async def change_own_password(db: Database, user_id: int, current: str, new: str, *,
+                              actor: Actor, keep_session: bytes | None = None) -> None:
+    """A user's own change: the current password is required, and every other
+    session of theirs ends (`keep_session` is the one they are using)."""
+    check_password(new)
+    if new == current:
+        raise AccountError(lazy("The new password must differ from the current one."), "new_password")
+    async with db.transaction() as cur:
+        await cur.execute("SELECT password_hash FROM users WHERE id = %s", (user_id,))
+        (stored,) = await cur.fetchone() or (DUMMY_HASH,)
+    if not await asyncio.to_thread(verify_password, current, stored):
+        raise AccountError(lazy("The current password is wrong."), "current_password")
+    password_hash = await asyncio.to_thread(hash_password, new)
+    async with db.transaction() as cur:
+        account = await find_user(cur, user_id, lock=True)
+        await _store_password(cur, account.id, password_hash, False)
+        await end_user_sessions(cur, account.id, keep=keep_session)
+        await audit.record(cur, actor, "user.password.change", account.username,
+                           {"password": "(previous)"}, {"password": "(new)"})
+
+
+async def _store_password(cur: Cursor, user_id: int, password_hash: str, must_change: bool) -> None:
+    await cur.execute(
+        "UPDATE users SET password_hash = %s, password_changed_at = UTC_TIMESTAMP(6),"
+        " must_change_password = %s WHERE id = %s",
+        (password_hash, must_change, user_id),
+    )
+
+
+async def update_user(
+    db: Database, target: int | str, *, actor: Actor, full_name: str | None = None,
+    role: str | None = None, active: bool | None = None,
+) -> Account:
+    """Change what is given (None keeps it). Disabling ends the user's sessions;
+    a role change applies from their next request. Refused with `LastAdmin` if
+    no active administrator would remain."""
+    async with db.transaction() as cur:
+        if role is not None or active is False:
+            await lock_admins(cur)
+        account = await find_user(cur, target, lock=True)
+        wanted = {"full_name": full_name, "role": role, "active": active}
+        before = {key: getattr(account, key) for key, value in wanted.items()
+                  if value is not None and value != getattr(account, key)}
+        after = {key: wanted[key] for key in before}
+        if not after:
+            return account
         await cur.execute(
-            "UPDATE users SET password_hash = %s, password_changed_at = UTC_TIMESTAMP(6)"
-            " WHERE id = %s",
-            (password_hash, row[0]),
+            "UPDATE users SET full_name = %s, role_id = %s, active = %s WHERE id = %s",
+            (after.get("full_name", account.full_name),
+             await role_id(cur, after.get("role", account.role)),
+             after.get("active", account.active), account.id),
         )
-        await end_user_sessions(cur, row[0])
+        if after.get("active") is False:
+            await end_user_sessions(cur, account.id)
+        await ensure_an_admin_remains(cur)
+        await audit.record(cur, actor, "user.update", account.username, before, after)
+        return await find_user(cur, account.id)
+
+
+async def lock_admins(cur: Cursor) -> None:
+    """Serialise every change that could remove an administrator: each first
+    locks the rows of the two admin permissions, so two admins demoting each
+    other at once run one after the other, and the second sees the first."""
+    await cur.execute(
+        "SELECT name FROM permissions WHERE name IN (%s, %s) FOR UPDATE", ADMIN_PERMISSIONS
+    )
+    await cur.fetchall()
+
+
+async def ensure_an_admin_remains(cur: Cursor) -> None:
+    """Raise LastAdmin when, with this transaction's changes, nobody active holds
+    both admin permissions. Call after `lock_admins` and the change."""
+    await cur.execute(
+        "SELECT COUNT(*) FROM users u WHERE u.active AND ("
+        " SELECT COUNT(*) FROM role_permissions rp"
+        " WHERE rp.role_id = u.role_id AND rp.permission IN (%s, %s)) = 2",
+        ADMIN_PERMISSIONS,
+    )
+    (admins,) = await cur.fetchone() or (0,)
+    if admins == 0:
+        raise LastAdmin(lazy(
+            "This would leave no active administrator (someone whose role may manage users and"
+            " roles); give another user that role first."
+        ))
 
 
 async def ensure_admin(db: Database, password: str | None) -> str | None:

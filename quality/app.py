@@ -14,7 +14,11 @@ from starlette.middleware import Middleware
 from starlette.routing import Mount
 from starlette.staticfiles import StaticFiles
 
-from quality import auth, home, language, ops
+from quality import account, auth, home, language, ops
+from quality.admin import audit as admin_audit
+from quality.admin import defects as admin_defects
+from quality.admin import roles as admin_roles
+from quality.admin import users as admin_users
 from quality.db import Database
 from quality.http.errors import handlers
 from quality.http.middleware import RequestMiddleware
@@ -26,6 +30,7 @@ from quality.scans import views as scan_views
 from quality.scans.feed import ScanWatcher, TableMarkup
 from quality.services import LifespanState, Services
 from quality.settings import Settings, load_settings
+from quality.user_sessions import SessionCache
 
 
 def create_app(settings: Settings | None = None) -> Starlette:
@@ -53,10 +58,11 @@ def create_app(settings: Settings | None = None) -> Starlette:
         metrics.watch_pool(db)
         renderer = Renderer(settings.timezone, {"navigation": home.destinations_for},
                             settings.language)
-        watcher = ScanWatcher(db, TableMarkup(renderer))
+        sessions = SessionCache()
+        watcher = ScanWatcher(db, TableMarkup(renderer), sessions)
         await watcher.start()
         try:
-            yield {"services": Services(settings, db, watcher, metrics, renderer)}
+            yield {"services": Services(settings, db, watcher, metrics, renderer, sessions)}
         finally:
             await watcher.stop()
             await db.close()
@@ -69,6 +75,11 @@ def create_app(settings: Settings | None = None) -> Starlette:
             *language.routes,
             *scan_views.routes,
             *ops.routes,
+            *account.routes,
+            *admin_users.routes,
+            *admin_roles.routes,
+            *admin_defects.routes,
+            *admin_audit.routes,
             Mount("/static", StaticFiles(directory=STATIC_DIR), name="static"),
         ],
         middleware=[

@@ -16,7 +16,15 @@ from contextlib import asynccontextmanager
 from importlib.metadata import version
 from pathlib import Path
 
-from quality.accounts import AccountError, create_user, ensure_admin, set_password
+from quality import audit
+from quality.accounts import (
+    AccountError,
+    create_user,
+    ensure_admin,
+    list_users,
+    set_password,
+    update_user,
+)
 from quality.db import Database, DatabaseUnavailable
 from quality.localdb import LocalDatabaseError, LocalMariaDB
 from quality.logs import configure_logging
@@ -86,6 +94,16 @@ def _parser() -> argparse.ArgumentParser:
     passwd.add_argument("name", help="user name")
     passwd.add_argument("--password-stdin", action="store_true", help="read the password from stdin")
     passwd.set_defaults(run=_user_passwd)
+    user.add_parser("list", help="list accounts with their role and state").set_defaults(
+        run=_user_list
+    )
+    disable = user.add_parser("disable", help="disable an account (ends its sessions)")
+    disable.add_argument("name", help="user name")
+    disable.set_defaults(run=_user_disable)
+    role = user.add_parser("role", help="give an account another role")
+    role.add_argument("name", help="user name")
+    role.add_argument("role", help="admin, supervisor, operator or your own")
+    role.set_defaults(run=_user_role)
 
     localdb = commands.add_parser("localdb", help="the private local MariaDB").add_subparsers(
         required=True, metavar="ACTION"
@@ -262,7 +280,7 @@ def _user_add(settings: Settings, args: argparse.Namespace) -> None:
     password = _read_password(args.password_stdin)
 
     async def work(db: Database) -> None:
-        await create_user(db, args.name, password, args.role, args.full_name)
+        await create_user(db, args.name, password, args.role, args.full_name, actor=audit.terminal())
         print(f"quality: created user {args.name.strip().lower()!r} with role {args.role!r}")
 
     _run_with_database(settings, work)
@@ -272,8 +290,36 @@ def _user_passwd(settings: Settings, args: argparse.Namespace) -> None:
     password = _read_password(args.password_stdin)
 
     async def work(db: Database) -> None:
-        await set_password(db, args.name.strip().lower(), password)
+        await set_password(db, args.name.strip().lower(), password, actor=audit.terminal())
         print(f"quality: password changed for {args.name!r}; their sessions have ended")
+
+    _run_with_database(settings, work)
+
+
+def _user_list(settings: Settings, args: argparse.Namespace) -> None:
+    async def work(db: Database) -> None:
+        async with db.transaction() as cur:
+            accounts = await list_users(cur)
+        print(f"{'USER':<24} {'ROLE':<16} {'STATE':<9} FULL NAME")
+        for account in accounts:
+            state = "active" if account.active else "disabled"
+            print(f"{account.username:<24} {account.role:<16} {state:<9} {account.full_name}")
+
+    _run_with_database(settings, work)
+
+
+def _user_disable(settings: Settings, args: argparse.Namespace) -> None:
+    async def work(db: Database) -> None:
+        await update_user(db, args.name.strip().lower(), actor=audit.terminal(), active=False)
+        print(f"quality: disabled {args.name!r}; their sessions have ended")
+
+    _run_with_database(settings, work)
+
+
+def _user_role(settings: Settings, args: argparse.Namespace) -> None:
+    async def work(db: Database) -> None:
+        await update_user(db, args.name.strip().lower(), actor=audit.terminal(), role=args.role)
+        print(f"quality: {args.name!r} now has the role {args.role!r}")
 
     _run_with_database(settings, work)
 

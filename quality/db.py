@@ -57,6 +57,7 @@ _CONNECTION_LOST = {
     0,  # asyncmy's InterfaceError "Not connected"
 }
 _STATEMENT_TIMEOUT = {1969, 3024}  # MariaDB max_statement_time, MySQL max_execution_time
+DUPLICATE_KEY = 1062  # ER_DUP_ENTRY: a unique key already holds the value
 _ACCESS_DENIED = 1045  # also MariaDB's answer to a plain connection it requires to be TLS
 _INSECURE_TRANSPORT = 3159  # MySQL: ER_SECURE_TRANSPORT_REQUIRED
 

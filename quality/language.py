@@ -11,6 +11,7 @@ from quality.http.errors import error_page
 from quality.i18n import LANGUAGES, lazy
 from quality.permissions import SIGNED_IN, guard
 from quality.services import services
+from quality.user_sessions import current_session_id
 
 
 @guard(SIGNED_IN)
@@ -20,11 +21,13 @@ async def choose_language(request: Request) -> Response:
     if language not in LANGUAGES:
         return error_page(request, 400, lazy("Choose one of the languages offered."))
     async with services(request).db.transaction() as cur:
-        await cur.execute(
-            "INSERT INTO user_preferences (user_id, language) VALUES (%s, %s)"
-            " ON DUPLICATE KEY UPDATE language = VALUES(language)",
-            (request.state.user.id, language),
-        )
+        await cur.execute("UPDATE users SET language = %s WHERE id = %s",
+                          (language, request.state.user.id))
+    # Other processes drop it when the users trigger moves auth_version; this
+    # one at once, so the next page is already in the new language.
+    session_id = current_session_id(request)
+    if session_id is not None:
+        services(request).sessions.forget(session_id)
     return RedirectResponse(safe_next_url(str(form.get("next", ""))), 303)
 
 

@@ -1,5 +1,6 @@
 """What a request handler may use from its process: settings, the database pool,
-the live scan tables, metrics and the template renderer, in one typed object.
+the live scan tables, metrics, the template renderer and the sessions it trusts,
+in one typed object.
 
 The app's lifespan builds it once and hands it to every request as lifespan
 state; `services(request)` is the one way a handler reaches it.
@@ -18,6 +19,7 @@ if TYPE_CHECKING:  # imported for the type checker only: these modules import th
     from quality.metrics import Metrics
     from quality.scans.feed import ScanWatcher
     from quality.settings import Settings
+    from quality.user_sessions import SessionCache
 
 @dataclass(frozen=True, slots=True)
 class Services:
@@ -26,6 +28,7 @@ class Services:
     scan_watcher: ScanWatcher
     metrics: Metrics
     renderer: Renderer
+    sessions: SessionCache
 
 
 class LifespanState(TypedDict):

@@ -18,8 +18,14 @@
 
   const FIELDS = ["operator_code", "piece_code", "checker1_code", "checker2_code", "defect_code"];
   const station = page.dataset.station;
-  const queueKey = "quality.pending." + station;
-  const operatorKey = "quality.operator." + station;
+  // Pending scans belong to the user who made them: on a shared terminal the
+  // next user's session never sends them. A page drawn while the database was
+  // unreachable does not know its user; it goes on with this tab's last one.
+  const userKey = "quality.user";
+  if (page.dataset.user) sessionStorage.setItem(userKey, page.dataset.user);
+  const user = page.dataset.user || sessionStorage.getItem(userKey) || "";
+  const queueKey = "quality.pending." + user + "." + station;
+  const operatorKey = "quality.operator." + user + "." + station;
   const REQUEST_TIMEOUT_MS = 8000;
   const MAX_RETRY_MS = 5000;
   const SHOW_PENDING_AFTER_MS = 800;
@@ -226,10 +232,24 @@
   });
 
   document.addEventListener("submit", (event) => {
+    if (event.target.matches("form.signout")) {
+      signingOut(event);
+      return;
+    }
     if (event.target.id !== "scan-form") return;
     event.preventDefault();
     submitScan();
   });
+
+  // Signing out with scans still pending: say so; they stay queued for this user.
+  function signingOut(event) {
+    const pending = loadQueue().length;
+    if (pending && !window.confirm(fill(MESSAGES.signOutPending, { count: pending }))) {
+      event.preventDefault();
+      return;
+    }
+    sessionStorage.removeItem(userKey);
+  }
 
   function submitScan() {
     const values = {};

@@ -22,7 +22,7 @@ import tempfile
 import time
 import urllib.request
 import uuid
-from collections.abc import AsyncIterator, Coroutine, Iterator
+from collections.abc import AsyncIterator, Callable, Coroutine, Iterator
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -170,6 +170,18 @@ def session_count(settings: Settings) -> int:
     assert settings.database_url
     (rows,) = run_async(execute(settings.database_url, "SELECT COUNT(*) FROM sessions"))
     return rows[0][0]
+
+
+def eventually(check: Callable[[], bool], seconds: float = 15.0) -> bool:
+    """Whether `check` comes true within `seconds`, asked every 0.1 s: for what
+    the app promises within a bound (a session's end reaches every process
+    within 1 s). The generous limit only ends a failing test; it asserts no time."""
+    deadline = time.monotonic() + seconds
+    while not check():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.1)
+    return True
 
 
 def login(client: TestClient, username: str, password: str = PASSWORD) -> Any:

@@ -3,6 +3,8 @@ sessions, and the `admin` account every install has."""
 
 from __future__ import annotations
 
+import asyncio
+
 import pytest
 
 from quality.accounts import AccountError, create_user, ensure_admin, set_password
@@ -32,11 +34,11 @@ async def test_a_user_is_created_with_a_normalised_name_and_a_hashed_password(db
 
 
 @pytest.mark.parametrize(("username", "password", "role", "message"), [
-    ("a", "correct-horse-42", "operator", "user name must be 2-64 characters"),
-    ("has space", "correct-horse-42", "operator", "user name must be 2-64 characters"),
-    ("bob", "short", "operator", "password must be at least 8 characters"),
-    ("bob", "x" * 1025, "operator", "password must be at most 1024 characters"),
-    ("bob", "correct-horse-42", "overlord", "no role named 'overlord'"),
+    ("a", "correct-horse-42", "operator", "The user name must be 2-64 characters"),
+    ("has space", "correct-horse-42", "operator", "The user name must be 2-64 characters"),
+    ("bob", "short", "operator", "Password must be at least 8 characters."),
+    ("bob", "x" * 1025, "operator", "Password must be at most 1024 characters."),
+    ("bob", "correct-horse-42", "overlord", "No role named 'overlord'."),
 ])
 async def test_bad_names_passwords_and_roles_are_refused(
     db: Database, username: str, password: str, role: str, message: str
@@ -48,7 +50,7 @@ async def test_bad_names_passwords_and_roles_are_refused(
 
 async def test_a_taken_user_name_is_refused(db: Database) -> None:
     await create_user(db, "bob", "correct-horse-42", "operator")
-    with pytest.raises(AccountError, match="user 'bob' already exists"):
+    with pytest.raises(AccountError, match="User 'bob' already exists"):
         await create_user(db, "BOB", "another-pass-99", "admin")
 
 
@@ -65,7 +67,7 @@ async def test_a_new_password_ends_the_users_sessions(db: Database) -> None:
     async with db.transaction() as cur:
         await cur.execute("SELECT COUNT(*) FROM sessions WHERE user_id = %s", (user_id,))
         assert await cur.fetchone() == (0,)
-    with pytest.raises(AccountError, match="no user named 'nobody'"):
+    with pytest.raises(AccountError, match="No user named 'nobody'"):
         await set_password(db, "nobody", "brand-new-pass-7")
 
 
@@ -77,3 +79,33 @@ async def test_admin_is_created_once_with_a_generated_password_shown_once(db: Da
     assert await ensure_admin(db, "another-pass-99") is None
     assert verify_password(generated, await stored_hash(db, "admin"))
 
+
+
+
+async def test_a_name_taken_between_the_check_and_the_insert_reads_as_already_exists(
+    db: Database,
+) -> None:
+    # Two processes starting at once both ensure `admin`: each checks the name,
+    # then inserts. Here another transaction inserts the name and commits only
+    # once our insert waits on it, so our check passed and our insert collides.
+    async with db.transaction() as other:
+        await other.execute(
+            "INSERT INTO users (username, password_hash, role_id)"
+            " SELECT 'twin', 'x', id FROM roles WHERE name = 'operator'")
+        creating = asyncio.ensure_future(create_user(db, "twin", "correct-horse-42", "operator"))
+        async with asyncio.timeout(30):  # a liveness bound
+            while not await insert_waits_on_a_lock(db):
+                assert not creating.done(), creating.exception()
+                await asyncio.sleep(0.02)
+    with pytest.raises(AccountError, match="already exists"):
+        await creating
+
+
+async def insert_waits_on_a_lock(db: Database) -> bool:
+    """Whether create_user's INSERT is running (it can only be waiting for the lock)."""
+    async with db.transaction() as cur:
+        await cur.execute(
+            "SELECT COUNT(*) FROM information_schema.processlist"
+            " WHERE info LIKE 'INSERT INTO users (username, full_name%%'")
+        (waits,) = await cur.fetchone() or (0,)
+    return waits > 0

@@ -2,13 +2,30 @@
 
 from __future__ import annotations
 
+import asyncio
+from collections import Counter
 from typing import Any
 
+import httpx2
 from starlette.testclient import TestClient
 
 from quality.app import create_app
+from quality.auth import BOUNDS, CLEAN_ADDRESS_WAIT
 from quality.settings import Settings
-from tests.conftest import csrf_token_in, login, session_count
+from tests.conftest import LiveServer, csrf_token_in, execute, login, run_async, session_count
+from tests.test_passwords import old_scrypt_hash
+
+
+def client_from(settings: Settings, address: str) -> TestClient:
+    """A browser at `address` (another app instance, as another process would be)."""
+    return TestClient(create_app(settings), client=(address, 50000))
+
+
+def age_attempts(settings: Settings, seconds: int) -> None:
+    """Move every sign-in attempt `seconds` into the past, as if that time had gone by."""
+    assert settings.database_url
+    run_async(execute(settings.database_url,
+                      f"UPDATE login_attempts SET last_at = last_at - INTERVAL {seconds} SECOND"))
 
 
 def test_pages_need_a_session(client: TestClient) -> None:
@@ -48,7 +65,7 @@ def test_failed_logins_are_throttled_across_processes(
             assert login(client, "pat", "bad-password").status_code == 401
         blocked = login(first, "pat")  # even the right password waits now
         assert blocked.status_code == 429
-        assert "Too many failed sign-in attempts" in blocked.text
+        assert "Too many failed sign-in attempts. Wait 15 seconds, then try again." in blocked.text
         assert login(second, "pat").status_code == 429
     assert session_count(settings) == 0
 
@@ -64,3 +81,101 @@ def test_next_parameter_cannot_leave_the_site(client: TestClient, make_user: Any
         follow_redirects=False,
     )
     assert response.headers["location"] == "/"
+
+
+async def test_a_parallel_burst_gets_no_more_tries_than_the_limit(
+    settings: Settings, make_user: Any
+) -> None:
+    make_user("bea", "operator")
+    env = {"QUALITY_POOL_TIMEOUT": "60"}  # a slow machine queues; nothing may fail as busy
+    servers = [LiveServer(settings, env), LiveServer(settings, env)]
+    try:
+        for server in servers:  # one after the other: each ensures the admin account
+            await asyncio.to_thread(server.start)
+        async def guesses(server: LiveServer) -> list[int]:
+            async with httpx2.AsyncClient(base_url=server.url, timeout=120) as http:
+                token = csrf_token_in((await http.get("/login")).text)
+                data = {"username": "bea", "password": "wrong-guess", "csrf_token": token}
+                answers = await asyncio.gather(*(http.post("/login", data=data) for _ in range(20)))
+            return [answer.status_code for answer in answers]
+
+        first, second = await asyncio.gather(*(guesses(server) for server in servers))
+    finally:
+        for server in servers:
+            server.stop()
+    statuses = Counter(first + second)
+    assert statuses == {401: BOUNDS["pair"].free, 429: 40 - BOUNDS["pair"].free}
+
+
+def test_a_locked_out_address_does_not_lock_the_user_out_elsewhere(
+    settings: Settings, make_user: Any
+) -> None:
+    make_user("ivy", "operator")
+    with client_from(settings, "10.0.0.66") as stranger, client_from(settings, "10.0.0.7") as own:
+        for _ in range(BOUNDS["pair"].free):
+            assert login(stranger, "ivy", "guess-guess").status_code == 401
+        assert login(stranger, "ivy").status_code == 429
+        assert login(own, "ivy").status_code == 303
+    assert session_count(settings) == 1
+
+
+def test_waits_grow_with_each_further_failure_of_a_pair(
+    settings: Settings, make_user: Any
+) -> None:
+    make_user("max", "operator")
+    with client_from(settings, "10.0.0.8") as client:
+        for _ in range(BOUNDS["pair"].free):
+            assert login(client, "max", "guess-guess").status_code == 401
+        assert "Wait 15 seconds" in login(client, "max", "guess-guess").text
+        age_attempts(settings, 16)
+        assert login(client, "max", "guess-guess").status_code == 401
+        refused = login(client, "max")
+        assert refused.status_code == 429 and "Wait 30 seconds" in refused.text
+        age_attempts(settings, 31)
+        assert login(client, "max").status_code == 303  # and the pair starts afresh
+        assert login(client, "max", "guess-guess").status_code == 401
+
+
+def test_guesses_spread_over_addresses_only_delay_a_clean_address(
+    settings: Settings, make_user: Any
+) -> None:
+    make_user("kim", "operator")
+    free = BOUNDS["pair"].free
+    strangers = [f"10.0.1.{n}" for n in range(BOUNDS["user"].free // free)]
+    for address in strangers:
+        with client_from(settings, address) as stranger:
+            for _ in range(free):
+                assert login(stranger, "kim", "guess-guess").status_code == 401
+    with client_from(settings, "10.0.0.9") as own:
+        delayed = login(own, "kim")
+        seconds = int(CLEAN_ADDRESS_WAIT.total_seconds())
+        assert delayed.status_code == 429 and f"Wait {seconds} seconds" in delayed.text
+        age_attempts(settings, seconds + 1)
+        assert login(own, "kim").status_code == 303
+    with client_from(settings, strangers[0]) as stranger:
+        assert login(stranger, "kim").status_code == 429  # a guessing address still waits
+
+
+def test_an_address_has_a_looser_bound_of_its_own(settings: Settings, make_user: Any) -> None:
+    make_user("lou", "operator")
+    assert settings.database_url
+    run_async(execute(
+        settings.database_url,
+        "INSERT INTO login_attempts (scope, subject, failures, last_at)"
+        f" VALUES ('address', '10.0.0.10', {BOUNDS['address'].free}, UTC_TIMESTAMP(6))"))
+    with client_from(settings, "10.0.0.10") as client:
+        assert login(client, "lou").status_code == 429
+    with client_from(settings, "10.0.0.11") as client:
+        assert login(client, "lou").status_code == 303
+
+
+def test_an_old_hash_is_replaced_at_sign_in(settings: Settings, client: TestClient) -> None:
+    assert settings.database_url
+    run_async(execute(
+        settings.database_url,
+        "INSERT INTO users (username, password_hash, role_id) SELECT 'old', "
+        f"'{old_scrypt_hash('correct-horse-42')}', id FROM roles WHERE name = 'operator'"))
+    assert login(client, "old").status_code == 303
+    (rows,) = run_async(execute(settings.database_url,
+                                "SELECT password_hash FROM users WHERE username = 'old'"))
+    assert rows[0][0].startswith("$argon2id$")

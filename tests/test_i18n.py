@@ -67,6 +67,14 @@ def test_templates_show_no_text_outside_the_translation_layer(template: str) -> 
     assert untranslated_text((TEMPLATES_DIR / template).read_text()) == []
 
 
+@pytest.mark.parametrize("template", sorted(p.relative_to(TEMPLATES_DIR).as_posix()
+                                            for p in TEMPLATES_DIR.rglob("*.html")))
+def test_imported_macros_translate_with_the_pages_language(template: str) -> None:
+    """An import without context would give the macros the English fallback `_`."""
+    imports = re.findall(r"{%-?\s*(?:import|from)\b.*?%}", (TEMPLATES_DIR / template).read_text())
+    assert [line for line in imports if "with context" not in line] == []
+
+
 def test_the_template_check_finds_plain_text_and_attributes() -> None:
     assert untranslated_text('<p title="Piece">{{ _("Ok") }} Saved</p>') == ["p[title]='Piece'", "Saved"]
     assert untranslated_text("<p>{% trans n=1 %}{{ n }} saved{% endtrans %} · 3</p>") == []
@@ -77,7 +85,7 @@ def test_the_template_check_finds_plain_text_and_attributes() -> None:
 # Calls whose arguments end up on a page. A text literal passed to them (at any
 # depth: a context dict, a tuple) must be inside lazy()/lazy_plural().
 SINKS = {"error_page", "_login_form", "_answer", "render", "HTTPException", "Field", "Station",
-         "SubmissionConflict"}
+         "SubmissionConflict", "AccountError", "NoSuchUser", "LastAdmin", "Refused"}
 _NOT_SHOWN = {"headers", "block", "media_type"}  # keywords of those calls people never read
 _SQL = re.compile(r"\s*(SELECT|INSERT|UPDATE|DELETE|CALL|CREATE|ALTER|SET|WITH)\b")
 
@@ -85,7 +93,7 @@ _SQL = re.compile(r"\s*(SELECT|INSERT|UPDATE|DELETE|CALL|CREATE|ALTER|SET|WITH)\
 def _looks_like_text(value: str) -> bool:
     """Words people read: two words, or one capitalised word ("Reports")."""
     return bool(re.search(r"[^\W\d_]{2,}\s+[^\W\d_]", value) or re.fullmatch(r"[A-Z][a-z]+", value)) \
-        and not _SQL.match(value)
+        and not _SQL.match(value) and "%s" not in value  # %s: a query's parameter
 
 
 def _texts_outside_lazy(node: ast.AST) -> list[str]:
@@ -109,6 +117,9 @@ def python_texts_outside_the_layer(source: str) -> list[str]:
             if name in SINKS:
                 values = [*node.args, *(k.value for k in node.keywords if k.arg not in _NOT_SHOWN)]
                 found += [text for value in values for text in _texts_outside_lazy(value)]
+        elif isinstance(node, ast.Assign) and any(  # form errors: checked.errors[name] = ...
+                isinstance(t, ast.Subscript) and "errors" in ast.unparse(t.value) for t in node.targets):
+            found += _texts_outside_lazy(node.value)
     if "quality.i18n" in source:
         for node in tree.body:
             if isinstance(node, ast.Assign) and all(
@@ -131,9 +142,10 @@ QUERY = "SELECT id FROM users WHERE name = %s"
 error_page(request, 400, f"No {thing}.", headers={"Retry-After": "2"})
 render(request, "x.html", {"message": "Not saved — try again.", "outcome": "invalid"})
 render(request, "x.html", {"message": lazy("Not saved — try again.")})
+checked.errors["code"] = "Unknown code."
 '''
-    assert python_texts_outside_the_layer(source) == [
-        "f'No {thing}.'", "Not saved — try again.", "Bad request"]
+    assert sorted(python_texts_outside_the_layer(source)) == sorted([
+        "f'No {thing}.'", "Not saved — try again.", "Unknown code.", "Bad request"])
 
 
 # -- complete catalogues ------------------------------------------------------------
@@ -176,10 +188,10 @@ def test_romanian_uses_comma_below_letters() -> None:
 def test_python_messages_translate_whole_with_their_values() -> None:
     ro = translations("ro")
     assert lazy("Wrong user name or password.").translate(ro) == "Nume de utilizator sau parolă greșite."
-    wait = lazy_plural("Too many failed sign-in attempts. Try again in %(num)s minute.",
-                       "Too many failed sign-in attempts. Try again in %(num)s minutes.", 20)
-    assert str(wait) == "Too many failed sign-in attempts. Try again in 20 minutes."
-    assert wait.translate(ro).endswith("peste 20 de minute.")
+    wait = lazy_plural("Too many failed sign-in attempts. Wait %(num)s minute, then try again.",
+                       "Too many failed sign-in attempts. Wait %(num)s minutes, then try again.", 20)
+    assert str(wait) == "Too many failed sign-in attempts. Wait 20 minutes, then try again."
+    assert wait.translate(ro).endswith("Așteptați 20 de minute, apoi încercați din nou.")
 
 
 # -- the request's language ---------------------------------------------------------

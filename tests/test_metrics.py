@@ -45,14 +45,20 @@ def scans_by_process(directory: Path) -> dict[str, float]:
 
 
 async def scan_burst(base: str, username: str, clients: int, scans: int) -> int:
-    """`clients` sessions, each on its own connection, post `scans` scans each."""
+    """`clients` sessions, each on its own connection, post `scans` scans each.
+    They sign in one after another: sign-ins of one user from one address in
+    flight at the same moment count as attempts until each is checked, so a
+    parallel burst of them meets the throttle (tests/test_auth.py)."""
+    signing_in = asyncio.Lock()
 
     async def one_client() -> int:
         async with httpx2.AsyncClient(base_url=base, timeout=30) as http:
-            page = await http.get("/login")
-            token = page.text.split('name="csrf_token" value="', 1)[1].split('"', 1)[0]
-            await http.post("/login", data={"username": username, "password": PASSWORD,
-                                            "csrf_token": token})
+            async with signing_in:
+                page = await http.get("/login")
+                token = page.text.split('name="csrf_token" value="', 1)[1].split('"', 1)[0]
+                signed = await http.post("/login", data={
+                    "username": username, "password": PASSWORD, "csrf_token": token})
+            assert signed.status_code == 303, (signed.status_code, signed.text[-800:])
             page = await http.get("/scan")
             csrf = page.text.split('"X-CSRF-Token": "', 1)[1].split('"', 1)[0]
             saved = 0

@@ -21,7 +21,8 @@ async def tables(db: Database) -> set[str]:
 
 async def test_schema_is_complete_and_seeded(db: Database) -> None:
     assert {
-        "users", "roles", "permissions", "role_permissions", "sessions", "login_throttle",
+        "users", "roles", "permissions", "role_permissions", "sessions", "login_attempts",
+        "auth_version",
         "scans", "piece_verdicts", "order_counts", "defect_codes", "audit_log",
         "schema_migrations",
     } <= await tables(db)

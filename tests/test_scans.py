@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import secrets
 from typing import Any
 
@@ -11,6 +12,7 @@ import pytest
 from starlette.testclient import TestClient
 
 from quality.app import create_app
+from quality.scans.feed import STREAMS_PER_USER
 from quality.settings import Settings
 from tests.conftest import LiveServer, app_services, csrf_token_in, execute, login, run_async
 
@@ -294,6 +296,56 @@ def test_busy_database_is_a_503_that_keeps_the_input(
         assert len(scan_rows(settings)) == 1
 
 
+def test_busy_database_page_shows_no_scans_before_the_session_is_checked(
+    client: TestClient, settings: Settings, make_user: Any
+) -> None:
+    csrf = signed_in(client, make_user)
+    assert post_scan(client, csrf, piece_code="CP00044444-0001").status_code == 200
+    settings = settings.__class__(**{**settings.__dict__, "pool_max": 1, "pool_timeout": 0.3})
+    app = create_app(settings)
+    # Another process, which has not checked this session yet.
+    with TestClient(app, cookies=client.cookies) as other:
+        release = asyncio.Event()
+
+        async def hold_the_connection() -> None:
+            async with app_services(other).db.transaction() as cur:
+                await cur.execute("SELECT 1")
+                await release.wait()
+
+        assert other.portal
+        held = other.portal.start_task_soon(hold_the_connection)
+        while app_services(other).db.stats().in_use < 1:
+            pass
+        data = {**GOOD, "submission_id": secrets.token_hex(16), "csrf_token": csrf}
+        response = other.post("/scan", data=data)  # a whole page, not a fragment
+        other.portal.call(release.set)
+        held.result()
+
+    assert response.status_code == 503
+    assert 'id="scan-form"' in response.text and 'value="CP00012345-0001"' in response.text
+    assert "CP00044444-0001" not in response.text
+
+
+def test_a_save_that_keeps_losing_races_is_a_retryable_503(
+    client: TestClient, make_user: Any, settings: Settings
+) -> None:
+    csrf = signed_in(client, make_user)
+    assert settings.database_url
+    url = settings.database_url
+    run_async(execute(  # every first scan of a piece collides, as with a concurrent save
+        url,
+        "CREATE TRIGGER always_collides BEFORE INSERT ON piece_verdicts FOR EACH ROW"
+        " SIGNAL SQLSTATE '23000' SET MESSAGE_TEXT = 'Duplicate entry', MYSQL_ERRNO = 1062"))
+    submission = secrets.token_hex(16)
+    response = post_scan(client, csrf, submission=submission)
+    assert response.status_code == 503 and response.headers["retry-after"] == "2"
+    assert "Not saved — the database is busy. Try again." in response.text
+    assert scan_rows(settings) == []
+    run_async(execute(url, "DROP TRIGGER always_collides"))
+    assert post_scan(client, csrf, submission=submission).status_code == 200
+    assert len(scan_rows(settings)) == 1
+
+
 async def test_concurrent_copies_across_two_processes_save_one_row(
     settings: Settings, make_user: Any
 ) -> None:
@@ -332,3 +384,38 @@ def test_oversized_body_is_refused_before_it_is_read(
     response = client.post("/scan", data=data, headers={**HTMX, "X-CSRF-Token": csrf})
     assert response.status_code == 413
     assert scan_rows(settings) == []
+
+
+async def test_live_table_streams_are_capped_per_user_and_end_with_the_session(
+    live_server: LiveServer, settings: Settings, make_user: Any
+) -> None:
+    make_user("sol", "operator")
+    assert settings.database_url
+
+    async def sign_in(http: httpx2.AsyncClient) -> None:
+        page = await http.get("/login")
+        await http.post("/login", data={"username": "sol", "password": "correct-horse-42",
+                                        "csrf_token": csrf_token_in(page.text)})
+
+    async def open_streams(http: httpx2.AsyncClient, stack: contextlib.AsyncExitStack
+                           ) -> list[Any]:
+        streams = [await stack.enter_async_context(http.stream("GET", "/scan/stream"))
+                   for _ in range(STREAMS_PER_USER)]
+        assert [stream.status_code for stream in streams] == [200] * STREAMS_PER_USER
+        return streams
+
+    async def ended(stream: Any) -> None:
+        async for _ in stream.aiter_bytes():
+            pass
+
+    async with httpx2.AsyncClient(base_url=live_server.url, timeout=60) as http:
+        await sign_in(http)
+        async with contextlib.AsyncExitStack() as stack:
+            streams = await open_streams(http, stack)
+            assert (await http.get("/scan/stream")).status_code == 429
+            await execute(settings.database_url, "DELETE FROM sessions")  # signed out elsewhere
+            async with asyncio.timeout(60):  # a stream otherwise lasts ten minutes
+                await asyncio.gather(*(ended(stream) for stream in streams))
+        await sign_in(http)
+        async with contextlib.AsyncExitStack() as stack:  # the ended streams gave their slots back
+            await open_streams(http, stack)

@@ -134,6 +134,17 @@ async def test_scans_survive_a_database_outage_and_save_once_in_order(
         await asyncio.to_thread(server.release)
 
 
+async def until_signed_out(page: Page, server: LiveServer) -> None:
+    """Until the server acts on a session's end (within the second it may trust a
+    session it checked); bounded, generous for a loaded machine."""
+    for _ in range(150):
+        answer = await page.request.get(server.url + "/", max_redirects=0)
+        if answer.status == 303:
+            return
+        await page.wait_for_timeout(100)
+    raise AssertionError("the server never saw the session end")
+
+
 async def test_expired_session_keeps_the_scan_until_signed_in_again(
     live_server: LiveServer, browser: Any, make_user: Any, settings: Settings
 ) -> None:
@@ -143,6 +154,7 @@ async def test_expired_session_keeps_the_scan_until_signed_in_again(
     await page.goto(live_server.url + "/scan")
     assert settings.database_url
     await execute(settings.database_url, "DELETE FROM sessions")  # the shift's session ends
+    await until_signed_out(page, live_server)
 
     await scan(page, "OP02", "CP00000002-0001", "OC01", "OC02", "000")
     await expect(page.locator("#pending li")).to_have_count(1, timeout=5000)
@@ -156,6 +168,59 @@ async def test_expired_session_keeps_the_scan_until_signed_in_again(
     await expect(page.get_by_test_id("pending")).to_be_hidden()
     (rows,) = await execute(settings.database_url, "SELECT COUNT(*) FROM scans")
     assert rows == [(1,)]
+    await page.close()
+
+
+async def test_pending_scans_stay_with_the_user_who_made_them(
+    live_server: LiveServer, browser: Any, make_user: Any, settings: Settings
+) -> None:
+    make_user("amy", "operator")
+    make_user("bob", "operator")
+    page = await browser.new_page()
+    await browser_login(page, live_server, "amy")
+    await page.goto(live_server.url + "/scan")
+
+    async def unreachable(route: Any) -> None:
+        if route.request.method == "POST":
+            await route.abort()
+        else:
+            await route.continue_()
+
+    await page.route("**/scan", unreachable)  # amy's scan cannot be sent
+    await scan(page, "OP01", "CP00000001-0001", "OC01", "OC02", "000")
+    await expect(page.locator("#pending li")).to_have_count(1, timeout=5000)
+    warnings: list[str] = []
+
+    async def answer(dialog: Any) -> None:
+        warnings.append(dialog.message)
+        await dialog.accept()
+
+    page.on("dialog", answer)
+    await page.get_by_role("button", name="Sign out").click()
+    await expect(page).to_have_url(live_server.url + "/login")
+    assert warnings and "not saved yet" in warnings[0]
+    page.remove_listener("dialog", answer)
+    await page.unroute("**/scan", unreachable)
+
+    # bob at the same terminal: his own scan is sent, amy's is not
+    await browser_login(page, live_server, "bob")
+    await page.goto(live_server.url + "/scan")
+    await expect(page.get_by_test_id("pending")).to_be_hidden()
+    await scan(page, "OP02", "CP00000002-0001", "OC01", "OC02", "000")
+    await expect(page.get_by_test_id("saved-piece")).to_have_text("CP00000002-0001", timeout=10000)
+    await page.get_by_role("button", name="Sign out").click()  # nothing pending: no question
+    await expect(page).to_have_url(live_server.url + "/login")
+
+    # amy again: her scan is sent, under her name
+    await browser_login(page, live_server, "amy")
+    await page.goto(live_server.url + "/scan")
+    await expect(page.get_by_test_id("saved-piece")).to_have_text("CP00000001-0001", timeout=10000)
+    assert settings.database_url
+    (rows,) = await execute(
+        settings.database_url,
+        "SELECT s.piece_code, u.username FROM scans s JOIN users u ON u.id = s.created_by"
+        " ORDER BY s.id")
+    assert rows == [("CP00000002-0001", "bob"), ("CP00000001-0001", "amy")]
     await page.close()
 
 

@@ -14,10 +14,19 @@ import httpx2
 from quality.clock import utc_now
 from quality.db import Database
 from quality.http.render import Renderer
-from quality.scans.feed import TABLE_SIZE, RenderedRow, ScanWatcher, StationFeed, TableMarkup
+from quality.scans.feed import (
+    STREAMS_PER_USER,
+    TABLE_SIZE,
+    RenderedRow,
+    ScanWatcher,
+    StationFeed,
+    StreamSlots,
+    TableMarkup,
+)
 from quality.scans.store import Saved, ScanRow
 from quality.settings import DatabaseURL, Settings
-from tests.conftest import LiveServer, csrf_token_in, database_for
+from quality.user_sessions import SessionCache
+from tests.conftest import LiveServer, csrf_token_in, database_for, execute
 
 
 def saved(scan_id: int, order: str = "CP00000001", approved: int = 1, rejected: int = 0,
@@ -149,7 +158,7 @@ async def test_a_scan_committed_late_under_a_lower_id_is_not_missed(
     db: Database, db_url: DatabaseURL, make_user: Any
 ) -> None:
     make_user("writer", "operator")
-    watcher = ScanWatcher(db, PlainMarkup())
+    watcher = ScanWatcher(db, PlainMarkup(), SessionCache())
     await watcher.load()
     other = database_for(db_url, maxsize=2)
     commit = asyncio.Event()
@@ -178,38 +187,73 @@ async def _uncommitted_id_taken(db: Database) -> bool:
 
 
 async def test_open_pages_cost_no_database_work(settings: Settings, make_user: Any) -> None:
-    make_user("viewer", "supervisor")
+    viewers = [make_user(f"viewer{n}", "supervisor") for n in range(30 // STREAMS_PER_USER)]
     server = LiveServer(settings)
     await asyncio.to_thread(server.start)
     try:
-        async with httpx2.AsyncClient(base_url=server.url, timeout=30) as http:
+        async def signed_in(username: str) -> httpx2.AsyncClient:
+            http = httpx2.AsyncClient(base_url=server.url, timeout=30)
             page = await http.get("/login")
-            await http.post("/login", data={"username": "viewer", "password": "correct-horse-42",
+            await http.post("/login", data={"username": username, "password": "correct-horse-42",
                                             "csrf_token": csrf_token_in(page.text)})
+            return http
 
-            async def acquired() -> float:
-                text = (await http.get("/metrics")).text
-                return float(re.search(r"^quality_db_pool_acquired_total (\S+)$", text, re.M)[1])
+        clients = [await signed_in(username) for username in viewers]
 
-            async def watch(ready: asyncio.Event, stop: asyncio.Event) -> None:
-                async with http.stream("GET", "/scan/stream") as stream:
-                    async for line in stream.aiter_lines():
-                        if line.startswith("event: table"):
-                            ready.set()
-                            await stop.wait()
-                            return
+        async def acquired() -> float:
+            text = (await clients[0].get("/metrics")).text
+            return float(re.search(r"^quality_db_pool_acquired_total (\S+)$", text, re.M)[1])
 
-            stop = asyncio.Event()
-            ready = [asyncio.Event() for _ in range(30)]
-            streams = [asyncio.create_task(watch(r, stop)) for r in ready]
+        async def watch(http: httpx2.AsyncClient, ready: asyncio.Event, stop: asyncio.Event) -> None:
+            async with http.stream("GET", "/scan/stream") as stream:
+                async for line in stream.aiter_lines():
+                    if line.startswith("event: table"):
+                        ready.set()
+                        await stop.wait()
+                        return
+
+        stop = asyncio.Event()
+        ready = [asyncio.Event() for _ in range(30)]
+        streams = [asyncio.create_task(watch(clients[n % len(clients)], r, stop))
+                   for n, r in enumerate(ready)]
+        async with asyncio.timeout(60):
             await asyncio.gather(*(r.wait() for r in ready))
-            before = await acquired()
-            await asyncio.sleep(2.0)  # about four watcher polls
-            during = await acquired() - before
-            stop.set()
-            await asyncio.gather(*streams)
+        before = await acquired()
+        await asyncio.sleep(2.0)  # about four watcher polls
+        during = await acquired() - before
+        stop.set()
+        await asyncio.gather(*streams)
+        for http in clients:
+            await http.aclose()
     finally:
         server.stop()
     # 30 open pages for two seconds: only the process's own watcher touched the
-    # database (one acquire per poll, every 0.5 s), plus the /metrics read itself.
+    # database (one acquire per poll, every 0.5 s), plus the /metrics read itself;
+    # the pages' session re-checks were answered by the process's trusted sessions.
     assert during <= 8, during
+
+
+def test_stream_slots_are_bounded_per_user_and_per_process() -> None:
+    slots = StreamSlots(per_user=2, per_process=3)
+    first, second = slots.take(1), slots.take(1)
+    assert first and second and slots.take(1) is None  # user 1 at their bound
+    third = slots.take(2)
+    assert third and slots.take(3) is None  # the process at its bound
+    first.release()
+    first.release()  # given back once, however often released
+    assert slots.open == 2
+    assert slots.take(3) is not None and slots.take(1) is None
+
+
+async def test_each_poll_confirms_the_session_revocation_counter(
+    db: Database, db_url: DatabaseURL, make_user: Any
+) -> None:
+    sessions = SessionCache()
+    watcher = ScanWatcher(db, PlainMarkup(), sessions)
+    await watcher.load()
+    loaded = sessions.version
+    assert loaded is not None
+    make_user("rita", "operator")
+    await execute(db_url, "UPDATE users SET active = FALSE WHERE username = 'rita'")
+    await watcher.poll()
+    assert sessions.version is not None and sessions.version > loaded

@@ -112,7 +112,9 @@ class Renderer:
             html = self.env.get_template(template).render(values)
         response = HTMLResponse(html, status_code=status_code, headers=headers)
         response.headers["Vary"] = "HX-Request"
-        response.headers["Cache-Control"] = "no-cache, private"
+        # A signed-in page is never kept: not by a proxy, nor in the browser's
+        # history for the next person at a shared terminal.
+        response.headers["Cache-Control"] = "no-store" if values["user"] else "no-cache, private"
         return response
 
 

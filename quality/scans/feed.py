@@ -8,6 +8,10 @@ scan response in that language. A language nobody views is never rendered.
 Scans saved by this process are added as they are saved; scans saved by other
 processes are found by one small query every `interval` seconds. The database
 cost of live pages therefore does not grow with the number of pages.
+
+The same poll reads the sessions' revocation counter (`auth_version`) for the
+process's `SessionCache`: the watcher is the process's one reader of other
+processes' changes.
 """
 
 from __future__ import annotations
@@ -24,6 +28,7 @@ from quality.db import Database, DatabaseUnavailable
 from quality.http.render import Renderer
 from quality.scans import STATIONS
 from quality.scans.store import Saved, ScanRow, latest, newer
+from quality.user_sessions import SessionCache
 
 log = logging.getLogger(__name__)
 
@@ -175,13 +180,59 @@ class StationFeed:
         return self._changed
 
 
+class StreamSlot:
+    """One open live-table stream; given back once, however often released."""
+
+    def __init__(self, slots: StreamSlots, user_id: int) -> None:
+        self._slots = slots
+        self.user_id = user_id
+        self._held = True
+
+    def release(self) -> None:
+        if self._held:
+            self._held = False
+            self._slots.release(self.user_id)
+
+
+class StreamSlots:
+    """The live-table streams a process keeps open: at most `per_user` for one
+    user and `per_process` in all, so neither one browser left opening tabs nor
+    a crowd of them ties up the process."""
+
+    def __init__(self, per_user: int, per_process: int) -> None:
+        self.per_user = per_user
+        self.per_process = per_process
+        self._by_user: dict[int, int] = {}
+        self.open = 0
+
+    def take(self, user_id: int) -> StreamSlot | None:
+        if self.open >= self.per_process or self._by_user.get(user_id, 0) >= self.per_user:
+            return None
+        self.open += 1
+        self._by_user[user_id] = self._by_user.get(user_id, 0) + 1
+        return StreamSlot(self, user_id)
+
+    def release(self, user_id: int) -> None:
+        self.open -= 1
+        left = self._by_user.pop(user_id) - 1
+        if left:
+            self._by_user[user_id] = left
+
+
+STREAMS_PER_USER = 6
+STREAMS_PER_PROCESS = 500
+
+
 class ScanWatcher:
     """The process's one reader of other processes' scans."""
 
-    def __init__(self, db: Database, markup: TableMarkup, interval: float = 0.5) -> None:
+    def __init__(self, db: Database, markup: TableMarkup, sessions: SessionCache,
+                 interval: float = 0.5) -> None:
         self.db = db
+        self.sessions = sessions
         self.interval = interval
         self.feeds = {key: StationFeed(key, markup) for key in STATIONS}
+        self.streams = StreamSlots(STREAMS_PER_USER, STREAMS_PER_PROCESS)
         self._seen_max = 0
         self._gaps: dict[int, float] = {}
         self._loaded = False
@@ -205,10 +256,15 @@ class ScanWatcher:
         self.feeds[saved.row.station].add([saved])
 
     async def load(self) -> None:
+        began = time.monotonic()
         async with self.db.transaction() as cur:
             latest_by_station = {key: await latest(cur, key, TABLE_SIZE) for key in self.feeds}
-            await cur.execute("SELECT COALESCE(MAX(id), 0) FROM scans")
-            (newest,) = await cur.fetchone() or (0,)
+            await cur.execute(
+                "SELECT COALESCE(MAX(id), 0), (SELECT version FROM auth_version WHERE id = 1)"
+                " FROM scans"
+            )
+            newest, auth_version = await cur.fetchone()
+        self.sessions.confirm(auth_version, began)
         for key, saved in latest_by_station.items():
             self.feeds[key].replace(saved)
         self._seen_max = int(newest)
@@ -220,8 +276,10 @@ class ScanWatcher:
             await self.load()
             return
         self._expire_gaps()
+        began = time.monotonic()
         async with self.db.transaction() as cur:
-            found = await newer(cur, self._seen_max, list(self._gaps), _BATCH)
+            auth_version, found = await newer(cur, self._seen_max, list(self._gaps), _BATCH)
+        self.sessions.confirm(auth_version, began)
         if len(found) >= _BATCH:
             await self.load()
             return

@@ -9,23 +9,31 @@ from datetime import datetime
 from asyncmy.errors import IntegrityError, OperationalError
 
 from quality.clock import utc_now
-from quality.db import Cursor, Database, error_code
+from quality.db import DUPLICATE_KEY, Cursor, Database, DatabaseUnavailable, error_code
 from quality.i18n import lazy
 from quality.scans.form import ScanInput
 
 log = logging.getLogger(__name__)
 
-_DUPLICATE_KEY = 1062
 _UNKNOWN_DEFECT = 30001  # raised by record_scan (migration 0003)
 _RETRY = {1213, 1205}  # deadlock, lock wait timeout: the transaction was rolled back
 
 
 class UnknownDefect(ValueError):
-    """The defect code is not in the catalogue (or is no longer active)."""
+    """The defect code is not in the catalogue, or is there but no longer active."""
+
+    def __init__(self, code: str, inactive: bool) -> None:
+        super().__init__(code)
+        self.inactive = inactive
 
 
 class SubmissionConflict(ValueError):
     """The submission id was already used for a different scan."""
+
+
+class SaveContended(DatabaseUnavailable):
+    """The save lost to concurrent saves (duplicate-key races, deadlocks) every
+    time it was tried; nothing was saved, and sent again later it goes through."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,16 +62,15 @@ class Saved:
     repeated: bool = False  # this submission had been saved before
 
 
-# A scan row with its defect's name and its order's current piece counts.
-# STRAIGHT_JOIN: always walk scans by its own index first and look the other two
-# up by primary key; with stale statistics the optimizer may otherwise start from
-# the small defect table and sort millions of scans.
+# A scan row with its defect's name as it was when the scan was saved (migration
+# 0004 keeps it on the row) and its order's current piece counts.
+# STRAIGHT_JOIN: always walk scans by its own index first and look the counts
+# up by primary key.
 ROW_SELECT = (
     "SELECT STRAIGHT_JOIN s.id, s.station, s.created_at, s.operator_code, s.piece_code, s.order_code,"
-    " s.checker1_code, s.checker2_code, s.defect_code, d.name, s.approved, s.is_rescan,"
+    " s.checker1_code, s.checker2_code, s.defect_code, s.defect_name, s.approved, s.is_rescan,"
     " c.approved, c.rejected"
     " FROM scans s"
-    " JOIN defect_codes d ON d.code = s.defect_code"
     " JOIN order_counts c ON c.station = s.station AND c.order_code = s.order_code"
 )
 
@@ -76,11 +83,11 @@ def saved_from_row(values: tuple) -> Saved:
 
 async def save_scan(db: Database, station: str, scan: ScanInput, user_id: int) -> Saved:
     """Save once per submission id; a repeat returns the first save's scan."""
-    for attempt in range(3):
+    for _ in range(3):
         try:
             return await _record_scan(db, station, scan, user_id)
         except IntegrityError as exc:
-            if error_code(exc) != _DUPLICATE_KEY:
+            if error_code(exc) != DUPLICATE_KEY:
                 raise
             before = await _saved_before(db, station, scan)
             if before is not None:
@@ -88,11 +95,11 @@ async def save_scan(db: Database, station: str, scan: ScanInput, user_id: int) -
         except OperationalError as exc:
             code = error_code(exc)
             if code == _UNKNOWN_DEFECT:
-                raise UnknownDefect(scan.defect_code) from exc
-            if code not in _RETRY or attempt == 2:
+                raise UnknownDefect(scan.defect_code, await _in_catalogue(db, scan.defect_code)) from exc
+            if code not in _RETRY:
                 raise
             log.info("scan save rolled back by the server (%s); trying again", code)
-    raise SubmissionConflict(lazy("Not saved — the server could not save this scan. Scan it again."))
+    raise SaveContended("the scan's save kept colliding with concurrent saves")
 
 
 async def _record_scan(db: Database, station: str, scan: ScanInput, user_id: int) -> Saved:
@@ -112,6 +119,13 @@ async def _record_scan(db: Database, station: str, scan: ScanInput, user_id: int
         scan.approved, bool(rescan),
     )
     return Saved(row, approved, rejected)
+
+
+async def _in_catalogue(db: Database, code: str) -> bool:
+    """Whether a code record_scan refused is in the catalogue (so: inactive)."""
+    async with db.transaction() as cur:
+        await cur.execute("SELECT 1 FROM defect_codes WHERE code = %s", (code,))
+        return await cur.fetchone() is not None
 
 
 async def _saved_before(db: Database, station: str, scan: ScanInput) -> Saved | None:
@@ -141,13 +155,28 @@ async def latest(cur: Cursor, station: str, limit: int) -> list[Saved]:
     return [saved_from_row(values) for values in await cur.fetchall()]
 
 
-async def newer(cur: Cursor, after_id: int, missing: list[int], limit: int) -> list[Saved]:
+async def newer(cur: Cursor, after_id: int, missing: list[int], limit: int
+                ) -> tuple[int, list[Saved]]:
     """Scans above `after_id`, plus any of the `missing` ids that have appeared since
-    (a transaction that took a lower id may commit after a higher one)."""
+    (a transaction that took a lower id may commit after a higher one); and, in the
+    same statement, the sessions' revocation counter (`auth_version`), so a
+    watcher's poll stays one round trip. The counter comes as a row of its own,
+    told apart by its empty station (no scan has one)."""
     where = "s.id > %s"
     params: list[object] = [after_id]
     if missing:
         where += f" OR s.id IN ({', '.join(['%s'] * len(missing))})"
         params.extend(missing)
-    await cur.execute(ROW_SELECT + f" WHERE {where} ORDER BY s.id LIMIT %s", (*params, limit))
-    return [saved_from_row(values) for values in await cur.fetchall()]
+    await cur.execute(
+        f"(SELECT version, {_NULLS} FROM auth_version WHERE id = 1) UNION ALL"
+        f" ({ROW_SELECT} WHERE {where} ORDER BY s.id LIMIT %s)",
+        (*params, limit),
+    )
+    rows = await cur.fetchall()
+    auth_version = next(values[0] for values in rows if values[1] is None)
+    found = [saved_from_row(values) for values in rows if values[1] is not None]
+    return auth_version, sorted(found, key=lambda saved: saved.row.id)
+
+
+# The counter's row fills ROW_SELECT's other 13 columns with NULL.
+_NULLS = ", ".join(["NULL"] * 13)

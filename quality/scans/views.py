@@ -9,24 +9,31 @@ from collections.abc import AsyncIterator, Sequence
 from typing import Any
 
 from markupsafe import Markup
+from starlette.background import BackgroundTask
 from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 from starlette.routing import Route
 
+from quality.db import DatabaseUnavailable
+from quality.http.errors import error_page
 from quality.http.render import is_htmx, render
 from quality.i18n import lazy, request_language
 from quality.permissions import guard
 from quality.scans import STATIONS, Station, station_at
-from quality.scans.feed import ScanWatcher
+from quality.scans.feed import StationFeed, StreamSlot
 from quality.scans.form import read_scan, scan_fields
 from quality.scans.store import Saved, SubmissionConflict, UnknownDefect, save_scan
 from quality.services import services
+from quality.user_sessions import session_alive
 
 TEMPLATE = "scans/page.html"
-# A stream ends after this long and the browser reconnects, which checks the
-# session again; meanwhile an open page costs no database work at all.
+# A stream ends after this long and the browser reconnects. Meanwhile it checks
+# its session every SESSION_CHECK_SECONDS, and ends within seconds of the
+# session's end; the check is the process's trusted-session cache, so an open
+# page costs no database work while no session is revoked.
 STREAM_SECONDS = 600.0
 KEEPALIVE_SECONDS = 15.0
+SESSION_CHECK_SECONDS = 2.0
 COALESCE_SECONDS = 0.2  # bursts of scans become one update per page
 # What an htmx submit's answer swaps in (a normal request gets the whole page).
 SAVED_BLOCKS = ("scan_result", "scan_table")  # the confirmation and the refreshed table
@@ -93,9 +100,11 @@ async def submit(request: Request) -> Response:
                        message=NOT_SAVED_INVALID)
     try:
         saved = await save_scan(services(request).db, station.key, scan, request.state.user.id)
-    except UnknownDefect:
+    except UnknownDefect as exc:
+        message = (lazy("This defect code is no longer in use; scan another.") if exc.inactive
+                   else lazy("Unknown defect code."))
         return _answer(request, station, 422, REFUSED_BLOCKS, outcome="invalid", **kept,
-                       errors={"defect_code": lazy("Unknown defect code.")},
+                       errors={"defect_code": message},
                        submission_id=scan.submission_id.hex(),
                        message=NOT_SAVED_INVALID)
     except SubmissionConflict as exc:
@@ -114,21 +123,28 @@ async def submit_when_unavailable(request: Request) -> Response:
     form = await request.form()
     checked, _ = read_scan(form, services(request).settings.codes)
     submission = form.get("submission_id")
+    # No scans shown: the session and permission may not have been checked.
     return _answer(request, _station(request), 503, REFUSED_BLOCKS,
                    outcome="unavailable", values=checked.values,
                    submission_id=submission if isinstance(submission, str) else "",
                    message=lazy("Not saved — the database is busy. Try again."),
-                   headers={"Retry-After": "2"})
+                   table_html=Markup(""), headers={"Retry-After": "2"})
 
 
 async def stream(request: Request) -> Response:
     station = _station(request)
+    slot = services(request).scan_watcher.streams.take(request.state.user.id)
+    if slot is None:
+        return error_page(request, 429, lazy("Too many live tables are open. Close a page and reload."),
+                          {"Retry-After": "30"})
     seen = request.headers.get("last-event-id") or request.query_params.get("v", "")
-    language = request_language(request, services(request).settings.language)
+    feed = services(request).scan_watcher.feeds[station.key]
     return StreamingResponse(
-        _table_events(services(request).scan_watcher, station, seen, language),
+        _table_events(request, feed, seen, slot),
         media_type="text/event-stream",
-        headers={"Cache-Control": "no-cache, private", "X-Accel-Buffering": "no"},
+        headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"},
+        # Also when the client left before the stream began.
+        background=BackgroundTask(slot.release),
     )
 
 
@@ -157,25 +173,40 @@ def _station_routes(station: Station) -> list[Route]:
     ]
 
 
-async def _table_events(watcher: ScanWatcher, station: Station, seen: str,
-                        language: str) -> AsyncIterator[bytes]:
-    feed = watcher.feeds[station.key]
-    yield b"retry: 2000\n\n"
-    last = None if seen != str(feed.version) else feed.event_frame(language)
-    deadline = time.monotonic() + STREAM_SECONDS
-    while time.monotonic() < deadline:
-        change = feed.next_change()
-        frame = feed.event_frame(language)
-        if frame is not last:
-            yield frame
-            last = frame
-        try:
-            async with asyncio.timeout(KEEPALIVE_SECONDS):
-                await change.wait()
-        except TimeoutError:
-            yield b": keep-alive\n\n"
-            continue
-        await asyncio.sleep(COALESCE_SECONDS)
+async def _table_events(request: Request, feed: StationFeed, seen: str, slot: StreamSlot
+                        ) -> AsyncIterator[bytes]:
+    language = request_language(request, services(request).settings.language)
+    try:
+        yield b"retry: 2000\n\n"
+        last = None if seen != str(feed.version) else feed.event_frame(language)
+        deadline = time.monotonic() + STREAM_SECONDS
+        sent_at = time.monotonic()
+        while time.monotonic() < deadline and await _session_holds(request):
+            change = feed.next_change()
+            frame = feed.event_frame(language)
+            if frame is not last:
+                yield frame
+                last, sent_at = frame, time.monotonic()
+            elif time.monotonic() - sent_at >= KEEPALIVE_SECONDS:
+                yield b": keep-alive\n\n"
+                sent_at = time.monotonic()
+            try:
+                async with asyncio.timeout(SESSION_CHECK_SECONDS):
+                    await change.wait()
+            except TimeoutError:
+                continue
+            await asyncio.sleep(COALESCE_SECONDS)
+    finally:
+        slot.release()
+
+
+async def _session_holds(request: Request) -> bool:
+    """Unconfirmed (database unreachable) counts as ended: the browser reconnects,
+    and the reconnection is checked like any request."""
+    try:
+        return await session_alive(request)
+    except DatabaseUnavailable:
+        return False
 
 
 routes = [route for station in STATIONS.values() for route in _station_routes(station)]

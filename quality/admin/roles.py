@@ -1,0 +1,255 @@
+"""/admin/roles: create, rename and delete roles, and the permission matrix
+(a row per role, a checkbox per capability), saved whole in one transaction
+or, with htmx, a row at a time showing what changed.
+
+No change may leave the plant without an active administrator
+(quality/accounts.py `lock_admins` / `ensure_an_admin_remains`), and a role
+still given to someone cannot be deleted."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from starlette.datastructures import FormData
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from quality import audit
+from quality.accounts import AccountError, ensure_an_admin_remains, lock_admins
+from quality.admin import done, notice
+from quality.audit import Actor
+from quality.db import Cursor
+from quality.http.forms import TEXT, Field, validate
+from quality.http.render import is_htmx, render
+from quality.i18n import lazy
+from quality.permissions import PERMISSIONS, guard
+from quality.services import services
+
+TEMPLATE = "admin/roles.html"
+ROLE_NAME = Field("name", lazy("Role name"), re.compile(r"[a-z][a-z0-9_-]{1,31}"),
+                  lazy("line-lead (lower-case letters, digits, _ -)"), 32,
+                  lambda value: value.strip().lower(),
+                  missing=lazy("Enter a role name."))
+DESCRIPTION = Field("description", lazy("Description"), TEXT, lazy("Scan pages"), 200, str.strip,
+                    required=False)
+NOTICES = {
+    "created": lazy("Role created. Tick its permissions in the matrix."),
+    "renamed": lazy("Role renamed."),
+    "deleted": lazy("Role deleted."),
+    "matrix": lazy("Permissions saved."),
+}
+
+
+@dataclass(frozen=True, slots=True)
+class Role:
+    id: int
+    name: str
+    description: str
+    users: int
+    permissions: frozenset[str]
+
+
+class Refused(ValueError):
+    """A submission that cannot be applied; nothing was written."""
+
+
+async def _roles(cur: Cursor, lock: bool = False) -> dict[int, Role]:
+    await cur.execute(
+        "SELECT r.id, r.name, r.description, (SELECT COUNT(*) FROM users u WHERE u.role_id = r.id)"
+        " FROM roles r ORDER BY r.name" + (" FOR UPDATE" if lock else "")
+    )
+    rows = await cur.fetchall()
+    await cur.execute("SELECT role_id, permission FROM role_permissions")
+    granted: dict[int, set[str]] = {}
+    for role_id, permission in await cur.fetchall():
+        granted.setdefault(role_id, set()).add(permission)
+    return {id_: Role(id_, name, description, users, frozenset(granted.get(id_, ())))
+            for id_, name, description, users in rows}
+
+
+async def _page(request: Request, status: int = 200, **values: Any) -> Response:
+    async with services(request).db.transaction() as cur:
+        roles = await _roles(cur)
+    context = {
+        "roles": list(roles.values()), "permissions": PERMISSIONS, "notice": notice(request, NOTICES),
+        "values": {}, "errors": {}, "rename": {}, "matrix_error": None,
+        "row_error": None, "row_changed": ([], []), **values,
+    }
+    return render(request, TEMPLATE, context, status_code=status)
+
+
+@guard("admin.roles")
+async def roles_page(request: Request) -> Response:
+    return await _page(request)
+
+
+def _wanted(form: FormData, role_ids: Sequence[int]) -> dict[int, frozenset[str]]:
+    """The ticked permissions per role, refusing names that are not capabilities."""
+    wanted = {}
+    for role_id in role_ids:
+        names = [value for value in form.getlist(f"p{role_id}") if isinstance(value, str)]
+        unknown = sorted(set(names) - PERMISSIONS.keys())
+        if unknown:
+            raise Refused(lazy("There is no permission named %(name)s; reload the page.",
+                               name=repr(unknown[0])))
+        wanted[role_id] = frozenset(names)
+    return wanted
+
+
+async def _apply(cur: Cursor, actor: Actor, wanted: dict[int, frozenset[str]]
+                 ) -> dict[int, tuple[list[str], list[str]]]:
+    """Set each role's permissions; audit each role that changed. Returns what
+    was added and removed per role."""
+    await lock_admins(cur)
+    roles = await _roles(cur, lock=True)
+    missing = set(wanted) - roles.keys()
+    if missing:
+        raise Refused(lazy("A role on this page no longer exists; reload the page."))
+    changed = {}
+    for role_id, permissions in wanted.items():
+        role = roles[role_id]
+        added, removed = sorted(permissions - role.permissions), sorted(role.permissions - permissions)
+        if not (added or removed):
+            continue
+        if removed:
+            await cur.execute(
+                f"DELETE FROM role_permissions WHERE role_id = %s"
+                f" AND permission IN ({', '.join(['%s'] * len(removed))})", (role_id, *removed))
+        if added:
+            await cur.executemany("INSERT INTO role_permissions (role_id, permission) VALUES (%s, %s)",
+                                  [(role_id, name) for name in added])
+        await audit.record(cur, actor, "role.permissions", role.name,
+                           {"permissions": sorted(role.permissions)}, {"permissions": sorted(permissions)})
+        changed[role_id] = (added, removed)
+    try:
+        await ensure_an_admin_remains(cur)
+    except AccountError as exc:
+        raise Refused(lazy("Not saved: this would leave no active administrator (someone whose role may"
+                           " manage users and roles).")) from exc
+    return changed
+
+
+def _role_ids(form: FormData) -> list[int]:
+    ids = form.getlist("role")
+    if not ids or not all(isinstance(value, str) and value.isdigit() and len(value) < 10 for value in ids):
+        raise Refused(lazy("This form is not the permission matrix; reload the page."))
+    return [int(value) for value in ids]
+
+
+@guard("admin.roles")
+async def save_matrix(request: Request) -> Response:
+    form = await request.form()
+    try:
+        wanted = _wanted(form, _role_ids(form))
+        async with services(request).db.transaction() as cur:
+            await _apply(cur, Actor.of(request), wanted)
+    except Refused as exc:
+        return await _page(request, 422, matrix_error=exc.args[0])
+    return done("/admin/roles", "matrix")
+
+
+@guard("admin.roles")
+async def save_row(request: Request) -> Response:
+    role_id = request.path_params["role_id"]
+    form = await request.form()
+    status, error, changed = 200, None, ([], [])
+    try:
+        wanted = _wanted(form, [role_id])
+        async with services(request).db.transaction() as cur:
+            await _role_or_404(cur, role_id)
+            changed = (await _apply(cur, Actor.of(request), wanted)).get(role_id, changed)
+    except Refused as exc:
+        status, error = 422, exc.args[0]
+    if not is_htmx(request):
+        return await _page(request, 422, matrix_error=error) if error else done("/admin/roles", "matrix")
+    async with services(request).db.transaction() as cur:
+        role = (await _roles(cur))[role_id]
+    context = {"role": role, "permissions": PERMISSIONS, "row_error": error, "row_changed": changed}
+    return render(request, TEMPLATE, context, block="role_row", status_code=status)
+
+
+async def _role_or_404(cur: Cursor, role_id: int) -> tuple[str, str]:
+    await cur.execute("SELECT name, description FROM roles WHERE id = %s FOR UPDATE", (role_id,))
+    row = await cur.fetchone()
+    if row is None:
+        raise HTTPException(404, lazy("There is no such role."))
+    return row
+
+
+async def _name_taken(cur: Cursor, name: str) -> bool:
+    await cur.execute("SELECT 1 FROM roles WHERE name = %s", (name,))
+    return await cur.fetchone() is not None
+
+
+@guard("admin.roles")
+async def create(request: Request) -> Response:
+    checked = validate(await request.form(), (ROLE_NAME, DESCRIPTION))
+    if checked.ok:
+        name, description = checked.values["name"], checked.values["description"]
+        async with services(request).db.transaction() as cur:
+            if await _name_taken(cur, name):
+                checked.errors["name"] = lazy("A role with this name exists already.")
+            else:
+                await cur.execute("INSERT INTO roles (name, description) VALUES (%s, %s)",
+                                  (name, description))
+                await audit.record(cur, Actor.of(request), "role.create", name, None,
+                                   {"name": name, "description": description})
+    if checked.ok:
+        return done("/admin/roles", "created")
+    return await _page(request, 422, values=checked.values, errors=checked.errors)
+
+
+@guard("admin.roles")
+async def rename(request: Request) -> Response:
+    role_id = request.path_params["role_id"]
+    checked = validate(await request.form(), (ROLE_NAME,))
+    if checked.ok:
+        name = checked.values["name"]
+        async with services(request).db.transaction() as cur:
+            old, _description = await _role_or_404(cur, role_id)
+            if name != old and await _name_taken(cur, name):
+                checked.errors["name"] = lazy("A role with this name exists already.")
+            elif name != old:
+                await cur.execute("UPDATE roles SET name = %s WHERE id = %s", (name, role_id))
+                await audit.record(cur, Actor.of(request), "role.rename", old, {"name": old}, {"name": name})
+    else:
+        async with services(request).db.transaction() as cur:
+            await _role_or_404(cur, role_id)
+    if checked.ok:
+        return done("/admin/roles", "renamed")
+    return await _page(request, 422, rename={role_id: (checked.values["name"], checked.errors["name"])})
+
+
+@guard("admin.roles")
+async def delete(request: Request) -> Response:
+    role_id = request.path_params["role_id"]
+    async with services(request).db.transaction() as cur:
+        name, description = await _role_or_404(cur, role_id)
+        # Locks the role's users, so nobody is given the role while it goes.
+        await cur.execute("SELECT COUNT(*) FROM users WHERE role_id = %s FOR UPDATE", (role_id,))
+        (users,) = await cur.fetchone() or (0,)
+        if not users:
+            await cur.execute("SELECT permission FROM role_permissions WHERE role_id = %s", (role_id,))
+            permissions = sorted(permission for (permission,) in await cur.fetchall())
+            await cur.execute("DELETE FROM roles WHERE id = %s", (role_id,))
+            await audit.record(cur, Actor.of(request), "role.delete", name,
+                               {"name": name, "description": description, "permissions": permissions}, None)
+    if users:
+        message = lazy("This role is given to at least one user; move them to another role first.")
+        return await _page(request, 422, rename={role_id: (name, message)})
+    return done("/admin/roles", "deleted")
+
+
+routes = [
+    Route("/admin/roles", roles_page, methods=["GET"]),
+    Route("/admin/roles", create, methods=["POST"]),
+    Route("/admin/roles/matrix", save_matrix, methods=["POST"]),
+    Route("/admin/roles/{role_id:int}/permissions", save_row, methods=["POST"]),
+    Route("/admin/roles/{role_id:int}/rename", rename, methods=["POST"]),
+    Route("/admin/roles/{role_id:int}/delete", delete, methods=["POST"]),
+]

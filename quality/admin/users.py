@@ -1,0 +1,208 @@
+"""/admin/users: list (search, filter by role and state), create, edit (full
+name, role, active), reset a password, disable."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from quality.accounts import (
+    MAX_PASSWORD,
+    MIN_PASSWORD,
+    USERNAME,
+    Account,
+    AccountError,
+    NoSuchUser,
+    create_user,
+    find_user,
+    list_users,
+    set_password,
+    update_user,
+)
+from quality.admin import done, notice
+from quality.audit import Actor
+from quality.db import Cursor
+from quality.http.forms import TEXT, Field, Validated, checkbox, keep, trim, validate
+from quality.http.render import render
+from quality.i18n import lazy
+from quality.permissions import guard
+from quality.services import services
+
+LIST, EDIT = "admin/users.html", "admin/user.html"
+NOTICES = {
+    "created": lazy("User created. They must choose their own password at their first sign-in."),
+    "saved": lazy("Changes saved."),
+    "password": lazy("Password reset. Their sessions have ended; they choose a new password at the next"
+                     " sign-in."),
+    "disabled": lazy("User disabled. Their sessions have ended."),
+}
+
+
+def _lower(value: str) -> str:
+    return value.strip().lower()
+
+
+def _password_field(name: str, label: str) -> Field:
+    return Field(name, label, re.compile(r".*", re.S), "", MAX_PASSWORD, keep,
+                 min_length=MIN_PASSWORD, missing=lazy("Enter a password."))
+
+
+FULL_NAME = Field("full_name", lazy("Full name"), TEXT, lazy("Ana Pop"), 120, trim, required=False)
+
+
+def _role_field(roles: list[str]) -> Field:
+    return Field("role", lazy("Role"), TEXT, "operator", 32, trim, choices=roles,
+                 missing=lazy("Choose a role."))
+
+
+def _create_fields(roles: list[str]) -> tuple[Field, ...]:
+    return (
+        Field("username", lazy("User name"), USERNAME, lazy("ana.pop (letters, digits, . _ -)"), 64, _lower,
+              min_length=2, missing=lazy("Enter a user name.")),
+        FULL_NAME,
+        _role_field(roles),
+        _password_field("password", lazy("Temporary password")),
+    )
+
+
+async def _role_names(cur: Cursor) -> list[str]:
+    await cur.execute("SELECT name FROM roles ORDER BY name")
+    return [name for (name,) in await cur.fetchall()]
+
+
+def _filters(request: Request, roles: list[str]) -> dict[str, str]:
+    query = request.query_params
+    return {
+        "q": query.get("q", "").strip()[:64],
+        "role": query.get("role", "") if query.get("role", "") in roles else "",
+        "active": query.get("active", "") if query.get("active") in ("yes", "no") else "",
+    }
+
+
+async def _list_page(request: Request, status: int = 200, **values: Any) -> Response:
+    async with services(request).db.transaction() as cur:
+        roles = await _role_names(cur)
+        filters = _filters(request, roles)
+        active = {"yes": True, "no": False}.get(filters["active"])
+        accounts = await list_users(cur, filters["q"], filters["role"], active)
+    context = {
+        "accounts": accounts, "roles": roles, "filters": filters,
+        "values": {}, "errors": {}, "notice": notice(request, NOTICES), **values,
+    }
+    return render(request, LIST, context, status_code=status)
+
+
+@guard("admin.users")
+async def users_page(request: Request) -> Response:
+    return await _list_page(request)
+
+
+@guard("admin.users")
+async def create(request: Request) -> Response:
+    form = await request.form()
+    async with services(request).db.transaction() as cur:
+        roles = await _role_names(cur)
+    checked = validate(form, _create_fields(roles))
+    if checked.ok:
+        values = checked.values
+        try:
+            user_id = await create_user(
+                services(request).db, values["username"], values["password"], values["role"],
+                values["full_name"], actor=Actor.of(request), must_change_password=True,
+            )
+        except AccountError as exc:
+            checked.errors[exc.field or "form"] = _sentence(exc)
+        else:
+            return done(f"/admin/users/{user_id}", "created")
+    return await _list_page(request, 422, values=_shown(checked), errors=checked.errors)
+
+
+async def _account_or_404(request: Request) -> tuple[Account, list[str]]:
+    async with services(request).db.transaction() as cur:
+        try:
+            account = await find_user(cur, request.path_params["user_id"])
+        except NoSuchUser:
+            raise HTTPException(404, lazy("There is no such user.")) from None
+        return account, await _role_names(cur)
+
+
+async def _edit_page(request: Request, account: Account, roles: list[str], status: int = 200,
+                     **values: Any) -> Response:
+    context = {
+        "account": account, "roles": roles,
+        "values": {"full_name": account.full_name, "role": account.role},
+        "errors": {}, "password_errors": {}, "notice": notice(request, NOTICES), **values,
+    }
+    return render(request, EDIT, context, status_code=status)
+
+
+@guard("admin.users")
+async def edit_page(request: Request) -> Response:
+    account, roles = await _account_or_404(request)
+    return await _edit_page(request, account, roles)
+
+
+@guard("admin.users")
+async def save(request: Request) -> Response:
+    account, roles = await _account_or_404(request)
+    form = await request.form()
+    checked = validate(form, (FULL_NAME, _role_field(roles)))
+    if checked.ok:
+        try:
+            await update_user(
+                services(request).db, account.id, actor=Actor.of(request),
+                full_name=checked.values["full_name"], role=checked.values["role"],
+                active=checkbox(form, "active"),
+            )
+        except AccountError as exc:
+            checked.errors[exc.field or "form"] = _sentence(exc)
+        else:
+            return done(f"/admin/users/{account.id}", "saved")
+    return await _edit_page(request, account, roles, 422, values=_shown(checked),
+                            errors=checked.errors)
+
+
+@guard("admin.users")
+async def reset_password(request: Request) -> Response:
+    account, roles = await _account_or_404(request)
+    checked = validate(await request.form(), (_password_field("password", lazy("Temporary password")),))
+    if checked.ok:
+        await set_password(services(request).db, account.id, checked.values["password"],
+                           actor=Actor.of(request), must_change=True)
+        return done(f"/admin/users/{account.id}", "password")
+    return await _edit_page(request, account, roles, 422, password_errors=checked.errors)
+
+
+@guard("admin.users")
+async def disable(request: Request) -> Response:
+    account, roles = await _account_or_404(request)
+    try:
+        await update_user(services(request).db, account.id, actor=Actor.of(request), active=False)
+    except AccountError as exc:
+        return await _edit_page(request, account, roles, 422, errors={"form": _sentence(exc)})
+    return done(f"/admin/users/{account.id}", "disabled")
+
+
+def _shown(checked: Validated) -> dict[str, str]:
+    """What to show again: everything typed but a password."""
+    return {name: value for name, value in checked.values.items() if name != "password"}
+
+
+def _sentence(exc: AccountError) -> str:
+    """An account message: a whole sentence, translated where it is shown."""
+    return exc.args[0]
+
+
+routes = [
+    Route("/admin/users", users_page, methods=["GET"]),
+    Route("/admin/users", create, methods=["POST"]),
+    Route("/admin/users/{user_id:int}", edit_page, methods=["GET"]),
+    Route("/admin/users/{user_id:int}", save, methods=["POST"]),
+    Route("/admin/users/{user_id:int}/password", reset_password, methods=["POST"]),
+    Route("/admin/users/{user_id:int}/disable", disable, methods=["POST"]),
+]

@@ -1,0 +1,112 @@
+"""Every route in the router, visited by anonymous and by each default role
+against a real server: the status each gets is the one in ROUTE_STATUS. A new
+route without an entry fails here, so its access rules are decided, not left
+to chance.
+
+Signed-in POSTs carry the session's CSRF token and an empty form; so a route
+its role may use answers with its own validation (400/422) or its redirect,
+and one it may not use answers 403 before reading anything."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import httpx2
+from starlette.routing import Route
+
+from quality.app import create_app
+from quality.settings import Settings
+from tests.conftest import PASSWORD, LiveServer, csrf_token_in, execute, run_async
+
+WHO = ("anonymous", "operator", "supervisor", "admin")
+# (method, path) -> status for anonymous, operator, supervisor, admin.
+# 303 for an anonymous page is the redirect to /login; 401 a POST without a session.
+ROUTE_STATUS: dict[tuple[str, str], tuple[int, int, int, int]] = {
+    ("GET", "/"): (303, 200, 200, 200),
+    ("GET", "/login"): (200, 303, 303, 303),
+    ("POST", "/login"): (400, 400, 400, 400),
+    ("GET", "/healthz"): (200, 200, 200, 200),
+    ("GET", "/metrics"): (200, 200, 200, 200),  # loopback without a token (tests/test_ops.py)
+    ("GET", "/scan"): (303, 200, 200, 200),
+    ("POST", "/scan"): (401, 400, 400, 400),
+    ("GET", "/scan/stream"): (303, 200, 200, 200),
+    ("GET", "/fgscan"): (303, 200, 200, 200),
+    ("POST", "/fgscan"): (401, 400, 400, 400),
+    ("GET", "/fgscan/stream"): (303, 200, 200, 200),
+    ("GET", "/account"): (303, 200, 200, 200),
+    ("POST", "/account/password"): (401, 422, 422, 422),
+    ("GET", "/admin/users"): (303, 403, 403, 200),
+    ("POST", "/admin/users"): (401, 403, 403, 422),
+    ("GET", "/admin/users/{user_id:int}"): (303, 403, 403, 200),
+    ("POST", "/admin/users/{user_id:int}"): (401, 403, 403, 422),
+    ("POST", "/admin/users/{user_id:int}/password"): (401, 403, 403, 422),
+    ("POST", "/admin/users/{user_id:int}/disable"): (401, 403, 403, 303),
+    ("GET", "/admin/roles"): (303, 403, 403, 200),
+    ("POST", "/admin/roles"): (401, 403, 403, 422),
+    ("POST", "/admin/roles/matrix"): (401, 403, 403, 422),
+    ("POST", "/admin/roles/{role_id:int}/permissions"): (401, 403, 403, 303),
+    ("POST", "/admin/roles/{role_id:int}/rename"): (401, 403, 403, 422),
+    ("POST", "/admin/roles/{role_id:int}/delete"): (401, 403, 403, 422),
+    ("GET", "/admin/defects"): (303, 403, 403, 200),
+    ("POST", "/admin/defects"): (401, 403, 403, 422),
+    ("GET", "/admin/defects/{code}"): (303, 403, 403, 200),
+    ("POST", "/admin/defects/{code}"): (401, 403, 403, 422),
+    ("GET", "/admin/audit"): (303, 403, 403, 200),
+    ("POST", "/logout"): (401, 303, 303, 303),  # last: it ends the session
+}
+
+
+def router_routes(settings: Settings) -> list[tuple[str, str]]:
+    found = []
+    for route in create_app(settings).routes:
+        if isinstance(route, Route):
+            found += [(method, route.path) for method in sorted(route.methods or ()) if method != "HEAD"]
+    return found
+
+
+def test_every_route_has_an_expected_status_for_everyone(settings: Settings, make_user: Any) -> None:
+    routes = router_routes(settings)
+    assert sorted(routes) == sorted(ROUTE_STATUS), "a route was added or removed: update ROUTE_STATUS"
+
+
+def _fill(path: str, ids: dict[str, str]) -> str:
+    for name, value in ids.items():
+        path = path.replace("{" + name + "}", value)
+    return path
+
+
+def _status(http: httpx2.Client, method: str, url: str, token: str | None) -> int:
+    headers = {"X-CSRF-Token": token} if token else {}
+    data = {} if method == "POST" else None
+    with http.stream(method, url, headers=headers, data=data) as response:
+        return response.status_code  # a stream is left open no longer than its first byte
+
+
+def test_each_route_answers_each_kind_of_user_as_expected(settings: Settings, make_user: Any) -> None:
+    for role in WHO[1:]:
+        make_user(f"the-{role}", role)
+    assert settings.database_url
+    (ids,) = run_async(execute(
+        settings.database_url,
+        "SELECT (SELECT id FROM users WHERE username = 'the-operator'),"
+        " (SELECT id FROM roles WHERE name = 'operator')",
+    ))
+    path_ids = {"user_id:int": str(ids[0][0]), "role_id:int": str(ids[0][1]), "code": "101"}
+    server = LiveServer(settings)
+    server.start()
+    wrong = []
+    try:
+        for index, who in enumerate(WHO):
+            with httpx2.Client(base_url=server.url, timeout=30) as http:
+                token = csrf_token_in(http.get("/login").text)
+                if who != "anonymous":
+                    http.post("/login", data={"username": f"the-{who}", "password": PASSWORD,
+                                              "csrf_token": token})
+                    token = csrf_token_in(http.get("/account").text)
+                for (method, path), statuses in ROUTE_STATUS.items():
+                    got = _status(http, method, _fill(path, path_ids), token)
+                    if got != statuses[index]:
+                        wrong.append((who, method, path, got, statuses[index]))
+    finally:
+        server.stop()
+    assert wrong == [], "(who, method, path, got, expected)"
