@@ -14,7 +14,7 @@ from starlette.middleware import Middleware
 from starlette.routing import Mount
 from starlette.staticfiles import StaticFiles
 
-from quality import account, auth, home, language, ops
+from quality import account, auth, home, language, ops, reports
 from quality.admin import audit as admin_audit
 from quality.admin import defects as admin_defects
 from quality.admin import roles as admin_roles
@@ -24,12 +24,14 @@ from quality.http.errors import handlers
 from quality.http.middleware import RequestMiddleware
 from quality.http.render import STATIC_DIR, Renderer
 from quality.http.session_cookie import SessionMiddleware
+from quality.lists import views as list_views
 from quality.logs import configure_logging
 from quality.metrics import Metrics
 from quality.scans import views as scan_views
 from quality.scans.feed import ScanWatcher, TableMarkup
 from quality.services import LifespanState, Services
 from quality.settings import Settings, load_settings
+from quality.summary import Summariser
 from quality.user_sessions import SessionCache
 
 
@@ -61,9 +63,12 @@ def create_app(settings: Settings | None = None) -> Starlette:
         sessions = SessionCache()
         watcher = ScanWatcher(db, TableMarkup(renderer), sessions)
         await watcher.start()
+        summariser = Summariser(db)
+        summariser.start()
         try:
             yield {"services": Services(settings, db, watcher, metrics, renderer, sessions)}
         finally:
+            await summariser.stop()
             await watcher.stop()
             await db.close()
             await metrics.stop()
@@ -74,6 +79,8 @@ def create_app(settings: Settings | None = None) -> Starlette:
             *auth.routes,
             *language.routes,
             *scan_views.routes,
+            *list_views.routes,
+            *reports.routes,
             *ops.routes,
             *account.routes,
             *admin_users.routes,

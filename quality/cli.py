@@ -16,7 +16,7 @@ from contextlib import asynccontextmanager
 from importlib.metadata import version
 from pathlib import Path
 
-from quality import audit
+from quality import audit, demo
 from quality.accounts import (
     AccountError,
     create_user,
@@ -104,6 +104,8 @@ def _parser() -> argparse.ArgumentParser:
     role.add_argument("name", help="user name")
     role.add_argument("role", help="admin, supervisor, operator or your own")
     role.set_defaults(run=_user_role)
+
+    _add_demo_data(commands)
 
     localdb = commands.add_parser("localdb", help="the private local MariaDB").add_subparsers(
         required=True, metavar="ACTION"
@@ -333,3 +335,31 @@ def _localdb_status(settings: Settings, args: argparse.Namespace) -> None:
 def _localdb_stop(settings: Settings, args: argparse.Namespace) -> None:
     LocalMariaDB(settings.data_dir).stop()
     print("quality: local MariaDB stopped")
+
+
+# -- demo data -------------------------------------------------------------------
+
+
+def _add_demo_data(commands: argparse._SubParsersAction) -> None:
+    demo = commands.add_parser("demo-data", help="fill the database with realistic demo scans")
+    demo.add_argument("--scans", type=_positive, required=True, help="how many scans to add")
+    demo.add_argument("--days", type=_positive, default=90, help="spread over the last DAYS days (90)")
+    demo.add_argument("--force", action="store_true",
+                      help="add them even if the database holds scans not made by the demo")
+    demo.set_defaults(run=_demo_data)
+
+
+def _demo_data(settings: Settings, args: argparse.Namespace) -> None:
+    def progress(done: int, total: int) -> None:
+        print(demo.describe_progress(done, total), end="", file=sys.stderr, flush=True)
+
+    async def work(db: Database) -> None:
+        try:
+            await demo.fill(db, args.scans, args.days, settings.timezone, force=args.force,
+                            progress=progress)
+        except demo.DemoDataRefused as exc:
+            raise CommandError(str(exc)) from None
+        print(f"\nquality: added {args.scans:,} demo scans; counters rebuilt", file=sys.stderr)
+
+    # Rebuilding the counters reads every scan: one statement may take minutes.
+    _run_with_database(dataclasses.replace(settings, query_timeout=3600.0), work)

@@ -58,6 +58,8 @@ _CONNECTION_LOST = {
 }
 _STATEMENT_TIMEOUT = {1969, 3024}  # MariaDB max_statement_time, MySQL max_execution_time
 DUPLICATE_KEY = 1062  # ER_DUP_ENTRY: a unique key already holds the value
+# Its own generator: the pool never moves the process's shared random state.
+_STAGGER = random.Random()
 _ACCESS_DENIED = 1045  # also MariaDB's answer to a plain connection it requires to be TLS
 _INSECURE_TRANSPORT = 3159  # MySQL: ER_SECURE_TRANSPORT_REQUIRED
 
@@ -455,7 +457,7 @@ class Database:
             raise
         self._created += 1
         # Stagger lifetimes over the last 10% so connections don't all expire together.
-        return _Pooled(conn, self.recycle * random.uniform(0.9, 1.0))
+        return _Pooled(conn, self.recycle * _STAGGER.uniform(0.9, 1.0))
 
     async def _open_connection(self, connect_kwargs: dict[str, Any]) -> Any:
         # asyncmy's connect_timeout covers only opening the socket: a server that

@@ -39,6 +39,9 @@ def destinations_for(request: Request, user: User) -> list[tuple[str, str, str]]
 async def home(request: Request) -> Response:
     user: User = request.state.user
     destinations = destinations_for(request, user)
+    if user.can("scans.view") and not any(name.startswith("admin.") for name in user.permissions):
+        # Supervisors follow the lines all day: they start at the scan list.
+        return RedirectResponse("/scans", 303)
     if len(destinations) == 1:
         return RedirectResponse(destinations[0][0], 303)
     return render(request, "home.html", {"destinations": destinations})

@@ -14,7 +14,7 @@ from __future__ import annotations
 import functools
 import io
 import logging
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -132,6 +132,11 @@ def request_language(connection: HTTPConnection, default: str) -> str:
     if user is not None:
         return user.language if user.language in LANGUAGES else default
     return accepted_language(connection.headers.get("accept-language", ""), default)
+
+
+def translator(language: str) -> Callable[[str], str]:
+    """Translate messages for text built outside a template (the reports' SVG charts)."""
+    return functools.partial(_translate, translations(language))
 
 
 def _translate(translations: Translations, message: str | LazyText) -> str:

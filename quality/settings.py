@@ -148,6 +148,7 @@ class CodePatterns:
     checker: str = r"OC[A-Z0-9]{2}"
     defect: str = r"\d{3}"
     order_length: int = 10
+    order: str = r"CP\d{8}"  # the first order_length characters of a piece code
 
 
 @dataclass(frozen=True)
@@ -172,6 +173,8 @@ class Settings:
     # Proxies whose X-Forwarded-For/-Proto are believed; none by default.
     forwarded_allow_ips: tuple[str, ...] = ()
     codes: CodePatterns = field(default_factory=CodePatterns)
+    # Where each shift starts, in the plant's local time, minutes after midnight.
+    shifts: tuple[int, ...] = (6 * 60, 14 * 60, 22 * 60)
 
     @property
     def uses_local_database(self) -> bool:
@@ -234,6 +237,22 @@ class _Reader:
                 raise SettingsError(f"{name}: {item!r} is not an IP address, a network or '*'") from None
         return items
 
+    def shifts(self, name: str, default: tuple[int, ...]) -> tuple[int, ...]:
+        """Shift start times `HH:MM,HH:MM,...`, ascending, on the hour (the
+        reports count scans per hour)."""
+        value = self.raw(name)
+        if value is None:
+            return default
+        starts = []
+        for item in value.split(","):
+            found = re.fullmatch(r"\s*([01]?\d|2[0-3]):([0-5]\d)\s*", item)
+            if not found or int(found[2]):
+                raise SettingsError(f"{name}={value!r}: each shift start must be a whole hour, e.g. 06:00")
+            starts.append(int(found[1]) * 60 + int(found[2]))
+        if starts != sorted(set(starts)):
+            raise SettingsError(f"{name}={value!r}: shift starts must be in ascending order, no repeats")
+        return tuple(starts)
+
     def pattern(self, name: str, default: str) -> str:
         value = self.raw(name) or default
         try:
@@ -281,6 +300,7 @@ def load_settings(env: dict[str, str] | None = None, env_file: Path | None = Pat
         checker=read.pattern("QUALITY_CHECKER_PATTERN", CodePatterns.checker),
         defect=read.pattern("QUALITY_DEFECT_PATTERN", CodePatterns.defect),
         order_length=read.number("QUALITY_ORDER_LENGTH", 10, minimum=1, integer=True),
+        order=read.pattern("QUALITY_ORDER_PATTERN", CodePatterns.order),
     )
 
     port = read.number("QUALITY_PORT", 8000, minimum=1, integer=True)
@@ -307,4 +327,5 @@ def load_settings(env: dict[str, str] | None = None, env_file: Path | None = Pat
         port=port,
         forwarded_allow_ips=read.addresses("QUALITY_FORWARDED_ALLOW_IPS"),
         codes=codes,
+        shifts=read.shifts("QUALITY_SHIFTS", Settings.shifts),
     )

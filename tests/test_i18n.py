@@ -31,7 +31,8 @@ KEYWORDS = {"_": None, "gettext": None, "ngettext": (1, 2), "lazy": None, "lazy_
 _JINJA = re.compile(r"{%-?\s*trans\b.*?endtrans\s*-?%}|{{.*?}}|{%.*?%}|{#.*?#}", re.S)
 # Attributes people read (a screen reader included).
 _SHOWN_ATTRIBUTES = {"title", "placeholder", "alt", "aria-label", "label"}
-_LETTER = re.compile(r"[^\W\d_]")
+_LETTER = re.compile(r"[^\W\d_]{2}")  # a word; a lone letter is a code's (2026-11-27T06:00)
+_ATTRIBUTE = re.compile(r'[\w-]+="[^"]*"')  # a macro that writes attributes (aria-invalid="true")
 
 
 class _TextFinder(HTMLParser):
@@ -51,7 +52,7 @@ class _TextFinder(HTMLParser):
         self._in_script = False
 
     def handle_data(self, data: str) -> None:
-        if not self._in_script and _LETTER.search(data):
+        if not self._in_script and _LETTER.search(_ATTRIBUTE.sub("", data)):
             self.found.append(data.strip())
 
 

@@ -22,7 +22,7 @@ WHO = ("anonymous", "operator", "supervisor", "admin")
 # (method, path) -> status for anonymous, operator, supervisor, admin.
 # 303 for an anonymous page is the redirect to /login; 401 a POST without a session.
 ROUTE_STATUS: dict[tuple[str, str], tuple[int, int, int, int]] = {
-    ("GET", "/"): (303, 200, 200, 200),
+    ("GET", "/"): (303, 200, 303, 200),  # supervisors land on the scan list
     ("GET", "/login"): (200, 303, 303, 303),
     ("POST", "/login"): (400, 400, 400, 400),
     ("POST", "/language"): (401, 400, 400, 400),  # no language named: refused
@@ -34,6 +34,12 @@ ROUTE_STATUS: dict[tuple[str, str], tuple[int, int, int, int]] = {
     ("GET", "/fgscan"): (303, 200, 200, 200),
     ("POST", "/fgscan"): (401, 400, 400, 400),
     ("GET", "/fgscan/stream"): (303, 200, 200, 200),
+    ("GET", "/scans"): (303, 403, 200, 200),
+    ("GET", "/scans/totals"): (303, 403, 200, 200),
+    ("GET", "/scans/stream"): (303, 403, 200, 200),
+    ("GET", "/scans/export.csv"): (303, 403, 200, 200),
+    ("GET", "/scans/export.xlsx"): (303, 403, 200, 200),
+    ("GET", "/reports"): (303, 403, 200, 200),
     ("GET", "/account"): (303, 200, 200, 200),
     ("POST", "/account/password"): (401, 422, 422, 422),
     ("GET", "/admin/users"): (303, 403, 403, 200),

@@ -1,15 +1,16 @@
-"""The one way to validate a submitted form: declared fields, normalised values,
-one message per bad field. What the user typed is always handed back, so a
-page can show it again beside its error."""
+"""The one way to validate a submitted form or a page's query parameters:
+declared fields, normalised values, one message per bad field. What the user
+typed is always handed back, so a page can show it again beside its error.
+Parameters not declared are ignored."""
 
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Collection, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from starlette.datastructures import FormData, ImmutableMultiDict
+from starlette.datastructures import FormData
 
 from quality.i18n import lazy
 
@@ -59,7 +60,7 @@ class Validated:
 _KEEP = 200
 
 
-def validate(form: ImmutableMultiDict[str, Any], fields: Sequence[Field]) -> Validated:
+def validate(form: Mapping[str, Any], fields: Sequence[Field]) -> Validated:
     """A submitted form (or a query string, for filters) against its fields."""
     values: dict[str, str] = {}
     errors: dict[str, str] = {}

@@ -175,6 +175,10 @@ class StationFeed:
             frame = self._frame[language] = f"event: table\nid: {self.version}\n{data}\n".encode()
         return frame
 
+    def rows_after(self, scan_id: int) -> list[ScanRow]:
+        """The table's scans newer than `scan_id`, newest first (for other live views)."""
+        return [self._rows[i] for i in sorted(self._rows, reverse=True) if i > scan_id]
+
     def next_change(self) -> asyncio.Event:
         """Set at the next change; take it before reading, so no change slips by."""
         return self._changed

@@ -181,7 +181,7 @@ async def _table_events(request: Request, feed: StationFeed, seen: str, slot: St
         last = None if seen != str(feed.version) else feed.event_frame(language)
         deadline = time.monotonic() + STREAM_SECONDS
         sent_at = time.monotonic()
-        while time.monotonic() < deadline and await _session_holds(request):
+        while time.monotonic() < deadline and await session_holds(request):
             change = feed.next_change()
             frame = feed.event_frame(language)
             if frame is not last:
@@ -200,9 +200,10 @@ async def _table_events(request: Request, feed: StationFeed, seen: str, slot: St
         slot.release()
 
 
-async def _session_holds(request: Request) -> bool:
-    """Unconfirmed (database unreachable) counts as ended: the browser reconnects,
-    and the reconnection is checked like any request."""
+async def session_holds(request: Request) -> bool:
+    """Whether a live stream's session still holds. Unconfirmed (database
+    unreachable) counts as ended: the browser reconnects, and the reconnection
+    is checked like any request."""
     try:
         return await session_alive(request)
     except DatabaseUnavailable:

@@ -1,0 +1,136 @@
+"""/scans: the filtered list, its totals, its live first page and its exports."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any
+
+from starlette.background import BackgroundTask
+from starlette.requests import Request
+from starlette.responses import Response, StreamingResponse
+from starlette.routing import Route
+
+from quality.http.errors import error_page
+from quality.http.render import render
+from quality.i18n import lazy
+from quality.lists import export
+from quality.lists.filters import ListRequest, ScanFilter, read_filter
+from quality.lists.queries import fetch_page, totals
+from quality.permissions import guard
+from quality.scans import STATIONS
+from quality.scans.feed import ScanWatcher, StreamSlot
+from quality.scans.views import SESSION_CHECK_SECONDS, session_holds
+from quality.services import services
+
+TEMPLATE = "lists/page.html"
+ROWS_TEMPLATE = "lists/_rows.html"
+STREAM_SECONDS = 600.0  # then the browser reconnects, which checks the session again
+KEEPALIVE_SECONDS = 15.0
+COALESCE_SECONDS = 0.2
+
+
+def _listing(request: Request) -> ListRequest:
+    return read_filter(request.query_params, services(request).settings)
+
+
+@guard("scans.view")
+async def page(request: Request) -> Response:
+    listing = _listing(request)
+    context: dict[str, Any] = {
+        "listing": listing, "filter": listing.filter, "values": listing.checked.values,
+        "errors": listing.checked.errors, "stations": STATIONS,
+        "shift_labels": listing.filter.shifts.labels() if listing.filter.shifts else [],
+        "page": None,
+    }
+    if listing.ok:
+        async with services(request).db.transaction() as cur:
+            context["page"] = await fetch_page(cur, listing.filter, before=listing.before,
+                                               after=listing.after)
+    # A history restore after a back/forward wants the whole page, not the block.
+    block = None if request.headers.get("hx-history-restore-request") else "list_view"
+    # The address bar gets the filter without its empty fields: short enough to share.
+    values = listing.checked.values
+    query = listing.filter.query(before=values.get("before"), after=values.get("after"))
+    return render(request, TEMPLATE, context, block=block, status_code=200 if listing.ok else 400,
+                  headers={"HX-Push-Url": "/scans" + (f"?{query}" if query else "")})
+
+
+@guard("scans.view")
+async def totals_fragment(request: Request) -> Response:
+    listing = _listing(request)
+    if not listing.ok:
+        return error_page(request, 400, lazy("The filter is not valid."))
+    async with services(request).db.transaction() as cur:
+        counted = await totals(cur, listing.filter)
+    return render(request, "lists/_totals.html", {"totals": counted, "filter": listing.filter})
+
+
+@guard("scans.view")
+async def stream(request: Request) -> Response:
+    """New scans matching the filter, as rendered rows for the top of the first page.
+    Fed by the process's scan watcher: an open list costs no database work."""
+    listing = _listing(request)
+    if not listing.ok:
+        return error_page(request, 400, lazy("The filter is not valid."))
+    # Live lists share the scan pages' stream bounds per user and per process.
+    slot = services(request).scan_watcher.streams.take(request.state.user.id)
+    if slot is None:
+        return error_page(request, 429, lazy("Too many live tables are open. Close a page and reload."),
+                          {"Retry-After": "30"})
+    seen = request.headers.get("last-event-id") or request.query_params.get("v", "")
+    since = int(seen) if seen.isdigit() else 0
+    macros = services(request).renderer.macros(ROWS_TEMPLATE)
+    return StreamingResponse(
+        _row_events(services(request).scan_watcher, listing.filter, since, macros, slot,
+                    lambda: session_holds(request)),
+        media_type="text/event-stream",
+        headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"},
+        background=BackgroundTask(slot.release),
+    )
+
+
+async def _row_events(watcher: ScanWatcher, scan_filter: ScanFilter, since: int, macros: Any,
+                      slot: StreamSlot, signed_in: Callable[[], Awaitable[bool]]
+                      ) -> AsyncIterator[bytes]:
+    feeds = [feed for key, feed in watcher.feeds.items() if scan_filter.station in (None, key)]
+    sent: set[int] = set()
+    try:
+        yield b"retry: 2000\n\n"
+        deadline = time.monotonic() + STREAM_SECONDS
+        quiet_since = time.monotonic()
+        # The session is re-checked every few seconds (the process's trusted
+        # cache: no database work), so a stream ends soon after its session.
+        while time.monotonic() < deadline and await signed_in():
+            changes = [feed.next_change() for feed in feeds]
+            fresh = sorted(
+                (row for feed in feeds for row in feed.rows_after(since)
+                 if row.id not in sent and scan_filter.matches(row)),
+                key=lambda row: (row.created_at, row.id), reverse=True)
+            if fresh:
+                sent.update(row.id for row in fresh)
+                html = "".join(str(macros.row(row)) for row in fresh)
+                data = "".join(f"data: {line}\n" for line in html.splitlines())
+                yield f"event: rows\nid: {max(sent)}\n{data}\n".encode()
+                quiet_since = time.monotonic()
+            elif time.monotonic() - quiet_since >= KEEPALIVE_SECONDS:
+                yield b": keep-alive\n\n"
+                quiet_since = time.monotonic()
+            waits = [asyncio.ensure_future(change.wait()) for change in changes]
+            done, pending = await asyncio.wait(waits, timeout=SESSION_CHECK_SECONDS,
+                                               return_when=asyncio.FIRST_COMPLETED)
+            for waiting in pending:
+                waiting.cancel()
+            if done:
+                await asyncio.sleep(COALESCE_SECONDS)
+    finally:
+        slot.release()
+
+
+routes = [
+    Route("/scans", page, methods=["GET"], name="scan_list"),
+    Route("/scans/totals", totals_fragment, methods=["GET"], name="scan_list_totals"),
+    Route("/scans/stream", stream, methods=["GET"], name="scan_list_stream"),
+    *export.routes,
+]
