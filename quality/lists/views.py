@@ -14,7 +14,7 @@ from starlette.routing import Route
 
 from quality.http.errors import error_page
 from quality.http.render import render
-from quality.i18n import lazy
+from quality.i18n import lazy, request_language
 from quality.lists import export
 from quality.lists.filters import ListRequest, ScanFilter, read_filter
 from quality.lists.queries import fetch_page, totals
@@ -81,7 +81,8 @@ async def stream(request: Request) -> Response:
                           {"Retry-After": "30"})
     seen = request.headers.get("last-event-id") or request.query_params.get("v", "")
     since = int(seen) if seen.isdigit() else 0
-    macros = services(request).renderer.macros(ROWS_TEMPLATE)
+    language = request_language(request, services(request).settings.language)
+    macros = services(request).renderer.macros(ROWS_TEMPLATE, language)
     return StreamingResponse(
         _row_events(services(request).scan_watcher, listing.filter, since, macros, slot,
                     lambda: session_holds(request)),
