@@ -289,3 +289,14 @@ def test_users_without_a_choice_get_the_plant_language(settings: Settings, make_
         assert '<html lang="ro">' in page.text and "Scanare calitate" in page.text
         missing = client.get("/nowhere")
         assert missing.status_code == 404 and "Nu există nicio pagină la această adresă." in missing.text
+
+
+def test_the_scan_list_and_report_speak_the_users_language(client: TestClient, make_user: Any) -> None:
+    make_user("sorin", "supervisor")
+    login(client, "sorin")
+    choose(client, "ro", "/scans")
+    listing = client.get("/scans")
+    assert '<html lang="ro">' in listing.text and "Doar respinse" in listing.text
+    report = client.get("/reports")
+    assert report.status_code == 200
+    assert "Rata de respingere pe zile" in report.text  # an SVG chart's title, built in Python
