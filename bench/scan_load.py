@@ -37,7 +37,6 @@ import subprocess
 import sys
 import tempfile
 import time
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -48,10 +47,12 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from quality.accounts import create_user  # noqa: E402
+from quality.clock import utc_now  # noqa: E402
 from quality.db import Database  # noqa: E402
 from quality.localdb import LocalMariaDB  # noqa: E402
 from quality.migrate import migrate  # noqa: E402
 from quality.scans.feed import STREAMS_PER_USER  # noqa: E402
+from quality.scans.form import APPROVED_DEFECT  # noqa: E402
 from quality.scans.store import ROW_SELECT  # noqa: E402
 from quality.settings import DatabaseURL  # noqa: E402
 
@@ -297,11 +298,11 @@ async def bare_client(url: DatabaseURL, clients: int, seconds: float) -> dict[st
             while time.monotonic() < deadline:
                 form = scan_form(n, 500 + index)
                 await cur.execute(
-                    "CALL record_scan('quality', %s, %s, %s, %s, %s, %s, %s, 1, %s)",
+                    "CALL record_scan('quality', %s, %s, %s, %s, %s, %s, %s, %s, 1, %s)",
                     (bytes.fromhex(form["submission_id"]), form["operator_code"],
                      form["piece_code"], form["piece_code"][:10], form["checker1_code"],
                      form["checker2_code"], form["defect_code"],
-                     datetime.now(UTC).replace(tzinfo=None)))
+                     form["defect_code"] == APPROVED_DEFECT, utc_now()))
                 await cur.fetchall()
                 await cur.nextset()
                 await cur.execute(

@@ -15,19 +15,20 @@ from quality.accounts import MAX_PASSWORD, MIN_PASSWORD, AccountError, change_ow
 from quality.audit import Actor
 from quality.http.forms import Field, Validated, keep, validate
 from quality.http.render import render
+from quality.i18n import lazy
 from quality.permissions import SIGNED_IN, guard
 from quality.services import services
 from quality.user_sessions import current_session_id
 
 TEMPLATE = "account/account.html"
 _ANY = re.compile(r".*", re.S)
-CURRENT = Field("current_password", "Current password", _ANY, "", MAX_PASSWORD, keep,
-                missing="Enter your current password.")
+CURRENT = Field("current_password", lazy("Current password"), _ANY, "", MAX_PASSWORD, keep,
+                missing=lazy("Enter your current password."))
 NEW_PASSWORD_FIELDS = (
-    Field("new_password", "New password", _ANY, "", MAX_PASSWORD, keep, min_length=MIN_PASSWORD,
-          missing="Choose a new password."),
-    Field("repeat_password", "New password again", _ANY, "", MAX_PASSWORD, keep,
-          missing="Type the new password again."),
+    Field("new_password", lazy("New password"), _ANY, "", MAX_PASSWORD, keep, min_length=MIN_PASSWORD,
+          missing=lazy("Choose a new password.")),
+    Field("repeat_password", lazy("New password again"), _ANY, "", MAX_PASSWORD, keep,
+          missing=lazy("Type the new password again.")),
 )
 
 
@@ -36,7 +37,7 @@ def check_new_password(form: FormData, *fields: Field) -> Validated:
     checked = validate(form, (*fields, *NEW_PASSWORD_FIELDS))
     if "repeat_password" not in checked.errors and \
             checked.values["repeat_password"] != checked.values["new_password"]:
-        checked.errors["repeat_password"] = "The two new passwords differ."
+        checked.errors["repeat_password"] = lazy("The two new passwords differ.")
     return checked
 
 
@@ -57,8 +58,7 @@ async def change_password(request: Request) -> Response:
                 keep_session=current_session_id(request),
             )
         except AccountError as exc:
-            text = str(exc)
-            checked.errors[exc.field or "new_password"] = text[:1].upper() + text[1:] + "."
+            checked.errors[exc.field or "new_password"] = exc.args[0]
         else:
             return RedirectResponse("/account?done=password", 303)
     return render(request, TEMPLATE, {"errors": checked.errors, "changed": False}, status_code=422)

@@ -19,6 +19,7 @@ from asyncmy.errors import IntegrityError
 from quality import audit
 from quality.audit import SYSTEM, Actor
 from quality.db import DUPLICATE_KEY, Cursor, Database, error_code
+from quality.i18n import lazy
 from quality.passwords import DUMMY_HASH, hash_password, verify_password
 from quality.user_sessions import end_user_sessions
 
@@ -62,16 +63,18 @@ def check_username(username: str) -> str:
     username = username.strip().lower()
     if not USERNAME.match(username):
         raise AccountError(
-            "user name must be 2-64 characters: letters, digits, '.', '_' or '-'", "username"
+            lazy("The user name must be 2-64 characters: letters, digits, '.', '_' or '-'."), "username"
         )
     return username
 
 
 def check_password(password: str) -> str:
     if len(password) < MIN_PASSWORD:
-        raise AccountError(f"password must be at least {MIN_PASSWORD} characters", "password")
+        raise AccountError(lazy("Password must be at least %(min)s characters.", min=MIN_PASSWORD),
+                           "password")
     if len(password) > MAX_PASSWORD:
-        raise AccountError(f"password must be at most {MAX_PASSWORD} characters", "password")
+        raise AccountError(lazy("Password must be at most %(max)s characters.", max=MAX_PASSWORD),
+                           "password")
     return password
 
 
@@ -79,7 +82,7 @@ async def role_id(cur: Cursor, role: str) -> int:
     await cur.execute("SELECT id FROM roles WHERE name = %s", (role,))
     row = await cur.fetchone()
     if row is None:
-        raise AccountError(f"no role named {role!r}", "role")
+        raise AccountError(lazy("No role named %(role)s.", role=repr(role)), "role")
     return row[0]
 
 
@@ -101,7 +104,8 @@ async def find_user(cur: Cursor, target: int | str, *, lock: bool = False) -> Ac
                       (target,))
     row = await cur.fetchone()
     if row is None:
-        raise NoSuchUser(f"no user named {target!r}" if isinstance(target, str) else "no such user")
+        raise NoSuchUser(lazy("No user named %(name)s.", name=repr(target)) if isinstance(target, str)
+                         else lazy("No such user."))
     return _account(row)
 
 
@@ -133,7 +137,7 @@ async def create_user(
     async with db.transaction() as cur:
         await cur.execute("SELECT 1 FROM users WHERE username = %s", (username,))
         if await cur.fetchone():
-            raise AccountError(f"user {username!r} already exists", "username")
+            raise AccountError(lazy("User %(name)s already exists.", name=repr(username)), "username")
         try:
             await cur.execute(
                 "INSERT INTO users (username, full_name, password_hash, role_id, must_change_password)"
@@ -144,7 +148,8 @@ async def create_user(
             # Another process created the same name between the check and here.
             if error_code(exc) != DUPLICATE_KEY:
                 raise
-            raise AccountError(f"user {username!r} already exists", "username") from None
+            raise AccountError(lazy("User %(name)s already exists.", name=repr(username)),
+                               "username") from None
         user_id = cur.lastrowid
         await audit.record(cur, actor, "user.create", username, None, {
             "full_name": full_name, "role": role, "active": True,
@@ -174,12 +179,12 @@ async def change_own_password(db: Database, user_id: int, current: str, new: str
     session of theirs ends (`keep_session` is the one they are using)."""
     check_password(new)
     if new == current:
-        raise AccountError("the new password must differ from the current one", "new_password")
+        raise AccountError(lazy("The new password must differ from the current one."), "new_password")
     async with db.transaction() as cur:
         await cur.execute("SELECT password_hash FROM users WHERE id = %s", (user_id,))
         (stored,) = await cur.fetchone() or (DUMMY_HASH,)
     if not await asyncio.to_thread(verify_password, current, stored):
-        raise AccountError("the current password is wrong", "current_password")
+        raise AccountError(lazy("The current password is wrong."), "current_password")
     password_hash = await asyncio.to_thread(hash_password, new)
     async with db.transaction() as cur:
         account = await find_user(cur, user_id, lock=True)
@@ -248,10 +253,10 @@ async def ensure_an_admin_remains(cur: Cursor) -> None:
     )
     (admins,) = await cur.fetchone() or (0,)
     if admins == 0:
-        raise LastAdmin(
-            "this would leave no active administrator (someone whose role may manage users and"
-            " roles); give another user that role first"
-        )
+        raise LastAdmin(lazy(
+            "This would leave no active administrator (someone whose role may manage users and"
+            " roles); give another user that role first."
+        ))
 
 
 async def ensure_admin(db: Database, password: str | None) -> str | None:

@@ -14,7 +14,7 @@ from starlette.middleware import Middleware
 from starlette.routing import Mount
 from starlette.staticfiles import StaticFiles
 
-from quality import account, auth, home, ops, reports
+from quality import account, auth, home, language, ops, reports
 from quality.admin import audit as admin_audit
 from quality.admin import defects as admin_defects
 from quality.admin import roles as admin_roles
@@ -58,7 +58,8 @@ def create_app(settings: Settings | None = None) -> Starlette:
         )
         await db.open()
         metrics.watch_pool(db)
-        renderer = Renderer(settings.timezone, {"navigation": home.destinations_for})
+        renderer = Renderer(settings.timezone, {"navigation": home.destinations_for},
+                            settings.language)
         sessions = SessionCache()
         watcher = ScanWatcher(db, TableMarkup(renderer), sessions)
         await watcher.start()
@@ -76,6 +77,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
         routes=[
             *home.routes,
             *auth.routes,
+            *language.routes,
             *scan_views.routes,
             *list_views.routes,
             *reports.routes,

@@ -29,6 +29,7 @@ from quality.audit import Actor
 from quality.clock import utc_now
 from quality.db import Cursor, Database, error_code
 from quality.http.render import render
+from quality.i18n import lazy, lazy_plural
 from quality.passwords import DUMMY_HASH, hash_password, needs_rehash, verify_password
 from quality.permissions import PUBLIC, SIGNED_IN, guard
 from quality.services import services
@@ -74,7 +75,7 @@ _DEADLOCK = 1213
 @guard(PUBLIC)
 async def login_page(request: Request) -> Response:
     if await load_user(request):
-        return RedirectResponse(_next_url(request.query_params.get("next")), 303)
+        return RedirectResponse(safe_next_url(request.query_params.get("next")), 303)
     return _login_form(request)
 
 
@@ -83,9 +84,9 @@ async def login(request: Request) -> Response:
     form = await request.form()
     username = str(form.get("username", "")).strip().lower()[:64]
     password = str(form.get("password", ""))[:1024]
-    next_url = _next_url(str(form.get("next", "")))
+    next_url = safe_next_url(str(form.get("next", "")))
     if not username or not password:
-        return _login_form(request, "Enter your user name and password.", username, 400, next_url)
+        return _login_form(request, lazy("Enter your user name and password."), username, 400, next_url)
 
     db = services(request).db
     address = client_address(request)[:64]
@@ -99,7 +100,7 @@ async def login(request: Request) -> Response:
     if not (valid and account and account[2]):
         services(request).metrics.login_failures.inc()
         log.info("failed sign-in for %r from %s", username, address)
-        return _login_form(request, "Wrong user name or password.", username, 401, next_url)
+        return _login_form(request, lazy("Wrong user name or password."), username, 401, next_url)
 
     if account[3]:
         refused = await _replace_reset_password(request, form, account[0], username, password)
@@ -135,9 +136,9 @@ async def _replace_reset_password(request: Request, form: FormData, user_id: int
                                   password: str) -> Response | None:
     """An admin reset this password: the user chooses their own before getting a
     session. None once changed; otherwise the form asking for it."""
-    next_url = _next_url(str(form.get("next", "")))
+    next_url = safe_next_url(str(form.get("next", "")))
     if "new_password" not in form:
-        return _login_form(request, "Your password was reset. Choose a new one to continue.",
+        return _login_form(request, lazy("Your password was reset. Choose a new one to continue."),
                            username, 200, next_url, change_required=True)
     checked = check_new_password(form)
     if checked.ok:
@@ -148,7 +149,7 @@ async def _replace_reset_password(request: Request, form: FormData, user_id: int
             )
             return None
         except AccountError as exc:
-            checked.errors[exc.field or "new_password"] = str(exc)[:1].upper() + str(exc)[1:] + "."
+            checked.errors[exc.field or "new_password"] = exc.args[0]
     return _login_form(request, next(iter(checked.errors.values())), username, 422, next_url,
                        change_required=True)
 
@@ -160,13 +161,13 @@ def _login_form(
     context = {
         "error": error,
         "username": username,
-        "next": next_url or _next_url(request.query_params.get("next")),
+        "next": next_url or safe_next_url(request.query_params.get("next")),
         "change_required": change_required,
     }
     return render(request, "auth/login.html", context, status_code=status)
 
 
-def _next_url(value: str | None) -> str:
+def safe_next_url(value: str | None) -> str:
     """Only a path on this site; anything else (another host, //evil) goes home."""
     if not value or not value.startswith("/") or value.startswith("//"):
         return "/"
@@ -246,9 +247,12 @@ def _flat(counters: list[tuple[str, str]]) -> tuple[str, ...]:
 def _wait_message(wait: timedelta) -> str:
     seconds = max(1, int(wait.total_seconds() + 0.999))
     if seconds < 120:
-        return f"Too many failed sign-in attempts. Wait {seconds} seconds, then try again."
-    minutes = (seconds + 59) // 60
-    return f"Too many failed sign-in attempts. Wait {minutes} minutes, then try again."
+        return lazy_plural("Too many failed sign-in attempts. Wait %(num)s second, then try again.",
+                           "Too many failed sign-in attempts. Wait %(num)s seconds, then try again.",
+                           seconds)
+    return lazy_plural("Too many failed sign-in attempts. Wait %(num)s minute, then try again.",
+                       "Too many failed sign-in attempts. Wait %(num)s minutes, then try again.",
+                       (seconds + 59) // 60)
 
 
 routes = [

@@ -10,6 +10,8 @@ from typing import TYPE_CHECKING
 
 from markupsafe import Markup, escape
 
+from quality.i18n import lazy
+
 if TYPE_CHECKING:
     from quality.reports import Report
 
@@ -17,17 +19,18 @@ WIDTH = 640
 LEFT, RIGHT, TOP, BOTTOM = 48, 12, 12, 28
 
 
-def for_report(report: Report, stamp: Callable) -> dict[str, Markup]:
-    """The three charts of a report: rejection rate by day, top defects, day by shift."""
+def for_report(report: Report, stamp: Callable, tr: Callable[[str], str]) -> dict[str, Markup]:
+    """The three charts of a report: rejection rate by day, top defects, day by shift;
+    their texts translated with `tr` (quality.i18n.translator)."""
     def link(start: datetime, end: datetime, **changes: str) -> str:
         lo, hi = max(start, report.start), min(end, report.end)
         return "/scans?" + report.filter.query(
             from_=stamp(lo, report.shifts), to=stamp(hi, report.shifts), **changes)
 
     return {
-        "rate_by_day": _rate_line(report, link),
-        "top_defects": _defect_bars(report, link),
-        "heat_map": _heat_map(report, link),
+        "rate_by_day": _rate_line(report, link, tr),
+        "top_defects": _defect_bars(report, link, tr),
+        "heat_map": _heat_map(report, link, tr),
     }
 
 
@@ -40,11 +43,11 @@ def _svg(chart_id: str, title: str, description: str, height: int, body: str) ->
     )
 
 
-def _percent(rate: float | None) -> str:
-    return "no pieces" if rate is None else f"{rate:.1%}"
+def _percent(rate: float | None, tr: Callable[[str], str]) -> str:
+    return tr(lazy("no pieces")) if rate is None else f"{rate:.1%}"
 
 
-def _rate_line(report: Report, link: Callable[..., str]) -> Markup:
+def _rate_line(report: Report, link: Callable[..., str], tr: Callable[[str], str]) -> Markup:
     height = 220
     plot_w, plot_h = WIDTH - LEFT - RIGHT, height - TOP - BOTTOM
     rates = [report.by_day.get(day) for day in report.days]
@@ -79,16 +82,18 @@ def _rate_line(report: Report, link: Callable[..., str]) -> Markup:
         segment.append(f"{x(i):.1f},{y(rate):.1f}")
         start, end = report.shifts.day_span(day)
         pieces = figures.approved + figures.rejected
-        tip = f"{day:%Y-%m-%d}: {_percent(rate)} rejected ({figures.rejected} of {pieces} pieces)"
+        tip = tr(lazy("%(day)s: %(rate)s rejected (%(rejected)s of %(pieces)s pieces)",
+                      day=f"{day:%Y-%m-%d}", rate=_percent(rate, tr), rejected=figures.rejected,
+                      pieces=pieces))
         parts.append(f'<a href="{escape(link(start, end))}"><circle class="point" cx="{x(i):.1f}"'
                      f' cy="{y(rate):.1f}" r="4"><title>{escape(tip)}</title></circle></a>')
     polylines = [f'<polyline class="line" points="{" ".join(points)}"/>' for points in lines if points]
-    return _svg("rate-by-day", "Rejection rate by day",
-                "Share of pieces rejected (by their latest scan) on each production day; "
-                "each point links to that day's scans.", height, "".join(polylines + parts))
+    return _svg("rate-by-day", tr(lazy("Rejection rate by day")),
+                tr(lazy("Share of pieces rejected (by their latest scan) on each production day; "
+                        "each point links to that day's scans.")), height, "".join(polylines + parts))
 
 
-def _defect_bars(report: Report, link: Callable[..., str]) -> Markup:
+def _defect_bars(report: Report, link: Callable[..., str], tr: Callable[[str], str]) -> Markup:
     shown = report.by_defect[:8]
     bar_h, gap, label_w = 22, 6, 220
     height = max(TOP + len(shown) * (bar_h + gap) + 8, 60)
@@ -98,21 +103,23 @@ def _defect_bars(report: Report, link: Callable[..., str]) -> Markup:
         top = TOP + i * (bar_h + gap)
         width = (WIDTH - label_w - 60) * count / most
         href = escape(link(report.start, report.end, defect=code, rejected="1"))
+        tip = tr(lazy("%(code)s %(name)s: %(count)s rejected scans", code=code, name=name, count=count))
         parts.append(
             f'<a href="{href}"><text x="{label_w - 8}" y="{top + bar_h * 0.7:.1f}" text-anchor="end">'
             f'{escape(code)} {escape(name[:28])}</text>'
             f'<rect class="bar" x="{label_w}" y="{top}" width="{max(width, 1):.1f}" height="{bar_h}">'
-            f'<title>{escape(f"{code} {name}: {count} rejected scans")}</title></rect>'
+            f'<title>{escape(tip)}</title></rect>'
             f'<text x="{label_w + width + 6:.1f}" y="{top + bar_h * 0.7:.1f}">{count}</text></a>')
     if not shown:
         parts.append(f'<text x="{WIDTH / 2}" y="36" text-anchor="middle">'
-                     'No rejected scans in this range.</text>')
-    return _svg("top-defects", "Top defects",
-                "Rejected scans per defect code, most frequent first; each bar links to those scans.",
+                     f'{escape(tr(lazy("No rejected scans in this range.")))}</text>')
+    return _svg("top-defects", tr(lazy("Top defects")),
+                tr(lazy("Rejected scans per defect code, most frequent first; each bar links to those"
+                        " scans.")),
                 height, "".join(parts))
 
 
-def _heat_map(report: Report, link: Callable[..., str]) -> Markup:
+def _heat_map(report: Report, link: Callable[..., str], tr: Callable[[str], str]) -> Markup:
     labels = report.shifts.labels()
     cell_h, label_w = 26, 96
     height = TOP + len(labels) * cell_h + 28
@@ -130,7 +137,9 @@ def _heat_map(report: Report, link: Callable[..., str]) -> Markup:
             fill = "#e6e8eb" if rate is None else f"rgba(179,38,30,{0.08 + 0.92 * rate / worst:.2f})"
             start, end = report.shifts.span(day, row)
             scanned = figures.scans if figures else 0
-            tip = f"{day:%Y-%m-%d} shift {row + 1} ({label}): {_percent(rate)} rejected, {scanned} scans"
+            tip = tr(lazy("%(day)s shift %(shift)s (%(hours)s): %(rate)s rejected, %(scans)s scans",
+                          day=f"{day:%Y-%m-%d}", shift=row + 1, hours=label, rate=_percent(rate, tr),
+                          scans=scanned))
             parts.append(
                 f'<a href="{escape(link(start, end))}"><rect x="{label_w + col * cell_w:.1f}" y="{y}"'
                 f' width="{max(cell_w - 1, 1):.1f}" height="{cell_h - 2}" fill="{fill}">'
@@ -140,6 +149,6 @@ def _heat_map(report: Report, link: Callable[..., str]) -> Markup:
         if col % label_every == 0:
             parts.append(f'<text x="{label_w + (col + 0.5) * cell_w:.1f}" y="{height - 8}"'
                          f' text-anchor="middle">{day:%d.%m}</text>')
-    return _svg("heat-map", "Rejection rate by day and shift",
-                "One cell per production day and shift, darker red for a higher share of rejected pieces;"
-                " each cell links to that shift's scans.", height, "".join(parts))
+    return _svg("heat-map", tr(lazy("Rejection rate by day and shift")),
+                tr(lazy("One cell per production day and shift, darker red for a higher share of rejected"
+                        " pieces; each cell links to that shift's scans.")), height, "".join(parts))

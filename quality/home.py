@@ -7,6 +7,7 @@ from starlette.responses import RedirectResponse, Response
 from starlette.routing import Route
 
 from quality.http.render import render
+from quality.i18n import lazy
 from quality.permissions import SIGNED_IN, guard
 from quality.scans import STATIONS
 from quality.user_sessions import User
@@ -15,12 +16,12 @@ from quality.user_sessions import User
 DESTINATIONS = [
     *((station.permission, station.path, station.title, station.summary)
       for station in STATIONS.values()),
-    ("scans.view", "/scans", "Scan lists", "Follow the lines' scans."),
-    ("reports.view", "/reports", "Reports", "Approval and rejection by shift and order."),
-    ("admin.users", "/admin/users", "Users", "Create and manage accounts."),
-    ("admin.roles", "/admin/roles", "Roles & permissions", "Who may do what."),
-    ("admin.defects", "/admin/defects", "Defect codes", "The defect catalogue."),
-    ("admin.audit", "/admin/audit", "Audit log", "Every change, who and when."),
+    ("scans.view", "/scans", lazy("Scan lists"), lazy("Follow the lines' scans.")),
+    ("reports.view", "/reports", lazy("Reports"), lazy("Approval and rejection by shift and order.")),
+    ("admin.users", "/admin/users", lazy("Users"), lazy("Create and manage accounts.")),
+    ("admin.roles", "/admin/roles", lazy("Roles & permissions"), lazy("Who may do what.")),
+    ("admin.defects", "/admin/defects", lazy("Defect codes"), lazy("The defect catalogue.")),
+    ("admin.audit", "/admin/audit", lazy("Audit log"), lazy("Every change, who and when.")),
 ]
 
 

@@ -13,6 +13,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from quality.db import DatabaseUnavailable, PoolTimeout
+from quality.i18n import lazy
 from quality.permissions import PUBLIC, guard
 from quality.services import services
 from quality.user_sessions import client_address
@@ -61,11 +62,12 @@ async def metrics(request: Request) -> Response:
     if token:
         sent = request.headers.get("authorization", "")
         if not hmac.compare_digest(sent.encode(), f"Bearer {token}".encode()):
-            raise HTTPException(401, "Send the metrics token as 'Authorization: Bearer ...'.")
+            raise HTTPException(401, lazy("Send the metrics token as 'Authorization: Bearer ...'."))
     elif settings.forwarded_allow_ips:
-        raise HTTPException(403, "Behind a trusted proxy, set QUALITY_METRICS_TOKEN to scrape metrics.")
+        raise HTTPException(403, lazy("Behind a trusted proxy, set QUALITY_METRICS_TOKEN to scrape metrics."))
     elif client_address(request) not in LOOPBACK:
-        raise HTTPException(403, "Set QUALITY_METRICS_TOKEN to scrape metrics from another host.")
+        raise HTTPException(
+            403, lazy("Set QUALITY_METRICS_TOKEN to scrape metrics from another host."))
     return Response(services(request).metrics.render(), media_type=CONTENT_TYPE_LATEST)
 
 

@@ -12,19 +12,20 @@ from starlette.responses import Response
 
 from quality.db import DatabaseUnavailable
 from quality.http.csrf import verify_csrf
+from quality.i18n import lazy
 from quality.user_sessions import load_user
 
 # Seeded by migration 0001; roles get them through the permission matrix.
 PERMISSIONS = {
-    "scan.quality": "Use the quality scan station (/scan)",
-    "scan.fg": "Use the finished-goods scan station (/fgscan)",
-    "scans.view": "View scan lists",
-    "scans.export": "Export scan lists as CSV and XLSX",
-    "reports.view": "View reports",
-    "admin.users": "Manage users",
-    "admin.roles": "Manage roles and their permissions",
-    "admin.defects": "Manage the defect code catalogue",
-    "admin.audit": "View the audit log",
+    "scan.quality": lazy("Use the quality scan station (/scan)"),
+    "scan.fg": lazy("Use the finished-goods scan station (/fgscan)"),
+    "scans.view": lazy("View scan lists"),
+    "scans.export": lazy("Export scan lists as CSV and XLSX"),
+    "reports.view": lazy("View reports"),
+    "admin.users": lazy("Manage users"),
+    "admin.roles": lazy("Manage roles and their permissions"),
+    "admin.defects": lazy("Manage the defect code catalogue"),
+    "admin.audit": lazy("View the audit log"),
 }
 SIGNED_IN = "signed-in"  # any user with a live session
 PUBLIC = None  # no session needed (login page, health check)
@@ -74,4 +75,4 @@ async def _check_permission(request: Request, permission: str | None) -> None:
     if user is None:
         raise NotSignedIn
     if permission != SIGNED_IN and not user.can(permission):
-        raise HTTPException(403, "Your role does not allow this page.")
+        raise HTTPException(403, lazy("Your role does not allow this page."))

@@ -23,6 +23,7 @@ from quality import charts
 from quality.clock import utc_now
 from quality.db import Cursor
 from quality.http.render import render
+from quality.i18n import request_language, translator
 from quality.lists.filters import ScanFilter, Shifts, read_filter
 from quality.permissions import guard
 from quality.scans import STATIONS
@@ -111,7 +112,8 @@ async def page(request: Request) -> Response:
         async with services(request).db.transaction() as cur:
             report = await build(cur, listing.filter)
         context["report"] = report
-        context["charts"] = charts.for_report(report, local_stamp)
+        language = request_language(request, services(request).settings.language)
+        context["charts"] = charts.for_report(report, local_stamp, translator(language))
         context["link"] = lambda **changes: "/scans?" + report.filter.query(**changes)
         context["stamp"] = lambda at: local_stamp(at, report.shifts)
     return render(request, "reports/page.html", context, status_code=200 if listing.ok else 400)

@@ -17,6 +17,8 @@ from typing import Any, TypeVar
 from urllib.parse import parse_qs, quote, unquote, urlencode, urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from quality.i18n import LANGUAGES
+
 T = TypeVar("T")
 
 
@@ -161,6 +163,7 @@ class Settings:
     log_level: str = "INFO"
     log_format: str = "text"
     timezone: ZoneInfo = field(default_factory=lambda: ZoneInfo("UTC"))
+    language: str = "en"  # the UI's language for users who chose none
     session_hours: float = 12.0
     data_dir: Path = Path("var")
     admin_password: str | None = None
@@ -315,6 +318,7 @@ def load_settings(env: dict[str, str] | None = None, env_file: Path | None = Pat
         log_level=read.choice("QUALITY_LOG_LEVEL", "INFO", ("DEBUG", "INFO", "WARNING", "ERROR")),
         log_format=read.choice("QUALITY_LOG_FORMAT", "text", ("text", "json")),
         timezone=timezone,
+        language=read.choice("QUALITY_LANGUAGE", "en", tuple(LANGUAGES)),
         session_hours=read.number("QUALITY_SESSION_HOURS", 12.0, minimum=0.01),
         data_dir=Path(read.raw("QUALITY_DATA_DIR") or "var"),
         admin_password=read.raw("QUALITY_ADMIN_PASSWORD"),

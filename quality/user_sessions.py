@@ -32,6 +32,7 @@ class User:
     full_name: str
     role: str
     permissions: frozenset[str]
+    language: str | None = None  # their choice of UI language; None: the plant's
 
     def can(self, permission: str) -> bool:
         return permission in self.permissions
@@ -193,10 +194,11 @@ async def _lookup(request: Request, session_id: bytes) -> User | None:
         await cur.nextset()
     if row is None:
         return None
-    user_id, username, full_name, role, permissions, expires_at, created_at = row
+    user_id, username, full_name, role, permissions, expires_at, created_at, language = row
     user = User(
         id=user_id, username=username, full_name=full_name, role=role,
         permissions=frozenset(permissions.split(",")) if permissions else frozenset(),
+        language=language,
     )
     # Checked again once the session needs sliding, or at its absolute end.
     recheck_after = min(expires_at - hours + _EXTEND_EVERY, created_at + MAX_SHIFTS * hours)

@@ -11,24 +11,10 @@
   const page = document.querySelector(".scan-page");
   if (!page) return;
 
-  // Every text this script shows, in one place.
-  const MESSAGES = {
-    noField: (label, example) => "Not a code any field takes. " + label + " looks like " + example + ".",
-    noRoom: "Every field for this code already holds one.",
-    pending: "pending, retrying",
-    pendingNote: "Not saved yet. Keep scanning: these are kept and sent again automatically.",
-    noNetwork: "no network",
-    noAnswer: "no answer from the server",
-    busy: (status) => "server busy (" + status + ")",
-    sessionEnded: "session ended",
-    notAllowed: "not allowed — sign in again",
-    signInBefore: "Your session has ended. The scans below are kept; ",
-    signInLink: "sign in again",
-    signInAfter: " and they will be saved.",
-    signOutPending: (count) =>
-      count + " scan(s) not saved yet. They stay on this terminal for you and are sent when you" +
-      " sign in again. Sign out now?",
-  };
+  // Every text this script shows, translated by the page (templates/scans/page.html);
+  // `%(name)s` in a text is filled by `fill`.
+  const MESSAGES = JSON.parse(document.getElementById("scan-messages").textContent);
+  const fill = (text, values) => text.replace(/%\((\w+)\)s/g, (_match, name) => values[name]);
 
   const FIELDS = ["operator_code", "piece_code", "checker1_code", "checker2_code", "defect_code"];
   const station = page.dataset.station;
@@ -137,7 +123,10 @@
   }
 
   function describe(field) {
-    return MESSAGES.noField(field.closest("label").querySelector("span").textContent, field.placeholder);
+    return fill(MESSAGES.noField, {
+      label: field.closest("label").querySelector("span").textContent,
+      example: field.placeholder,
+    });
   }
 
   // The field a completed code belongs in: one already holding it (a badge
@@ -255,7 +244,7 @@
   // Signing out with scans still pending: say so; they stay queued for this user.
   function signingOut(event) {
     const pending = loadQueue().length;
-    if (pending && !window.confirm(MESSAGES.signOutPending(pending))) {
+    if (pending && !window.confirm(fill(MESSAGES.signOutPending, { count: pending }))) {
       event.preventDefault();
       return;
     }
@@ -346,7 +335,7 @@
     signInNeeded = response.status === 401 || response.status === 403;
     if (response.status === 401) lastProblem = MESSAGES.sessionEnded;
     else if (response.status === 403) lastProblem = MESSAGES.notAllowed;
-    else lastProblem = MESSAGES.busy(response.status);
+    else lastProblem = fill(MESSAGES.busy, { status: response.status });
     if (signInNeeded) showSignIn();
     feedback("pending");
     return "retry";

@@ -34,11 +34,11 @@ async def test_a_user_is_created_with_a_normalised_name_and_a_hashed_password(db
 
 
 @pytest.mark.parametrize(("username", "password", "role", "message"), [
-    ("a", "correct-horse-42", "operator", "user name must be 2-64 characters"),
-    ("has space", "correct-horse-42", "operator", "user name must be 2-64 characters"),
-    ("bob", "short", "operator", "password must be at least 8 characters"),
-    ("bob", "x" * 1025, "operator", "password must be at most 1024 characters"),
-    ("bob", "correct-horse-42", "overlord", "no role named 'overlord'"),
+    ("a", "correct-horse-42", "operator", "The user name must be 2-64 characters"),
+    ("has space", "correct-horse-42", "operator", "The user name must be 2-64 characters"),
+    ("bob", "short", "operator", "Password must be at least 8 characters."),
+    ("bob", "x" * 1025, "operator", "Password must be at most 1024 characters."),
+    ("bob", "correct-horse-42", "overlord", "No role named 'overlord'."),
 ])
 async def test_bad_names_passwords_and_roles_are_refused(
     db: Database, username: str, password: str, role: str, message: str
@@ -50,7 +50,7 @@ async def test_bad_names_passwords_and_roles_are_refused(
 
 async def test_a_taken_user_name_is_refused(db: Database) -> None:
     await create_user(db, "bob", "correct-horse-42", "operator")
-    with pytest.raises(AccountError, match="user 'bob' already exists"):
+    with pytest.raises(AccountError, match="User 'bob' already exists"):
         await create_user(db, "BOB", "another-pass-99", "admin")
 
 
@@ -67,7 +67,7 @@ async def test_a_new_password_ends_the_users_sessions(db: Database) -> None:
     async with db.transaction() as cur:
         await cur.execute("SELECT COUNT(*) FROM sessions WHERE user_id = %s", (user_id,))
         assert await cur.fetchone() == (0,)
-    with pytest.raises(AccountError, match="no user named 'nobody'"):
+    with pytest.raises(AccountError, match="No user named 'nobody'"):
         await set_password(db, "nobody", "brand-new-pass-7")
 
 

@@ -52,7 +52,7 @@ def test_an_admin_creates_a_user_who_must_choose_a_password(
 @pytest.mark.parametrize(("form", "field", "message"), [
     ({"username": "x"}, "username", "User name is too short (at least 2 characters)."),
     ({"username": "bad name"}, "username", "User name must look like ana.pop"),
-    ({"role": "overlord"}, "role", "Choose the role from the list."),
+    ({"role": "overlord"}, "role", "Role: choose one from the list."),
     ({"role": ""}, "role", "Choose a role."),
     ({"password": "short"}, "password", "Temporary password is too short (at least 8 characters)."),
     ({"full_name": "tab\there"}, "full_name", "Full name must look like Ana Pop."),

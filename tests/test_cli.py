@@ -171,7 +171,7 @@ def test_user_add_refuses_bad_input_and_changes_nothing(db_url: DatabaseURL) -> 
         (("user", "add", "x y", "--role", "operator", "--password-stdin"), "long-enough-pw\n",
          "user name must be"),
         (("user", "add", "ok", "--role", "wizard", "--password-stdin"), "long-enough-pw\n",
-         "no role named 'wizard'"),
+         "No role named 'wizard'"),
         (("user", "add", "ok", "--role", "operator", "--password-stdin"), "short\n",
          "at least 8 characters"),
     ]

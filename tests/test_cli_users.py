@@ -54,8 +54,8 @@ def test_the_terminal_cannot_remove_the_last_admin_either(db_url: DatabaseURL) -
         assert refused.returncode == 2
         assert "no active administrator" in refused.stderr
     missing = quality(db_url, "user", "disable", "ghost")
-    assert missing.returncode == 2 and "no user named 'ghost'" in missing.stderr
+    assert missing.returncode == 2 and "No user named 'ghost'" in missing.stderr
     bad_role = quality(db_url, "user", "role", "boss", "wizard")
-    assert bad_role.returncode == 2 and "no role named 'wizard'" in bad_role.stderr
+    assert bad_role.returncode == 2 and "No role named 'wizard'" in bad_role.stderr
     assert rows(db_url, "SELECT COUNT(*) FROM audit_log WHERE action <> 'user.create'") == [(0,)]
     assert rows(db_url, "SELECT active FROM users") == [(1,)]

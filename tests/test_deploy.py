@@ -118,7 +118,7 @@ def test_a_wheel_install_serves_pages(tmp_path: Path, settings: Settings) -> Non
     for name in ("pyproject.toml", "setup.py", "MANIFEST.in", "README.md"):
         shutil.copy2(ROOT / name, source / name)
     for name in ("quality", "templates", "static"):
-        shutil.copytree(ROOT / name, source / name, ignore=shutil.ignore_patterns("__pycache__"))
+        shutil.copytree(ROOT / name, source / name, ignore=shutil.ignore_patterns("__pycache__", "*.mo"))
     pip = [sys.executable, "-m", "pip", "--disable-pip-version-check", "-q"]
     run([*pip, "wheel", "--no-deps", "--no-build-isolation", "-w", str(tmp_path / "dist"), str(source)])
     (wheel,) = (tmp_path / "dist").glob("quality-*.whl")
@@ -133,6 +133,8 @@ def test_a_wheel_install_serves_pages(tmp_path: Path, settings: Settings) -> Non
     located = run([str(venv / "bin" / "python"), "-c", "import quality; print(quality.__file__)"],
                   env=env, cwd=tmp_path)
     assert located.startswith(str(venv))
+    # the build compiled the catalogues (a checkout's .mo files are not committed)
+    assert (Path(located).parent / "locale" / "ro" / "LC_MESSAGES" / "messages.mo").is_file()
 
     assert settings.database_url and settings.secret_key
     port = free_port()

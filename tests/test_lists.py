@@ -381,7 +381,7 @@ async def test_the_live_first_page_gets_only_new_matching_scans(
     watcher = ScanWatcher(db, TableMarkup(Renderer(ZONE)), SessionCache())
     await watcher.load()
     scan_filter = read_filter({"order": "CP00000042"}, settings).filter
-    macros = Renderer(ZONE).macros("lists/_rows.html")
+    macros = Renderer(ZONE).macros("lists/_rows.html", "en")
     slot = watcher.streams.take(1)
     assert slot is not None
 

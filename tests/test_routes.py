@@ -25,6 +25,7 @@ ROUTE_STATUS: dict[tuple[str, str], tuple[int, int, int, int]] = {
     ("GET", "/"): (303, 200, 303, 200),  # supervisors land on the scan list
     ("GET", "/login"): (200, 303, 303, 303),
     ("POST", "/login"): (400, 400, 400, 400),
+    ("POST", "/language"): (401, 400, 400, 400),  # no language named: refused
     ("GET", "/healthz"): (200, 200, 200, 200),
     ("GET", "/metrics"): (200, 200, 200, 200),  # loopback without a token (tests/test_ops.py)
     ("GET", "/scan"): (303, 200, 200, 200),

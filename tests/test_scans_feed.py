@@ -42,15 +42,15 @@ class PlainMarkup:
     def __init__(self) -> None:
         self.rendered: list[str] = []
 
-    def table(self, rows: str, version: int) -> str:
+    def table(self, rows: str, version: int, language: str) -> str:
         self.rendered.append(f"table {version}")
         return f"v{version}:" + rows.rstrip(",")
 
-    def row(self, scan: ScanRow) -> RenderedRow:
+    def row(self, scan: ScanRow, language: str) -> RenderedRow:
         self.rendered.append(f"row {scan.id}")
         return RenderedRow(f"{scan.id}:", ",")
 
-    def counts(self, order_code: str, approved: int, rejected: int) -> str:
+    def counts(self, order_code: str, approved: int, rejected: int, language: str) -> str:
         self.rendered.append(f"counts {order_code}")
         return f"{approved}/{rejected}"
 
@@ -58,7 +58,7 @@ class PlainMarkup:
 def test_keeps_the_newest_rows_newest_first() -> None:
     feed = StationFeed("quality", PlainMarkup())
     feed.add(saved(i) for i in range(1, TABLE_SIZE + 11))
-    ids = [int(part.split(":")[0]) for part in feed.table_html().split(":", 1)[1].split(",")]
+    ids = [int(part.split(":")[0]) for part in feed.table_html("en").split(":", 1)[1].split(",")]
     assert ids == list(range(TABLE_SIZE + 10, 10, -1))
     assert feed.version == TABLE_SIZE + 10
 
@@ -67,26 +67,50 @@ def test_older_counts_never_overwrite_newer_ones() -> None:
     feed = StationFeed("quality", PlainMarkup())
     feed.add([saved(5, approved=3, rejected=2)])
     feed.add([saved(4, approved=2, rejected=2)])  # read earlier, arrived later
-    assert feed.table_html() == "v5:5:3/2,4:3/2"
+    assert feed.table_html("en") == "v5:5:3/2,4:3/2"
     feed.add([saved(6, approved=3, rejected=3)])
-    assert feed.table_html() == "v6:6:3/3,5:3/3,4:3/3"
+    assert feed.table_html("en") == "v6:6:3/3,5:3/3,4:3/3"
 
 
 def test_html_is_rendered_once_per_change() -> None:
     markup = PlainMarkup()
     feed = StationFeed("quality", markup)
     feed.add([saved(1)])
-    first = feed.event_frame()
-    assert feed.table_html() and feed.event_frame() is first
+    first = feed.event_frame("en")
+    assert feed.table_html("en") and feed.event_frame("en") is first
     assert markup.rendered == ["row 1", "counts CP00000001", "table 1"]
     feed.add([saved(1)])  # nothing new
-    assert feed.event_frame() is first
+    assert feed.event_frame("en") is first
     markup.rendered.clear()
     feed.add([saved(2, approved=2)])
-    assert feed.table_html() == "v2:2:2/0,1:2/0"
+    assert feed.table_html("en") == "v2:2:2/0,1:2/0"
     # the new row and its order's new counts are rendered; the old row is reused
     assert markup.rendered == ["row 2", "counts CP00000001", "table 2"]
     assert first.startswith(b"event: table\nid: 1\ndata: ")
+
+
+def test_each_language_is_rendered_once_per_change_and_only_when_viewed() -> None:
+    markup = PlainMarkup()
+    feed = StationFeed("quality", markup)
+    feed.add([saved(1)])
+    feed.table_html("en")
+    assert markup.rendered == ["row 1", "counts CP00000001", "table 1"]
+    ro = feed.event_frame("ro")
+    assert feed.event_frame("ro") is ro and feed.event_frame("en") is not ro
+    assert markup.rendered.count("table 1") == 2  # one per language, not per viewer
+    markup.rendered.clear()
+    feed.add([saved(2, approved=2)])
+    assert feed.table_html("ro") == "v2:2:2/0,1:2/0"
+    assert markup.rendered == ["row 2", "counts CP00000001", "table 2"]
+
+
+def test_the_real_table_speaks_the_viewers_language() -> None:
+    feed = StationFeed("quality", TableMarkup(Renderer(ZoneInfo("Europe/Bucharest"))))
+    feed.add([saved(1, approved=1234)])
+    assert "Latest scans" in feed.table_html("en") and ">1,234</b>" in feed.table_html("en")
+    romanian = feed.table_html("ro")
+    assert "Ultimele scanări" in romanian and "Comandă: aprobate / respinse" in romanian
+    assert ">1.234</b>" in romanian  # numbers written the Romanian way
 
 
 def test_rows_of_the_real_template_are_whole_and_share_their_order_counts() -> None:
@@ -94,7 +118,7 @@ def test_rows_of_the_real_template_are_whole_and_share_their_order_counts() -> N
     odd = saved(2, approved=2)
     # a value that looks like the row's counts slot is escaped like any other
     feed.add([saved(1), Saved(replace(odd.row, defect_name="<!--counts-->"), 2, 0)])
-    body = feed.table_html().split("<tbody>", 1)[1].split("</tbody>", 1)[0]
+    body = feed.table_html("en").split("<tbody>", 1)[1].split("</tbody>", 1)[0]
     rows = re.findall(r"<tr\b.*?</tr>", body, re.S)
     assert len(rows) == body.count("<tr") == 2
     assert [row.count("<td") for row in rows] == [6, 6]
@@ -144,13 +168,13 @@ async def test_a_scan_committed_late_under_a_lower_id_is_not_missed(
     fast_id = await record(other, "CP00000002-0001")
     await watcher.poll()
     feed = watcher.feeds["quality"]
-    assert feed.table_html() == f"v{fast_id}:{fast_id}:1/0"
+    assert feed.table_html("en") == f"v{fast_id}:{fast_id}:1/0"
 
     commit.set()
     slow_id = await slow
     assert slow_id < fast_id
     await watcher.poll()
-    assert feed.table_html() == f"v{fast_id}:{fast_id}:1/0,{slow_id}:1/0"
+    assert feed.table_html("en") == f"v{fast_id}:{fast_id}:1/0,{slow_id}:1/0"
     await other.close()
 
 

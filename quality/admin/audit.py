@@ -15,6 +15,7 @@ from starlette.routing import Route
 from quality.audit import Filters, entries
 from quality.http.forms import TEXT, Field, trim, validate
 from quality.http.render import render
+from quality.i18n import lazy
 from quality.permissions import guard
 from quality.services import services
 
@@ -22,10 +23,11 @@ TEMPLATE = "admin/audit.html"
 PAGE = 50
 DAY = re.compile(r"\d{4}-\d{2}-\d{2}")
 FIELDS = (
-    Field("actor", "Who", TEXT, "ana.pop", 64, trim, required=False),
-    Field("action", "What", re.compile(r"[a-z.]*"), "user or role.permissions", 64, trim, required=False),
-    Field("since", "From", DAY, "2026-01-31", 10, trim, required=False),
-    Field("until", "To", DAY, "2026-01-31", 10, trim, required=False),
+    Field("actor", lazy("Who"), TEXT, "ana.pop", 64, trim, required=False),
+    Field("action", lazy("What"), re.compile(r"[a-z.]*"), lazy("user or role.permissions"), 64, trim,
+          required=False),
+    Field("since", lazy("From"), DAY, "2026-01-31", 10, trim, required=False),
+    Field("until", lazy("To"), DAY, "2026-01-31", 10, trim, required=False),
 )
 
 
@@ -35,7 +37,7 @@ async def audit_page(request: Request) -> Response:
     days = {key: _day(checked.values[key]) for key in ("since", "until")}
     for key, day in days.items():
         if checked.values[key] and day is None and key not in checked.errors:
-            checked.errors[key] = "Not a date in the calendar."
+            checked.errors[key] = lazy("Not a date in the calendar.")
     before_id = _before(request)
     found = []
     if checked.ok:
@@ -60,7 +62,7 @@ def _before(request: Request) -> int | None:
     if not value:
         return None
     if not value.isdigit() or len(value) > 19:
-        raise HTTPException(400, "That page of the audit log does not exist.")
+        raise HTTPException(400, lazy("That page of the audit log does not exist."))
     return int(value)
 
 

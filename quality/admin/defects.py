@@ -19,19 +19,21 @@ from quality.audit import Actor
 from quality.db import Cursor
 from quality.http.forms import TEXT, Field, Validated, checkbox, validate
 from quality.http.render import render
+from quality.i18n import lazy
 from quality.permissions import guard
 from quality.scans.form import APPROVED_DEFECT
 from quality.services import services
 
 LIST, EDIT = "admin/defects.html", "admin/defect.html"
-NAME = Field("name", "Name", TEXT, "Scratch", 100, str.strip, missing="Enter the defect's name.")
-CATEGORY = Field("category", "Category", TEXT, "Surface", 60, str.strip, required=False)
-NOTICES = {"created": "Defect code added.", "saved": "Defect code saved."}
+NAME = Field("name", lazy("Name"), TEXT, lazy("Scratch"), 100, str.strip,
+             missing=lazy("Enter the defect's name."))
+CATEGORY = Field("category", lazy("Category"), TEXT, lazy("Surface"), 60, str.strip, required=False)
+NOTICES = {"created": lazy("Defect code added."), "saved": lazy("Defect code saved.")}
 
 
 def _code_field(request: Request) -> Field:
     pattern = re.compile(services(request).settings.codes.defect)
-    return Field("code", "Code", pattern, "104", 3, str.strip, missing="Enter the code.")
+    return Field("code", lazy("Code"), pattern, "104", 3, str.strip, missing=lazy("Enter the code."))
 
 
 async def _catalogue(cur: Cursor) -> list[tuple[str, str, str, bool]]:
@@ -56,9 +58,11 @@ def _check_approved(checked: Validated, code: str, active: bool) -> None:
     if code != APPROVED_DEFECT:
         return
     if not active:
-        checked.errors["active"] = f"Code {APPROVED_DEFECT} means approved; it cannot be deactivated."
+        checked.errors["active"] = lazy("Code %(code)s means approved; it cannot be deactivated.",
+                                        code=APPROVED_DEFECT)
     if "name" not in checked.errors and "approved" not in checked.values["name"].lower():
-        checked.errors["name"] = f"Code {APPROVED_DEFECT} means approved; its name must say “approved”."
+        checked.errors["name"] = lazy("Code %(code)s means approved; its name must say “approved”.",
+                                      code=APPROVED_DEFECT)
 
 
 @guard("admin.defects")
@@ -72,7 +76,7 @@ async def create(request: Request) -> Response:
         async with services(request).db.transaction() as cur:
             await cur.execute("SELECT 1 FROM defect_codes WHERE code = %s FOR UPDATE", (code,))
             if await cur.fetchone():
-                checked.errors["code"] = "This code is in the catalogue already."
+                checked.errors["code"] = lazy("This code is in the catalogue already.")
             else:
                 await cur.execute("INSERT INTO defect_codes (code, name, category) VALUES (%s, %s, %s)",
                                   (code, name, category))
@@ -87,7 +91,7 @@ def _path_code(request: Request) -> str:
     """The code in the URL; one that cannot be a code is a 404 like a missing one."""
     code = request.path_params["code"]
     if not re.fullmatch(services(request).settings.codes.defect, code):
-        raise HTTPException(404, "There is no such defect code.")
+        raise HTTPException(404, lazy("There is no such defect code."))
     return code
 
 
@@ -96,7 +100,7 @@ async def _defect_or_404(cur: Cursor, code: str, lock: bool = False) -> dict[str
                       + (" FOR UPDATE" if lock else ""), (code,))
     row = await cur.fetchone()
     if row is None:
-        raise HTTPException(404, "There is no such defect code.")
+        raise HTTPException(404, lazy("There is no such defect code."))
     return {"name": row[0], "category": row[1], "active": bool(row[2])}
 
 

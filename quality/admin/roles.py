@@ -26,19 +26,22 @@ from quality.audit import Actor
 from quality.db import Cursor
 from quality.http.forms import TEXT, Field, validate
 from quality.http.render import is_htmx, render
+from quality.i18n import lazy
 from quality.permissions import PERMISSIONS, guard
 from quality.services import services
 
 TEMPLATE = "admin/roles.html"
-ROLE_NAME = Field("name", "Role name", re.compile(r"[a-z][a-z0-9_-]{1,31}"),
-                  "line-lead (lower-case letters, digits, _ -)", 32, lambda value: value.strip().lower(),
-                  missing="Enter a role name.")
-DESCRIPTION = Field("description", "Description", TEXT, "Scan pages", 200, str.strip, required=False)
+ROLE_NAME = Field("name", lazy("Role name"), re.compile(r"[a-z][a-z0-9_-]{1,31}"),
+                  lazy("line-lead (lower-case letters, digits, _ -)"), 32,
+                  lambda value: value.strip().lower(),
+                  missing=lazy("Enter a role name."))
+DESCRIPTION = Field("description", lazy("Description"), TEXT, lazy("Scan pages"), 200, str.strip,
+                    required=False)
 NOTICES = {
-    "created": "Role created. Tick its permissions in the matrix.",
-    "renamed": "Role renamed.",
-    "deleted": "Role deleted.",
-    "matrix": "Permissions saved.",
+    "created": lazy("Role created. Tick its permissions in the matrix."),
+    "renamed": lazy("Role renamed."),
+    "deleted": lazy("Role deleted."),
+    "matrix": lazy("Permissions saved."),
 }
 
 
@@ -92,7 +95,8 @@ def _wanted(form: FormData, role_ids: Sequence[int]) -> dict[int, frozenset[str]
         names = [value for value in form.getlist(f"p{role_id}") if isinstance(value, str)]
         unknown = sorted(set(names) - PERMISSIONS.keys())
         if unknown:
-            raise Refused(f"There is no permission named {unknown[0]!r}; reload the page.")
+            raise Refused(lazy("There is no permission named %(name)s; reload the page.",
+                               name=repr(unknown[0])))
         wanted[role_id] = frozenset(names)
     return wanted
 
@@ -105,7 +109,7 @@ async def _apply(cur: Cursor, actor: Actor, wanted: dict[int, frozenset[str]]
     roles = await _roles(cur, lock=True)
     missing = set(wanted) - roles.keys()
     if missing:
-        raise Refused("A role on this page no longer exists; reload the page.")
+        raise Refused(lazy("A role on this page no longer exists; reload the page."))
     changed = {}
     for role_id, permissions in wanted.items():
         role = roles[role_id]
@@ -125,15 +129,15 @@ async def _apply(cur: Cursor, actor: Actor, wanted: dict[int, frozenset[str]]
     try:
         await ensure_an_admin_remains(cur)
     except AccountError as exc:
-        raise Refused("Not saved: this would leave no active administrator (someone whose role may"
-                      " manage users and roles).") from exc
+        raise Refused(lazy("Not saved: this would leave no active administrator (someone whose role may"
+                           " manage users and roles).")) from exc
     return changed
 
 
 def _role_ids(form: FormData) -> list[int]:
     ids = form.getlist("role")
     if not ids or not all(isinstance(value, str) and value.isdigit() and len(value) < 10 for value in ids):
-        raise Refused("This form is not the permission matrix; reload the page.")
+        raise Refused(lazy("This form is not the permission matrix; reload the page."))
     return [int(value) for value in ids]
 
 
@@ -145,7 +149,7 @@ async def save_matrix(request: Request) -> Response:
         async with services(request).db.transaction() as cur:
             await _apply(cur, Actor.of(request), wanted)
     except Refused as exc:
-        return await _page(request, 422, matrix_error=str(exc))
+        return await _page(request, 422, matrix_error=exc.args[0])
     return done("/admin/roles", "matrix")
 
 
@@ -160,7 +164,7 @@ async def save_row(request: Request) -> Response:
             await _role_or_404(cur, role_id)
             changed = (await _apply(cur, Actor.of(request), wanted)).get(role_id, changed)
     except Refused as exc:
-        status, error = 422, str(exc)
+        status, error = 422, exc.args[0]
     if not is_htmx(request):
         return await _page(request, 422, matrix_error=error) if error else done("/admin/roles", "matrix")
     async with services(request).db.transaction() as cur:
@@ -173,7 +177,7 @@ async def _role_or_404(cur: Cursor, role_id: int) -> tuple[str, str]:
     await cur.execute("SELECT name, description FROM roles WHERE id = %s FOR UPDATE", (role_id,))
     row = await cur.fetchone()
     if row is None:
-        raise HTTPException(404, "There is no such role.")
+        raise HTTPException(404, lazy("There is no such role."))
     return row
 
 
@@ -189,7 +193,7 @@ async def create(request: Request) -> Response:
         name, description = checked.values["name"], checked.values["description"]
         async with services(request).db.transaction() as cur:
             if await _name_taken(cur, name):
-                checked.errors["name"] = "A role with this name exists already."
+                checked.errors["name"] = lazy("A role with this name exists already.")
             else:
                 await cur.execute("INSERT INTO roles (name, description) VALUES (%s, %s)",
                                   (name, description))
@@ -209,7 +213,7 @@ async def rename(request: Request) -> Response:
         async with services(request).db.transaction() as cur:
             old, _description = await _role_or_404(cur, role_id)
             if name != old and await _name_taken(cur, name):
-                checked.errors["name"] = "A role with this name exists already."
+                checked.errors["name"] = lazy("A role with this name exists already.")
             elif name != old:
                 await cur.execute("UPDATE roles SET name = %s WHERE id = %s", (name, role_id))
                 await audit.record(cur, Actor.of(request), "role.rename", old, {"name": old}, {"name": name})
@@ -236,7 +240,7 @@ async def delete(request: Request) -> Response:
             await audit.record(cur, Actor.of(request), "role.delete", name,
                                {"name": name, "description": description, "permissions": permissions}, None)
     if users:
-        message = "This role is given to at least one user; move them to another role first."
+        message = lazy("This role is given to at least one user; move them to another role first.")
         return await _page(request, 422, rename={role_id: (name, message)})
     return done("/admin/roles", "deleted")
 

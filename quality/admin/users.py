@@ -29,15 +29,17 @@ from quality.audit import Actor
 from quality.db import Cursor
 from quality.http.forms import TEXT, Field, Validated, checkbox, keep, trim, validate
 from quality.http.render import render
+from quality.i18n import lazy
 from quality.permissions import guard
 from quality.services import services
 
 LIST, EDIT = "admin/users.html", "admin/user.html"
 NOTICES = {
-    "created": "User created. They must choose their own password at their first sign-in.",
-    "saved": "Changes saved.",
-    "password": "Password reset. Their sessions have ended; they choose a new password at the next sign-in.",
-    "disabled": "User disabled. Their sessions have ended.",
+    "created": lazy("User created. They must choose their own password at their first sign-in."),
+    "saved": lazy("Changes saved."),
+    "password": lazy("Password reset. Their sessions have ended; they choose a new password at the next"
+                     " sign-in."),
+    "disabled": lazy("User disabled. Their sessions have ended."),
 }
 
 
@@ -47,23 +49,24 @@ def _lower(value: str) -> str:
 
 def _password_field(name: str, label: str) -> Field:
     return Field(name, label, re.compile(r".*", re.S), "", MAX_PASSWORD, keep,
-                 min_length=MIN_PASSWORD, missing="Enter a password.")
+                 min_length=MIN_PASSWORD, missing=lazy("Enter a password."))
 
 
-FULL_NAME = Field("full_name", "Full name", TEXT, "Ana Pop", 120, trim, required=False)
+FULL_NAME = Field("full_name", lazy("Full name"), TEXT, lazy("Ana Pop"), 120, trim, required=False)
 
 
 def _role_field(roles: list[str]) -> Field:
-    return Field("role", "Role", TEXT, "operator", 32, trim, choices=roles, missing="Choose a role.")
+    return Field("role", lazy("Role"), TEXT, "operator", 32, trim, choices=roles,
+                 missing=lazy("Choose a role."))
 
 
 def _create_fields(roles: list[str]) -> tuple[Field, ...]:
     return (
-        Field("username", "User name", USERNAME, "ana.pop (letters, digits, . _ -)", 64, _lower,
-              min_length=2, missing="Enter a user name."),
+        Field("username", lazy("User name"), USERNAME, lazy("ana.pop (letters, digits, . _ -)"), 64, _lower,
+              min_length=2, missing=lazy("Enter a user name.")),
         FULL_NAME,
         _role_field(roles),
-        _password_field("password", "Temporary password"),
+        _password_field("password", lazy("Temporary password")),
     )
 
 
@@ -124,7 +127,7 @@ async def _account_or_404(request: Request) -> tuple[Account, list[str]]:
         try:
             account = await find_user(cur, request.path_params["user_id"])
         except NoSuchUser:
-            raise HTTPException(404, "There is no such user.") from None
+            raise HTTPException(404, lazy("There is no such user.")) from None
         return account, await _role_names(cur)
 
 
@@ -167,7 +170,7 @@ async def save(request: Request) -> Response:
 @guard("admin.users")
 async def reset_password(request: Request) -> Response:
     account, roles = await _account_or_404(request)
-    checked = validate(await request.form(), (_password_field("password", "Temporary password"),))
+    checked = validate(await request.form(), (_password_field("password", lazy("Temporary password")),))
     if checked.ok:
         await set_password(services(request).db, account.id, checked.values["password"],
                            actor=Actor.of(request), must_change=True)
@@ -191,9 +194,8 @@ def _shown(checked: Validated) -> dict[str, str]:
 
 
 def _sentence(exc: AccountError) -> str:
-    """Account messages are written for the terminal (lower case, no stop)."""
-    text = str(exc)
-    return text[:1].upper() + text[1:] + "."
+    """An account message: a whole sentence, translated where it is shown."""
+    return exc.args[0]
 
 
 routes = [

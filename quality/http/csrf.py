@@ -10,6 +10,8 @@ import secrets
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 
+from quality.i18n import lazy
+
 FIELD = "csrf_token"
 HEADER = "x-csrf-token"
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
@@ -37,5 +39,5 @@ async def verify_csrf(request: Request) -> None:
         sent = value if isinstance(value, str) else None
     if not expected or not sent or not hmac.compare_digest(sent, expected):
         raise HTTPException(
-            403, "This form has expired or did not come from this site. Reload the page and try again."
+            403, lazy("This form has expired or did not come from this site. Reload the page and try again.")
         )

@@ -12,6 +12,8 @@ from typing import Any
 
 from starlette.datastructures import FormData
 
+from quality.i18n import lazy
+
 
 def trim_upper(value: str) -> str:
     return value.strip().upper()
@@ -33,7 +35,7 @@ TEXT = re.compile(r"[^\x00-\x1f\x7f]*")
 @dataclass(frozen=True)
 class Field:
     name: str
-    label: str
+    label: str  # a `lazy()` text, as are its messages
     pattern: re.Pattern[str]
     example: str
     max_length: int = 64
@@ -68,7 +70,7 @@ def validate(form: Mapping[str, Any], fields: Sequence[Field]) -> Validated:
             raw = ""
         if not isinstance(raw, str):
             values[field.name] = ""
-            errors[field.name] = f"{field.label} must be text."
+            errors[field.name] = lazy("%(label)s must be text.", label=field.label)
             continue
         value = field.normalise(raw)
         values[field.name] = value[:_KEEP]
@@ -82,15 +84,18 @@ def _error(field: Field, value: str) -> str | None:
     if not value:
         if not field.required:
             return None
-        return field.missing or f"Scan or type the {field.label.lower()}."
+        return field.missing or lazy("%(label)s is missing: scan or type it.", label=field.label)
     if len(value) > field.max_length:
-        return f"{field.label} is too long (at most {field.max_length} characters)."
+        return lazy("%(label)s is too long (at most %(max)s characters).",
+                    label=field.label, max=field.max_length)
     if len(value) < field.min_length:
-        return f"{field.label} is too short (at least {field.min_length} characters)."
+        return lazy("%(label)s is too short (at least %(min)s characters).",
+                    label=field.label, min=field.min_length)
     if field.choices is not None:
-        return None if value in field.choices else f"Choose the {field.label.lower()} from the list."
+        return None if value in field.choices else lazy("%(label)s: choose one from the list.",
+                                                        label=field.label)
     if not field.pattern.fullmatch(value):
-        return f"{field.label} must look like {field.example}."
+        return lazy("%(label)s must look like %(example)s.", label=field.label, example=field.example)
     return None
 
 

@@ -13,6 +13,7 @@ from starlette.datastructures import MutableHeaders
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from quality.i18n import lazy
 from quality.metrics import Metrics
 
 log = logging.getLogger("quality.access")
@@ -53,7 +54,7 @@ class RequestMiddleware:
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
                 if received > MAX_BODY_BYTES:
-                    raise HTTPException(413, "The request is too large.")
+                    raise HTTPException(413, lazy("The request is too large."))
             return message
 
         async def send_with_headers(message: Message) -> None:

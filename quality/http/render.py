@@ -12,11 +12,14 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 import jinja2
+from babel.dates import format_datetime
+from babel.numbers import format_decimal
 from jinja2_fragments import render_blocks
 from starlette.requests import Request
 from starlette.responses import HTMLResponse
 
 from quality.http.csrf import csrf_token
+from quality.i18n import DEFAULT_LANGUAGE, LANGUAGES, request_language, template_callables
 from quality.services import services
 
 PACKAGE_DIR = Path(__file__).resolve().parents[1]
@@ -42,7 +45,8 @@ def is_htmx(request: Request) -> bool:
 
 
 class Renderer:
-    def __init__(self, timezone: ZoneInfo, helpers: Mapping[str, Any] | None = None) -> None:
+    def __init__(self, timezone: ZoneInfo, helpers: Mapping[str, Any] | None = None,
+                 language: str = DEFAULT_LANGUAGE) -> None:
         self.env = jinja2.Environment(
             loader=jinja2.FileSystemLoader(TEMPLATES_DIR),
             autoescape=True,
@@ -52,9 +56,13 @@ class Renderer:
         )
         self.env.install_null_translations(newstyle=True)  # type: ignore[attr-defined]
         self.timezone = timezone
+        self.language = language  # the plant's, when the request names none we speak
         self._static_versions = _static_versions()
         self.env.globals["static_url"] = self.static_url
+        self.env.globals["languages"] = LANGUAGES
         self.env.filters["local_time"] = self.local_time
+        self.env.filters["local_datetime"] = self.local_datetime
+        self.env.filters["number"] = number
         self.env.globals.update(helpers or {})
 
     def static_url(self, path: str) -> str:
@@ -68,9 +76,16 @@ class Renderer:
             value = value.replace(tzinfo=UTC)
         return value.astimezone(self.timezone).strftime(fmt)
 
-    def macros(self, template: str) -> Any:
-        """A template's macros, for HTML pieces shared by many responses."""
-        return self.env.get_template(template).module
+    @jinja2.pass_context
+    def local_datetime(self, context: jinja2.runtime.Context, value: datetime) -> str:
+        """A date and time the way the page's language writes them, in the plant's zone."""
+        if value.tzinfo is None:
+            value = value.replace(tzinfo=UTC)
+        return format_datetime(value, "medium", tzinfo=self.timezone, locale=context["locale"])
+
+    def macros(self, template: str, language: str) -> Any:
+        """A template's macros in a language, for HTML pieces shared by many responses."""
+        return self.env.get_template(template).make_module(template_callables(language))
 
     def render(
         self,
@@ -82,7 +97,9 @@ class Renderer:
         status_code: int = 200,
         headers: Mapping[str, str] | None = None,
     ) -> HTMLResponse:
+        language = request_language(request, self.language)
         values = {
+            **template_callables(language),
             "request": request,
             "user": getattr(request.state, "user", None),
             "csrf_token": csrf_token(request),
@@ -104,6 +121,12 @@ class Renderer:
 def render(request: Request, template: str, context: Mapping[str, Any] | None = None,
            **options: Any) -> HTMLResponse:
     return services(request).renderer.render(request, template, context, **options)
+
+
+@jinja2.pass_context
+def number(context: jinja2.runtime.Context, value: float) -> str:
+    """A count or measure with the page's language's separators."""
+    return format_decimal(value, locale=context["locale"])
 
 
 def _static_versions() -> dict[str, str]:

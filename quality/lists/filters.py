@@ -14,6 +14,7 @@ from urllib.parse import urlencode
 from zoneinfo import ZoneInfo
 
 from quality.http.forms import Field, Validated, validate
+from quality.i18n import lazy
 from quality.scans import STATIONS
 from quality.scans.store import ScanRow
 from quality.settings import CodePatterns, Settings
@@ -25,7 +26,7 @@ SHIFT_LOOKBACK = timedelta(days=92)
 _DATE = re.compile(r"(\d{4})-(\d{2})-(\d{2})(?:[T ](\d{2}):(\d{2})(?::(\d{2}))?)?")
 _YES = re.compile(r"1|ON|TRUE|YES")
 CURSOR = re.compile(r"\d{20}-\d{1,19}")
-_NOT_A_DATE = {"from": "From is not a real date or time.", "to": "To is not a real date or time."}
+_NOT_A_DATE = {"from": lazy("From is not a real date or time."), "to": lazy("To is not a real date or time.")}
 FILTER_NAMES = ("station", "from", "to", "shift", "operator", "order", "piece", "checker", "defect",
                 "rejected", "rescans")
 
@@ -42,20 +43,20 @@ def _trim_lower(value: str) -> str:
 def filter_fields(codes: CodePatterns) -> tuple[Field, ...]:
     """Every parameter the scan list, its exports and its stream take."""
     return (
-        Field("station", "Station", re.compile("|".join(STATIONS)), " or ".join(STATIONS), 16,
+        Field("station", lazy("Station"), re.compile("|".join(STATIONS)), " or ".join(STATIONS), 16,
               _trim_lower, required=False),
-        Field("from", "From", _DATE, "2026-11-27 or 2026-11-27T06:00", 19, _trim, required=False),
-        Field("to", "To", _DATE, "2026-11-27 or 2026-11-27T14:00", 19, _trim, required=False),
-        Field("shift", "Shift", re.compile(r"[1-9]"), "1", 1, required=False),
-        Field("operator", "Operator code", re.compile(codes.operator), "OP07", 32, required=False),
-        Field("order", "Order", re.compile(codes.order), "CP00012345", 32, required=False),
-        Field("piece", "Piece code", re.compile(codes.piece), "CP00012345-0001", 64, required=False),
-        Field("checker", "Checker code", re.compile(codes.checker), "OC12", 32, required=False),
-        Field("defect", "Defect code", re.compile(codes.defect), "104", 3, required=False),
-        Field("rejected", "Rejected only", _YES, "1", 5, required=False),
-        Field("rescans", "Re-scans only", _YES, "1", 5, required=False),
-        Field("before", "Page", CURSOR, "a page link", 40, required=False),
-        Field("after", "Page", CURSOR, "a page link", 40, required=False),
+        Field("from", lazy("From"), _DATE, lazy("2026-11-27 or 2026-11-27T06:00"), 19, _trim, required=False),
+        Field("to", lazy("To"), _DATE, lazy("2026-11-27 or 2026-11-27T14:00"), 19, _trim, required=False),
+        Field("shift", lazy("Shift"), re.compile(r"[1-9]"), "1", 1, required=False),
+        Field("operator", lazy("Operator code"), re.compile(codes.operator), "OP07", 32, required=False),
+        Field("order", lazy("Order"), re.compile(codes.order), "CP00012345", 32, required=False),
+        Field("piece", lazy("Piece code"), re.compile(codes.piece), "CP00012345-0001", 64, required=False),
+        Field("checker", lazy("Checker code"), re.compile(codes.checker), "OC12", 32, required=False),
+        Field("defect", lazy("Defect code"), re.compile(codes.defect), "104", 3, required=False),
+        Field("rejected", lazy("Rejected only"), _YES, "1", 5, required=False),
+        Field("rescans", lazy("Re-scans only"), _YES, "1", 5, required=False),
+        Field("before", lazy("Page"), CURSOR, lazy("a page link"), 40, required=False),
+        Field("after", lazy("Page"), CURSOR, lazy("a page link"), 40, required=False),
     )
 
 
@@ -269,21 +270,21 @@ def read_filter(params: Mapping[str, Any], settings: Settings) -> ListRequest:
     end = _moment(values, errors, "to", settings.timezone, end_of_day=True)
     if start is not None and end is not None and "to" not in errors:
         if end <= start:
-            errors["to"] = "To must be later than From."
+            errors["to"] = lazy("To must be later than From.")
         elif end - start > MAX_RANGE:
-            errors["to"] = f"The range may span at most {MAX_RANGE.days} days."
+            errors["to"] = lazy("The range may span at most %(days)s days.", days=MAX_RANGE.days)
     shift = None
     if values.get("shift") and "shift" not in errors:
         shift = int(values["shift"]) - 1
         if shift >= len(settings.shifts):
-            errors["shift"] = f"Shift must be 1 to {len(settings.shifts)}."
+            errors["shift"] = lazy("Shift must be 1 to %(last)s.", last=len(settings.shifts))
     cursors = {}
     for name in ("before", "after"):
         if values.get(name) and name not in errors:
             try:
                 cursors[name] = Cursor.parse(values[name])
             except ValueError:
-                errors[name] = "This page link is broken; start again from the first page."
+                errors[name] = lazy("This page link is broken; start again from the first page.")
     if errors:
         return ListRequest(ScanFilter(shifts=shifts, values=values), checked)
 

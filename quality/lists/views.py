@@ -14,6 +14,7 @@ from starlette.routing import Route
 
 from quality.http.errors import error_page
 from quality.http.render import render
+from quality.i18n import lazy, request_language
 from quality.lists import export
 from quality.lists.filters import ListRequest, ScanFilter, read_filter
 from quality.lists.queries import fetch_page, totals
@@ -60,7 +61,7 @@ async def page(request: Request) -> Response:
 async def totals_fragment(request: Request) -> Response:
     listing = _listing(request)
     if not listing.ok:
-        return error_page(request, 400, "The filter is not valid.")
+        return error_page(request, 400, lazy("The filter is not valid."))
     async with services(request).db.transaction() as cur:
         counted = await totals(cur, listing.filter)
     return render(request, "lists/_totals.html", {"totals": counted, "filter": listing.filter})
@@ -72,15 +73,16 @@ async def stream(request: Request) -> Response:
     Fed by the process's scan watcher: an open list costs no database work."""
     listing = _listing(request)
     if not listing.ok:
-        return error_page(request, 400, "The filter is not valid.")
+        return error_page(request, 400, lazy("The filter is not valid."))
     # Live lists share the scan pages' stream bounds per user and per process.
     slot = services(request).scan_watcher.streams.take(request.state.user.id)
     if slot is None:
-        return error_page(request, 429, "Too many live tables are open. Close a page and reload.",
+        return error_page(request, 429, lazy("Too many live tables are open. Close a page and reload."),
                           {"Retry-After": "30"})
     seen = request.headers.get("last-event-id") or request.query_params.get("v", "")
     since = int(seen) if seen.isdigit() else 0
-    macros = services(request).renderer.macros(ROWS_TEMPLATE)
+    language = request_language(request, services(request).settings.language)
+    macros = services(request).renderer.macros(ROWS_TEMPLATE, language)
     return StreamingResponse(
         _row_events(services(request).scan_watcher, listing.filter, since, macros, slot,
                     lambda: session_holds(request)),

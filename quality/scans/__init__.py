@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from quality.i18n import lazy
+
 
 @dataclass(frozen=True)
 class Station:
@@ -19,8 +21,9 @@ class Station:
 
 
 STATIONS = {
-    "quality": Station("quality", "/scan", "scan.quality", "Quality scan", "Scan pieces at production."),
-    "fg": Station("fg", "/fgscan", "scan.fg", "Finished goods scan", "Scan finished goods."),
+    "quality": Station("quality", "/scan", "scan.quality", lazy("Quality scan"),
+                       lazy("Scan pieces at production.")),
+    "fg": Station("fg", "/fgscan", "scan.fg", lazy("Finished goods scan"), lazy("Scan finished goods.")),
 }
 _AT_PATH = {path: station for station in STATIONS.values()
             for path in (station.path, station.stream_path)}

@@ -3,7 +3,8 @@ many pages are open.
 
 Every viewer of a station sees the same table, so each process keeps each
 station's last 50 scans and their orders' counts, renders the table once per
-change, and hands that same HTML to every page (SSE) and every scan response.
+change and language, and hands that same HTML to every page (SSE) and every
+scan response in that language. A language nobody views is never rendered.
 Scans saved by this process are added as they are saved; scans saved by other
 processes are found by one small query every `interval` seconds. The database
 cost of live pages therefore does not grow with the number of pages.
@@ -19,7 +20,7 @@ import asyncio
 import logging
 import time
 from collections.abc import Iterable
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 from markupsafe import Markup
 
@@ -60,20 +61,28 @@ _COUNTS_SLOT = "<!--counts-->"
 
 
 class TableMarkup:
-    """The table, a row and an order's counts: the macros of templates/scans/_table.html."""
+    """The table, a row and an order's counts, in a language: the macros of
+    templates/scans/_table.html."""
 
     def __init__(self, renderer: Renderer) -> None:
-        self._macros = renderer.macros("scans/_table.html")
+        self._renderer = renderer
+        self._macros: dict[str, Any] = {}
 
-    def table(self, rows: str, version: int) -> str:
-        return str(self._macros.table(Markup(rows), version))
+    def _in(self, language: str) -> Any:
+        macros = self._macros.get(language)
+        if macros is None:
+            macros = self._macros[language] = self._renderer.macros("scans/_table.html", language)
+        return macros
 
-    def row(self, scan: ScanRow) -> RenderedRow:
-        before, after = str(self._macros.row(scan, Markup(_COUNTS_SLOT))).split(_COUNTS_SLOT)
+    def table(self, rows: str, version: int, language: str) -> str:
+        return str(self._in(language).table(Markup(rows), version))
+
+    def row(self, scan: ScanRow, language: str) -> RenderedRow:
+        before, after = str(self._in(language).row(scan, Markup(_COUNTS_SLOT))).split(_COUNTS_SLOT)
         return RenderedRow(before, after)
 
-    def counts(self, order_code: str, approved: int, rejected: int) -> str:
-        return str(self._macros.counts(order_code, approved, rejected))
+    def counts(self, order_code: str, approved: int, rejected: int, language: str) -> str:
+        return str(self._in(language).counts(order_code, approved, rejected))
 
 
 class StationFeed:
@@ -84,11 +93,12 @@ class StationFeed:
         self._markup = markup
         self._rows: dict[int, ScanRow] = {}
         self._counts: dict[str, OrderCounts] = {}
-        # Rendered once: a row never changes, an order's counts only when they do.
-        self._row_html: dict[int, RenderedRow] = {}
-        self._counts_html: dict[str, str] = {}
-        self._html: str | None = None
-        self._frame: bytes | None = None
+        # Rendered once per language: a row never changes, an order's counts
+        # only when they do.
+        self._row_html: dict[str, dict[int, RenderedRow]] = {}
+        self._counts_html: dict[str, dict[str, str]] = {}
+        self._html: dict[str, str] = {}
+        self._frame: dict[str, bytes] = {}
         self._changed = asyncio.Event()
 
     @property
@@ -111,7 +121,8 @@ class StationFeed:
             if known is None or row.id >= known.as_of_scan:
                 counts = OrderCounts(item.approved, item.rejected, row.id)
                 if known is None or known[:2] != counts[:2]:
-                    self._counts_html.pop(row.order_code, None)
+                    for rendered in self._counts_html.values():
+                        rendered.pop(row.order_code, None)
                     changed = True
                 self._counts[row.order_code] = counts
             if row.id not in self._rows:
@@ -119,43 +130,50 @@ class StationFeed:
                 changed = True
         if changed:
             self._trim()
-            self._html = self._frame = None
+            self._html.clear()
+            self._frame.clear()
             self._changed.set()
             self._changed = asyncio.Event()
 
     def _trim(self) -> None:
         for scan_id in sorted(self._rows)[:-TABLE_SIZE]:
             del self._rows[scan_id]
-            self._row_html.pop(scan_id, None)
+            for rows in self._row_html.values():
+                rows.pop(scan_id, None)
         orders = {row.order_code for row in self._rows.values()}
         for order in self._counts.keys() - orders:
             del self._counts[order]
-            self._counts_html.pop(order, None)
+            for rendered in self._counts_html.values():
+                rendered.pop(order, None)
 
-    def table_html(self) -> str:
-        if self._html is None:
-            rows = "".join(self._row(scan_id) for scan_id in sorted(self._rows, reverse=True))
-            self._html = self._markup.table(rows, self.version)
-        return self._html
+    def table_html(self, language: str) -> str:
+        html = self._html.get(language)
+        if html is None:
+            rows = "".join(self._row(scan_id, language) for scan_id in sorted(self._rows, reverse=True))
+            html = self._html[language] = self._markup.table(rows, self.version, language)
+        return html
 
-    def _row(self, scan_id: int) -> str:
+    def _row(self, scan_id: int, language: str) -> str:
         scan = self._rows[scan_id]
-        rendered = self._row_html.get(scan_id)
+        rows = self._row_html.setdefault(language, {})
+        rendered = rows.get(scan_id)
         if rendered is None:
-            rendered = self._row_html[scan_id] = self._markup.row(scan)
-        counts = self._counts_html.get(scan.order_code)
+            rendered = rows[scan_id] = self._markup.row(scan, language)
+        counts_html = self._counts_html.setdefault(language, {})
+        counts = counts_html.get(scan.order_code)
         if counts is None:
             approved, rejected, _ = self._counts[scan.order_code]
-            counts = self._counts_html[scan.order_code] = self._markup.counts(
-                scan.order_code, approved, rejected)
+            counts = counts_html[scan.order_code] = self._markup.counts(
+                scan.order_code, approved, rejected, language)
         return rendered.before_counts + counts + rendered.after_counts
 
-    def event_frame(self) -> bytes:
-        """The table as one server-sent event, encoded once per change."""
-        if self._frame is None:
-            data = "".join(f"data: {line}\n" for line in self.table_html().splitlines())
-            self._frame = f"event: table\nid: {self.version}\n{data}\n".encode()
-        return self._frame
+    def event_frame(self, language: str) -> bytes:
+        """The table as one server-sent event, encoded once per change and language."""
+        frame = self._frame.get(language)
+        if frame is None:
+            data = "".join(f"data: {line}\n" for line in self.table_html(language).splitlines())
+            frame = self._frame[language] = f"event: table\nid: {self.version}\n{data}\n".encode()
+        return frame
 
     def rows_after(self, scan_id: int) -> list[ScanRow]:
         """The table's scans newer than `scan_id`, newest first (for other live views)."""

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from starlette.datastructures import FormData
 
 from quality.http.forms import Field, Validated, validate
+from quality.i18n import lazy
 from quality.settings import CodePatterns
 
 SUBMISSION_ID = re.compile(r"^[0-9a-f]{32}$")
@@ -34,11 +35,11 @@ class ScanInput:
 def scan_fields(codes: CodePatterns) -> tuple[Field, ...]:
     """The fields for these patterns, built once (the settings never change in a process)."""
     return (
-        Field("operator_code", "Operator code", re.compile(codes.operator), "OP07", 32),
-        Field("piece_code", "Piece code", re.compile(codes.piece), "CP00012345-0001", 64),
-        Field("checker1_code", "Checker code 1", re.compile(codes.checker), "OC12", 32),
-        Field("checker2_code", "Checker code 2", re.compile(codes.checker), "OC12", 32),
-        Field("defect_code", "Defect code", re.compile(codes.defect), "000 or 104", 3),
+        Field("operator_code", lazy("Operator code"), re.compile(codes.operator), "OP07", 32),
+        Field("piece_code", lazy("Piece code"), re.compile(codes.piece), "CP00012345-0001", 64),
+        Field("checker1_code", lazy("Checker code 1"), re.compile(codes.checker), "OC12", 32),
+        Field("checker2_code", lazy("Checker code 2"), re.compile(codes.checker), "OC12", 32),
+        Field("defect_code", lazy("Defect code"), re.compile(codes.defect), lazy("000 or 104"), 3),
     )
 
 
@@ -47,7 +48,7 @@ def read_scan(form: FormData, codes: CodePatterns) -> tuple[Validated, ScanInput
     checked = validate(form, scan_fields(codes))
     submission = form.get("submission_id")
     if not isinstance(submission, str) or not SUBMISSION_ID.match(submission):
-        checked.errors["submission_id"] = "This form is missing its submission id. Reload the page."
+        checked.errors["submission_id"] = lazy("This form is missing its submission id. Reload the page.")
     if not checked.ok:
         return checked, None
     values = checked.values

@@ -10,6 +10,7 @@ from asyncmy.errors import IntegrityError, OperationalError
 
 from quality.clock import utc_now
 from quality.db import DUPLICATE_KEY, Cursor, Database, DatabaseUnavailable, error_code
+from quality.i18n import lazy
 from quality.scans.form import ScanInput
 
 log = logging.getLogger(__name__)
@@ -143,7 +144,8 @@ async def _saved_before(db: Database, station: str, scan: ScanInput) -> Saved | 
             scan.defect_code)
     )
     if not same:
-        raise SubmissionConflict("this submission id belongs to another scan")
+        raise SubmissionConflict(
+            lazy("Not saved — this submission id belongs to another scan. Scan it again."))
     return Saved(row, saved.approved, saved.rejected, repeated=True)
 
 

@@ -17,6 +17,7 @@ from starlette.routing import Route
 from quality.db import DatabaseUnavailable
 from quality.http.errors import error_page
 from quality.http.render import is_htmx, render
+from quality.i18n import lazy, request_language
 from quality.permissions import guard
 from quality.scans import STATIONS, Station, station_at
 from quality.scans.feed import StationFeed, StreamSlot
@@ -37,11 +38,13 @@ COALESCE_SECONDS = 0.2  # bursts of scans become one update per page
 # What an htmx submit's answer swaps in (a normal request gets the whole page).
 SAVED_BLOCKS = ("scan_result", "scan_table")  # the confirmation and the refreshed table
 REFUSED_BLOCKS = ("scan_result", "scan_form")  # the message and the form with its errors
+NOT_SAVED_INVALID = lazy("Not saved — correct the marked field.")
 
 
 def _context(request: Request, station: Station, **values: Any) -> dict[str, Any]:
     feed = services(request).scan_watcher.feeds[station.key]
-    codes = services(request).settings.codes
+    settings = services(request).settings
+    codes = settings.codes
     context = {
         "station": station,
         "fields": scan_fields(codes),
@@ -51,7 +54,7 @@ def _context(request: Request, station: Station, **values: Any) -> dict[str, Any
         "outcome": None,
         "saved": None,
         "message": None,
-        "table_html": Markup(feed.table_html()),
+        "table_html": Markup(feed.table_html(request_language(request, settings.language))),
     }
     context.update(values)
     return context
@@ -77,7 +80,7 @@ async def page_when_unavailable(request: Request) -> Response:
     sent as soon as the database is back."""
     context = _context(
         request, _station(request), oob=False, outcome="unavailable",
-        message="The database is unreachable. Scans are kept and sent when it is back.",
+        message=lazy("The database is unreachable. Scans are kept and sent when it is back."),
         table_html=Markup(""),
     )
     return render(request, TEMPLATE, context, status_code=503, headers={"Retry-After": "2"})
@@ -94,19 +97,19 @@ async def submit(request: Request) -> Response:
                            message=checked.errors["submission_id"])
         return _answer(request, station, 422, REFUSED_BLOCKS, outcome="invalid",
                        errors=checked.errors, submission_id=str(form.get("submission_id")), **kept,
-                       message="Not saved — correct the marked field.")
+                       message=NOT_SAVED_INVALID)
     try:
         saved = await save_scan(services(request).db, station.key, scan, request.state.user.id)
     except UnknownDefect as exc:
-        message = ("This defect code is no longer in use; scan another." if exc.inactive
-                   else "Unknown defect code.")
+        message = (lazy("This defect code is no longer in use; scan another.") if exc.inactive
+                   else lazy("Unknown defect code."))
         return _answer(request, station, 422, REFUSED_BLOCKS, outcome="invalid", **kept,
                        errors={"defect_code": message},
                        submission_id=scan.submission_id.hex(),
-                       message="Not saved — correct the marked field.")
+                       message=NOT_SAVED_INVALID)
     except SubmissionConflict as exc:
         return _answer(request, station, 409, REFUSED_BLOCKS, outcome="invalid", **kept,
-                       message=f"Not saved — {exc}. Scan it again.")
+                       message=exc.args[0])
     _publish(request, saved)
     return _answer(request, station, 200, SAVED_BLOCKS, saved=saved,
                    outcome="approved" if saved.row.approved else "rejected",
@@ -124,7 +127,7 @@ async def submit_when_unavailable(request: Request) -> Response:
     return _answer(request, _station(request), 503, REFUSED_BLOCKS,
                    outcome="unavailable", values=checked.values,
                    submission_id=submission if isinstance(submission, str) else "",
-                   message="Not saved — the database is busy. Try again.",
+                   message=lazy("Not saved — the database is busy. Try again."),
                    table_html=Markup(""), headers={"Retry-After": "2"})
 
 
@@ -132,7 +135,7 @@ async def stream(request: Request) -> Response:
     station = _station(request)
     slot = services(request).scan_watcher.streams.take(request.state.user.id)
     if slot is None:
-        return error_page(request, 429, "Too many live tables are open. Close a page and reload.",
+        return error_page(request, 429, lazy("Too many live tables are open. Close a page and reload."),
                           {"Retry-After": "30"})
     seen = request.headers.get("last-event-id") or request.query_params.get("v", "")
     feed = services(request).scan_watcher.feeds[station.key]
@@ -172,14 +175,15 @@ def _station_routes(station: Station) -> list[Route]:
 
 async def _table_events(request: Request, feed: StationFeed, seen: str, slot: StreamSlot
                         ) -> AsyncIterator[bytes]:
+    language = request_language(request, services(request).settings.language)
     try:
         yield b"retry: 2000\n\n"
-        last = None if seen != str(feed.version) else feed.event_frame()
+        last = None if seen != str(feed.version) else feed.event_frame(language)
         deadline = time.monotonic() + STREAM_SECONDS
         sent_at = time.monotonic()
         while time.monotonic() < deadline and await session_holds(request):
             change = feed.next_change()
-            frame = feed.event_frame()
+            frame = feed.event_frame(language)
             if frame is not last:
                 yield frame
                 last, sent_at = frame, time.monotonic()

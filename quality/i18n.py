@@ -1,0 +1,170 @@
+"""The one translation layer: message catalogues per language, the request's
+language, and the gettext callables templates render with.
+
+Every user-visible text is an English msgid. Templates translate with `_()`
+and `{% trans %}`; Python code marks its messages with `lazy()` (or
+`lazy_plural()`), which keeps the msgid and its values until a template
+translates it in the language of the request being answered. Catalogues are
+`quality/locale/<lang>/LC_MESSAGES/messages.po`; `scripts/setup` compiles them
+to `.mo`, and a missing or stale `.mo` is compiled here at start-up.
+"""
+
+from __future__ import annotations
+
+import functools
+import io
+import logging
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any
+
+from babel import Locale
+from babel.messages.mofile import write_mo
+from babel.messages.pofile import read_po
+from babel.support import Translations
+from jinja2 import pass_context
+from jinja2.runtime import Context
+from markupsafe import escape
+from starlette.requests import HTTPConnection
+
+log = logging.getLogger(__name__)
+
+LOCALE_DIR = Path(__file__).resolve().parent / "locale"
+DOMAIN = "messages"
+# Each with its name in its own language, for the header's selector.
+LANGUAGES = {"en": "English", "ro": "Română"}
+DEFAULT_LANGUAGE = "en"
+
+
+class LazyText(str):
+    """A message from Python code, translated when a page is rendered.
+
+    As a `str` it is the English text, so code and logs can use it as one;
+    it also keeps its msgid and values, and `translate` gives it in another
+    language. `%(name)s` placeholders are filled after translation, so a
+    translator moves them where the sentence needs them; a value that is
+    itself a `LazyText` (a field's label) is translated too."""
+
+    msgid: str
+    plural: str | None
+    count: int | None
+    values: Mapping[str, Any]
+
+    def __new__(cls, msgid: str, plural: str | None = None, count: int | None = None,
+                values: Mapping[str, Any] | None = None) -> LazyText:
+        values = dict(values or {})
+        english = msgid if plural is None or count == 1 else plural
+        self = super().__new__(cls, english % values if values else english)
+        self.msgid, self.plural, self.count, self.values = msgid, plural, count, values
+        return self
+
+    def translate(self, translations: Translations) -> str:
+        if self.plural is None:
+            message = translations.gettext(self.msgid)
+        else:
+            message = translations.ngettext(self.msgid, self.plural, self.count or 0)
+        if not self.values:
+            return message
+        return message % {name: value.translate(translations) if isinstance(value, LazyText) else value
+                          for name, value in self.values.items()}
+
+
+def lazy(text: str, **values: Any) -> LazyText:
+    """Mark a message for the catalogue; it is translated at render time."""
+    return LazyText(text, values=values)
+
+
+def lazy_plural(singular: str, plural: str, count: int, **values: Any) -> LazyText:
+    return LazyText(singular, plural, count, {"num": count, **values})
+
+
+@functools.cache
+def translations(language: str) -> Translations:
+    """A language's catalogue, loaded once per process."""
+    mo_path = LOCALE_DIR / language / "LC_MESSAGES" / f"{DOMAIN}.mo"
+    po_path = mo_path.with_suffix(".po")
+    if not po_path.exists():
+        raise LookupError(f"no catalogue for language {language!r}")
+    if not mo_path.exists() or mo_path.stat().st_mtime < po_path.stat().st_mtime:
+        return Translations(io.BytesIO(compile_catalogue(po_path, mo_path)), domain=DOMAIN)
+    with mo_path.open("rb") as mo:
+        return Translations(mo, domain=DOMAIN)
+
+
+def compile_catalogue(po_path: Path, mo_path: Path) -> bytes:
+    """The `.mo` for a `.po`, written beside it when the package is writable."""
+    with po_path.open("rb") as po:
+        catalogue = read_po(po, locale=po_path.parents[1].name)
+    buffer = io.BytesIO()
+    write_mo(buffer, catalogue, use_fuzzy=False)
+    try:
+        mo_path.write_bytes(buffer.getvalue())
+    except OSError as exc:  # an installed, read-only package: compile in memory each start
+        log.info("catalogue %s compiled in memory only: %s", po_path, exc)
+    return buffer.getvalue()
+
+
+def accepted_language(header: str, default: str) -> str:
+    """The first of the browser's `Accept-Language` choices we speak."""
+    wanted = []
+    for part in header.split(","):
+        tag, _, params = part.strip().partition(";")
+        quality = 1.0
+        if params.strip().startswith("q="):
+            try:
+                quality = float(params.strip()[2:])
+            except ValueError:
+                quality = 0.0
+        if tag and quality > 0:
+            wanted.append((quality, tag.strip().replace("_", "-")))
+    wanted.sort(key=lambda choice: -choice[0])
+    for _quality, tag in wanted:
+        base = tag.split("-")[0].lower()
+        if base in LANGUAGES:
+            return base
+    return default
+
+
+def request_language(connection: HTTPConnection, default: str) -> str:
+    """The language of the answer: the signed-in user's choice, else before
+    sign-in the browser's, else the plant's (`QUALITY_LANGUAGE`)."""
+    user = getattr(connection.state, "user", None)
+    if user is not None:
+        return user.language if user.language in LANGUAGES else default
+    return accepted_language(connection.headers.get("accept-language", ""), default)
+
+
+def translator(language: str) -> Callable[[str], str]:
+    """Translate messages for text built outside a template (the reports' SVG charts)."""
+    return functools.partial(_translate, translations(language))
+
+
+def _translate(translations: Translations, message: str | LazyText) -> str:
+    if isinstance(message, LazyText):
+        return message.translate(translations)
+    return translations.gettext(message)
+
+
+@functools.cache
+def template_callables(language: str) -> dict[str, Any]:
+    """`_`, `gettext` and `ngettext` for templates, in the style of Jinja's
+    "newstyle" gettext: values are given as keywords and escaped. A translation
+    is text, never markup, so it is escaped too (a msgid may come from a
+    variable)."""
+    catalogue = translations(language)
+
+    @pass_context
+    def gettext(context: Context, message: str | LazyText, **values: Any) -> str:
+        text = _translate(catalogue, message)
+        if context.eval_ctx.autoescape:
+            return escape(text) % values if values else escape(text)
+        return text % values if values else text
+
+    @pass_context
+    def ngettext(context: Context, singular: str, plural: str, num: int, **values: Any) -> str:
+        text = catalogue.ngettext(singular, plural, num)
+        values = {"num": num, **values}
+        return (escape(text) if context.eval_ctx.autoescape else text) % values
+
+    return {"_": gettext, "gettext": gettext, "ngettext": ngettext,
+            "language": language, "locale": Locale.parse(language)}
