@@ -11,7 +11,7 @@ import asyncio
 import csv
 import io
 import re
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from datetime import UTC
 from zoneinfo import ZoneInfo
 
@@ -57,8 +57,11 @@ def _disposition(name: str) -> dict[str, str]:
     return {"Content-Disposition": f'attachment; filename="{name}"', "Cache-Control": "no-store"}
 
 
-@guard("scans.export")
-async def csv_export(request: Request) -> Response:
+Chunks = Callable[[list[ScanRow], AsyncIterator[list[ScanRow]], ZoneInfo], AsyncIterator[bytes]]
+
+
+async def _export(request: Request, chunks: Chunks, media_type: str, extension: str) -> Response:
+    """The filtered rows as a file, streamed batch by batch as they are read."""
     listing = read_filter(request.query_params, services(request).settings)
     if not listing.ok:
         return error_page(request, 400, _bad_filter(listing.checked.errors))
@@ -67,10 +70,15 @@ async def csv_export(request: Request) -> Response:
     # not a truncated file.
     first = await anext(batches, [])
     return StreamingResponse(
-        _csv_chunks(first, batches, services(request).settings.timezone),
-        media_type="text/csv; charset=utf-8",
-        headers=_disposition(file_name(listing.filter, "csv")),
+        chunks(first, batches, services(request).settings.timezone),
+        media_type=media_type,
+        headers=_disposition(file_name(listing.filter, extension)),
     )
+
+
+@guard("scans.export")
+async def csv_export(request: Request) -> Response:
+    return await _export(request, _csv_chunks, "text/csv; charset=utf-8", "csv")
 
 
 async def _csv_chunks(first: list[ScanRow], rest: AsyncIterator[list[ScanRow]],
@@ -90,17 +98,7 @@ async def _csv_chunks(first: list[ScanRow], rest: AsyncIterator[list[ScanRow]],
 
 @guard("scans.export")
 async def xlsx_export(request: Request) -> Response:
-    listing = read_filter(request.query_params, services(request).settings)
-    if not listing.ok:
-        return error_page(request, 400, _bad_filter(listing.checked.errors))
-    batches = all_rows(services(request).db, listing.filter)
-    # As for CSV: the first batch is read before answering.
-    first = await anext(batches, [])
-    return StreamingResponse(
-        xlsx_chunks(first, batches, services(request).settings.timezone),
-        media_type=XLSX_TYPE,
-        headers=_disposition(file_name(listing.filter, "xlsx")),
-    )
+    return await _export(request, xlsx_chunks, XLSX_TYPE, "xlsx")
 
 
 async def xlsx_chunks(first: list[ScanRow], rest: AsyncIterator[list[ScanRow]],
