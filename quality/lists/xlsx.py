@@ -50,6 +50,8 @@ _FIRST_CUSTOM_FORMAT = 164  # ids below are Excel's built-in formats
 
 # Characters XML 1.0 cannot carry at all, even escaped.
 _NOT_XML = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff]")
+# Those, and the ones to escape: most values (codes) have none.
+_NOT_AS_IS = re.compile("[\x00-\x08\x0b-\x1f&<>\ud800-\udfff\ufffe\uffff]")
 
 Cell = str | datetime  # text, or a time zone aware date and time
 
@@ -57,6 +59,8 @@ Cell = str | datetime  # text, or a time zone aware date and time
 def xml_text(value: str) -> str:
     """The value as XML character data: characters XML cannot carry dropped,
     markup escaped, and carriage returns kept (a parser would fold them)."""
+    if not _NOT_AS_IS.search(value):
+        return value
     value = _NOT_XML.sub("", value)
     return value.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;").replace("\r", "&#13;")
 
@@ -110,20 +114,32 @@ class WorkbookStream:
         return self._zip.take()
 
     def rows(self, rows: Iterable[Sequence[Cell]]) -> bytes:
-        pending: list[bytes] = []
+        batch = list(rows)
+        while batch:
+            if self._row == self._sheet_rows:
+                self._next_sheet()
+            room = self._sheet_rows - self._row
+            part, batch = batch[:room], batch[room:]
+            first = self._row + 1
+            data = "".join([self._xml_row(values, first + n) for n, values in enumerate(part)]).encode()
+            if self._bytes + len(data) <= self._sheet_bytes:
+                self._zip.write(data)
+                self._row += len(part)
+                self._bytes += len(data)
+            else:
+                self._rows_one_by_one(part)
+        return self._zip.take()
+
+    def _rows_one_by_one(self, rows: list[Sequence[Cell]]) -> None:
+        """Near the sheet's byte budget: each row where it still fits."""
         for values in rows:
             row = self._xml_row(values, self._row + 1).encode()
-            if self._row == self._sheet_rows or self._bytes + len(row) > self._sheet_bytes:
-                self._zip.write(b"".join(pending))
-                pending.clear()
-                self._close_sheet()
-                self._open_sheet()
+            if self._bytes + len(row) > self._sheet_bytes:
+                self._next_sheet()
                 row = self._xml_row(values, self._row + 1).encode()
-            pending.append(row)
+            self._zip.write(row)
             self._row += 1
             self._bytes += len(row)
-        self._zip.write(b"".join(pending))
-        return self._zip.take()
 
     def finish(self) -> bytes:
         self._close_sheet()
@@ -140,6 +156,10 @@ class WorkbookStream:
                    + self._xml_row(self._header, 1, ' s="1"')).encode()
         self._zip.write(opening)
         self._row, self._bytes = 1, len(opening)
+
+    def _next_sheet(self) -> None:
+        self._close_sheet()
+        self._open_sheet()
 
     def _close_sheet(self) -> None:
         self._zip.write(b"</sheetData></worksheet>")
