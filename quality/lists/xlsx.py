@@ -40,6 +40,7 @@ _PACKAGE_RELS = (
     f'<Relationship Id="rId1" Type="{_RELATIONSHIPS}/officeDocument" Target="xl/workbook.xml"/>'
     "</Relationships>"
 )
+_SHEET_END = b"</sheetData></worksheet>"
 # The serial number 0 of spreadsheet dates (valid from March 1900 on).
 _DAY_ZERO = datetime(1899, 12, 30)
 _DAY_SECONDS = 86_400
@@ -155,14 +156,14 @@ class WorkbookStream:
         opening = (_DECLARATION + f'<worksheet xmlns="{_MAIN}"><cols>{self._columns}</cols><sheetData>'
                    + self._xml_row(self._header, 1, ' s="1"')).encode()
         self._zip.write(opening)
-        self._row, self._bytes = 1, len(opening)
+        self._row, self._bytes = 1, len(opening) + len(_SHEET_END)
 
     def _next_sheet(self) -> None:
         self._close_sheet()
         self._open_sheet()
 
     def _close_sheet(self) -> None:
-        self._zip.write(b"</sheetData></worksheet>")
+        self._zip.write(_SHEET_END)
         self._zip.end()
 
     def _write_workbook(self) -> None:
