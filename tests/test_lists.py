@@ -19,11 +19,11 @@ from starlette.testclient import TestClient
 from quality.db import Database
 from quality.demo import fill
 from quality.http.render import Renderer
-from quality.lists.export import COLUMNS, row_values, xlsx_chunks
+from quality.lists.export import COLUMNS, row_values, words, xlsx_chunks
 from quality.lists.filters import Cursor, read_filter
 from quality.lists.queries import all_rows, fetch_page, totals
 from quality.lists.views import _row_events
-from quality.lists.xlsx import SheetStream
+from quality.lists.xlsx import WorkbookStream
 from quality.scans.feed import ScanWatcher, TableMarkup
 from quality.scans.store import ScanRow, save_scan
 from quality.settings import Settings, SettingsError, load_settings
@@ -314,7 +314,8 @@ def test_exports_hold_exactly_the_filtered_rows(client: TestClient, make_user: A
     sheet = openpyxl.load_workbook(io.BytesIO(answer.content), read_only=True).active
     rows = [list(row) for row in sheet.iter_rows(values_only=True)]
     assert rows[0][0] == "Time"
-    assert [[r[0], r[2], r[3], r[4], r[7]] for r in rows[1:]] == want
+    assert [[r[0].isoformat(), r[2], r[3], r[4], r[7]] for r in rows[1:]] == [
+        [w[0][:19], *w[1:]] for w in want]
 
 
 async def test_xlsx_bytes_leave_before_the_last_rows_are_read(db: Database, settings: Settings,
@@ -330,7 +331,7 @@ async def test_xlsx_bytes_leave_before_the_last_rows_are_read(db: Database, sett
 
     rest = counted()
     first = await anext(rest)
-    chunks = xlsx_chunks(first, rest, ZONE)
+    chunks = xlsx_chunks(first, rest, ZONE, words("en"))
     body = [await anext(chunks), await anext(chunks)]
     # The parts before the sheet leave at once, and compressed rows follow
     # (deflate holds back a little) while most batches are still unread.
@@ -339,17 +340,19 @@ async def test_xlsx_bytes_leave_before_the_last_rows_are_read(db: Database, sett
     body += [chunk async for chunk in chunks]
     assert batches_read == 5
     sheet = openpyxl.load_workbook(io.BytesIO(b"".join(body)), read_only=True).active
-    # Empty values are no cells; read them back as "".
+    # Empty values are no cells; read them back as "". Times are dates in
+    # the plant's time.
     rows = [[value or "" for value in row] + [""] * (len(COLUMNS) - len(row))
             for row in sheet.iter_rows(values_only=True)]
     everything = [row async for batch in all_rows(db, scan_filter) for row in batch]
-    assert rows == [list(COLUMNS)] + [row_values(row, ZONE) for row in everything]
+    want = [row_values(row, ZONE, words("en")) for row in everything]
+    assert rows == [list(COLUMNS)] + [[time.replace(tzinfo=None), *rest] for time, *rest in want]
 
 
 def test_xlsx_text_round_trips_with_what_xml_cannot_carry_dropped() -> None:
     awkward = ["a & b <c> \"d\" 'e'", "  spaced  ", "line\nbreak\r\nand\ttab", "bell\x07 nul\x00 esc\x1b",
                "șțăîâ ÅØ 漢字 😀", "]]> &amp; <?x?>", "=1+2"]
-    sheet = SheetStream("Sheet & <1>", ["one"], (10,))
+    sheet = WorkbookStream(lambda number: "Sheet & <1>", ["one"], (10,))
     body = sheet.start() + sheet.rows([value] for value in awkward) + sheet.finish()
     book = openpyxl.load_workbook(io.BytesIO(body))
     assert book.sheetnames == ["Sheet & <1>"]

@@ -9,10 +9,12 @@ from __future__ import annotations
 
 import asyncio
 import csv
+import functools
 import io
 import re
 from collections.abc import AsyncIterator, Callable
-from datetime import UTC
+from dataclasses import dataclass
+from datetime import UTC, datetime
 from zoneinfo import ZoneInfo
 
 from starlette.requests import Request
@@ -20,27 +22,64 @@ from starlette.responses import Response, StreamingResponse
 from starlette.routing import Route
 
 from quality.http.errors import error_page
+from quality.i18n import lazy, request_language, translator
 from quality.lists.filters import ScanFilter, read_filter
 from quality.lists.queries import all_rows
-from quality.lists.xlsx import SheetStream
+from quality.lists.xlsx import SHEET_ROWS, Cell, WorkbookStream
 from quality.permissions import guard
 from quality.scans import STATIONS
 from quality.scans.store import ScanRow
 from quality.services import services
 
-COLUMNS = ("Time", "Station", "Operator", "Piece", "Order", "Checker 1", "Checker 2", "Defect code",
-           "Defect", "Verdict", "Re-scan")
-XLSX_MAX_ROWS = 1_048_575  # a worksheet's rows, less the header
+COLUMNS = (lazy("Time"), lazy("Station"), lazy("Operator"), lazy("Piece"), lazy("Order"),
+           lazy("Checker 1"), lazy("Checker 2"), lazy("Defect code"), lazy("Defect"), lazy("Verdict"),
+           lazy("Re-scan"))
 XLSX_TYPE = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
 
 
-def row_values(row: ScanRow, timezone: ZoneInfo) -> list[str]:
-    local = row.created_at.replace(tzinfo=UTC).astimezone(timezone)
-    return [
-        local.isoformat(timespec="seconds"), STATIONS[row.station].title, row.operator_code,
-        row.piece_code, row.order_code, row.checker1_code, row.checker2_code, row.defect_code,
-        row.defect_name, "Approved" if row.approved else "Rejected", "Yes" if row.is_rescan else "",
-    ]
+@dataclass(frozen=True)
+class Words:
+    """The export's texts in one language, translated once per file, not per row."""
+
+    header: list[str]
+    stations: dict[str, str]
+    approved: str
+    rejected: str
+    rescan: str
+    translate: Callable[[str], str]
+
+    def sheet_name(self, number: int) -> str:
+        if number == 1:
+            return self.translate(lazy("Scans"))
+        return self.translate(lazy("Scans (%(number)s)", number=number))
+
+
+@functools.cache
+def words(language: str) -> Words:
+    translate = translator(language)
+    return Words([translate(column) for column in COLUMNS],
+                 {key: translate(station.title) for key, station in STATIONS.items()},
+                 translate(lazy("Approved")), translate(lazy("Rejected")), translate(lazy("Yes")), translate)
+
+
+def row_values(row: ScanRow, timezone: ZoneInfo, words: Words) -> list[Cell]:
+    """A row's cells; the time is a date cell in the plant's time."""
+    return [_local_time(row, timezone), *_text_values(row, words)]
+
+
+def csv_values(row: ScanRow, timezone: ZoneInfo, words: Words) -> list[str]:
+    """A row's values as CSV text: the time in ISO 8601 with the plant's offset."""
+    return [_local_time(row, timezone).isoformat(timespec="seconds"), *_text_values(row, words)]
+
+
+def _local_time(row: ScanRow, timezone: ZoneInfo) -> datetime:
+    return row.created_at.replace(tzinfo=UTC, microsecond=0).astimezone(timezone)
+
+
+def _text_values(row: ScanRow, words: Words) -> list[str]:
+    return [words.stations[row.station], row.operator_code, row.piece_code, row.order_code,
+            row.checker1_code, row.checker2_code, row.defect_code, row.defect_name,
+            words.approved if row.approved else words.rejected, words.rescan if row.is_rescan else ""]
 
 
 def file_name(scan_filter: ScanFilter, extension: str) -> str:
@@ -57,20 +96,21 @@ def _disposition(name: str) -> dict[str, str]:
     return {"Content-Disposition": f'attachment; filename="{name}"', "Cache-Control": "no-store"}
 
 
-Chunks = Callable[[list[ScanRow], AsyncIterator[list[ScanRow]], ZoneInfo], AsyncIterator[bytes]]
+Chunks = Callable[[list[ScanRow], AsyncIterator[list[ScanRow]], ZoneInfo, Words], AsyncIterator[bytes]]
 
 
 async def _export(request: Request, chunks: Chunks, media_type: str, extension: str) -> Response:
     """The filtered rows as a file, streamed batch by batch as they are read."""
     listing = read_filter(request.query_params, services(request).settings)
     if not listing.ok:
-        return error_page(request, 400, _bad_filter(listing.checked.errors))
+        return error_page(request, 400, lazy("The filter is not valid."))
     batches = all_rows(services(request).db, listing.filter)
     # The first batch is read before answering, so a busy database is a 503,
     # not a truncated file.
     first = await anext(batches, [])
     return StreamingResponse(
-        chunks(first, batches, services(request).settings.timezone),
+        chunks(first, batches, services(request).settings.timezone,
+               words(request_language(request, services(request).settings.language))),
         media_type=media_type,
         headers=_disposition(file_name(listing.filter, extension)),
     )
@@ -82,14 +122,14 @@ async def csv_export(request: Request) -> Response:
 
 
 async def _csv_chunks(first: list[ScanRow], rest: AsyncIterator[list[ScanRow]],
-                      timezone: ZoneInfo) -> AsyncIterator[bytes]:
+                      timezone: ZoneInfo, words: Words) -> AsyncIterator[bytes]:
     buffer = io.StringIO()
     writer = csv.writer(buffer)
     buffer.write("\ufeff")  # the byte-order mark tells spreadsheet programs it is UTF-8
-    writer.writerow(COLUMNS)
+    writer.writerow(words.header)
     batch = first
     while batch:
-        writer.writerows(row_values(row, timezone) for row in batch)
+        writer.writerows(csv_values(row, timezone, words) for row in batch)
         yield buffer.getvalue().encode()
         buffer.seek(0)
         buffer.truncate()
@@ -101,25 +141,21 @@ async def xlsx_export(request: Request) -> Response:
     return await _export(request, xlsx_chunks, XLSX_TYPE, "xlsx")
 
 
-async def xlsx_chunks(first: list[ScanRow], rest: AsyncIterator[list[ScanRow]],
-                      timezone: ZoneInfo) -> AsyncIterator[bytes]:
-    """The workbook's bytes, one piece per batch of rows."""
-    sheet = SheetStream("Scans", COLUMNS, (26,) + (16,) * (len(COLUMNS) - 1))
-    yield sheet.start()
-    batch, written = first, 0
+async def xlsx_chunks(first: list[ScanRow], rest: AsyncIterator[list[ScanRow]], timezone: ZoneInfo,
+                      words: Words, sheet_rows: int = SHEET_ROWS) -> AsyncIterator[bytes]:
+    """The workbook's bytes, one piece per batch of rows. Rows beyond a
+    sheet's last row go on to the next sheet: Scans, Scans (2), ..."""
+    book = WorkbookStream(words.sheet_name, words.header, (26,) + (16,) * (len(COLUMNS) - 1),
+                          sheet_rows=sheet_rows)
+    yield book.start()
+    batch = first
     while batch:
-        batch = batch[: XLSX_MAX_ROWS - written]
         # Formatting and compressing a batch is CPU work: keep it off the event loop.
-        chunk = await asyncio.to_thread(sheet.rows, (row_values(row, timezone) for row in batch))
+        chunk = await asyncio.to_thread(book.rows, (row_values(row, timezone, words) for row in batch))
         if chunk:
             yield chunk
-        written += len(batch)
-        batch = await anext(rest, []) if written < XLSX_MAX_ROWS else []
-    yield sheet.finish()
-
-
-def _bad_filter(errors: dict[str, str]) -> str:
-    return "The filter is not valid: " + " ".join(errors.values())
+        batch = await anext(rest, [])
+    yield book.finish()
 
 
 routes = [
