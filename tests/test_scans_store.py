@@ -9,6 +9,7 @@ from typing import Any
 from quality.db import Database
 from quality.scans.form import ScanInput
 from quality.scans.store import save_scan
+from tests.conftest import UTC_SHIFTS
 
 
 def scan_input(piece: str, defect: str = "000", submission: bytes | None = None) -> ScanInput:
@@ -22,7 +23,7 @@ async def test_simultaneous_first_scans_of_one_piece_count_it_once(
     make_user("racer", "operator")
     pieces = [f"CP00000042-{n:04d}" for n in range(10)]
     results = await asyncio.gather(*(
-        save_scan(db, "quality", scan_input(piece, defect), 1)
+        save_scan(db, "quality", scan_input(piece, defect), 1, UTC_SHIFTS)
         for piece in pieces for defect in ("000", "104")
     ))
     assert len({saved.row.id for saved in results}) == 20
@@ -43,7 +44,7 @@ async def test_concurrent_copies_of_one_submission_save_one_row(
 ) -> None:
     make_user("copier", "operator")
     copy = scan_input("CP00000043-0001", submission=secrets.token_bytes(16))
-    results = await asyncio.gather(*(save_scan(db, "quality", copy, 1) for _ in range(10)))
+    results = await asyncio.gather(*(save_scan(db, "quality", copy, 1, UTC_SHIFTS) for _ in range(10)))
     assert len({saved.row.id for saved in results}) == 1
     assert sum(not saved.repeated for saved in results) == 1
     async with db.transaction() as cur:
