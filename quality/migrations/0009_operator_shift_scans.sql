@@ -89,9 +89,10 @@ BEGIN
         -- The shift's first save here: count what is stored (this scan included).
         -- A concurrent first save of the same operator inserts first; then this adds one.
         INSERT INTO operator_shift_scans (station, operator_code, shift_start, scans)
-        SELECT p_station, p_operator, p_shift_start, COUNT(*) FROM scans
-        WHERE operator_code = p_operator AND created_at >= p_shift_start
-          AND created_at < p_shift_end AND station = p_station
+        VALUES (p_station, p_operator, p_shift_start,
+                (SELECT COUNT(*) FROM scans
+                 WHERE operator_code = p_operator AND created_at >= p_shift_start
+                   AND created_at < p_shift_end AND station = p_station))
         ON DUPLICATE KEY UPDATE scans = scans + 1;
     END IF;
 

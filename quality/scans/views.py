@@ -54,6 +54,7 @@ COUNTER_TEMPLATE = "scans/_counter.html"
 # What an htmx submit's answer swaps in (a normal request gets the whole page).
 # The confirmation, the operator's counter and the refreshed table:
 SAVED_BLOCKS = ("scan_result", "operator_count", "scan_table")
+REPEATED_BLOCKS = ("scan_result", "scan_table")
 REFUSED_BLOCKS = ("scan_result", "scan_form")  # the message and the form with its errors
 NOT_SAVED_INVALID = lazy("Not saved — correct the marked field.")
 
@@ -131,11 +132,13 @@ async def submit(request: Request) -> Response:
         return _answer(request, station, 409, REFUSED_BLOCKS, outcome="invalid", **kept,
                        message=exc.args[0])
     _publish(request, saved)
-    counter = None
-    if saved.operator_scans is not None:  # a repeat leaves the page's counter as it is
+    counter, blocks = None, SAVED_BLOCKS
+    if saved.operator_scans is None:  # a repeat: the page keeps the counter it shows
+        blocks = REPEATED_BLOCKS
+    else:
         counter = Counter(scan.operator_code, saved.operator_scans,
                           _shifts(request).around(saved.row.created_at)[1])
-    return _answer(request, station, 200, SAVED_BLOCKS, saved=saved,
+    return _answer(request, station, 200, blocks, saved=saved,
                    outcome="approved" if saved.row.approved else "rejected",
                    values={"operator_code": scan.operator_code},
                    counter=counter, counter_oob=is_htmx(request))
