@@ -441,8 +441,9 @@
   }
 
   // The re-scan marker shows the verdict of the piece code the form holds, and
-  // nothing for any other code.
-  let pieceAsked = "";
+  // nothing for any other code. Its data-piece is the code it answers for
+  // (also when the answer is "never scanned here", hidden).
+  let pieceAsking = "";
 
   function checkPiece({ ask: asking = true } = {}) {
     const field = input("piece_code");
@@ -453,10 +454,10 @@
       notice.textContent = "";
       notice.dataset.piece = "";
     }
-    if (!holdsCode(field)) pieceAsked = "";
-    if (!asking || !holdsCode(field) || code === pieceAsked) return;
-    pieceAsked = code;
+    if (!asking || !holdsCode(field) || notice.dataset.piece === code || pieceAsking === code) return;
+    pieceAsking = code;
     ask("piece", code).then((html) => {
+      if (pieceAsking === code) pieceAsking = "";
       if (html !== null && normalise(input("piece_code").value) === code) {
         htmx.swap("#rescan-notice", html, { swapStyle: "outerHTML" });
       }
@@ -467,6 +468,7 @@
   // save's answer brings it up to date, a new badge asks, and so does the end of
   // the shift it counts.
   let counterTimer = null;
+  let operatorAsking = "";
 
   function checkOperator() {
     const field = input("operator_code");
@@ -474,23 +476,27 @@
     const counter = document.getElementById("operator-count");
     clearTimeout(counterTimer);
     if (counter.dataset.operator && counter.dataset.operator === code) {
-      if (lookups.operator) lookups.operator.abort(); // its answer would be older than this
-      const until = Number(counter.dataset.until) + 1000;
-      counterTimer = setTimeout(() => {
-        document.getElementById("operator-count").dataset.operator = "";
-        checkOperator();
-      }, Math.max(until - Date.now(), 1000));
+      if (lookups.operator) lookups.operator.abort(); // its answer would be older than this one
+      const shiftEnds = Number(counter.dataset.until);
+      if (shiftEnds) counterTimer = setTimeout(recount, Math.max(shiftEnds + 1000 - Date.now(), 1000));
       return;
     }
     counter.textContent = "";
     counter.dataset.operator = "";
-    if (!holdsCode(field)) return;
+    if (!holdsCode(field) || operatorAsking === code) return;
+    operatorAsking = code;
     ask("operator", code).then((html) => {
+      if (operatorAsking === code) operatorAsking = "";
       if (html !== null && normalise(input("operator_code").value) === code) {
         htmx.swap("#operator-count", html, { swapStyle: "outerHTML" });
         checkOperator();
       }
     });
+  }
+
+  function recount() {
+    document.getElementById("operator-count").dataset.operator = "";
+    checkOperator();
   }
 
   // -- feedback ------------------------------------------------------------------
@@ -538,6 +544,7 @@
   const rememberedOperator = sessionStorage.getItem(operatorKey);
   if (rememberedOperator && !input("operator_code").value) input("operator_code").value = rememberedOperator;
   focusFirstOpen();
+  checkPiece();
   checkOperator();
   window.addEventListener("online", () => {
     retryDelay = 1000;

@@ -122,7 +122,8 @@ async def test_a_piece_scanned_before_is_marked_before_the_save(
     await expect(page.get_by_test_id("saved-piece")).to_have_text("CP00012345-0001")
 
     await scan(page, "CP00012345-0001")
-    await expect(notice).to_have_text("Re-scan of a rejected piece (104 Missing component)")
+    await expect(notice).to_have_text(
+        "Re-scan of a rejected piece (104 Missing component) CP00012345-0001")
     await expect(notice).to_be_visible()
     await expect(page.locator("#defect_code")).to_have_value("")  # before the save
     await expect(page.locator("#checker1_code")).to_be_focused()
@@ -134,7 +135,7 @@ async def test_a_piece_scanned_before_is_marked_before_the_save(
     await scan_piece("CP00012345-0002")
     await expect(notice).to_be_hidden()
     await scan(page, "CP00012345-0001")  # replaces the piece in the form
-    await expect(notice).to_have_text("Re-scan of an approved piece")
+    await expect(notice).to_have_text("Re-scan of an approved piece CP00012345-0001")
     await scan(page, "CP00012345-0003")  # and another one: the marker goes at once
     await expect(notice).to_be_hidden()
     await scan(page, "OC12", "OC13", "000")

@@ -21,7 +21,7 @@ from starlette.routing import Route
 from quality.clock import utc_now
 from quality.db import DatabaseUnavailable
 from quality.http.errors import error_page
-from quality.http.forms import Field, validate
+from quality.http.forms import validate
 from quality.http.render import is_htmx, render
 from quality.i18n import lazy, request_language
 from quality.lists.filters import Shifts
@@ -148,7 +148,7 @@ async def piece(request: Request) -> Response:
     """The piece's latest verdict at this station, for the re-scan marker the page
     shows while the rest of the scan is typed; empty for a piece never scanned here."""
     station = _station(request)
-    code = _code(request, scan_fields(services(request).settings.codes)[1])
+    code = _code(request, "piece_code")
     if not isinstance(code, str):
         return code
     verdict = await piece_verdict(services(request).db, station.key, code)
@@ -159,11 +159,10 @@ async def operator(request: Request) -> Response:
     """The operator code's scans at this station this shift, for the counter
     beside the operator field (a save's answer brings it too)."""
     station = _station(request)
-    code = _code(request, scan_fields(services(request).settings.codes)[0])
+    code = _code(request, "operator_code")
     if not isinstance(code, str):
         return code
-    shifts = _shifts(request)
-    shift = shifts.around(utc_now())
+    shift = _shifts(request).around(utc_now())
     count = await operator_scans(services(request).db, station.key, code, shift)
     return render(request, COUNTER_TEMPLATE,
                   {"counter": Counter(code, count, shift[1]), "counter_oob": False})
@@ -187,12 +186,14 @@ class Counter:
         return int(self.until.replace(tzinfo=UTC).timestamp() * 1000)
 
 
-def _code(request: Request, field: Field) -> str | Response:
-    """The `code` query parameter checked as the field's value, or the 400 naming what is wrong."""
-    checked = validate({field.name: request.query_params.get("code", "")}, (field,))
+def _code(request: Request, field_name: str) -> str | Response:
+    """The `code` query parameter checked as the scan form's field would check
+    it, or the 400 naming what is wrong."""
+    fields = [field for field in scan_fields(services(request).settings.codes) if field.name == field_name]
+    checked = validate({field_name: request.query_params.get("code", "")}, fields)
     if not checked.ok:
-        return error_page(request, 400, checked.errors[field.name])
-    return checked.values[field.name]
+        return error_page(request, 400, checked.errors[field_name])
+    return checked.values[field_name]
 
 
 def _shifts(request: Request) -> Shifts:
