@@ -48,6 +48,7 @@ BEGIN
     DECLARE v_previous BOOLEAN DEFAULT NULL;
     DECLARE v_previous_scan BIGINT UNSIGNED DEFAULT NULL;
     DECLARE v_scan BIGINT UNSIGNED;
+    DECLARE v_stored INT UNSIGNED;
     DECLARE CONTINUE HANDLER FOR NOT FOUND SET v_previous = NULL;
 
     IF NOT EXISTS (SELECT 1 FROM defect_codes WHERE code = p_defect AND active) THEN
@@ -86,13 +87,16 @@ BEGIN
     UPDATE operator_shift_scans SET scans = scans + 1
     WHERE station = p_station AND operator_code = p_operator AND shift_start = p_shift_start;
     IF ROW_COUNT() = 0 THEN
-        -- The shift's first save here: count what is stored (this scan included).
-        -- A concurrent first save of the same operator inserts first; then this adds one.
+        -- The shift's first save here: count what is stored (this scan included),
+        -- a plain read apart from the INSERT, which would lock what it read and
+        -- wait for the operator's saves still open elsewhere. A concurrent first
+        -- save of the same operator that inserts first has counted itself; then
+        -- this adds one.
+        SELECT COUNT(*) INTO v_stored FROM scans
+        WHERE operator_code = p_operator AND created_at >= p_shift_start
+          AND created_at < p_shift_end AND station = p_station;
         INSERT INTO operator_shift_scans (station, operator_code, shift_start, scans)
-        VALUES (p_station, p_operator, p_shift_start,
-                (SELECT COUNT(*) FROM scans
-                 WHERE operator_code = p_operator AND created_at >= p_shift_start
-                   AND created_at < p_shift_end AND station = p_station))
+        VALUES (p_station, p_operator, p_shift_start, v_stored)
         ON DUPLICATE KEY UPDATE scans = scans + 1;
     END IF;
 
