@@ -11,7 +11,8 @@ from quality.clock import utc_now
 from quality.db import Database
 from quality.scans.form import ScanInput
 from quality.scans.store import Verdict, operator_scans, piece_verdict, save_scan
-from tests.conftest import UTC_SHIFTS
+from quality.settings import DatabaseURL
+from tests.conftest import UTC_SHIFTS, database_for
 
 
 def scan_input(piece: str, defect: str = "000", submission: bytes | None = None) -> ScanInput:
@@ -122,3 +123,34 @@ async def test_a_save_says_which_verdict_it_replaced(db: Database, make_user: An
     third = await save_scan(db, "quality", scan_input(piece, "101"), 1, UTC_SHIFTS)
     assert third.previous is not None and third.previous.approved
     assert await piece_verdict(db, "fg", piece) is None  # stations never see each other
+
+
+async def test_the_shifts_first_count_never_waits_for_a_save_still_open(
+    db: Database, db_url: DatabaseURL, make_user: Any
+) -> None:
+    """Another terminal's save of the same operator, not yet committed, neither
+    blocks the shift's first count (a plain read: it would fail on the query
+    timeout) nor is counted before it commits."""
+    make_user("opener", "operator")
+    other = database_for(db_url, maxsize=1, query_timeout=3.0)
+    opened, commit = asyncio.Event(), asyncio.Event()
+
+    async def save_left_open() -> None:
+        async with other.transaction() as cur:
+            await cur.execute(
+                "INSERT INTO scans (station, submission_id, operator_code, piece_code, order_code,"
+                " checker1_code, checker2_code, defect_code, approved, created_at, created_by)"
+                " VALUES ('quality', %s, 'OP47', 'CP00000047-0001', 'CP00000047', 'OC01', 'OC02',"
+                " '000', TRUE, %s, 1)", (secrets.token_bytes(16), utc_now()))
+            opened.set()
+            await commit.wait()
+
+    left_open = asyncio.create_task(save_left_open())
+    try:
+        await opened.wait()
+        saved = await save_scan(db, "quality", operator_scan("CP00000047-0002", "OP47"), 1, UTC_SHIFTS)
+        assert saved.operator_scans == 1
+    finally:
+        commit.set()
+        await left_open
+        await other.close()
