@@ -39,6 +39,7 @@ import tempfile
 import time
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import asyncmy
 import httpx2
@@ -49,14 +50,16 @@ sys.path.insert(0, str(ROOT))
 from quality.accounts import create_user  # noqa: E402
 from quality.clock import utc_now  # noqa: E402
 from quality.db import Database  # noqa: E402
+from quality.lists.filters import Shifts  # noqa: E402
 from quality.localdb import LocalMariaDB  # noqa: E402
 from quality.migrate import migrate  # noqa: E402
 from quality.scans.feed import STREAMS_PER_USER  # noqa: E402
 from quality.scans.form import APPROVED_DEFECT  # noqa: E402
 from quality.scans.store import ROW_SELECT  # noqa: E402
-from quality.settings import DatabaseURL  # noqa: E402
+from quality.settings import DatabaseURL, Settings  # noqa: E402
 
 PASSWORD = "bench-password-1"
+SHIFTS = Shifts(Settings.shifts, ZoneInfo("UTC"))  # the app's, as the bench runs it
 TICKS = os.sysconf("SC_CLK_TCK")
 
 
@@ -297,12 +300,13 @@ async def bare_client(url: DatabaseURL, clients: int, seconds: float) -> dict[st
         async with conn.cursor() as cur:
             while time.monotonic() < deadline:
                 form = scan_form(n, 500 + index)
+                now = utc_now()
                 await cur.execute(
-                    "CALL record_scan('quality', %s, %s, %s, %s, %s, %s, %s, %s, 1, %s)",
+                    "CALL record_scan('quality', %s, %s, %s, %s, %s, %s, %s, %s, 1, %s, %s, %s)",
                     (bytes.fromhex(form["submission_id"]), form["operator_code"],
                      form["piece_code"], form["piece_code"][:10], form["checker1_code"],
                      form["checker2_code"], form["defect_code"],
-                     form["defect_code"] == APPROVED_DEFECT, utc_now()))
+                     form["defect_code"] == APPROVED_DEFECT, now, *SHIFTS.around(now)))
                 await cur.fetchall()
                 await cur.nextset()
                 await cur.execute(

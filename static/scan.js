@@ -1,6 +1,7 @@
 // The scan station page: scanner-friendly keys, codes routed to the field they
 // belong to, auto-submit, a pending queue that survives failures and reloads,
-// and the live table.
+// the last results, the re-scan marker and the operator's counter, and the
+// live table.
 //
 // Every scan goes through a queue kept in localStorage and is sent, in order,
 // with its own submission id until the server answers. A retry of a scan that
@@ -165,6 +166,8 @@
     unmarkField(target);
     if (fields().every(holdsCode)) submitScan();
     else focusFirstOpen();
+    checkPiece();
+    checkOperator();
   }
 
   // Keys typed while the focus is outside the form: a run of keys ending in
@@ -222,8 +225,9 @@
   document.addEventListener("input", (event) => {
     const field = event.target;
     if (!form() || !isScanField(field)) return;
-    // The mark was about what was there before.
+    // The mark was about what was there before; so was a re-scan marker.
     unmarkField(field);
+    if (field.name === "piece_code") checkPiece({ ask: false });
     // A complete defect code sends a whole scan at once, without Enter.
     if (field.name === "defect_code" && fields().every(holdsCode)) {
       swallowEnterUntil = Date.now() + 300;
@@ -263,6 +267,7 @@
     input("operator_code").value = values.operator_code;
     fields().forEach(unmarkField);
     input("piece_code").focus();
+    checkPiece();
     pump();
   }
 
@@ -319,17 +324,22 @@
     }
     if (response.ok) {
       removeFromQueue(item.id);
+      keepAsPrevious();
       htmx.swap("#scan-result", html, { swapStyle: "outerHTML" });
       feedback(document.getElementById("scan-result").dataset.outcome);
+      checkOperator();
       return "done";
     }
     if ([400, 409, 422].includes(response.status)) {
       // The server refused this scan as typed: show it for correction, don't retry.
       removeFromQueue(item.id);
+      keepAsPrevious();
       htmx.swap("#scan-result", html, { swapStyle: "outerHTML" });
       const invalid = form().querySelector("[aria-invalid=true]");
       if (invalid) focusField(invalid);
       feedback("invalid");
+      checkPiece();
+      checkOperator();
       return "done";
     }
     signInNeeded = response.status === 401 || response.status === 403;
@@ -374,6 +384,119 @@
     if (queue.length && !visible.length && !sending) {
       setTimeout(renderPending, SHOW_PENDING_AFTER_MS);
     }
+  }
+
+  // -- the last results --------------------------------------------------------------
+  //
+  // The server's answer replaces the big last result; the one it replaces, if it
+  // was a saved scan, moves into the short list of previous results below.
+
+  const HISTORY_SIZE = 3;
+
+  function keepAsPrevious() {
+    const current = document.getElementById("scan-result");
+    if (!["approved", "rejected"].includes(current.dataset.outcome)) return;
+    const copy = current.cloneNode(true);
+    for (const name of ["id", "role", "aria-live"]) copy.removeAttribute(name);
+    copy.querySelectorAll("[data-testid]").forEach((element) => element.removeAttribute("data-testid"));
+    copy.dataset.testid = "previous-result";
+    const entry = document.createElement("li");
+    entry.append(copy);
+    const list = document.querySelector("#scan-history .history-list");
+    list.prepend(entry);
+    while (list.children.length > HISTORY_SIZE) list.lastElementChild.remove();
+    document.getElementById("scan-history").hidden = false;
+  }
+
+  // -- asked on the side: the piece's last verdict, the operator's count ------------
+  //
+  // Small GETs that never hold up the scan: nothing waits for them, an answer
+  // about a code the form no longer holds is dropped, and a failed one
+  // (offline, 503, session ended) just shows nothing.
+
+  const LOOKUP_TIMEOUT_MS = 3000;
+  const lookups = {};
+
+  // The fragment the server answers for `code`, or null. A newer question of the
+  // same kind cancels the older one.
+  async function ask(kind, code) {
+    if (lookups[kind]) lookups[kind].abort();
+    const controller = new AbortController();
+    lookups[kind] = controller;
+    const timer = setTimeout(() => controller.abort(), LOOKUP_TIMEOUT_MS);
+    try {
+      const response = await fetch(page.dataset[kind] + "?code=" + encodeURIComponent(code), {
+        headers: { "HX-Request": "true" },
+        credentials: "same-origin",
+        signal: controller.signal,
+      });
+      const html = await response.text();
+      return response.ok && lookups[kind] === controller ? html : null;
+    } catch (error) {
+      return null;
+    } finally {
+      clearTimeout(timer);
+      if (lookups[kind] === controller) delete lookups[kind];
+    }
+  }
+
+  // The re-scan marker shows the verdict of the piece code the form holds, and
+  // nothing for any other code. Its data-piece is the code it answers for
+  // (also when the answer is "never scanned here", hidden).
+  let pieceAsking = "";
+
+  function checkPiece({ ask: asking = true } = {}) {
+    const field = input("piece_code");
+    const code = normalise(field.value);
+    const notice = document.getElementById("rescan-notice");
+    if (notice.dataset.piece !== code) {
+      notice.hidden = true;
+      notice.textContent = "";
+      notice.dataset.piece = "";
+    }
+    if (!asking || !holdsCode(field) || notice.dataset.piece === code || pieceAsking === code) return;
+    pieceAsking = code;
+    ask("piece", code).then((html) => {
+      if (pieceAsking === code) pieceAsking = "";
+      if (html !== null && normalise(input("piece_code").value) === code) {
+        htmx.swap("#rescan-notice", html, { swapStyle: "outerHTML" });
+      }
+    });
+  }
+
+  // The counter beside the operator field counts the code the field holds; a
+  // save's answer brings it up to date, a new badge asks, and so does the end of
+  // the shift it counts.
+  let counterTimer = null;
+  let operatorAsking = "";
+
+  function checkOperator() {
+    const field = input("operator_code");
+    const code = normalise(field.value);
+    const counter = document.getElementById("operator-count");
+    clearTimeout(counterTimer);
+    if (counter.dataset.operator && counter.dataset.operator === code) {
+      if (lookups.operator) lookups.operator.abort(); // its answer would be older than this one
+      const shiftEnds = Number(counter.dataset.until);
+      if (shiftEnds) counterTimer = setTimeout(recount, Math.max(shiftEnds + 1000 - Date.now(), 1000));
+      return;
+    }
+    counter.textContent = "";
+    counter.dataset.operator = "";
+    if (!holdsCode(field) || operatorAsking === code) return;
+    operatorAsking = code;
+    ask("operator", code).then((html) => {
+      if (operatorAsking === code) operatorAsking = "";
+      if (html !== null && normalise(input("operator_code").value) === code) {
+        htmx.swap("#operator-count", html, { swapStyle: "outerHTML" });
+        checkOperator();
+      }
+    });
+  }
+
+  function recount() {
+    document.getElementById("operator-count").dataset.operator = "";
+    checkOperator();
   }
 
   // -- feedback ------------------------------------------------------------------
@@ -421,6 +544,8 @@
   const rememberedOperator = sessionStorage.getItem(operatorKey);
   if (rememberedOperator && !input("operator_code").value) input("operator_code").value = rememberedOperator;
   focusFirstOpen();
+  checkPiece();
+  checkOperator();
   window.addEventListener("online", () => {
     retryDelay = 1000;
     pump();

@@ -25,6 +25,7 @@ import uuid
 from collections.abc import AsyncIterator, Callable, Coroutine, Iterator
 from pathlib import Path
 from typing import Any, TypeVar
+from zoneinfo import ZoneInfo
 
 import pytest
 from starlette.testclient import TestClient
@@ -32,6 +33,7 @@ from starlette.testclient import TestClient
 from quality.accounts import create_user
 from quality.app import create_app
 from quality.db import Database
+from quality.lists.filters import Shifts
 from quality.localdb import LocalMariaDB
 from quality.migrate import migrate
 from quality.services import Services
@@ -39,6 +41,8 @@ from quality.settings import DatabaseURL, Settings
 
 T = TypeVar("T")
 PASSWORD = "correct-horse-42"
+# The default settings' shifts (plant zone UTC), for tests that call save_scan directly.
+UTC_SHIFTS = Shifts(Settings.shifts, ZoneInfo("UTC"))
 STOCK_SERVER = ("--character-set-server=utf8mb4", "--collation-server=utf8mb4_general_ci")
 
 

@@ -11,6 +11,7 @@ import pytest
 from quality.db import Database
 from quality.demo import DemoDataRefused, fill
 from quality.scans.store import save_scan
+from tests.conftest import UTC_SHIFTS
 from tests.test_scans_store import scan_input
 
 ZONE = ZoneInfo("Europe/Bucharest")
@@ -53,7 +54,7 @@ async def test_demo_scans_and_counters_agree_with_what_record_scan_would_keep(db
 
 async def test_refuses_a_database_with_real_scans_unless_forced(db: Database, make_user: Any) -> None:
     make_user("worker", "operator")
-    await save_scan(db, "quality", scan_input("CP00000001-0001"), 1)
+    await save_scan(db, "quality", scan_input("CP00000001-0001"), 1, UTC_SHIFTS)
     with pytest.raises(DemoDataRefused):
         await fill(db, 100, 1, ZONE)
     assert await rows(db, "SELECT COUNT(*) FROM scans") == [(1,)]

@@ -29,7 +29,7 @@ from quality.scans.store import ScanRow, save_scan
 from quality.settings import Settings, SettingsError, load_settings
 from quality.summary import summarise_all
 from quality.user_sessions import SessionCache
-from tests.conftest import database_for, login, run_async
+from tests.conftest import UTC_SHIFTS, database_for, login, run_async
 from tests.test_scans_store import scan_input
 
 ZONE = ZoneInfo("Europe/Bucharest")
@@ -138,7 +138,8 @@ async def test_totals_match_an_independent_computation_with_and_without_the_summ
     # Re-scans now change verdicts of pieces whose earlier scans are in the summary.
     make_user("worker", "operator")
     for scan in seeded[-400::40]:
-        await save_scan(db, scan.station, scan_input(scan.piece, "000" if not scan.approved else "104"), 1)
+        await save_scan(db, scan.station, scan_input(scan.piece, "000" if not scan.approved else "104"), 1,
+                        UTC_SHIFTS)
     scans = await all_scans(db)
     assert sum(s.rescan for s in scans) > sum(s.rescan for s in seeded)
     await check_totals(db, settings, scans)
@@ -166,7 +167,7 @@ async def test_pages_visit_every_row_once_both_ways_while_scans_arrive(
             seen += [row.id for row in page.rows]
             # A scan arrives while the supervisor reads: it belongs before the first page.
             arrived += 1
-            await save_scan(db, "quality", scan_input(f"CP99999999-{arrived:04d}"), 1)
+            await save_scan(db, "quality", scan_input(f"CP99999999-{arrived:04d}"), 1, UTC_SHIFTS)
             if page.older is None:
                 break
             before = page.older
@@ -394,7 +395,7 @@ async def test_the_live_first_page_gets_only_new_matching_scans(
     events = _row_events(watcher, scan_filter, 0, macros, slot, signed_in)
     assert await anext(events) == b"retry: 2000\n\n"
     for piece in ("CP00000041-0001", "CP00000042-0001"):
-        watcher.saved(await save_scan(db, "quality", scan_input(piece, "104"), 1))
+        watcher.saved(await save_scan(db, "quality", scan_input(piece, "104"), 1, UTC_SHIFTS))
     frame = (await anext(events)).decode()
     assert frame.startswith("event: rows\n")
     assert "CP00000042-0001" in frame and "CP00000041" not in frame

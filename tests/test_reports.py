@@ -18,7 +18,7 @@ from quality.lists.filters import read_filter
 from quality.reports import build
 from quality.scans.store import save_scan
 from quality.settings import Settings
-from tests.conftest import database_for, login, run_async
+from tests.conftest import UTC_SHIFTS, database_for, login, run_async
 from tests.test_lists import ZONE, Scan, all_scans, expected_totals, plant_settings
 from tests.test_scans_store import scan_input
 
@@ -41,7 +41,8 @@ async def test_every_report_figure_matches_an_independent_computation(
     make_user("worker", "operator")
     seeded = await all_scans(db)
     for scan in seeded[-600::50]:  # re-scans that flip verdicts of summarised pieces
-        await save_scan(db, scan.station, scan_input(scan.piece, "000" if not scan.approved else "301"), 1)
+        await save_scan(db, scan.station, scan_input(scan.piece, "000" if not scan.approved else "301"), 1,
+                        UTC_SHIFTS)
     scans = await all_scans(db)
     async with db.transaction() as cur:
         report = await build(cur, read_filter({}, settings).filter)

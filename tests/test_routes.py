@@ -31,9 +31,13 @@ ROUTE_STATUS: dict[tuple[str, str], tuple[int, int, int, int]] = {
     ("GET", "/scan"): (303, 200, 200, 200),
     ("POST", "/scan"): (401, 400, 400, 400),
     ("GET", "/scan/stream"): (303, 200, 200, 200),
+    ("GET", "/scan/piece"): (303, 400, 400, 400),  # no code given
+    ("GET", "/scan/operator"): (303, 400, 400, 400),
     ("GET", "/fgscan"): (303, 200, 200, 200),
     ("POST", "/fgscan"): (401, 400, 400, 400),
     ("GET", "/fgscan/stream"): (303, 200, 200, 200),
+    ("GET", "/fgscan/piece"): (303, 400, 400, 400),  # no code given
+    ("GET", "/fgscan/operator"): (303, 400, 400, 400),
     ("GET", "/scans"): (303, 403, 200, 200),
     ("GET", "/scans/totals"): (303, 403, 200, 200),
     ("GET", "/scans/stream"): (303, 403, 200, 200),

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import re
 import secrets
+from datetime import UTC
 from typing import Any
 
 import httpx2
@@ -12,6 +14,8 @@ import pytest
 from starlette.testclient import TestClient
 
 from quality.app import create_app
+from quality.clock import utc_now
+from quality.lists.filters import Shifts
 from quality.scans.feed import STREAMS_PER_USER
 from quality.settings import Settings
 from tests.conftest import LiveServer, app_services, csrf_token_in, execute, login, run_async
@@ -237,6 +241,9 @@ def test_station_permission_is_checked(
     csrf = signed_in(client, make_user, role="fg_only")
     assert client.get("/scan").status_code == 403
     assert client.get("/scan/stream").status_code == 403
+    assert client.get("/scan/piece", params={"code": GOOD["piece_code"]}).status_code == 403
+    assert client.get("/scan/operator", params={"code": "OP07"}).status_code == 403
+    assert client.get("/fgscan/operator", params={"code": "OP07"}).status_code == 200
     assert post_scan(client, csrf).status_code == 403
     assert client.get("/fgscan").status_code == 200
     assert scan_rows(settings) == []
@@ -281,6 +288,9 @@ def test_busy_database_is_a_503_that_keeps_the_input(
             pass
         submission = secrets.token_hex(16)
         response = post_scan(client, csrf, submission=submission, piece_code="CP00055555-0001")
+        # the page's side questions get a bare 503: the page shows nothing for them
+        lookups = [client.get(path, params={"code": code}, headers=HTMX)
+                   for path, code in (("/scan/piece", "CP00055555-0001"), ("/scan/operator", "OP07"))]
         client.portal.call(release.set)
         held.result()
 
@@ -289,6 +299,7 @@ def test_busy_database_is_a_503_that_keeps_the_input(
         assert 'value="CP00055555-0001"' in response.text
         assert f'value="{submission}"' in response.text
         assert scan_rows(settings) == []
+        assert [(lookup.status_code, lookup.text) for lookup in lookups] == [(503, "")] * 2
         assert app_services(client).db.stats().timeouts >= 1
         # the same submission goes through once the pool is free again
         assert post_scan(client, csrf, submission=submission,
@@ -419,3 +430,122 @@ async def test_live_table_streams_are_capped_per_user_and_end_with_the_session(
         await sign_in(http)
         async with contextlib.AsyncExitStack() as stack:  # the ended streams gave their slots back
             await open_streams(http, stack)
+
+
+# -- the operator's counter and the re-scan marker --------------------------------
+
+COUNTER = re.compile(r'<p id="operator-count"[^>]*data-operator="([^"]*)"[^>]*>([^<]*)</p>')
+
+
+def counter_in(html: str) -> tuple[str, str]:
+    """The counter's operator code and text."""
+    found = COUNTER.search(html)
+    assert found, "no operator counter here"
+    return found[1], found[2]
+
+
+def counter_tag(html: str) -> str:
+    found = re.search(r'<p id="operator-count"[^>]*>', html)
+    assert found, "no operator counter here"
+    return found[0]
+
+
+def counter_rows(settings: Settings) -> list[tuple]:
+    assert settings.database_url
+    (rows,) = run_async(execute(
+        settings.database_url,
+        "SELECT station, operator_code, shift_start, scans FROM operator_shift_scans"
+        " ORDER BY station, operator_code"))
+    return rows
+
+
+def test_a_save_brings_the_operators_count_and_what_a_rescan_replaced(
+    client: TestClient, make_user: Any
+) -> None:
+    csrf = signed_in(client, make_user)
+    first = post_scan(client, csrf, defect_code="104")
+    assert counter_in(first.text) == ("OP07", "1 scan this shift")
+    assert 'hx-swap-oob="true"' in counter_tag(first.text)  # drawn over the page's own
+    assert "Re-scan" not in first.text
+    second = post_scan(client, csrf)  # the same piece, approved now
+    assert "Re-scan of a rejected piece (104 Missing component)" in second.text
+    assert counter_in(second.text) == ("OP07", "2 scans this shift")
+    third = post_scan(client, csrf, defect_code="101")
+    assert "Re-scan of an approved piece" in third.text
+    another = post_scan(client, csrf, operator_code="OP08", piece_code="CP00012345-0002")
+    assert counter_in(another.text) == ("OP08", "1 scan this shift")
+    # a repeated submission: its first answer again, and the page keeps its counter
+    submission = secrets.token_hex(16)
+    post_scan(client, csrf, submission=submission, piece_code="CP00012345-0003")
+    repeat = post_scan(client, csrf, submission=submission, piece_code="CP00012345-0003")
+    assert "This scan had already been saved." in repeat.text
+    assert 'id="operator-count"' not in repeat.text
+    # without htmx, the whole page with the counter in its place
+    page = client.post("/scan", data={**GOOD, "piece_code": "CP00012345-0004",
+                                      "submission_id": secrets.token_hex(16),
+                                      "csrf_token": csrf})
+    assert counter_in(page.text) == ("OP07", "5 scans this shift")
+    assert "hx-swap-oob" not in counter_tag(page.text)
+
+
+def test_the_piece_lookup_answers_its_latest_verdict_at_this_station(
+    client: TestClient, make_user: Any
+) -> None:
+    csrf = signed_in(client, make_user)
+    never = client.get("/scan/piece", params={"code": GOOD["piece_code"]}, headers=HTMX)
+    assert never.status_code == 200
+    assert 'data-piece="CP00012345-0001" data-testid="rescan-notice" hidden>' in never.text
+    assert "Re-scan" not in never.text
+    post_scan(client, csrf, defect_code="104")
+    found = client.get("/scan/piece", params={"code": " cp00012345-0001 "}, headers=HTMX)
+    assert 'data-piece="CP00012345-0001"' in found.text and " hidden" not in found.text
+    assert "Re-scan of a rejected piece (104 Missing component)" in found.text
+    post_scan(client, csrf)
+    assert "Re-scan of an approved piece" in client.get(
+        "/scan/piece", params={"code": GOOD["piece_code"]}).text
+    assert "Re-scan" not in client.get("/fgscan/piece", params={"code": GOOD["piece_code"]}).text
+
+
+def test_the_operator_lookup_counts_this_shift_at_this_station(
+    client: TestClient, make_user: Any, settings: Settings
+) -> None:
+    csrf = signed_in(client, make_user)
+    for n in range(3):
+        post_scan(client, csrf, piece_code=f"CP00012345-{n:04d}")
+    post_scan(client, csrf, "/fgscan")
+    answer = client.get("/scan/operator", params={"code": "op07"}, headers=HTMX)
+    assert answer.status_code == 200
+    assert counter_in(answer.text) == ("OP07", "3 scans this shift")
+    shift_end = Shifts(settings.shifts, settings.timezone).around(utc_now())[1]
+    assert f'data-until="{int(shift_end.replace(tzinfo=UTC).timestamp() * 1000)}"' in answer.text
+    assert counter_in(client.get("/fgscan/operator", params={"code": "OP07"}).text) == (
+        "OP07", "1 scan this shift")
+    assert counter_in(client.get("/scan/operator", params={"code": "OP99"}).text) == (
+        "OP99", "0 scans this shift")
+
+
+@pytest.mark.parametrize(("path", "params", "message"), [
+    ("/scan/piece", {"code": "XX00012345"}, "Piece code must look like CP00012345-0001."),
+    ("/scan/piece", {}, "Piece code is missing: scan or type it."),
+    ("/scan/piece", {"code": "CP" + "1" * 100}, "Piece code is too long (at most 64 characters)."),
+    ("/fgscan/piece", {"code": "OP07"}, "Piece code must look like CP00012345-0001."),
+    ("/scan/operator", {"code": "CP00012345-0001"}, "Operator code must look like OP07."),
+    ("/scan/operator", {"code": ""}, "Operator code is missing: scan or type it."),
+])
+def test_the_lookups_refuse_bad_codes_and_change_nothing(
+    client: TestClient, make_user: Any, settings: Settings, path: str, params: dict[str, str],
+    message: str
+) -> None:
+    csrf = signed_in(client, make_user)
+    post_scan(client, csrf)
+    before = scan_rows(settings), counter_rows(settings)
+    answer = client.get(path, params=params, headers=HTMX)
+    assert answer.status_code == 400
+    assert message in answer.text
+    assert (scan_rows(settings), counter_rows(settings)) == before
+
+
+def test_a_lookup_at_no_station_is_not_found(client: TestClient, make_user: Any) -> None:
+    signed_in(client, make_user)
+    for path in ("/nostation/piece", "/scan/nothing", "/scans/piece"):
+        assert client.get(path, params={"code": GOOD["piece_code"]}).status_code == 404

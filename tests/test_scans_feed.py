@@ -6,6 +6,7 @@ import asyncio
 import re
 import secrets
 from dataclasses import replace
+from datetime import timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -127,10 +128,13 @@ def test_rows_of_the_real_template_are_whole_and_share_their_order_counts() -> N
 
 
 async def record(db: Database, piece: str) -> int:
+    now = utc_now()
+    hour = now.replace(minute=0, second=0, microsecond=0)  # any shift holding the scan
     async with db.transaction() as cur:
         await cur.execute(
-            "CALL record_scan('quality', %s, 'OP01', %s, %s, 'OC01', 'OC02', '000', TRUE, 1, %s)",
-            (secrets.token_bytes(16), piece, piece[:10], utc_now()),
+            "CALL record_scan('quality', %s, 'OP01', %s, %s, 'OC01', 'OC02', '000', TRUE, 1, %s,"
+            " %s, %s)",
+            (secrets.token_bytes(16), piece, piece[:10], now, hour, hour + timedelta(hours=1)),
         )
         (scan_id, *_) = await cur.fetchone()
         await cur.nextset()

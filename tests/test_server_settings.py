@@ -368,7 +368,8 @@ def watch_a_scan_from_elsewhere_arrive(http: httpx2.Client, url: DatabaseURL) ->
         assert any(line.startswith("event: table") for line in lines)  # the current table
         run_async(execute(
             url, "CALL record_scan('quality', UNHEX(REPEAT('CD', 16)), 'OP09',"
-            f" '{piece}', '{ORDER}', 'OC01', 'OC02', '101', FALSE, 1, UTC_TIMESTAMP(6))",
+            f" '{piece}', '{ORDER}', 'OC01', 'OC02', '101', FALSE, 1, UTC_TIMESTAMP(6),"
+            " UTC_DATE(), UTC_DATE() + INTERVAL 1 DAY)",  # a day-long shift holding the scan
         ))
         deadline = time.monotonic() + 10  # the watcher polls every 0.5 s
         for line in lines:  # (a keepalive arrives at least every 15 s)

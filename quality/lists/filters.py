@@ -84,6 +84,10 @@ class Shifts:
         index = max(i for i, start in enumerate(self.starts) if start <= minutes)
         return day, index
 
+    def around(self, at: datetime) -> tuple[datetime, datetime]:
+        """The shift a naive-UTC time falls in, as naive-UTC [start, end)."""
+        return self.span(*self.of(at))
+
     def span(self, day: date, index: int) -> tuple[datetime, datetime]:
         """A shift of a production day, as naive-UTC [start, end)."""
         start = self._utc(day, self.starts[index])

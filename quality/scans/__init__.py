@@ -19,6 +19,16 @@ class Station:
     def stream_path(self) -> str:
         return self.path + "/stream"
 
+    @property
+    def piece_path(self) -> str:
+        """A piece's latest verdict here (the page's re-scan marker)."""
+        return self.path + "/piece"
+
+    @property
+    def operator_path(self) -> str:
+        """An operator's scans here this shift (the page's counter)."""
+        return self.path + "/operator"
+
 
 STATIONS = {
     "quality": Station("quality", "/scan", "scan.quality", lazy("Quality scan"),
@@ -26,7 +36,7 @@ STATIONS = {
     "fg": Station("fg", "/fgscan", "scan.fg", lazy("Finished goods scan"), lazy("Scan finished goods.")),
 }
 _AT_PATH = {path: station for station in STATIONS.values()
-            for path in (station.path, station.stream_path)}
+            for path in (station.path, station.stream_path, station.piece_path, station.operator_path)}
 
 
 def station_at(route_path: str) -> Station:

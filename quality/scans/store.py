@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 from datetime import datetime
+from typing import TYPE_CHECKING
 
 from asyncmy.errors import IntegrityError, OperationalError
 
@@ -12,6 +13,9 @@ from quality.clock import utc_now
 from quality.db import DUPLICATE_KEY, Cursor, Database, DatabaseUnavailable, error_code
 from quality.i18n import lazy
 from quality.scans.form import ScanInput
+
+if TYPE_CHECKING:  # quality.lists.filters reads this module's rows
+    from quality.lists.filters import Shifts
 
 log = logging.getLogger(__name__)
 
@@ -53,13 +57,25 @@ class ScanRow:
 
 
 @dataclass(frozen=True, slots=True)
+class Verdict:
+    """A piece's latest verdict at a station: what a re-scan of it replaces."""
+
+    approved: bool
+    defect_code: str
+    defect_name: str
+
+
+@dataclass(frozen=True, slots=True)
 class Saved:
-    """A saved scan and its order's piece counts right after it."""
+    """A saved scan and its order's piece counts right after it; for a save just
+    made, also the verdict it replaced and its operator's scans this shift."""
 
     row: ScanRow
     approved: int
     rejected: int
     repeated: bool = False  # this submission had been saved before
+    previous: Verdict | None = None  # the piece's verdict before this re-scan
+    operator_scans: int | None = None
 
 
 # A scan row with its defect's name as it was when the scan was saved (migration
@@ -81,11 +97,12 @@ def saved_from_row(values: tuple) -> Saved:
     return Saved(ScanRow(*row), approved, rejected)
 
 
-async def save_scan(db: Database, station: str, scan: ScanInput, user_id: int) -> Saved:
+async def save_scan(db: Database, station: str, scan: ScanInput, user_id: int,
+                    shifts: Shifts) -> Saved:
     """Save once per submission id; a repeat returns the first save's scan."""
     for _ in range(3):
         try:
-            return await _record_scan(db, station, scan, user_id)
+            return await _record_scan(db, station, scan, user_id, shifts)
         except IntegrityError as exc:
             if error_code(exc) != DUPLICATE_KEY:
                 raise
@@ -102,23 +119,60 @@ async def save_scan(db: Database, station: str, scan: ScanInput, user_id: int) -
     raise SaveContended("the scan's save kept colliding with concurrent saves")
 
 
-async def _record_scan(db: Database, station: str, scan: ScanInput, user_id: int) -> Saved:
+async def _record_scan(db: Database, station: str, scan: ScanInput, user_id: int,
+                       shifts: Shifts) -> Saved:
     created_at = utc_now()
+    shift_start, shift_end = shifts.around(created_at)
     async with db.transaction() as cur:
         await cur.execute(
-            "CALL record_scan(%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)",
+            "CALL record_scan(%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)",
             (station, scan.submission_id, scan.operator_code, scan.piece_code, scan.order_code,
              scan.checker1_code, scan.checker2_code, scan.defect_code, scan.approved, user_id,
-             created_at),
+             created_at, shift_start, shift_end),
         )
-        scan_id, rescan, defect_name, approved, rejected = await cur.fetchone()
+        (scan_id, rescan, defect_name, approved, rejected,
+         was_approved, was_code, was_name, operator_scans) = await cur.fetchone()
         await cur.nextset()
     row = ScanRow(
         scan_id, station, created_at, scan.operator_code, scan.piece_code, scan.order_code,
         scan.checker1_code, scan.checker2_code, scan.defect_code, defect_name,
         scan.approved, bool(rescan),
     )
-    return Saved(row, approved, rejected)
+    previous = None if was_code is None else Verdict(bool(was_approved), was_code, was_name)
+    return Saved(row, approved, rejected, previous=previous, operator_scans=operator_scans)
+
+
+async def piece_verdict(db: Database, station: str, piece_code: str) -> Verdict | None:
+    """The piece's latest verdict at the station (None: never scanned there);
+    two primary-key reads."""
+    async with db.transaction() as cur:
+        await cur.execute(
+            "SELECT v.approved, s.defect_code, s.defect_name FROM piece_verdicts v"
+            " JOIN scans s ON s.id = v.last_scan_id"
+            " WHERE v.station = %s AND v.piece_code = %s",
+            (station, piece_code),
+        )
+        found = await cur.fetchone()
+    return None if found is None else Verdict(bool(found[0]), found[1], found[2])
+
+
+async def operator_scans(db: Database, station: str, operator_code: str,
+                         shift: tuple[datetime, datetime]) -> int:
+    """Scans by the operator code at the station in the shift: the counter
+    record_scan keeps (migration 0009), or until the shift's first save there,
+    the scans stored by other means (demo data, before the migration)."""
+    start, end = shift
+    async with db.transaction() as cur:
+        await cur.execute(
+            "SELECT COALESCE("
+            " (SELECT scans FROM operator_shift_scans"
+            "  WHERE station = %s AND operator_code = %s AND shift_start = %s),"
+            " (SELECT COUNT(*) FROM scans WHERE operator_code = %s AND created_at >= %s"
+            "  AND created_at < %s AND station = %s))",
+            (station, operator_code, start, operator_code, start, end, station),
+        )
+        (count,) = await cur.fetchone()
+    return int(count)
 
 
 async def _in_catalogue(db: Database, code: str) -> bool:

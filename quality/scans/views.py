@@ -1,4 +1,6 @@
-"""The scan pages: the form, its submit, and the live table's event stream."""
+"""The scan pages: the form, its submit, the live table's event stream, and the
+two small reads the page makes while a scan is typed: the piece's latest verdict
+(the re-scan marker) and the operator's scans this shift (the counter)."""
 
 from __future__ import annotations
 
@@ -6,6 +8,8 @@ import asyncio
 import secrets
 import time
 from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
 from markupsafe import Markup
@@ -14,15 +18,25 @@ from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 from starlette.routing import Route
 
+from quality.clock import utc_now
 from quality.db import DatabaseUnavailable
 from quality.http.errors import error_page
+from quality.http.forms import validate
 from quality.http.render import is_htmx, render
 from quality.i18n import lazy, request_language
+from quality.lists.filters import Shifts
 from quality.permissions import guard
 from quality.scans import STATIONS, Station, station_at
 from quality.scans.feed import StationFeed, StreamSlot
 from quality.scans.form import read_scan, scan_fields
-from quality.scans.store import Saved, SubmissionConflict, UnknownDefect, save_scan
+from quality.scans.store import (
+    Saved,
+    SubmissionConflict,
+    UnknownDefect,
+    operator_scans,
+    piece_verdict,
+    save_scan,
+)
 from quality.services import services
 from quality.user_sessions import session_alive
 
@@ -35,8 +49,12 @@ STREAM_SECONDS = 600.0
 KEEPALIVE_SECONDS = 15.0
 SESSION_CHECK_SECONDS = 2.0
 COALESCE_SECONDS = 0.2  # bursts of scans become one update per page
+RESCAN_TEMPLATE = "scans/_rescan.html"
+COUNTER_TEMPLATE = "scans/_counter.html"
 # What an htmx submit's answer swaps in (a normal request gets the whole page).
-SAVED_BLOCKS = ("scan_result", "scan_table")  # the confirmation and the refreshed table
+# The confirmation, the operator's counter and the refreshed table:
+SAVED_BLOCKS = ("scan_result", "operator_count", "scan_table")
+REPEATED_BLOCKS = ("scan_result", "scan_table")
 REFUSED_BLOCKS = ("scan_result", "scan_form")  # the message and the form with its errors
 NOT_SAVED_INVALID = lazy("Not saved — correct the marked field.")
 
@@ -54,6 +72,8 @@ def _context(request: Request, station: Station, **values: Any) -> dict[str, Any
         "outcome": None,
         "saved": None,
         "message": None,
+        "counter": None,
+        "counter_oob": False,
         "table_html": Markup(feed.table_html(request_language(request, settings.language))),
     }
     context.update(values)
@@ -99,7 +119,8 @@ async def submit(request: Request) -> Response:
                        errors=checked.errors, submission_id=str(form.get("submission_id")), **kept,
                        message=NOT_SAVED_INVALID)
     try:
-        saved = await save_scan(services(request).db, station.key, scan, request.state.user.id)
+        saved = await save_scan(services(request).db, station.key, scan, request.state.user.id,
+                                _shifts(request))
     except UnknownDefect as exc:
         message = (lazy("This defect code is no longer in use; scan another.") if exc.inactive
                    else lazy("Unknown defect code."))
@@ -111,9 +132,73 @@ async def submit(request: Request) -> Response:
         return _answer(request, station, 409, REFUSED_BLOCKS, outcome="invalid", **kept,
                        message=exc.args[0])
     _publish(request, saved)
-    return _answer(request, station, 200, SAVED_BLOCKS, saved=saved,
+    counter, blocks = None, SAVED_BLOCKS
+    if saved.operator_scans is None:  # a repeat: the page keeps the counter it shows
+        blocks = REPEATED_BLOCKS
+    else:
+        counter = Counter(scan.operator_code, saved.operator_scans,
+                          _shifts(request).around(saved.row.created_at)[1])
+    return _answer(request, station, 200, blocks, saved=saved,
                    outcome="approved" if saved.row.approved else "rejected",
-                   values={"operator_code": scan.operator_code})
+                   values={"operator_code": scan.operator_code},
+                   counter=counter, counter_oob=is_htmx(request))
+
+
+async def piece(request: Request) -> Response:
+    """The piece's latest verdict at this station, for the re-scan marker the page
+    shows while the rest of the scan is typed; empty for a piece never scanned here."""
+    station = _station(request)
+    code = _code(request, "piece_code")
+    if not isinstance(code, str):
+        return code
+    verdict = await piece_verdict(services(request).db, station.key, code)
+    return render(request, RESCAN_TEMPLATE, {"piece_code": code, "verdict": verdict})
+
+
+async def operator(request: Request) -> Response:
+    """The operator code's scans at this station this shift, for the counter
+    beside the operator field (a save's answer brings it too)."""
+    station = _station(request)
+    code = _code(request, "operator_code")
+    if not isinstance(code, str):
+        return code
+    shift = _shifts(request).around(utc_now())
+    count = await operator_scans(services(request).db, station.key, code, shift)
+    return render(request, COUNTER_TEMPLATE,
+                  {"counter": Counter(code, count, shift[1]), "counter_oob": False})
+
+
+async def lookup_when_unavailable(request: Request) -> Response:
+    """The marker and the counter are extras: without the database, nothing."""
+    return Response(status_code=503, headers={"Retry-After": "2", "Cache-Control": "no-store"})
+
+
+@dataclass(frozen=True)
+class Counter:
+    """What the counter beside the operator field shows, and until when."""
+
+    operator_code: str
+    scans: int
+    until: datetime  # the shift's end, naive UTC: the page asks again then
+
+    @property
+    def until_ms(self) -> int:
+        return int(self.until.replace(tzinfo=UTC).timestamp() * 1000)
+
+
+def _code(request: Request, field_name: str) -> str | Response:
+    """The `code` query parameter checked as the scan form's field would check
+    it, or the 400 naming what is wrong."""
+    fields = [field for field in scan_fields(services(request).settings.codes) if field.name == field_name]
+    checked = validate({field_name: request.query_params.get("code", "")}, fields)
+    if not checked.ok:
+        return error_page(request, 400, checked.errors[field_name])
+    return checked.values[field_name]
+
+
+def _shifts(request: Request) -> Shifts:
+    settings = services(request).settings
+    return Shifts(settings.shifts, settings.timezone)
 
 
 async def submit_when_unavailable(request: Request) -> Response:
@@ -170,6 +255,11 @@ def _station_routes(station: Station) -> list[Route]:
               methods=["POST"], name=f"{station.key}_submit"),
         Route(station.stream_path, guard(permission)(stream),
               methods=["GET"], name=f"{station.key}_stream"),
+        Route(station.piece_path, guard(permission, when_unavailable=lookup_when_unavailable)(piece),
+              methods=["GET"], name=f"{station.key}_piece"),
+        Route(station.operator_path,
+              guard(permission, when_unavailable=lookup_when_unavailable)(operator),
+              methods=["GET"], name=f"{station.key}_operator"),
     ]
 
 
