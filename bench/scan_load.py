@@ -12,7 +12,9 @@ requests per second, since the load generator shares this machine's cores:
    of each POST as the client saw it, and the server's own count of the app's
    connections, sampled throughout.
    floor: the same POSTs to uvicorn + Starlette with no database, session or
-   template (bench/floor_app.py): the HTTP stack's own cost per request.
+   template (bench/floor_app.py): the HTTP stack's own cost per request; and
+   the same again saving each scan as the app does (save_scan) and nothing
+   else: the least a scan's POST can cost on this stack.
 2. bare: one process with N asyncmy tasks doing, per scan, what a plain
    implementation does with no HTTP: the insert (record_scan) and the
    latest-50 query with its per-order counts.
@@ -240,13 +242,20 @@ async def app_phase(app: App, url: DatabaseURL, admin: DatabaseURL, mariadbd: in
 # -- phase 1b: the floor of the HTTP stack ---------------------------------------------------
 
 
-async def floor_phase(clients: int, seconds: float) -> dict[str, float]:
-    """uvicorn + Starlette with a form POST and nothing else (bench/floor_app.py)."""
+async def floor_phase(clients: int, seconds: float,
+                      saving_to: DatabaseURL | None = None) -> dict[str, float]:
+    """uvicorn + Starlette with a form POST and nothing else (bench/floor_app.py);
+    with `saving_to`, the same POST also saves the scan as the app does, and
+    does nothing else."""
     port = free_port()
+    env = {name: value for name, value in os.environ.items() if name != "QUALITY_DATABASE_URL"}
+    if saving_to is not None:
+        env["QUALITY_DATABASE_URL"] = saving_to.as_url()
+    path = "/scan" if saving_to is None else "/scan-saved"
     process = await asyncio.create_subprocess_exec(
         sys.executable, "-m", "uvicorn", "floor_app:app", "--port", str(port),
         "--log-level", "warning", "--app-dir", str(ROOT / "bench"),
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env,
     )
     base = f"http://127.0.0.1:{port}"
     try:
@@ -265,7 +274,8 @@ async def floor_phase(clients: int, seconds: float) -> dict[str, float]:
                 nonlocal done
                 n = 0
                 while time.monotonic() < deadline:
-                    await http.post("/scan", data=scan_form(n, index))
+                    answer = await http.post(path, data=scan_form(n, 700 + index))
+                    answer.raise_for_status()
                     done += 1
                     n += 1
 
@@ -405,6 +415,7 @@ async def main(args: argparse.Namespace) -> None:
             result = await app_phase(app, url, admin, mariadbd, args.clients, args.seconds)
             bare = await bare_phase(url, mariadbd, args.clients, args.seconds)
             floor = await floor_phase(args.clients, min(args.seconds, 10))
+            floor_saving = await floor_phase(args.clients, min(args.seconds, 10), saving_to=url)
             live = await live_pages_phase(app, admin, args.pages, min(args.seconds, 10))
         finally:
             app.stop()
@@ -425,8 +436,13 @@ async def main(args: argparse.Namespace) -> None:
           f"mariadbd CPU {bare['db_cpu_ms_per_scan']:.3f} ms/scan")
     print(f"floor: uvicorn + Starlette answering a form POST, nothing else: "
           f"{floor['cpu_ms_per_request']:.3f} ms CPU per request")
+    print(f"       the same POST saving the scan (save_scan) and nothing else: "
+          f"{floor_saving['cpu_ms_per_request']:.3f} ms CPU per scan")
     print("ratio: app CPU / bare client CPU = "
           f"{result['app_cpu_ms_per_scan'] / bare['client_cpu_ms_per_scan']:.2f} (target <= 2)")
+    print("       floor saving the scan / bare client CPU = "
+          f"{floor_saving['cpu_ms_per_request'] / bare['client_cpu_ms_per_scan']:.2f}"
+          " (the least a scan's POST costs on this stack)")
     print("       mariadbd CPU, app / bare = "
           f"{result['db_cpu_ms_per_scan'] / bare['db_cpu_ms_per_scan']:.2f} (target <= 1)")
     print(f"live : database statements/s while scanning 5/s: {live['qps_0_pages']:.1f} with no "
