@@ -21,6 +21,7 @@ from starlette.testclient import TestClient
 
 from quality.http.render import Renderer, is_htmx, number
 from quality.http.session_cookie import SessionMiddleware
+from quality.i18n import template_callables
 
 CONTEXT = {"status": 404, "title": "Not found", "message": "Nothing here."}
 
@@ -96,3 +97,22 @@ def test_dates_and_counts_are_written_exactly_as_babel_writes_them(language: str
         assert renderer.local_datetime(context, value) == expected
     for value in [0, 7, 1234, 1234, 1234567, -5, 1234.5, Decimal("1234.5678"), Decimal("-0")]:
         assert number(context, value) == format_decimal(value, locale=language)
+
+
+def test_translating_in_a_loop_does_not_copy_the_template_context(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A context function called in a loop or a block that sets variables gets
+    a copy of every variable and global; a form would pay one per label."""
+
+    def copied(*args: object, **kwargs: object) -> None:
+        raise AssertionError("the template context was copied")
+
+    renderer = Renderer(ZoneInfo("UTC"))
+    template = renderer.env.from_string(
+        '{% for n in [1, 2] %}{% set m = n %}{{ _("<Save>") }} '
+        '{{ ngettext("%(num)s scan", "%(num)s scans", m) }};{% endfor %}'
+        '{% autoescape false %}{{ _("<raw>") }}{% endautoescape %}')
+    monkeypatch.setattr(jinja2.runtime.Context, "derived", copied)
+    assert template.render(template_callables("en")) == (
+        "&lt;Save&gt; 1 scan;&lt;Save&gt; 2 scans;<raw>")
