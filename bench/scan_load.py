@@ -239,6 +239,60 @@ async def app_phase(app: App, url: DatabaseURL, admin: DatabaseURL, mariadbd: in
     }
 
 
+# -- phase 1c (--profile): where the app's CPU goes ------------------------------------------
+
+# Where a sample of the app process is counted: the first group whose frame is on
+# its stack, in this order (a scan's save is inside the handler, and so on).
+PROFILE_GROUPS = (
+    ("HTTP: uvicorn writing the response", ("RequestResponseCycle.send (",)),
+    ("save: CALL record_scan through the pool (asyncmy, socket I/O)", ("save_scan (",)),
+    ("latest-scans table: re-rendered for the new scan", ("StationFeed.table_html (",)),
+    ("response: the result and table blocks (Jinja)", ("Renderer.render (",)),
+    ("form parsing (python-multipart)", ("Request._get_form (",)),
+    ("live table update and scan counter", ("_publish (",)),
+    ("session cookie (itsdangerous)", ("SessionMiddleware._load (",)),
+    ("guard: trusted session, permission, CSRF", ("_check_permission (", "verify_csrf (")),
+    ("request metrics and access log", ("RequestMiddleware._record (",)),
+    ("background: scan watcher, summariser, pool metrics",
+     ("ScanWatcher._run (", "Summariser._run (", "_publish_forever (")),
+    ("rest of the scan handler: validation, context, ids", ("submit (",)),
+)
+OUTSIDE = "uvicorn, uvloop and Starlette outside the handler: parsing, routing, middleware, I/O"
+
+
+async def profile_phase(app: App, url: DatabaseURL, admin: DatabaseURL, mariadbd: int,
+                        clients: int, seconds: float, out: Path) -> dict[str, float]:
+    """The app phase again with py-spy sampling the app process (raw stacks in
+    `out`); each group's share of the samples of its event-loop thread. Not
+    wall-clock exact: a sample taken while the process waits for a core inside
+    a system call (a socket write) counts as busy."""
+    spy = shutil.which("py-spy", path=str(Path(sys.executable).parent)) or shutil.which("py-spy")
+    if spy is None:
+        raise SystemExit("--profile needs py-spy: .venv/bin/pip install py-spy")
+    recorder = await asyncio.create_subprocess_exec(
+        spy, "record", "--pid", str(app.process.pid), "--duration", str(int(seconds)),
+        "--rate", "200", "--nonblocking", "--format", "raw", "--output", str(out),
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )
+    await app_phase(app, url, admin, mariadbd, clients, seconds)
+    await recorder.wait()
+    return profile_shares(out)
+
+
+def profile_shares(raw_stacks: Path) -> dict[str, float]:
+    shares = dict.fromkeys([name for name, _ in PROFILE_GROUPS] + [OUTSIDE], 0.0)
+    total = 0
+    for line in raw_stacks.read_text().splitlines():
+        stack, _, count = line.rpartition(" ")
+        if "Runner.run (" not in stack:  # not the event loop's thread
+            continue
+        total += int(count)
+        group = next((name for name, frames in PROFILE_GROUPS
+                      if any(frame in stack for frame in frames)), OUTSIDE)
+        shares[group] += int(count)
+    return {name: 100 * samples / max(total, 1) for name, samples in shares.items()}
+
+
 # -- phase 1b: the floor of the HTTP stack ---------------------------------------------------
 
 
@@ -417,6 +471,9 @@ async def main(args: argparse.Namespace) -> None:
             floor = await floor_phase(args.clients, min(args.seconds, 10))
             floor_saving = await floor_phase(args.clients, min(args.seconds, 10), saving_to=url)
             live = await live_pages_phase(app, admin, args.pages, min(args.seconds, 10))
+            profile = (await profile_phase(app, url, admin, mariadbd, args.clients,
+                                           min(args.seconds, 10), args.profile)
+                       if args.profile else None)
         finally:
             app.stop()
     finally:
@@ -447,6 +504,11 @@ async def main(args: argparse.Namespace) -> None:
           f"{result['db_cpu_ms_per_scan'] / bare['db_cpu_ms_per_scan']:.2f} (target <= 1)")
     print(f"live : database statements/s while scanning 5/s: {live['qps_0_pages']:.1f} with no "
           f"page open, {live[f'qps_{args.pages}_pages']:.1f} with {args.pages} live pages open")
+    if profile:
+        print(f"profile: share of the app's event-loop samples at {args.clients} clients "
+              f"(py-spy, raw stacks in {args.profile})")
+        for name, share in sorted(profile.items(), key=lambda item: -item[1]):
+            print(f"  {share:5.1f} %  {name}")
 
 
 def parse() -> argparse.Namespace:
@@ -456,6 +518,9 @@ def parse() -> argparse.Namespace:
     parser.add_argument("--seed", type=int, default=0, help="scans stored before the run")
     parser.add_argument("--pool-max", type=int, default=20)
     parser.add_argument("--pages", type=int, default=100, help="live pages in phase 3")
+    parser.add_argument("--profile", type=Path, metavar="FILE",
+                        help="run the app phase once more under py-spy (not a dependency:"
+                             " pip install py-spy); raw stacks to FILE, shares printed")
     parser.add_argument("--bare-worker", nargs=3, help=argparse.SUPPRESS)
     return parser.parse_args()
 
