@@ -70,7 +70,7 @@ class TableMarkup:
     def __init__(self, renderer: Renderer) -> None:
         self._renderer = renderer
         self._macros: dict[str, Any] = {}
-        self._frames: dict[str, tuple[str, str, str]] = {}
+        self._frames: dict[str, tuple[str, str]] = {}
 
     def _in(self, language: str) -> Any:
         macros = self._macros.get(language)
@@ -81,18 +81,19 @@ class TableMarkup:
     def table(self, rows: str, version: int, language: str) -> str:
         if not rows:  # the table's own "no scans yet" row
             return str(self._in(language).table(Markup(rows), version))
-        before_version, before_rows, after_rows = self._frame(language)
-        return f"{before_version}{version}{before_rows}{rows}{after_rows}"
+        before_rows, after_rows = self._frame(language)
+        written = str(version)
+        return (before_rows.replace(_VERSION_SLOT, written) + rows
+                + after_rows.replace(_VERSION_SLOT, written))
 
-    def _frame(self, language: str) -> tuple[str, str, str]:
-        """The table around its version and rows, rendered once per language:
-        every scan changes the rows, never the frame."""
+    def _frame(self, language: str) -> tuple[str, str]:
+        """The table before and after its rows, with its version still to fill in,
+        rendered once per language: every scan changes the rows, never the frame."""
         frame = self._frames.get(language)
         if frame is None:
             html = str(self._in(language).table(Markup(_ROWS_SLOT), Markup(_VERSION_SLOT)))
-            before_version, rest = html.split(_VERSION_SLOT)
-            before_rows, after_rows = rest.split(_ROWS_SLOT)
-            frame = self._frames[language] = (before_version, before_rows, after_rows)
+            before_rows, after_rows = html.split(_ROWS_SLOT)
+            frame = self._frames[language] = (before_rows, after_rows)
         return frame
 
     def row(self, scan: ScanRow, language: str) -> RenderedRow:
