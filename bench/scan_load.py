@@ -12,7 +12,9 @@ requests per second, since the load generator shares this machine's cores:
    of each POST as the client saw it, and the server's own count of the app's
    connections, sampled throughout.
    floor: the same POSTs to uvicorn + Starlette with no database, session or
-   template (bench/floor_app.py): the HTTP stack's own cost per request.
+   template (bench/floor_app.py): the HTTP stack's own cost per request; and
+   the same again saving each scan as the app does (save_scan) and nothing
+   else: the least a scan's POST can cost on this stack.
 2. bare: one process with N asyncmy tasks doing, per scan, what a plain
    implementation does with no HTTP: the insert (record_scan) and the
    latest-50 query with its per-order counts.
@@ -240,16 +242,77 @@ async def app_phase(app: App, url: DatabaseURL, admin: DatabaseURL, mariadbd: in
     }
 
 
+# -- phase 1c (--profile): where the app's CPU goes ------------------------------------------
+
+# Where a sample of the app process is counted: the first group whose frame is on
+# its stack, in this order (a scan's save is inside the handler, and so on).
+PROFILE_GROUPS = (
+    ("HTTP: uvicorn writing the response", ("RequestResponseCycle.send (",)),
+    ("save: CALL record_scan through the pool (asyncmy, socket I/O)", ("save_scan (",)),
+    ("latest-scans table: re-rendered for the new scan", ("StationFeed.table_html (",)),
+    ("response: the result and table blocks (Jinja)", ("Renderer.render (",)),
+    ("form parsing (python-multipart)", ("Request._get_form (",)),
+    ("live table update and scan counter", ("_publish (",)),
+    ("session cookie (itsdangerous)", ("SessionMiddleware._load (",)),
+    ("guard: trusted session, permission, CSRF", ("_check_permission (", "verify_csrf (")),
+    ("request metrics and access log", ("RequestMiddleware._record (",)),
+    ("background: scan watcher, summariser, pool metrics",
+     ("ScanWatcher._run (", "Summariser._run (", "_publish_forever (")),
+    ("rest of the scan handler: validation, context, ids", ("submit (",)),
+)
+OUTSIDE = "uvicorn, uvloop and Starlette outside the handler: parsing, routing, middleware, I/O"
+
+
+async def profile_phase(app: App, url: DatabaseURL, admin: DatabaseURL, mariadbd: int,
+                        clients: int, seconds: float, out: Path) -> dict[str, float]:
+    """The app phase again with py-spy sampling the app process (raw stacks in
+    `out`); each group's share of the samples of its event-loop thread. Not
+    wall-clock exact: a sample taken while the process waits for a core inside
+    a system call (a socket write) counts as busy."""
+    spy = shutil.which("py-spy", path=str(Path(sys.executable).parent)) or shutil.which("py-spy")
+    if spy is None:
+        raise SystemExit("--profile needs py-spy: .venv/bin/pip install py-spy")
+    recorder = await asyncio.create_subprocess_exec(
+        spy, "record", "--pid", str(app.process.pid), "--duration", str(int(seconds)),
+        "--rate", "200", "--nonblocking", "--format", "raw", "--output", str(out),
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )
+    await app_phase(app, url, admin, mariadbd, clients, seconds)
+    await recorder.wait()
+    return profile_shares(out)
+
+
+def profile_shares(raw_stacks: Path) -> dict[str, float]:
+    shares = dict.fromkeys([name for name, _ in PROFILE_GROUPS] + [OUTSIDE], 0.0)
+    total = 0
+    for line in raw_stacks.read_text().splitlines():
+        stack, _, count = line.rpartition(" ")
+        if "Runner.run (" not in stack:  # not the event loop's thread
+            continue
+        total += int(count)
+        group = next((name for name, frames in PROFILE_GROUPS
+                      if any(frame in stack for frame in frames)), OUTSIDE)
+        shares[group] += int(count)
+    return {name: 100 * samples / max(total, 1) for name, samples in shares.items()}
+
+
 # -- phase 1b: the floor of the HTTP stack ---------------------------------------------------
 
 
-async def floor_phase(clients: int, seconds: float) -> dict[str, float]:
-    """uvicorn + Starlette with a form POST and nothing else (bench/floor_app.py)."""
+async def floor_phase(clients: int, seconds: float,
+                      saving_to: DatabaseURL | None = None) -> dict[str, float]:
+    """uvicorn + Starlette with a form POST and nothing else (bench/floor_app.py);
+    with `saving_to`, the same POST also saves the scan as the app does, and
+    does nothing else."""
     port = free_port()
+    env = {name: value for name, value in os.environ.items() if name != "QUALITY_DATABASE_URL"}
+    if saving_to is not None:
+        env["QUALITY_DATABASE_URL"] = saving_to.as_url()
+    path = "/scan" if saving_to is None else "/scan-saved"
     process = await asyncio.create_subprocess_exec(
         sys.executable, "-m", "uvicorn", "floor_app:app", "--port", str(port),
         "--log-level", "warning", "--app-dir", str(ROOT / "bench"),
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env,
     )
     base = f"http://127.0.0.1:{port}"
     try:
@@ -268,7 +331,8 @@ async def floor_phase(clients: int, seconds: float) -> dict[str, float]:
                 nonlocal done
                 n = 0
                 while time.monotonic() < deadline:
-                    await http.post("/scan", data=scan_form(n, index))
+                    answer = await http.post(path, data=scan_form(n, 700 + index))
+                    answer.raise_for_status()
                     done += 1
                     n += 1
 
@@ -409,7 +473,11 @@ async def main(args: argparse.Namespace) -> None:
             result = await app_phase(app, url, admin, mariadbd, args.clients, args.seconds)
             bare = await bare_phase(url, mariadbd, args.clients, args.seconds)
             floor = await floor_phase(args.clients, min(args.seconds, 10))
+            floor_saving = await floor_phase(args.clients, min(args.seconds, 10), saving_to=url)
             live = await live_pages_phase(app, admin, args.pages, min(args.seconds, 10))
+            profile = (await profile_phase(app, url, admin, mariadbd, args.clients,
+                                           min(args.seconds, 10), args.profile)
+                       if args.profile else None)
         finally:
             app.stop()
     finally:
@@ -429,12 +497,22 @@ async def main(args: argparse.Namespace) -> None:
           f"mariadbd CPU {bare['db_cpu_ms_per_scan']:.3f} ms/scan")
     print(f"floor: uvicorn + Starlette answering a form POST, nothing else: "
           f"{floor['cpu_ms_per_request']:.3f} ms CPU per request")
+    print(f"       the same POST saving the scan (save_scan) and nothing else: "
+          f"{floor_saving['cpu_ms_per_request']:.3f} ms CPU per scan")
     print("ratio: app CPU / bare client CPU = "
           f"{result['app_cpu_ms_per_scan'] / bare['client_cpu_ms_per_scan']:.2f} (target <= 2)")
+    print("       floor saving the scan / bare client CPU = "
+          f"{floor_saving['cpu_ms_per_request'] / bare['client_cpu_ms_per_scan']:.2f}"
+          " (the least a scan's POST costs on this stack)")
     print("       mariadbd CPU, app / bare = "
           f"{result['db_cpu_ms_per_scan'] / bare['db_cpu_ms_per_scan']:.2f} (target <= 1)")
     print(f"live : database statements/s while scanning 5/s: {live['qps_0_pages']:.1f} with no "
           f"page open, {live[f'qps_{args.pages}_pages']:.1f} with {args.pages} live pages open")
+    if profile:
+        print(f"profile: share of the app's event-loop samples at {args.clients} clients "
+              f"(py-spy, raw stacks in {args.profile})")
+        for name, share in sorted(profile.items(), key=lambda item: -item[1]):
+            print(f"  {share:5.1f} %  {name}")
 
 
 def parse() -> argparse.Namespace:
@@ -444,6 +522,9 @@ def parse() -> argparse.Namespace:
     parser.add_argument("--seed", type=int, default=0, help="scans stored before the run")
     parser.add_argument("--pool-max", type=int, default=20)
     parser.add_argument("--pages", type=int, default=100, help="live pages in phase 3")
+    parser.add_argument("--profile", type=Path, metavar="FILE",
+                        help="run the app phase once more under py-spy (not a dependency:"
+                             " pip install py-spy); raw stacks to FILE, shares printed")
     parser.add_argument("--bare-worker", nargs=3, help=argparse.SUPPRESS)
     return parser.parse_args()
 

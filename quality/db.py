@@ -364,18 +364,10 @@ class Database:
         if self._closing:
             raise DatabaseUnavailable("the database pool is shutting down")
         started = time.monotonic()
-        self._waiting += 1
-        try:
-            async with asyncio.timeout(wait_at_most):
-                await self._slots.acquire()
-        except TimeoutError:
-            self._timeouts += 1
-            raise PoolTimeout(
-                f"no database connection free after {wait_at_most:g}s "
-                f"(all {self.maxsize} in use, {self._waiting - 1} other request(s) waiting)"
-            ) from None
-        finally:
-            self._waiting -= 1
+        if self._slots.locked():
+            await self._wait_for_slot(wait_at_most)
+        else:  # a slot is free: taken at once, with no timer to set and cancel
+            await self._slots.acquire()
         if self.observe_wait is not None:
             self.observe_wait(time.monotonic() - started)
         try:
@@ -388,6 +380,20 @@ class Database:
         self._in_use.add(pooled)
         self._acquired += 1
         return pooled
+
+    async def _wait_for_slot(self, wait_at_most: float) -> None:
+        self._waiting += 1
+        try:
+            async with asyncio.timeout(wait_at_most):
+                await self._slots.acquire()
+        except TimeoutError:
+            self._timeouts += 1
+            raise PoolTimeout(
+                f"no database connection free after {wait_at_most:g}s "
+                f"(all {self.maxsize} in use, {self._waiting - 1} other request(s) waiting)"
+            ) from None
+        finally:
+            self._waiting -= 1
 
     async def _checkout(self) -> _Pooled:
         now = time.monotonic()

@@ -22,8 +22,8 @@ from babel import Locale
 from babel.messages.mofile import write_mo
 from babel.messages.pofile import read_po
 from babel.support import Translations
-from jinja2 import pass_context
-from jinja2.runtime import Context
+from jinja2 import pass_eval_context
+from jinja2.nodes import EvalContext
 from markupsafe import escape
 from starlette.requests import HTTPConnection
 
@@ -153,18 +153,21 @@ def template_callables(language: str) -> dict[str, Any]:
     variable)."""
     catalogue = translations(language)
 
-    @pass_context
-    def gettext(context: Context, message: str | LazyText, **values: Any) -> str:
+    # Given the evaluation context only, not the template context: Jinja copies
+    # the whole template context for each call of a context function made
+    # inside a loop or a block that sets variables.
+    @pass_eval_context
+    def gettext(eval_ctx: EvalContext, message: str | LazyText, **values: Any) -> str:
         text = _translate(catalogue, message)
-        if context.eval_ctx.autoescape:
+        if eval_ctx.autoescape:
             return escape(text) % values if values else escape(text)
         return text % values if values else text
 
-    @pass_context
-    def ngettext(context: Context, singular: str, plural: str, num: int, **values: Any) -> str:
+    @pass_eval_context
+    def ngettext(eval_ctx: EvalContext, singular: str, plural: str, num: int, **values: Any) -> str:
         text = catalogue.ngettext(singular, plural, num)
         values = {"num": num, **values}
-        return (escape(text) if context.eval_ctx.autoescape else text) % values
+        return (escape(text) if eval_ctx.autoescape else text) % values
 
     return {"_": gettext, "gettext": gettext, "ngettext": ngettext,
             "language": language, "locale": Locale.parse(language)}

@@ -19,8 +19,12 @@ def tiny_app(metrics: Metrics) -> Starlette:
         body = await request.body()
         return PlainTextResponse(f"{len(body)} bytes, id {request.state.request_id}")
 
+    async def framed(request: Request) -> Response:
+        return PlainTextResponse("mine", headers={"X-Frame-Options": "SAMEORIGIN",
+                                                  "X-Request-ID": "made-by-the-route"})
+
     return Starlette(
-        routes=[Route("/echo/{name}", echo, methods=["GET", "POST"])],
+        routes=[Route("/echo/{name}", echo, methods=["GET", "POST"]), Route("/framed", framed)],
         middleware=[Middleware(RequestMiddleware, metrics=metrics)],
     )
 
@@ -49,6 +53,14 @@ def test_every_answer_carries_the_security_headers() -> None:
             assert "unsafe-inline" not in csp
             assert response.headers["x-content-type-options"] == "nosniff"
             assert response.headers["x-frame-options"] == "DENY"
+
+
+def test_a_routes_own_security_header_stays_and_the_request_id_is_ours() -> None:
+    with TestClient(tiny_app(Metrics())) as client:
+        response = client.get("/framed", headers={"X-Request-ID": "lb-1"})
+        assert response.headers.get_list("x-frame-options") == ["SAMEORIGIN"]
+        assert response.headers.get_list("x-request-id") == ["lb-1"]
+        assert response.headers["x-content-type-options"] == "nosniff" and response.text == "mine"
 
 
 def test_requests_are_counted_by_route_template_not_by_url() -> None:

@@ -65,6 +65,23 @@ def test_a_cookie_signed_with_another_key_is_ignored() -> None:
         assert client.get("/").json() == {}
 
 
+def test_a_cookie_checked_before_gives_each_request_its_own_copy() -> None:
+    """The process remembers cookies it has checked; a request changing its
+    session changes its own copy, and a changed signature is still refused."""
+    with TestClient(tiny_app()) as client:
+        client.get("/remember?value=abc")
+        cookie = client.cookies[COOKIE_NAME]
+        assert client.get("/").json() == {"t": "abc"}
+        assert client.get("/remember?value=xyz").json() == {"t": "xyz"}  # sent with the abc cookie
+        client.cookies.clear()
+        client.cookies.set(COOKIE_NAME, cookie)
+        assert client.get("/").json() == {"t": "abc"}
+        payload, signature = cookie.rsplit(".", 1)
+        client.cookies.clear()
+        client.cookies.set(COOKIE_NAME, payload + "." + signature[::-1])
+        assert client.get("/").json() == {}
+
+
 def test_tampered_cookie_is_ignored(client: TestClient, make_user: Any) -> None:
     make_user("tom", "admin")
     login(client, "tom")

@@ -11,6 +11,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 import httpx2
+from markupsafe import Markup
 
 from quality.clock import utc_now
 from quality.db import Database
@@ -125,6 +126,19 @@ def test_rows_of_the_real_template_are_whole_and_share_their_order_counts() -> N
     assert [row.count("<td") for row in rows] == [6, 6]
     assert all('<b class="ok">2</b>' in row for row in rows)
     assert "&lt;!--counts--&gt;" in rows[0]
+
+
+def test_the_tables_frame_is_the_templates_own() -> None:
+    """The frame around the rows is rendered once per language and filled in;
+    it reads as the template's macro would write it, and so does the empty table."""
+    renderer = Renderer(ZoneInfo("UTC"))
+    markup = TableMarkup(renderer)
+    for language in ("en", "ro"):
+        macros = renderer.macros("scans/_table.html", language)
+        rows = "<tr><td>one</td></tr>"
+        for version in (7, 8):
+            assert markup.table(rows, version, language) == str(macros.table(Markup(rows), version))
+        assert markup.table("", 9, language) == str(macros.table(Markup(""), 9))
 
 
 async def record(db: Database, piece: str) -> int:

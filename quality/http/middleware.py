@@ -8,8 +8,8 @@ import logging
 import re
 import time
 import uuid
+from collections.abc import Iterable
 
-from starlette.datastructures import MutableHeaders
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -28,6 +28,11 @@ SECURITY_HEADERS = {
     "X-Frame-Options": "DENY",
     "Referrer-Policy": "same-origin",
 }
+# As they go on the wire (lower-case names), added in one pass over a response's headers.
+_SECURITY_HEADERS_RAW = tuple(
+    (name.lower().encode("latin-1"), value.encode("latin-1")) for name, value in SECURITY_HEADERS.items()
+)
+_REQUEST_ID_HEADER = b"x-request-id"
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
 # Every form here is a few hundred bytes; nothing bigger is read into memory.
 MAX_BODY_BYTES = 64 * 1024
@@ -61,10 +66,7 @@ class RequestMiddleware:
             nonlocal status
             if message["type"] == "http.response.start":
                 status = message["status"]
-                headers = MutableHeaders(scope=message)
-                headers["X-Request-ID"] = request_id
-                for name, value in SECURITY_HEADERS.items():
-                    headers.setdefault(name, value)
+                message["headers"] = _with_our_headers(message.get("headers", ()), request_id)
             await send(message)
 
         try:
@@ -90,6 +92,17 @@ class RequestMiddleware:
                 "user": getattr(user, "username", None),
             },
         )
+
+
+def _with_our_headers(headers: Iterable[tuple[bytes, bytes]], request_id: str
+                      ) -> list[tuple[bytes, bytes]]:
+    """The response's headers with our request id (replacing any) and each
+    security header the route did not set itself."""
+    kept = [header for header in headers if header[0] != _REQUEST_ID_HEADER]
+    names = {name for name, _ in kept}
+    kept.append((_REQUEST_ID_HEADER, request_id.encode("latin-1")))
+    kept.extend(header for header in _SECURITY_HEADERS_RAW if header[0] not in names)
+    return kept
 
 
 def _request_id(scope: Scope) -> str:

@@ -4,15 +4,23 @@ never a second copy of the page's markup."""
 
 from __future__ import annotations
 
+import functools
 import hashlib
 from collections.abc import Mapping, Sequence
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
 import jinja2
-from babel.dates import format_datetime
+from babel import Locale
+from babel.dates import (
+    DateTimePattern,
+    format_date,
+    get_datetime_format,
+    get_time_format,
+    parse_pattern,
+)
 from babel.numbers import format_decimal
 from jinja2_fragments import render_blocks
 from starlette.requests import Request
@@ -78,10 +86,17 @@ class Renderer:
 
     @jinja2.pass_context
     def local_datetime(self, context: jinja2.runtime.Context, value: datetime) -> str:
-        """A date and time the way the page's language writes them, in the plant's zone."""
+        """A date and time the way the page's language writes them, in the plant's
+        zone: Babel's `format_datetime(value, "medium")`, in parts, since every
+        row of a live table has one: the day's part is written once per day."""
         if value.tzinfo is None:
             value = value.replace(tzinfo=UTC)
-        return format_datetime(value, "medium", tzinfo=self.timezone, locale=context["locale"])
+        local = value.astimezone(self.timezone)
+        locale = context["locale"]
+        joined, time_pattern = _medium_datetime(locale)
+        day = local.date()
+        written_time = time_pattern.apply(local.timetz(), locale, reference_date=day)
+        return joined.replace("{0}", written_time).replace("{1}", _medium_date(day, locale))
 
     def macros(self, template: str, language: str) -> Any:
         """A template's macros in a language, for HTML pieces shared by many responses."""
@@ -126,7 +141,28 @@ def render(request: Request, template: str, context: Mapping[str, Any] | None = 
 @jinja2.pass_context
 def number(context: jinja2.runtime.Context, value: float) -> str:
     """A count or measure with the page's language's separators."""
+    if type(value) is int:
+        return _formatted_count(value, context["locale"])
     return format_decimal(value, locale=context["locale"])
+
+
+@functools.lru_cache(maxsize=4096)
+def _formatted_count(value: int, locale: Locale) -> str:
+    # The same counts are written again and again (a scan's order counts, in
+    # its answer and its table row): Babel's formatting costs more than the lookup.
+    return format_decimal(value, locale=locale)
+
+
+@functools.cache
+def _medium_datetime(locale: Locale) -> tuple[str, DateTimePattern]:
+    """How a language joins a date and a time ("{1}, {0}"), and writes a time."""
+    joined = get_datetime_format("medium", locale=locale).replace("'", "")
+    return joined, parse_pattern(get_time_format("medium", locale=locale))
+
+
+@functools.lru_cache(maxsize=64)
+def _medium_date(day: date, locale: Locale) -> str:
+    return format_date(day, "medium", locale=locale)
 
 
 def _static_versions() -> dict[str, str]:

@@ -17,6 +17,8 @@ from starlette.requests import HTTPConnection
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 COOKIE_NAME = "quality_session"
+# Cookies whose signature this process checked; forgotten all at once when full.
+_MAX_VERIFIED = 10_000
 
 
 class Session(dict[str, Any]):
@@ -39,6 +41,7 @@ class SessionMiddleware:
         self.app = app
         self.serializer = URLSafeSerializer(secret_key, salt="quality.session")
         self.max_age = max_age_seconds
+        self._verified: dict[str, dict[str, Any]] = {}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -57,13 +60,24 @@ class SessionMiddleware:
         await self.app(scope, receive, send_with_cookie)
 
     def _load(self, raw: str | None) -> dict[str, Any]:
+        """The cookie's content. A browser sends the same cookie on every request
+        of its session, so the signature is checked once per process and the
+        cookie remembered; only cookies we signed are, so a stranger's stream of
+        made-up cookies cannot fill the memory."""
         if not raw:
             return {}
-        try:
-            data = self.serializer.loads(raw)
-        except (BadSignature, json.JSONDecodeError, UnicodeDecodeError):
-            return {}
-        return data if isinstance(data, dict) else {}
+        data = self._verified.get(raw)
+        if data is None:
+            try:
+                data = self.serializer.loads(raw)
+            except (BadSignature, json.JSONDecodeError, UnicodeDecodeError):
+                return {}
+            if not isinstance(data, dict):
+                return {}
+            if len(self._verified) >= _MAX_VERIFIED:
+                self._verified.clear()
+            self._verified[raw] = data
+        return data  # shared: the request's Session is a copy of it
 
     def _cookie(self, session: Session, secure: bool) -> str:
         attributes = "Path=/; HttpOnly; SameSite=Lax" + ("; Secure" if secure else "")

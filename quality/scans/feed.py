@@ -58,6 +58,9 @@ class RenderedRow(NamedTuple):
 # Stands for the counts cell while a row renders, so the row can be split there;
 # no escaped value contains "<", so it is found exactly once.
 _COUNTS_SLOT = "<!--counts-->"
+# The same for the table's version and rows.
+_VERSION_SLOT = "<!--version-->"
+_ROWS_SLOT = "<!--rows-->"
 
 
 class TableMarkup:
@@ -67,6 +70,7 @@ class TableMarkup:
     def __init__(self, renderer: Renderer) -> None:
         self._renderer = renderer
         self._macros: dict[str, Any] = {}
+        self._frames: dict[str, tuple[str, str]] = {}
 
     def _in(self, language: str) -> Any:
         macros = self._macros.get(language)
@@ -75,7 +79,22 @@ class TableMarkup:
         return macros
 
     def table(self, rows: str, version: int, language: str) -> str:
-        return str(self._in(language).table(Markup(rows), version))
+        if not rows:  # the table's own "no scans yet" row
+            return str(self._in(language).table(Markup(rows), version))
+        before_rows, after_rows = self._frame(language)
+        written = str(version)
+        return (before_rows.replace(_VERSION_SLOT, written) + rows
+                + after_rows.replace(_VERSION_SLOT, written))
+
+    def _frame(self, language: str) -> tuple[str, str]:
+        """The table before and after its rows, with its version still to fill in,
+        rendered once per language: every scan changes the rows, never the frame."""
+        frame = self._frames.get(language)
+        if frame is None:
+            html = str(self._in(language).table(Markup(_ROWS_SLOT), Markup(_VERSION_SLOT)))
+            before_rows, after_rows = html.split(_ROWS_SLOT)
+            frame = self._frames[language] = (before_rows, after_rows)
+        return frame
 
     def row(self, scan: ScanRow, language: str) -> RenderedRow:
         before, after = str(self._in(language).row(scan, Markup(_COUNTS_SLOT))).split(_COUNTS_SLOT)
@@ -129,7 +148,8 @@ class StationFeed:
                 self._rows[row.id] = row
                 changed = True
         if changed:
-            self._trim()
+            if len(self._rows) > TABLE_SIZE:
+                self._trim()
             self._html.clear()
             self._frame.clear()
             self._changed.set()
@@ -147,25 +167,26 @@ class StationFeed:
                 rendered.pop(order, None)
 
     def table_html(self, language: str) -> str:
+        """Rendered at most once per change: every scan response and every open
+        page in this language share it. One loop, as this runs once per scan."""
         html = self._html.get(language)
         if html is None:
-            rows = "".join(self._row(scan_id, language) for scan_id in sorted(self._rows, reverse=True))
-            html = self._html[language] = self._markup.table(rows, self.version, language)
+            rendered_rows = self._row_html.setdefault(language, {})
+            rendered_counts = self._counts_html.setdefault(language, {})
+            parts = []
+            for scan_id in sorted(self._rows, reverse=True):
+                scan = self._rows[scan_id]
+                row = rendered_rows.get(scan_id)
+                if row is None:
+                    row = rendered_rows[scan_id] = self._markup.row(scan, language)
+                counts = rendered_counts.get(scan.order_code)
+                if counts is None:
+                    approved, rejected, _ = self._counts[scan.order_code]
+                    counts = rendered_counts[scan.order_code] = self._markup.counts(
+                        scan.order_code, approved, rejected, language)
+                parts += (row.before_counts, counts, row.after_counts)
+            html = self._html[language] = self._markup.table("".join(parts), self.version, language)
         return html
-
-    def _row(self, scan_id: int, language: str) -> str:
-        scan = self._rows[scan_id]
-        rows = self._row_html.setdefault(language, {})
-        rendered = rows.get(scan_id)
-        if rendered is None:
-            rendered = rows[scan_id] = self._markup.row(scan, language)
-        counts_html = self._counts_html.setdefault(language, {})
-        counts = counts_html.get(scan.order_code)
-        if counts is None:
-            approved, rejected, _ = self._counts[scan.order_code]
-            counts = counts_html[scan.order_code] = self._markup.counts(
-                scan.order_code, approved, rejected, language)
-        return rendered.before_counts + counts + rendered.after_counts
 
     def event_frame(self, language: str) -> bytes:
         """The table as one server-sent event, encoded once per change and language."""
