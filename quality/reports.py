@@ -135,7 +135,8 @@ async def page(request: Request) -> Response:
         context["report"] = report
         language = request_language(request, services(request).settings.language)
         context["charts"] = charts.for_report(report, local_stamp, translator(language))
-        context["link"] = lambda **changes: "/scans?" + report.filter.query(**changes)
+        # A long report links to the same lists hundreds of times (each row's defects).
+        context["link"] = functools.cache(lambda **changes: "/scans?" + report.filter.query(**changes))
         context["stamp"] = lambda at: local_stamp(at, report.shifts)
     return render(request, "reports/page.html", context, status_code=200 if listing.ok else 400)
 

@@ -454,14 +454,16 @@ async def _from_rollups(cur: Cursor, layers: list[tuple[Rollup, list[Range], str
             params += values
     if not parts:
         return {}
-    # Binary collation: the codes ordered as Python orders them.
-    ranking = ("" if limit is None else " ORDER BY {}g_rejected{} DESC, {}g_scans{} DESC,"
+    # Groups come in any order (ORDER BY NULL: MariaDB would sort them otherwise),
+    # or ranked; binary collation: codes ordered as Python orders them.
+    ranking = (" ORDER BY NULL" if limit is None else " ORDER BY {}g_rejected{} DESC, {}g_scans{} DESC,"
                f" g_name COLLATE utf8mb4_bin LIMIT {limit:d}")
     if len(parts) == 1:
         sql = parts[0] + ranking.format("", "", "", "")
     else:
         sql = ("SELECT g_name, g_defect, CAST(SUM(g_scans) AS SIGNED), CAST(SUM(g_approved) AS SIGNED),"
-               " CAST(SUM(g_rejected) AS SIGNED) FROM (" + " UNION ALL ".join(parts)
+               " CAST(SUM(g_rejected) AS SIGNED) FROM ("
+               + " UNION ALL ".join(f"({part} ORDER BY NULL)" for part in parts)
                + ") layers GROUP BY g_name, g_defect" + ranking.format("SUM(", ")", "SUM(", ")"))
     await cur.execute(sql, params)
     return _collect(await cur.fetchall(), fold)
@@ -519,11 +521,23 @@ async def _from_scans(cur: Cursor, scan_filter: ScanFilter, group: str | None,
 
 
 def _collect(rows: Iterable[tuple], fold: Callable[[Any], Any] | None = None) -> dict[Any, Figures]:
+    """Figures per group from (group, defect, scans, approved, rejected) rows; a
+    report's hours are thousands of rows, so this is written for speed: rows
+    come grouped, and each group is looked up (and folded) once."""
     result: dict[Any, Figures] = {}
+    last: Any = object()
+    figures = Figures()
     for name, defect, scans, approved, rejected in rows:
-        if scans:  # an aggregate with no GROUP BY answers one row even for no scans
-            _figures(result, name if fold is None else fold(name)).add(defect, scans, approved or 0,
-                                                                        rejected or 0)
+        if not scans:  # an aggregate with no GROUP BY answers one row even for no scans
+            continue
+        if name != last:
+            last = name
+            figures = _figures(result, name if fold is None else fold(name))
+        figures.scans += int(scans)
+        figures.approved += int(approved or 0)
+        figures.rejected += int(rejected or 0)
+        if defect != APPROVED:
+            figures.defects[defect] += int(scans)
     return result
 
 
