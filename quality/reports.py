@@ -2,9 +2,10 @@
 production day and shift, per order, per operator and per defect, for the list's
 filter (default: the last 14 production days).
 
-Every figure comes from `quality.summary.aggregate` (the hourly summary, plus
+Every figure comes from `quality.summary.aggregate` (the summary tables, plus
 the newest scans): day and shift are hourly figures folded in Python, so the
-plant's shift starts (a setting) and its time zone never enter the SQL. Pieces
+plant's shift starts (a setting) and its time zone never enter the SQL; orders
+are ranked in SQL and only the top ones read with their defects. Pieces
 count by their latest scan: a piece counts where its latest scan is, with that
 scan's verdict.
 """

@@ -1,20 +1,24 @@
-"""Hourly scan counts (table scan_summary, migration 0005) and the one way the
-totals and reports aggregate scans.
+"""Scan counts kept in summary tables (migrations 0005, 0008) and the one way
+the totals and reports aggregate scans.
 
-A background task in each process (`Summariser`) folds new scans into
-scan_summary in id order, a batch per transaction; the processes take turns
-through a row lock they skip when it is taken. It reads a scan only once it is
-`LAG` old: a scan's transaction is over by then (pool wait and statement time
-are bounded far below it), so no lower id can still appear.
+A background task in each process (`Summariser`) folds new scans into every
+summary table in id order, a batch per transaction, up to one watermark; the
+processes take turns through a row lock they skip when it is taken. It reads a
+scan only once it is `LAG` old: a scan's transaction is over by then (pool wait
+and statement time are bounded far below it), so no lower id can still appear.
 
-scan_hourly holds the same figures without operator and order: a few rows an
-hour, read when neither is filtered or grouped by.
+Each table (a `Rollup`) holds scans, approved and rejected pieces per hour or
+UTC day and a few columns, shaped for some questions: the widest is
+scan_summary (hour, station, operator, order, defect, re-scan); the report's
+days and shifts read scan_hourly, its orders and operators the daily tables,
+checker totals scan_checker_hourly.
 
-`aggregate` answers for a filter: the summary's rows for the whole hours it
-covers, plus the scans not summarised yet (the last `LAG` seconds) and the
-partial hours at the ends of each range read from the scans themselves.
-Filters the summary cannot answer (piece, checker, re-scans) read the scans.
-Either way the figures are the same: scans, and pieces by their latest scan.
+`aggregate` answers for a filter from the narrowest hourly table holding the
+columns it needs, and the whole UTC days inside its range from a daily one,
+plus the scans not summarised yet (the last `LAG` seconds) and the partial
+hours at the ends of each range read from the scans themselves. Filters no
+table can answer (a piece; a checker with anything but a station) read the
+scans. Either way the figures are the same: scans, and pieces by their latest scan.
 """
 
 from __future__ import annotations
