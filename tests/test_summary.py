@@ -1,4 +1,4 @@
-"""The summary tables: migration 0008 fills its new tables on a database with
+"""The summary tables: migration 0008 fills its tables on a database with
 scans exactly as the background summariser would have, and a summariser
 going on from there ends where one starting from nothing does."""
 
@@ -16,7 +16,7 @@ from quality.summary import ROLLUPS, summarise_all
 from tests.test_lists import ZONE, all_scans
 from tests.test_scans_store import scan_input
 
-NEW_TABLES = ("scan_daily_order", "scan_daily_operator", "scan_checker_hourly")
+FILLED = ("scan_hourly", "scan_daily_order", "scan_daily_operator", "scan_checker_hourly")
 
 
 def later() -> datetime:
@@ -33,13 +33,12 @@ async def contents(db: Database, tables: tuple[str, ...]) -> dict[str, set[tuple
 
 
 async def fill_as_migration_0008(db: Database) -> None:
-    """Empty the new tables, then run 0008's statements that fill them."""
+    """Run 0008's statements that empty and fill the tables (after its DDL)."""
     [migration] = [m for m in available() if m.version == 8]
-    filling = [sql for sql in migration.statements() if sql.startswith(("SELECT", "INSERT"))]
-    assert len(filling) == 4
+    statements = migration.statements()
+    filling = statements[[sql.startswith("SELECT") for sql in statements].index(True):]
+    assert [sql.split()[0] for sql in filling] == ["SELECT"] + ["DELETE"] * 4 + ["INSERT"] * 4
     async with db.transaction() as cur:
-        for table in NEW_TABLES:
-            await cur.execute(f"DELETE FROM {table}")
         for sql in filling:
             await cur.execute(sql)
 
@@ -63,10 +62,10 @@ async def test_migration_0008_fills_the_new_tables_as_the_summariser_does(
     await summarise_all(db, later())
     # ... and re-scans not summarised yet, of pieces whose summarised latest scan they replace.
     await rescan(db, seeded[:600:120] + seeded[-300::90], same_checkers=False)
-    by_summariser = await contents(db, NEW_TABLES)
+    by_summariser = await contents(db, FILLED)
     assert all(by_summariser.values())
     await fill_as_migration_0008(db)
-    assert await contents(db, NEW_TABLES) == by_summariser
+    assert await contents(db, FILLED) == by_summariser
 
     # Going on from what the migration filled ends where starting afresh does.
     await summarise_all(db, later())

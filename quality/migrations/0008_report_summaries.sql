@@ -49,13 +49,40 @@ CREATE TABLE scan_checker_hourly (
 ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_unicode_ci;
 
 -- The reports group scan_hourly by hour and defect: with the key in that order
--- the rows come out of it already grouped.
-ALTER TABLE scan_hourly DROP PRIMARY KEY, ADD PRIMARY KEY (hour, defect_code, station, is_rescan);
+-- the rows come out of it already grouped. Made anew rather than altered (a
+-- DBA's user may create and drop tables without ALTER), and filled below.
+DROP TABLE scan_hourly;
+
+CREATE TABLE scan_hourly (
+    hour INT UNSIGNED NOT NULL,
+    station ENUM('quality', 'fg') NOT NULL,
+    defect_code CHAR(3) NOT NULL,
+    is_rescan BOOLEAN NOT NULL,
+    scans INT UNSIGNED NOT NULL DEFAULT 0,
+    approved_pieces INT NOT NULL DEFAULT 0,
+    rejected_pieces INT NOT NULL DEFAULT 0,
+    PRIMARY KEY (hour, defect_code, station, is_rescan)
+) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_unicode_ci;
 
 -- Fill them for the scans summarised already, holding the summariser's row lock
 -- (a running app's summariser skips its turn meanwhile), so that all summary
--- tables end at the same scan. The daily tables are sums of scan_summary's rows.
+-- tables end at the same scan; emptied first, in case a summariser wrote to
+-- them before the lock was taken. scan_hourly and the daily tables are sums of
+-- scan_summary's rows.
 SELECT last_scan_id INTO @summarised FROM scan_summary_state WHERE id = 1 FOR UPDATE;
+
+DELETE FROM scan_hourly;
+
+DELETE FROM scan_daily_order;
+
+DELETE FROM scan_daily_operator;
+
+DELETE FROM scan_checker_hourly;
+
+INSERT INTO scan_hourly (hour, station, defect_code, is_rescan, scans, approved_pieces, rejected_pieces)
+SELECT hour, station, defect_code, is_rescan, SUM(scans), SUM(approved_pieces), SUM(rejected_pieces)
+FROM scan_summary
+GROUP BY hour, station, defect_code, is_rescan;
 
 INSERT INTO scan_daily_order (day, station, order_code, scans, approved_pieces, rejected_pieces)
 SELECT hour DIV 24, station, order_code, SUM(scans), SUM(approved_pieces), SUM(rejected_pieces)
