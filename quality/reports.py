@@ -2,16 +2,20 @@
 production day and shift, per order, per operator and per defect, for the list's
 filter (default: the last 14 production days).
 
-Every figure comes from `quality.summary.aggregate` (the hourly summary, plus
+Every figure comes from `quality.summary.aggregate` (the summary tables, plus
 the newest scans): day and shift are hourly figures folded in Python, so the
-plant's shift starts (a setting) and its time zone never enter the SQL. Pieces
+plant's shift starts (a setting) and its time zone never enter the SQL; orders
+are ranked in SQL and only the top ones read with their defects. Pieces
 count by their latest scan: a piece counts where its latest scan is, with that
 scan's verdict.
 """
 
 from __future__ import annotations
 
+import bisect
+import functools
 from collections import defaultdict
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime, timedelta
 
@@ -28,7 +32,7 @@ from quality.lists.filters import ScanFilter, Shifts, read_filter
 from quality.permissions import guard
 from quality.scans import STATIONS
 from quality.services import services
-from quality.summary import Figures, aggregate, hour_start
+from quality.summary import Figures, aggregate, hour_of, hour_start, rank
 
 DEFAULT_DAYS = 14
 TOP = 20  # rows in the per-order and per-operator tables
@@ -64,32 +68,48 @@ async def build(cur: Cursor, scan_filter: ScanFilter, now: datetime | None = Non
     scan_filter = report_filter(scan_filter, now)
     shifts = scan_filter.shifts
     assert shifts is not None and scan_filter.start is not None and scan_filter.end is not None
+    by_shift = await aggregate(cur, scan_filter, "hour", now,
+                               fold=_shift_of_hour(shifts, scan_filter.start, scan_filter.end))
     by_day: dict[date, Figures] = defaultdict(Figures)
-    by_shift: dict[tuple[date, int], Figures] = defaultdict(Figures)
     total = Figures()
-    for hour, figures in (await aggregate(cur, scan_filter, "hour", now)).items():
-        day, shift = shifts.of(hour_start(int(hour)))
-        for into in (by_day[day], by_shift[day, shift], total):
-            into.merge(figures)
-    # Orders are many: rank them without defects, then read the defects of the top ones.
-    by_order = _top(await aggregate(cur, scan_filter, "order", now, defects=False))
+    for (day, _), figures in by_shift.items():
+        by_day[day].merge(figures)
+    for figures in by_day.values():
+        total.merge(figures)
+    # Orders are many: rank them without defects (in SQL), then read the defects of the top ones.
+    by_order = list((await aggregate(cur, scan_filter, "order", now, defects=False, top=TOP)).items())
     top = await aggregate(cur, scan_filter, "order", now, within=[order for order, _ in by_order])
     for order, figures in by_order:
         figures.defects = top[order].defects
-    by_operator = _top(await aggregate(cur, scan_filter, "operator", now))
+    by_operator = rank(await aggregate(cur, scan_filter, "operator", now))[:TOP]
     names = await _defect_names(cur)
     by_defect = sorted(((code, names.get(code, ""), count) for code, count in total.defects.items()),
                        key=lambda item: (-item[2], item[0]))
     first, last = shifts.of(scan_filter.start)[0], shifts.of(scan_filter.end - timedelta(microseconds=1))[0]
     days = [first + timedelta(days=n) for n in range((last - first).days + 1)]
     return Report(scan_filter, scan_filter.start, scan_filter.end, days, shifts, dict(by_day),
-                  dict(by_shift), by_order, by_operator, by_defect, total)
+                  by_shift, by_order, by_operator, by_defect, total)
 
 
-def _top(groups: dict[str, Figures]) -> list[tuple[str, Figures]]:
-    """The TOP groups with the most rejected pieces, then the most scans."""
-    ranked = sorted(groups.items(), key=lambda item: (-item[1].rejected, -item[1].scans, item[0]))
-    return ranked[:TOP]
+def _shift_of_hour(shifts: Shifts, start: datetime, end: datetime) -> Callable[[int], tuple[date, int]]:
+    """The production day and shift of an hour (numbered as the summaries number
+    them) of this range: the shift its start falls in, found by bisecting the
+    shifts' first whole hours instead of converting each hour to plant time."""
+    firsts: list[int] = []
+    keys: list[tuple[date, int]] = []
+    day = shifts.of(start)[0] - timedelta(days=1)
+    while day <= shifts.of(end)[0] + timedelta(days=1):
+        for index in range(len(shifts.starts)):
+            begins = shifts.span(day, index)[0]
+            firsts.append(hour_of(begins) + (hour_start(hour_of(begins)) < begins))
+            keys.append((day, index))
+        day += timedelta(days=1)
+
+    def shift_of(hour: int) -> tuple[date, int]:
+        found = bisect.bisect_right(firsts, hour) - 1
+        return keys[found] if 0 <= found < len(keys) - 1 else shifts.of(hour_start(hour))
+
+    return shift_of
 
 
 async def _defect_names(cur: Cursor) -> dict[str, str]:
@@ -97,8 +117,10 @@ async def _defect_names(cur: Cursor) -> dict[str, str]:
     return dict(await cur.fetchall())
 
 
+@functools.lru_cache(maxsize=4096)
 def local_stamp(at: datetime, shifts: Shifts) -> str:
-    """A UTC time as the list's from/to parameter (plant time, minutes)."""
+    """A UTC time as the list's from/to parameter (plant time, minutes); a report
+    page writes the same few thousands of times."""
     return at.replace(tzinfo=UTC).astimezone(shifts.timezone).strftime("%Y-%m-%dT%H:%M")
 
 
@@ -114,7 +136,8 @@ async def page(request: Request) -> Response:
         context["report"] = report
         language = request_language(request, services(request).settings.language)
         context["charts"] = charts.for_report(report, local_stamp, translator(language))
-        context["link"] = lambda **changes: "/scans?" + report.filter.query(**changes)
+        # A long report links to the same lists hundreds of times (each row's defects).
+        context["link"] = functools.cache(lambda **changes: "/scans?" + report.filter.query(**changes))
         context["stamp"] = lambda at: local_stamp(at, report.shifts)
     return render(request, "reports/page.html", context, status_code=200 if listing.ok else 400)
 

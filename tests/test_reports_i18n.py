@@ -13,7 +13,7 @@ from starlette.testclient import TestClient
 from quality.i18n import translations
 from quality.scans.store import save_scan
 from quality.settings import Settings
-from tests.conftest import database_for, execute, login, run_async
+from tests.conftest import UTC_SHIFTS, database_for, execute, login, run_async
 from tests.test_lists import plant_settings
 from tests.test_scans_store import scan_input
 
@@ -54,7 +54,7 @@ def test_the_report_total_is_one_sentence_in_the_users_language(client: TestClie
         db = database_for(db_url)
         try:
             for piece in pieces:
-                await save_scan(db, "quality", scan_input(piece, defect), 1)
+                await save_scan(db, "quality", scan_input(piece, defect), 1, UTC_SHIFTS)
         finally:
             await db.close()
 
