@@ -18,6 +18,8 @@ from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime, timedelta
+from typing import NamedTuple
+from urllib.parse import urlencode
 
 from starlette.requests import Request
 from starlette.responses import Response
@@ -120,8 +122,91 @@ async def _defect_names(cur: Cursor) -> dict[str, str]:
 @functools.lru_cache(maxsize=4096)
 def local_stamp(at: datetime, shifts: Shifts) -> str:
     """A UTC time as the list's from/to parameter (plant time, minutes); a report
-    page writes the same few thousands of times."""
+    page writes the same few hundreds of times."""
     return at.replace(tzinfo=UTC).astimezone(shifts.timezone).strftime("%Y-%m-%dT%H:%M")
+
+
+class Links:
+    """The scan list behind each figure of a report: the report's filter over a
+    span clipped to the report's range, with some parameters changed. The tables
+    and the charts link to the same spans, so each address is built once a page."""
+
+    def __init__(self, report: Report) -> None:
+        self.report = report
+        self._built: dict[tuple, str] = {}
+        # Parameters the filter leaves empty: a link that leaves them out is the
+        # same whether or not it names them, so it is built once either way.
+        self._unset = {name: None for name in ("defect", "rejected") if not report.filter.values.get(name)}
+
+    def scans(self, start: datetime | None = None, end: datetime | None = None, **changes: str | None) -> str:
+        changes = {**self._unset, **changes}
+        key = (start, end, *sorted(changes.items()))
+        if key not in self._built:
+            report = self.report
+            lo = report.start if start is None else max(start, report.start)
+            hi = report.end if end is None else min(end, report.end)
+            self._built[key] = "/scans?" + report.filter.query(
+                from_=local_stamp(lo, report.shifts), to=local_stamp(hi, report.shifts), **changes)
+        return self._built[key]
+
+    def rejected_with(self, code: str, start: datetime | None = None, end: datetime | None = None,
+                      **changes: str | None) -> str:
+        """The rejected scans with this defect code (the scans a defect figure counts):
+        the same span's list without a defect and verdict, and those two appended
+        (a row links to three defects of one span)."""
+        return f"{self.scans(start, end, defect=None, rejected=None, **changes)}&{_rejected_with(code)}"
+
+
+@functools.lru_cache(maxsize=1024)
+def _rejected_with(code: str) -> str:
+    return urlencode({"defect": code, "rejected": "1"})
+
+
+class Row(NamedTuple):
+    """A table row as the page writes it, in a plain loop: its figures, the list
+    behind them, and its top defects each with the list behind it."""
+
+    head: str  # the day, order or operator; "" on a shift's row
+    label: str  # "whole day" (translated by the page) or the shift, on the per-shift table
+    href: str
+    scans: int
+    approved: int
+    rejected: int
+    rate: str
+    defects: list[tuple[str, int, str]]  # code, rejected scans, their list
+
+
+def rate_text(figures: Figures) -> str:
+    return "—" if figures.rejection_rate is None else f"{figures.rejection_rate:.1%}"
+
+
+def _row(head: str, label: str, figures: Figures, links: Links, start: datetime | None = None,
+         end: datetime | None = None, **changes: str) -> Row:
+    defects = [(code, count, links.rejected_with(code, start, end, **changes))
+               for code, count in figures.top_defects()]
+    return Row(head, label, links.scans(start, end, **changes), figures.scans, figures.approved,
+               figures.rejected, rate_text(figures), defects)
+
+
+def shift_rows(report: Report, links: Links) -> list[Row]:
+    """Newest day first: each day's row (label "") and then its shifts' rows."""
+    rows = []
+    labels = report.shifts.labels()
+    for day in reversed(report.days):
+        if day not in report.by_day:
+            continue
+        rows.append(_row(day.isoformat(), "", report.by_day[day], links, *report.shifts.day_span(day)))
+        for index, label in enumerate(labels):
+            figures = report.by_shift.get((day, index))
+            if figures:
+                span = report.shifts.span(day, index)
+                rows.append(_row("", f"{index + 1} · {label}", figures, links, *span))
+    return rows
+
+
+def group_rows(groups: list[tuple[str, Figures]], key: str, links: Links) -> list[Row]:
+    """The per-order or per-operator rows (`key` is the list's parameter)."""
+    return [_row(name, "", figures, links, **{key: name}) for name, figures in groups]
 
 
 @guard("reports.view")
@@ -133,12 +218,16 @@ async def page(request: Request) -> Response:
     if listing.ok:
         async with services(request).db.transaction() as cur:
             report = await build(cur, listing.filter)
-        context["report"] = report
+        links = Links(report)
         language = request_language(request, services(request).settings.language)
-        context["charts"] = charts.for_report(report, local_stamp, translator(language))
-        # A long report links to the same lists hundreds of times (each row's defects).
-        context["link"] = functools.cache(lambda **changes: "/scans?" + report.filter.query(**changes))
-        context["stamp"] = lambda at: local_stamp(at, report.shifts)
+        context.update({
+            "report": report, "links": links, "rate": rate_text,
+            "charts": charts.for_report(report, links, translator(language)),
+            "by_shift": shift_rows(report, links),
+            "by_order": group_rows(report.by_order, "order", links),
+            "by_operator": group_rows(report.by_operator, "operator", links),
+            "stamp": lambda at: local_stamp(at, report.shifts),
+        })
     return render(request, "reports/page.html", context, status_code=200 if listing.ok else 400)
 
 

@@ -181,6 +181,51 @@ def test_the_report_page_draws_accessible_charts_whose_marks_lead_to_their_scans
     assert "@media print" in client.get("/static/app.css").text
 
 
+def test_every_table_figure_links_to_the_list_that_counts_it(
+        client: TestClient, make_user: Any, db_url: Any) -> None:
+    """Each row's scans and each of its top defects (its count) lead to a list holding
+    exactly that many scans: the row's span, order or operator, and the report's filter."""
+    async def seed() -> None:
+        db = database_for(db_url, query_timeout=60)
+        try:
+            await fill(db, 600, 3, ZONE, seed=5)
+        finally:
+            await db.close()
+
+    run_async(seed())
+    make_user("sue", "supervisor")
+    login(client, "sue")
+    page = client.get("/reports", params={"station": "quality"})
+    assert page.status_code == 200
+
+    def counted(href: str) -> int:
+        url = html.unescape(href)
+        assert url.startswith("/scans?") and "station=quality" in url
+        totals = client.get(url.replace("/scans?", "/scans/totals?"))
+        return int(re.search(r'total-scans">([\d,]+)<', totals.text)[1].replace(",", ""))
+
+    checked = 0
+    for table, most in (("by-shift", None), ("by-order", 4), ("by-operator", 4)):
+        body = page.text.split(f'data-testid="{table}"', 1)[1].split("</table>", 1)[0]
+        rows = re.findall(r"<tr[^>]*>(.*?)</tr>", body.split("<tbody>", 1)[1], re.DOTALL)
+        assert rows, table
+        for row in rows[:most]:
+            href, scans = re.search(r'<td class="num"><a href="([^"]+)">(\d+)</a>', row).groups()
+            assert counted(href) == int(scans), (table, row)
+            defects = re.findall(r'<a href="([^"]+)"><span class="code">(\w+)</span> \u00d7(\d+)</a>', row)
+            assert defects or table != "by-shift", row
+            for href, code, count in defects:
+                assert f"defect={code}" in html.unescape(href)
+                assert counted(href) == int(count), (table, row, code)
+                checked += 1
+    body = page.text.split('data-testid="by-defect"', 1)[1].split("</table>", 1)[0]
+    for code, href, count in re.findall(r'<span class="code">(\w+)</span>.*?<a href="([^"]+)">(\d+)</a>',
+                                        body, re.DOTALL):
+        assert f"defect={code}" in html.unescape(href) and counted(href) == int(count)
+        checked += 1
+    assert checked > 20
+
+
 def test_a_report_of_an_empty_range_says_so(client: TestClient, make_user: Any) -> None:
     make_user("sue", "supervisor")
     login(client, "sue")
