@@ -90,6 +90,7 @@ def _rate_line(report: Report, links: Links, tr: Callable[[str], str]) -> Markup
 
 def _defect_bars(report: Report, links: Links, tr: Callable[[str], str]) -> Markup:
     shown = report.by_defect[:8]
+    hrefs = links.rejected_with([code for code, _, _ in shown])
     bar_h, gap, label_w = 22, 6, 220
     height = max(TOP + len(shown) * (bar_h + gap) + 8, 60)
     most = max([count for _, _, count in shown] or [1])
@@ -97,7 +98,7 @@ def _defect_bars(report: Report, links: Links, tr: Callable[[str], str]) -> Mark
     for i, (code, name, count) in enumerate(shown):
         top = TOP + i * (bar_h + gap)
         width = (WIDTH - label_w - 60) * count / most
-        href = escape(links.rejected_with(code))
+        href = escape(hrefs[i])
         tip = tr(lazy("%(code)s %(name)s: %(count)s rejected scans", code=code, name=name, count=count))
         parts.append(
             f'<a href="{href}"><text x="{label_w - 8}" y="{top + bar_h * 0.7:.1f}" text-anchor="end">'

@@ -140,7 +140,7 @@ class Links:
 
     def scans(self, start: datetime | None = None, end: datetime | None = None, **changes: str | None) -> str:
         changes = {**self._unset, **changes}
-        key = (start, end, *sorted(changes.items()))
+        key = (start, end, *changes.items())
         if key not in self._built:
             report = self.report
             lo = report.start if start is None else max(start, report.start)
@@ -149,12 +149,13 @@ class Links:
                 from_=local_stamp(lo, report.shifts), to=local_stamp(hi, report.shifts), **changes)
         return self._built[key]
 
-    def rejected_with(self, code: str, start: datetime | None = None, end: datetime | None = None,
-                      **changes: str | None) -> str:
-        """The rejected scans with this defect code (the scans a defect figure counts):
-        the same span's list without a defect and verdict, and those two appended
-        (a row links to three defects of one span)."""
-        return f"{self.scans(start, end, defect=None, rejected=None, **changes)}&{_rejected_with(code)}"
+    def rejected_with(self, codes: list[str], start: datetime | None = None, end: datetime | None = None,
+                      **changes: str | None) -> list[str]:
+        """For each defect code, the rejected scans with it (the scans a defect
+        figure counts): the span's list without a defect and verdict, and those
+        two appended (a row links to three defects of one span)."""
+        base = self.scans(start, end, defect=None, rejected=None, **changes)
+        return [f"{base}&{_rejected_with(code)}" for code in codes]
 
 
 @functools.lru_cache(maxsize=1024)
@@ -167,7 +168,7 @@ class Row(NamedTuple):
     behind them, and its top defects each with the list behind it."""
 
     head: str  # the day, order or operator; "" on a shift's row
-    label: str  # "whole day" (translated by the page) or the shift, on the per-shift table
+    label: str  # the shift, on the per-shift table; "" on a day's row (the page writes "whole day")
     href: str
     scans: int
     approved: int
@@ -182,8 +183,9 @@ def rate_text(figures: Figures) -> str:
 
 def _row(head: str, label: str, figures: Figures, links: Links, start: datetime | None = None,
          end: datetime | None = None, **changes: str) -> Row:
-    defects = [(code, count, links.rejected_with(code, start, end, **changes))
-               for code, count in figures.top_defects()]
+    top = figures.top_defects()
+    hrefs = links.rejected_with([code for code, _ in top], start, end, **changes)
+    defects = [(code, count, href) for (code, count), href in zip(top, hrefs, strict=True)]
     return Row(head, label, links.scans(start, end, **changes), figures.scans, figures.approved,
                figures.rejected, rate_text(figures), defects)
 
@@ -226,6 +228,9 @@ async def page(request: Request) -> Response:
             "by_shift": shift_rows(report, links),
             "by_order": group_rows(report.by_order, "order", links),
             "by_operator": group_rows(report.by_operator, "operator", links),
+            "by_defect": [(code, name, count, href) for (code, name, count), href in zip(
+                report.by_defect, links.rejected_with([code for code, _, _ in report.by_defect]),
+                strict=True)],
             "stamp": lambda at: local_stamp(at, report.shifts),
         })
     return render(request, "reports/page.html", context, status_code=200 if listing.ok else 400)
