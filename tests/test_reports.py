@@ -89,8 +89,7 @@ async def rescan(db: Database, scans: list[Scan]) -> None:
 
 
 async def report_of(db: Database, settings: Settings, params: dict[str, str]) -> Report:
-    async with db.transaction() as cur:
-        return await build(cur, read_filter(params, settings).filter)
+    return await build(db, read_filter(params, settings).filter)
 
 
 async def test_every_report_figure_matches_an_independent_computation(
