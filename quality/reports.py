@@ -67,20 +67,20 @@ def report_filter(scan_filter: ScanFilter, now: datetime) -> ScanFilter:
 
 
 async def build(db: Database, scan_filter: ScanFilter, now: datetime | None = None) -> Report:
-    """The report's figures. Days and shifts (the largest read, and Python's share:
-    hour rows folded into shifts) are read on one connection while the orders,
-    operators and defect names are read on another. Nothing is lost by that:
-    transactions are READ COMMITTED, so each statement reads its own moment
-    anyway, and `aggregate` makes each answer exact on its own."""
+    """The report's figures, read on two connections at once: days and shifts
+    (hour rows folded into shifts in Python), then operators and the defect
+    names on one; orders (ranked, then the top ones' defects) on the other.
+    Nothing is lost by that: transactions are READ COMMITTED, so each statement
+    reads its own moment anyway, and `aggregate` makes each answer exact on its own."""
     now = now or utc_now()
     scan_filter = report_filter(scan_filter, now)
     shifts = scan_filter.shifts
     assert shifts is not None and scan_filter.start is not None and scan_filter.end is not None
     async with asyncio.TaskGroup() as tasks:
-        shift_task = tasks.create_task(_by_shift(db, scan_filter, now))
-        group_task = tasks.create_task(_by_group(db, scan_filter, now))
-    by_shift = shift_task.result()
-    by_order, by_operator, names = group_task.result()
+        shifts_and_operators = tasks.create_task(_by_shift_and_operator(db, scan_filter, now))
+        orders = tasks.create_task(_by_order(db, scan_filter, now))
+    by_shift, by_operator, names = shifts_and_operators.result()
+    by_order = orders.result()
     by_day: dict[date, Figures] = defaultdict(Figures)
     total = Figures()
     for (day, _), figures in by_shift.items():
@@ -95,24 +95,26 @@ async def build(db: Database, scan_filter: ScanFilter, now: datetime | None = No
                   by_shift, by_order, by_operator, by_defect, total)
 
 
-async def _by_shift(db: Database, scan_filter: ScanFilter, now: datetime) -> dict[tuple[date, int], Figures]:
+async def _by_shift_and_operator(db: Database, scan_filter: ScanFilter, now: datetime) -> tuple[
+        dict[tuple[date, int], Figures], list[tuple[str, Figures]], dict[str, str]]:
+    """Figures per production day and shift, the top operators, the defect codes' names."""
     assert scan_filter.shifts is not None and scan_filter.start is not None and scan_filter.end is not None
+    fold = _shift_of_hour(scan_filter.shifts, scan_filter.start, scan_filter.end)
     async with db.transaction() as cur:
-        return await aggregate(cur, scan_filter, "hour", now,
-                               fold=_shift_of_hour(scan_filter.shifts, scan_filter.start, scan_filter.end))
+        by_shift = await aggregate(cur, scan_filter, "hour", now, fold=fold)
+        by_operator = rank(await aggregate(cur, scan_filter, "operator", now))[:TOP]
+        return by_shift, by_operator, await _defect_names(cur)
 
 
-async def _by_group(db: Database, scan_filter: ScanFilter, now: datetime
-                    ) -> tuple[list[tuple[str, Figures]], list[tuple[str, Figures]], dict[str, str]]:
-    """The top orders and operators, and the defect codes' names."""
+async def _by_order(db: Database, scan_filter: ScanFilter, now: datetime) -> list[tuple[str, Figures]]:
+    """The top orders. Orders are many: they are ranked without defects (in SQL),
+    then the defects of the top ones read."""
     async with db.transaction() as cur:
-        # Orders are many: rank them without defects (in SQL), then read the defects of the top ones.
         by_order = list((await aggregate(cur, scan_filter, "order", now, defects=False, top=TOP)).items())
         top = await aggregate(cur, scan_filter, "order", now, within=[order for order, _ in by_order])
-        for order, figures in by_order:
-            figures.defects = top[order].defects
-        by_operator = rank(await aggregate(cur, scan_filter, "operator", now))[:TOP]
-        return by_order, by_operator, await _defect_names(cur)
+    for order, figures in by_order:
+        figures.defects = top[order].defects
+    return by_order
 
 
 def _shift_of_hour(shifts: Shifts, start: datetime, end: datetime) -> Callable[[int], tuple[date, int]]:
