@@ -516,8 +516,8 @@ async def _from_scans(cur: Cursor, scan_filter: ScanFilter, group: str | None,
     column, defect, grouping = _grouping(_SCANS_GROUP[group], "s.defect_code", defects)
     await cur.execute(
         f"SELECT {column}, {defect}, COUNT(*),"
-        " COALESCE(SUM(v.last_scan_id IS NOT NULL AND s.approved), 0),"
-        " COALESCE(SUM(v.last_scan_id IS NOT NULL AND NOT s.approved), 0)"
+        " CAST(COALESCE(SUM(v.last_scan_id IS NOT NULL AND s.approved), 0) AS SIGNED),"
+        " CAST(COALESCE(SUM(v.last_scan_id IS NOT NULL AND NOT s.approved), 0) AS SIGNED)"
         " FROM scans s LEFT JOIN piece_verdicts v ON v.station = s.station"
         " AND v.piece_code = s.piece_code AND v.last_scan_id = s.id"
         f" WHERE {where}{grouping}", params)
@@ -525,23 +525,26 @@ async def _from_scans(cur: Cursor, scan_filter: ScanFilter, group: str | None,
 
 
 def _collect(rows: Iterable[tuple], fold: Callable[[Any], Any] | None = None) -> dict[Any, Figures]:
-    """Figures per group from (group, defect, scans, approved, rejected) rows; a
-    report's hours are thousands of rows, so this is written for speed: rows
-    come grouped, and each group is looked up (and folded) once."""
+    """Figures per group from (group, defect, scans, approved, rejected) rows of
+    integers; a report's hours are thousands of rows, so this is written for
+    speed: rows come grouped, each group is looked up (and folded) once, and
+    the statements cast their sums so no value needs converting here."""
     result: dict[Any, Figures] = {}
     last: Any = object()
     figures = Figures()
+    defects = figures.defects
     for name, defect, scans, approved, rejected in rows:
         if not scans:  # an aggregate with no GROUP BY answers one row even for no scans
             continue
         if name != last:
             last = name
             figures = _figures(result, name if fold is None else fold(name))
-        figures.scans += int(scans)
-        figures.approved += int(approved or 0)
-        figures.rejected += int(rejected or 0)
+            defects = figures.defects
+        figures.scans += scans
+        figures.approved += approved
+        figures.rejected += rejected
         if defect != APPROVED:
-            figures.defects[defect] += int(scans)
+            defects[defect] += scans
     return result
 
 
