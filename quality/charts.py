@@ -38,10 +38,6 @@ def _svg(chart_id: str, title: str, description: str, height: int, body: str) ->
     )
 
 
-def _percent(rate: float | None, tr: Callable[[str], str]) -> str:
-    return tr(lazy("no pieces")) if rate is None else f"{rate:.1%}"
-
-
 def _rate_line(report: Report, links: Links, tr: Callable[[str], str]) -> Markup:
     height = 220
     plot_w, plot_h = WIDTH - LEFT - RIGHT, height - TOP - BOTTOM
@@ -63,6 +59,7 @@ def _rate_line(report: Report, links: Links, tr: Callable[[str], str]) -> Markup
         rate = top * tick / 4
         parts.append(f'<text x="{LEFT - 6}" y="{y(rate) + 4:.1f}" text-anchor="end">{rate:.0%}</text>')
     label_every = max(1, len(report.days) // 10)
+    tip_text = tr(lazy("%(day)s: %(rate)s rejected (%(rejected)s of %(pieces)s pieces)"))
     segment: list[str] = []
     lines: list[list[str]] = [segment]
     for i, day in enumerate(report.days):
@@ -77,9 +74,8 @@ def _rate_line(report: Report, links: Links, tr: Callable[[str], str]) -> Markup
         segment.append(f"{x(i):.1f},{y(rate):.1f}")
         start, end = report.shifts.day_span(day)
         pieces = figures.approved + figures.rejected
-        tip = tr(lazy("%(day)s: %(rate)s rejected (%(rejected)s of %(pieces)s pieces)",
-                      day=f"{day:%Y-%m-%d}", rate=_percent(rate, tr), rejected=figures.rejected,
-                      pieces=pieces))
+        tip = tip_text % {"day": day.isoformat(), "rate": f"{rate:.1%}", "rejected": figures.rejected,
+                          "pieces": pieces}
         parts.append(f'<a href="{escape(links.scans(start, end))}"><circle class="point" cx="{x(i):.1f}"'
                      f' cy="{y(rate):.1f}" r="4"><title>{escape(tip)}</title></circle></a>')
     polylines = [f'<polyline class="line" points="{" ".join(points)}"/>' for points in lines if points]
@@ -121,6 +117,9 @@ def _heat_map(report: Report, links: Links, tr: Callable[[str], str]) -> Markup:
     height = TOP + len(labels) * cell_h + 28
     cell_w = (WIDTH - label_w - RIGHT) / max(len(report.days), 1)
     worst = max([f.rejection_rate or 0 for f in report.by_shift.values()] + [0.01])
+    # Translated once and filled per cell: a 90-day map has 270 of them.
+    tip_text = tr(lazy("%(day)s shift %(shift)s (%(hours)s): %(rate)s rejected, %(scans)s scans"))
+    no_pieces = tr(lazy("no pieces"))
     parts = []
     for row, label in enumerate(labels):
         y = TOP + row * cell_h
@@ -133,9 +132,8 @@ def _heat_map(report: Report, links: Links, tr: Callable[[str], str]) -> Markup:
             fill = "#e6e8eb" if rate is None else f"rgba(179,38,30,{0.08 + 0.92 * rate / worst:.2f})"
             start, end = report.shifts.span(day, row)
             scanned = figures.scans if figures else 0
-            tip = tr(lazy("%(day)s shift %(shift)s (%(hours)s): %(rate)s rejected, %(scans)s scans",
-                          day=f"{day:%Y-%m-%d}", shift=row + 1, hours=label, rate=_percent(rate, tr),
-                          scans=scanned))
+            tip = tip_text % {"day": day.isoformat(), "shift": row + 1, "hours": label, "scans": scanned,
+                              "rate": no_pieces if rate is None else f"{rate:.1%}"}
             parts.append(
                 f'<a href="{escape(links.scans(start, end))}"><rect x="{label_w + col * cell_w:.1f}" y="{y}"'
                 f' width="{max(cell_w - 1, 1):.1f}" height="{cell_h - 2}" fill="{fill}">'
