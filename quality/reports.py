@@ -8,6 +8,10 @@ plant's shift starts (a setting) and its time zone never enter the SQL; orders
 are ranked in SQL and only the top ones read with their defects. Pieces
 count by their latest scan: a piece counts where its latest scan is, with that
 scan's verdict.
+
+The page gets its table rows ready-made (`Row`: figures, rate and the list
+behind each figure, `Links`), so the template writes them in plain loops; the
+tables and the charts link to the same lists, each address built once.
 """
 
 from __future__ import annotations
