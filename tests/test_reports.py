@@ -116,6 +116,18 @@ async def test_every_report_figure_matches_an_independent_computation(
         check_report(report, scans, lambda s: s.station == "quality")
 
 
+async def test_a_report_needs_no_second_connection(db: Database, db_url: Any, settings: Settings) -> None:
+    """`build` reads on two connections at once; with a pool of one, the two
+    halves take turns and the figures are the same."""
+    await fill(db, 400, 3, ZONE, seed=8)
+    scans = await all_scans(db)
+    single = database_for(db_url, maxsize=1, timeout=30.0)
+    try:
+        check_report(await report_of(single, settings, {}), scans)
+    finally:
+        await single.close()
+
+
 async def test_the_top_groups_are_exact_while_new_scans_change_the_ranking(
         db: Database, settings: Settings, make_user: Any) -> None:
     await fill(db, 4000, 6, ZONE, seed=5)
