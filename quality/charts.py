@@ -5,7 +5,6 @@ screen readers, and every mark a link to the scan list behind it."""
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import datetime
 from typing import TYPE_CHECKING
 
 from markupsafe import Markup, escape
@@ -13,24 +12,20 @@ from markupsafe import Markup, escape
 from quality.i18n import lazy
 
 if TYPE_CHECKING:
-    from quality.reports import Report
+    from quality.reports import Links, Report
 
 WIDTH = 640
 LEFT, RIGHT, TOP, BOTTOM = 48, 12, 12, 28
 
 
-def for_report(report: Report, stamp: Callable, tr: Callable[[str], str]) -> dict[str, Markup]:
+def for_report(report: Report, links: Links, tr: Callable[[str], str]) -> dict[str, Markup]:
     """The three charts of a report: rejection rate by day, top defects, day by shift;
-    their texts translated with `tr` (quality.i18n.translator)."""
-    def link(start: datetime, end: datetime, **changes: str) -> str:
-        lo, hi = max(start, report.start), min(end, report.end)
-        return "/scans?" + report.filter.query(
-            from_=stamp(lo, report.shifts), to=stamp(hi, report.shifts), **changes)
-
+    their texts translated with `tr` (quality.i18n.translator), their marks
+    linking where the report's tables link for the same figures."""
     return {
-        "rate_by_day": _rate_line(report, link, tr),
-        "top_defects": _defect_bars(report, link, tr),
-        "heat_map": _heat_map(report, link, tr),
+        "rate_by_day": _rate_line(report, links, tr),
+        "top_defects": _defect_bars(report, links, tr),
+        "heat_map": _heat_map(report, links, tr),
     }
 
 
@@ -43,11 +38,7 @@ def _svg(chart_id: str, title: str, description: str, height: int, body: str) ->
     )
 
 
-def _percent(rate: float | None, tr: Callable[[str], str]) -> str:
-    return tr(lazy("no pieces")) if rate is None else f"{rate:.1%}"
-
-
-def _rate_line(report: Report, link: Callable[..., str], tr: Callable[[str], str]) -> Markup:
+def _rate_line(report: Report, links: Links, tr: Callable[[str], str]) -> Markup:
     height = 220
     plot_w, plot_h = WIDTH - LEFT - RIGHT, height - TOP - BOTTOM
     rates = [report.by_day.get(day) for day in report.days]
@@ -68,6 +59,7 @@ def _rate_line(report: Report, link: Callable[..., str], tr: Callable[[str], str
         rate = top * tick / 4
         parts.append(f'<text x="{LEFT - 6}" y="{y(rate) + 4:.1f}" text-anchor="end">{rate:.0%}</text>')
     label_every = max(1, len(report.days) // 10)
+    tip_text = tr(lazy("%(day)s: %(rate)s rejected (%(rejected)s of %(pieces)s pieces)"))
     segment: list[str] = []
     lines: list[list[str]] = [segment]
     for i, day in enumerate(report.days):
@@ -82,10 +74,9 @@ def _rate_line(report: Report, link: Callable[..., str], tr: Callable[[str], str
         segment.append(f"{x(i):.1f},{y(rate):.1f}")
         start, end = report.shifts.day_span(day)
         pieces = figures.approved + figures.rejected
-        tip = tr(lazy("%(day)s: %(rate)s rejected (%(rejected)s of %(pieces)s pieces)",
-                      day=f"{day:%Y-%m-%d}", rate=_percent(rate, tr), rejected=figures.rejected,
-                      pieces=pieces))
-        parts.append(f'<a href="{escape(link(start, end))}"><circle class="point" cx="{x(i):.1f}"'
+        tip = tip_text % {"day": day.isoformat(), "rate": f"{rate:.1%}", "rejected": figures.rejected,
+                          "pieces": pieces}
+        parts.append(f'<a href="{escape(links.scans(start, end))}"><circle class="point" cx="{x(i):.1f}"'
                      f' cy="{y(rate):.1f}" r="4"><title>{escape(tip)}</title></circle></a>')
     polylines = [f'<polyline class="line" points="{" ".join(points)}"/>' for points in lines if points]
     return _svg("rate-by-day", tr(lazy("Rejection rate by day")),
@@ -93,8 +84,9 @@ def _rate_line(report: Report, link: Callable[..., str], tr: Callable[[str], str
                         "each point links to that day's scans.")), height, "".join(polylines + parts))
 
 
-def _defect_bars(report: Report, link: Callable[..., str], tr: Callable[[str], str]) -> Markup:
+def _defect_bars(report: Report, links: Links, tr: Callable[[str], str]) -> Markup:
     shown = report.by_defect[:8]
+    hrefs = links.rejected_with([code for code, _, _ in shown])
     bar_h, gap, label_w = 22, 6, 220
     height = max(TOP + len(shown) * (bar_h + gap) + 8, 60)
     most = max([count for _, _, count in shown] or [1])
@@ -102,7 +94,7 @@ def _defect_bars(report: Report, link: Callable[..., str], tr: Callable[[str], s
     for i, (code, name, count) in enumerate(shown):
         top = TOP + i * (bar_h + gap)
         width = (WIDTH - label_w - 60) * count / most
-        href = escape(link(report.start, report.end, defect=code, rejected="1"))
+        href = escape(hrefs[i])
         tip = tr(lazy("%(code)s %(name)s: %(count)s rejected scans", code=code, name=name, count=count))
         parts.append(
             f'<a href="{href}"><text x="{label_w - 8}" y="{top + bar_h * 0.7:.1f}" text-anchor="end">'
@@ -119,12 +111,15 @@ def _defect_bars(report: Report, link: Callable[..., str], tr: Callable[[str], s
                 height, "".join(parts))
 
 
-def _heat_map(report: Report, link: Callable[..., str], tr: Callable[[str], str]) -> Markup:
+def _heat_map(report: Report, links: Links, tr: Callable[[str], str]) -> Markup:
     labels = report.shifts.labels()
     cell_h, label_w = 26, 96
     height = TOP + len(labels) * cell_h + 28
     cell_w = (WIDTH - label_w - RIGHT) / max(len(report.days), 1)
     worst = max([f.rejection_rate or 0 for f in report.by_shift.values()] + [0.01])
+    # Translated once and filled per cell: a 90-day map has 270 of them.
+    tip_text = tr(lazy("%(day)s shift %(shift)s (%(hours)s): %(rate)s rejected, %(scans)s scans"))
+    no_pieces = tr(lazy("no pieces"))
     parts = []
     for row, label in enumerate(labels):
         y = TOP + row * cell_h
@@ -137,11 +132,10 @@ def _heat_map(report: Report, link: Callable[..., str], tr: Callable[[str], str]
             fill = "#e6e8eb" if rate is None else f"rgba(179,38,30,{0.08 + 0.92 * rate / worst:.2f})"
             start, end = report.shifts.span(day, row)
             scanned = figures.scans if figures else 0
-            tip = tr(lazy("%(day)s shift %(shift)s (%(hours)s): %(rate)s rejected, %(scans)s scans",
-                          day=f"{day:%Y-%m-%d}", shift=row + 1, hours=label, rate=_percent(rate, tr),
-                          scans=scanned))
+            tip = tip_text % {"day": day.isoformat(), "shift": row + 1, "hours": label, "scans": scanned,
+                              "rate": no_pieces if rate is None else f"{rate:.1%}"}
             parts.append(
-                f'<a href="{escape(link(start, end))}"><rect x="{label_w + col * cell_w:.1f}" y="{y}"'
+                f'<a href="{escape(links.scans(start, end))}"><rect x="{label_w + col * cell_w:.1f}" y="{y}"'
                 f' width="{max(cell_w - 1, 1):.1f}" height="{cell_h - 2}" fill="{fill}">'
                 f'<title>{escape(tip)}</title></rect></a>')
     label_every = max(1, len(report.days) // 10)

@@ -2,18 +2,29 @@
 production day and shift, per order, per operator and per defect, for the list's
 filter (default: the last 14 production days).
 
-Every figure comes from `quality.summary.aggregate` (the hourly summary, plus
+Every figure comes from `quality.summary.aggregate` (the summary tables, plus
 the newest scans): day and shift are hourly figures folded in Python, so the
-plant's shift starts (a setting) and its time zone never enter the SQL. Pieces
+plant's shift starts (a setting) and its time zone never enter the SQL; orders
+are ranked in SQL and only the top ones read with their defects. Pieces
 count by their latest scan: a piece counts where its latest scan is, with that
 scan's verdict.
+
+The page gets its table rows ready-made (`Row`: figures, rate and the list
+behind each figure, `Links`), so the template writes them in plain loops; the
+tables and the charts link to the same lists, each address built once.
 """
 
 from __future__ import annotations
 
+import asyncio
+import bisect
+import functools
 from collections import defaultdict
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime, timedelta
+from typing import NamedTuple
+from urllib.parse import urlencode
 
 from starlette.requests import Request
 from starlette.responses import Response
@@ -21,14 +32,14 @@ from starlette.routing import Route
 
 from quality import charts
 from quality.clock import utc_now
-from quality.db import Cursor
+from quality.db import Cursor, Database
 from quality.http.render import render
 from quality.i18n import request_language, translator
 from quality.lists.filters import ScanFilter, Shifts, read_filter
 from quality.permissions import guard
 from quality.scans import STATIONS
 from quality.services import services
-from quality.summary import Figures, aggregate, hour_start
+from quality.summary import Figures, aggregate, hour_of, hour_start, rank
 
 DEFAULT_DAYS = 14
 TOP = 20  # rows in the per-order and per-operator tables
@@ -59,37 +70,76 @@ def report_filter(scan_filter: ScanFilter, now: datetime) -> ScanFilter:
     return replace(scan_filter, start=start, end=end)
 
 
-async def build(cur: Cursor, scan_filter: ScanFilter, now: datetime | None = None) -> Report:
+async def build(db: Database, scan_filter: ScanFilter, now: datetime | None = None) -> Report:
+    """The report's figures, read on two connections at once: days and shifts
+    (hour rows folded into shifts in Python), then operators and the defect
+    names on one; orders (ranked, then the top ones' defects) on the other.
+    Nothing is lost by that: transactions are READ COMMITTED, so each statement
+    reads its own moment anyway, and `aggregate` makes each answer exact on its own."""
     now = now or utc_now()
     scan_filter = report_filter(scan_filter, now)
     shifts = scan_filter.shifts
     assert shifts is not None and scan_filter.start is not None and scan_filter.end is not None
+    async with asyncio.TaskGroup() as tasks:
+        shifts_and_operators = tasks.create_task(_by_shift_and_operator(db, scan_filter, now))
+        orders = tasks.create_task(_by_order(db, scan_filter, now))
+    by_shift, by_operator, names = shifts_and_operators.result()
+    by_order = orders.result()
     by_day: dict[date, Figures] = defaultdict(Figures)
-    by_shift: dict[tuple[date, int], Figures] = defaultdict(Figures)
     total = Figures()
-    for hour, figures in (await aggregate(cur, scan_filter, "hour", now)).items():
-        day, shift = shifts.of(hour_start(int(hour)))
-        for into in (by_day[day], by_shift[day, shift], total):
-            into.merge(figures)
-    # Orders are many: rank them without defects, then read the defects of the top ones.
-    by_order = _top(await aggregate(cur, scan_filter, "order", now, defects=False))
-    top = await aggregate(cur, scan_filter, "order", now, within=[order for order, _ in by_order])
-    for order, figures in by_order:
-        figures.defects = top[order].defects
-    by_operator = _top(await aggregate(cur, scan_filter, "operator", now))
-    names = await _defect_names(cur)
+    for (day, _), figures in by_shift.items():
+        by_day[day].merge(figures)
+    for figures in by_day.values():
+        total.merge(figures)
     by_defect = sorted(((code, names.get(code, ""), count) for code, count in total.defects.items()),
                        key=lambda item: (-item[2], item[0]))
     first, last = shifts.of(scan_filter.start)[0], shifts.of(scan_filter.end - timedelta(microseconds=1))[0]
     days = [first + timedelta(days=n) for n in range((last - first).days + 1)]
     return Report(scan_filter, scan_filter.start, scan_filter.end, days, shifts, dict(by_day),
-                  dict(by_shift), by_order, by_operator, by_defect, total)
+                  by_shift, by_order, by_operator, by_defect, total)
 
 
-def _top(groups: dict[str, Figures]) -> list[tuple[str, Figures]]:
-    """The TOP groups with the most rejected pieces, then the most scans."""
-    ranked = sorted(groups.items(), key=lambda item: (-item[1].rejected, -item[1].scans, item[0]))
-    return ranked[:TOP]
+async def _by_shift_and_operator(db: Database, scan_filter: ScanFilter, now: datetime) -> tuple[
+        dict[tuple[date, int], Figures], list[tuple[str, Figures]], dict[str, str]]:
+    """Figures per production day and shift, the top operators, the defect codes' names."""
+    assert scan_filter.shifts is not None and scan_filter.start is not None and scan_filter.end is not None
+    fold = _shift_of_hour(scan_filter.shifts, scan_filter.start, scan_filter.end)
+    async with db.transaction() as cur:
+        by_shift = await aggregate(cur, scan_filter, "hour", now, fold=fold)
+        by_operator = rank(await aggregate(cur, scan_filter, "operator", now))[:TOP]
+        return by_shift, by_operator, await _defect_names(cur)
+
+
+async def _by_order(db: Database, scan_filter: ScanFilter, now: datetime) -> list[tuple[str, Figures]]:
+    """The top orders. Orders are many: they are ranked without defects (in SQL),
+    then the defects of the top ones read."""
+    async with db.transaction() as cur:
+        by_order = list((await aggregate(cur, scan_filter, "order", now, defects=False, top=TOP)).items())
+        top = await aggregate(cur, scan_filter, "order", now, within=[order for order, _ in by_order])
+    for order, figures in by_order:
+        figures.defects = top[order].defects
+    return by_order
+
+
+def _shift_of_hour(shifts: Shifts, start: datetime, end: datetime) -> Callable[[int], tuple[date, int]]:
+    """The production day and shift of an hour (numbered as the summaries number
+    them) of this range: the shift its start falls in, found by bisecting the
+    shifts' first whole hours instead of converting each hour to plant time."""
+    firsts: list[int] = []
+    keys: list[tuple[date, int]] = []
+    day = shifts.of(start)[0] - timedelta(days=1)
+    while day <= shifts.of(end)[0] + timedelta(days=1):
+        for index in range(len(shifts.starts)):
+            begins = shifts.span(day, index)[0]
+            firsts.append(hour_of(begins) + (hour_start(hour_of(begins)) < begins))
+            keys.append((day, index))
+        day += timedelta(days=1)
+
+    def shift_of(hour: int) -> tuple[date, int]:
+        found = bisect.bisect_right(firsts, hour) - 1
+        return keys[found] if 0 <= found < len(keys) - 1 else shifts.of(hour_start(hour))
+
+    return shift_of
 
 
 async def _defect_names(cur: Cursor) -> dict[str, str]:
@@ -97,9 +147,96 @@ async def _defect_names(cur: Cursor) -> dict[str, str]:
     return dict(await cur.fetchall())
 
 
+@functools.lru_cache(maxsize=4096)
 def local_stamp(at: datetime, shifts: Shifts) -> str:
-    """A UTC time as the list's from/to parameter (plant time, minutes)."""
+    """A UTC time as the list's from/to parameter (plant time, minutes); a report
+    page writes the same few hundreds of times."""
     return at.replace(tzinfo=UTC).astimezone(shifts.timezone).strftime("%Y-%m-%dT%H:%M")
+
+
+class Links:
+    """The scan list behind each figure of a report: the report's filter over a
+    span clipped to the report's range, with some parameters changed. The tables
+    and the charts link to the same spans, so each address is built once a page."""
+
+    def __init__(self, report: Report) -> None:
+        self.report = report
+        self._built: dict[tuple, str] = {}
+        # Parameters the filter leaves empty: a link that leaves them out is the
+        # same whether or not it names them, so it is built once either way.
+        self._unset = {name: None for name in ("defect", "rejected") if not report.filter.values.get(name)}
+
+    def scans(self, start: datetime | None = None, end: datetime | None = None, **changes: str | None) -> str:
+        changes = {**self._unset, **changes}
+        key = (start, end, *changes.items())
+        if key not in self._built:
+            report = self.report
+            lo = report.start if start is None else max(start, report.start)
+            hi = report.end if end is None else min(end, report.end)
+            self._built[key] = "/scans?" + report.filter.query(
+                from_=local_stamp(lo, report.shifts), to=local_stamp(hi, report.shifts), **changes)
+        return self._built[key]
+
+    def rejected_with(self, codes: list[str], start: datetime | None = None, end: datetime | None = None,
+                      **changes: str | None) -> list[str]:
+        """For each defect code, the rejected scans with it (the scans a defect
+        figure counts): the span's list without a defect and verdict, and those
+        two appended (a row links to three defects of one span)."""
+        base = self.scans(start, end, defect=None, rejected=None, **changes)
+        return [f"{base}&{_rejected_with(code)}" for code in codes]
+
+
+@functools.lru_cache(maxsize=1024)
+def _rejected_with(code: str) -> str:
+    return urlencode({"defect": code, "rejected": "1"})
+
+
+class Row(NamedTuple):
+    """A table row as the page writes it, in a plain loop: its figures, the list
+    behind them, and its top defects each with the list behind it."""
+
+    head: str  # the day, order or operator; "" on a shift's row
+    label: str  # the shift, on the per-shift table; "" on a day's row (the page writes "whole day")
+    href: str
+    scans: int
+    approved: int
+    rejected: int
+    rate: str
+    defects: list[tuple[str, int, str]]  # code, rejected scans, their list
+
+
+def rate_text(figures: Figures) -> str:
+    return "—" if figures.rejection_rate is None else f"{figures.rejection_rate:.1%}"
+
+
+def _row(head: str, label: str, figures: Figures, links: Links, start: datetime | None = None,
+         end: datetime | None = None, **changes: str) -> Row:
+    top = figures.top_defects()
+    hrefs = links.rejected_with([code for code, _ in top], start, end, **changes)
+    defects = [(code, count, href) for (code, count), href in zip(top, hrefs, strict=True)]
+    return Row(head, label, links.scans(start, end, **changes), figures.scans, figures.approved,
+               figures.rejected, rate_text(figures), defects)
+
+
+def shift_rows(report: Report, links: Links) -> list[Row]:
+    """Newest day first: each day's row (label "") and then its shifts' rows."""
+    rows = []
+    labels = report.shifts.labels()
+    for day in reversed(report.days):
+        if day not in report.by_day:
+            continue
+        rows.append(_row(day.isoformat(), "", report.by_day[day], links, *report.shifts.day_span(day)))
+        for index, label in enumerate(labels):
+            figures = report.by_shift.get((day, index))
+            if figures:
+                span = report.shifts.span(day, index)
+                rows.append(_row("", f"{index + 1} · {label}", figures, links, *span))
+    return rows
+
+
+def group_rows(groups: list[tuple[str, Figures]], key: str, links: Links) -> list[Row]:
+    """The per-order or per-operator rows (`key` is the list's parameter)."""
+    return [_row(name, "", figures, links, **{key: name}) for name, figures in groups]
 
 
 @guard("reports.view")
@@ -109,13 +246,20 @@ async def page(request: Request) -> Response:
                      "errors": listing.checked.errors, "report": None, "stations": STATIONS,
                      "shift_labels": listing.filter.shifts.labels() if listing.filter.shifts else []}
     if listing.ok:
-        async with services(request).db.transaction() as cur:
-            report = await build(cur, listing.filter)
-        context["report"] = report
+        report = await build(services(request).db, listing.filter)
+        links = Links(report)
         language = request_language(request, services(request).settings.language)
-        context["charts"] = charts.for_report(report, local_stamp, translator(language))
-        context["link"] = lambda **changes: "/scans?" + report.filter.query(**changes)
-        context["stamp"] = lambda at: local_stamp(at, report.shifts)
+        context.update({
+            "report": report, "links": links, "rate": rate_text,
+            "charts": charts.for_report(report, links, translator(language)),
+            "by_shift": shift_rows(report, links),
+            "by_order": group_rows(report.by_order, "order", links),
+            "by_operator": group_rows(report.by_operator, "operator", links),
+            "by_defect": [(code, name, count, href) for (code, name, count), href in zip(
+                report.by_defect, links.rejected_with([code for code, _, _ in report.by_defect]),
+                strict=True)],
+            "stamp": lambda at: local_stamp(at, report.shifts),
+        })
     return render(request, "reports/page.html", context, status_code=200 if listing.ok else 400)
 
 

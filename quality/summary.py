@@ -1,20 +1,24 @@
-"""Hourly scan counts (table scan_summary, migration 0005) and the one way the
-totals and reports aggregate scans.
+"""Scan counts kept in summary tables (migrations 0005, 0008) and the one way
+the totals and reports aggregate scans.
 
-A background task in each process (`Summariser`) folds new scans into
-scan_summary in id order, a batch per transaction; the processes take turns
-through a row lock they skip when it is taken. It reads a scan only once it is
-`LAG` old: a scan's transaction is over by then (pool wait and statement time
-are bounded far below it), so no lower id can still appear.
+A background task in each process (`Summariser`) folds new scans into every
+summary table in id order, a batch per transaction, up to one watermark; the
+processes take turns through a row lock they skip when it is taken. It reads a
+scan only once it is `LAG` old: a scan's transaction is over by then (pool wait
+and statement time are bounded far below it), so no lower id can still appear.
 
-scan_hourly holds the same figures without operator and order: a few rows an
-hour, read when neither is filtered or grouped by.
+Each table (a `Rollup`) holds scans, approved and rejected pieces per hour or
+UTC day and a few columns, shaped for some questions: the widest is
+scan_summary (hour, station, operator, order, defect, re-scan); the report's
+days and shifts read scan_hourly, its orders and operators the daily tables,
+checker totals scan_checker_hourly.
 
-`aggregate` answers for a filter: the summary's rows for the whole hours it
-covers, plus the scans not summarised yet (the last `LAG` seconds) and the
-partial hours at the ends of each range read from the scans themselves.
-Filters the summary cannot answer (piece, checker, re-scans) read the scans.
-Either way the figures are the same: scans, and pieces by their latest scan.
+`aggregate` answers for a filter from the narrowest hourly table holding the
+columns it needs, and the whole UTC days inside its range from a daily one,
+plus the scans not summarised yet (the last `LAG` seconds) and the partial
+hours at the ends of each range read from the scans themselves. Filters no
+table can answer (a piece; a checker with anything but a station) read the
+scans. Either way the figures are the same: scans, and pieces by their latest scan.
 """
 
 from __future__ import annotations
@@ -22,10 +26,10 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import Counter, defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, NamedTuple
 
 from quality.clock import utc_now
 from quality.db import Cursor, Database, DatabaseUnavailable
@@ -40,14 +44,12 @@ BATCH = 5000
 TAIL_LIMIT = 20_000  # more unsummarised scans than this (catching up): read the scans instead
 APPROVED = "000"
 
-Key = tuple[int, str, str, str, str, bool]  # hour, station, operator, order, defect, re-scan
-_KEY_INDEX = {None: None, "hour": 0, "operator": 2, "order": 3, "defect": 4}
-_SUMMARY_GROUP = {None: "NULL", "hour": "hour", "operator": "operator_code", "order": "order_code",
-                  "defect": "defect_code"}
+_GROUP_COLUMN = {None: None, "hour": "hour", "operator": "operator_code", "order": "order_code",
+                 "defect": "defect_code"}
 _SCANS_GROUP = {None: "NULL", "hour": "TIMESTAMPDIFF(HOUR, '2000-01-01 00:00:00', s.created_at)",
                 "operator": "s.operator_code", "order": "s.order_code", "defect": "s.defect_code"}
 _COLUMNS = ("s.id, s.station, s.created_at, s.operator_code, s.order_code, s.defect_code, s.approved,"
-            " s.is_rescan")
+            " s.is_rescan, s.checker1_code, s.checker2_code")
 
 
 @dataclass
@@ -90,13 +92,78 @@ def hour_start(hour: int) -> datetime:
     return EPOCH + HOUR * hour
 
 
-# -- keeping the summary ---------------------------------------------------------
+# -- the summary tables ----------------------------------------------------------
 
 
-async def _deltas(cur: Cursor, rows: list[tuple]) -> dict[Key, list[int]]:
-    """What these scans change in the summary: each adds a scan and makes its
+class Fact(NamedTuple):
+    """What the summary tables know of a scan."""
+
+    hour: int
+    station: str
+    operator_code: str
+    order_code: str
+    defect_code: str
+    is_rescan: bool
+    checkers: tuple[str, ...]  # its distinct checker codes (one or two)
+
+
+def _fact(row: Sequence[Any]) -> Fact:
+    _, station, created_at, operator, order, defect, _, rescan, checker1, checker2 = row
+    checkers = (checker1,) if checker1 == checker2 else (checker1, checker2)
+    return Fact(hour_of(created_at), station, operator, order, defect, bool(rescan), checkers)
+
+
+@dataclass(frozen=True)
+class Rollup:
+    """One summary table: scans, approved and rejected pieces per hour (or UTC
+    day) and these columns. `checker_code` is either checker of a scan: the
+    scan counts once under each distinct one."""
+
+    table: str
+    columns: tuple[str, ...]
+    daily: bool = False
+    ordered: tuple[str, str] | None = None  # a group column, and a covering index it leads
+
+    @property
+    def period(self) -> str:
+        return "day" if self.daily else "hour"
+
+    def keys(self, fact: Fact) -> list[tuple]:
+        period = fact.hour // 24 if self.daily else fact.hour
+        if "checker_code" not in self.columns:
+            return [(period, *(getattr(fact, column) for column in self.columns))]
+        return [(period, *(checker if column == "checker_code" else getattr(fact, column)
+                           for column in self.columns)) for checker in fact.checkers]
+
+    def holds(self, columns: set[str]) -> bool:
+        return columns <= set(self.columns)
+
+
+# Each shaped for the questions it answers, narrower ones first: a question is
+# answered from the first hourly table holding every column it needs, and its
+# whole UTC days from the first daily table that does (migrations 0005, 0008).
+SUMMARY = Rollup("scan_summary", ("station", "operator_code", "order_code", "defect_code", "is_rescan"))
+HOURLY = Rollup("scan_hourly", ("station", "defect_code", "is_rescan"))
+CHECKERS = Rollup("scan_checker_hourly", ("station", "checker_code"))
+DAILY_ORDERS = Rollup("scan_daily_order", ("station", "order_code"), daily=True,
+                      ordered=("order_code", "ix_daily_order_order"))
+DAILY_OPERATORS = Rollup("scan_daily_operator", ("station", "operator_code", "defect_code"), daily=True,
+                         ordered=("operator_code", "ix_daily_operator_operator"))
+# Grouping through a temporary table costs some five times reading a row in
+# index order: from this share of a table's days on, read its covering index.
+ORDERED_SHARE = 0.25
+_HOURLY_CHOICE = (HOURLY, CHECKERS, SUMMARY)
+_DAILY_CHOICE = (DAILY_ORDERS, DAILY_OPERATORS)
+ROLLUPS = (*_HOURLY_CHOICE, *_DAILY_CHOICE)
+
+
+# -- keeping them ------------------------------------------------------------------
+
+
+async def _deltas(cur: Cursor, rows: list[tuple]) -> dict[Fact, list[int]]:
+    """What these scans change in the summaries: each adds a scan and makes its
     piece's latest scan its own; a re-scan takes the piece from the scan before."""
-    deltas: dict[Key, list[int]] = defaultdict(lambda: [0, 0, 0])
+    deltas: dict[Fact, list[int]] = defaultdict(lambda: [0, 0, 0])
     rescans = [row[0] for row in rows if row[7]]
     previous: dict[int, tuple] = {}
     if rescans:
@@ -106,22 +173,34 @@ async def _deltas(cur: Cursor, rows: list[tuple]) -> dict[Key, list[int]]:
             f" AND q.id < s.id) WHERE s.id IN ({', '.join(['%s'] * len(rescans))})", rescans)
         previous = {scan_id: tuple(rest) for scan_id, *rest in await cur.fetchall()}
     for row in rows:
-        change = deltas[_key(row)]
+        change = deltas[_fact(row)]
         change[0] += 1
         change[1 if row[6] else 2] += 1
         before = previous.get(row[0])
         if before is not None:
-            deltas[_key(before)][1 if before[6] else 2] -= 1
+            deltas[_fact(before)][1 if before[6] else 2] -= 1
     return deltas
 
 
-def _key(row: tuple) -> Key:
-    _, station, created_at, operator, order, defect, _, rescan = row
-    return hour_of(created_at), station, operator, order, defect, bool(rescan)
+async def _write(cur: Cursor, rollup: Rollup, deltas: dict[Fact, list[int]]) -> None:
+    changes: dict[tuple, list[int]] = defaultdict(lambda: [0, 0, 0])
+    for fact, change in deltas.items():
+        for key in rollup.keys(fact):
+            total = changes[key]
+            for i, value in enumerate(change):
+                total[i] += value
+    columns = ", ".join((rollup.period, *rollup.columns))
+    await cur.executemany(
+        f"INSERT INTO {rollup.table} ({columns}, scans, approved_pieces, rejected_pieces)"
+        f" VALUES ({', '.join(['%s'] * (len(rollup.columns) + 4))})"
+        " ON DUPLICATE KEY UPDATE scans = scans + VALUES(scans),"
+        " approved_pieces = approved_pieces + VALUES(approved_pieces),"
+        " rejected_pieces = rejected_pieces + VALUES(rejected_pieces)",
+        [(*key, *change) for key, change in changes.items()])
 
 
 async def summarise_once(db: Database, now: datetime | None = None) -> int:
-    """Fold the next batch of settled scans into the summary; returns how many."""
+    """Fold the next batch of settled scans into every summary table; returns how many."""
     cutoff = (now or utc_now()) - LAG
     async with db.transaction() as cur:
         await cur.execute("SELECT last_scan_id FROM scan_summary_state WHERE id = 1 FOR UPDATE SKIP LOCKED")
@@ -138,21 +217,8 @@ async def summarise_once(db: Database, now: datetime | None = None) -> int:
         if not rows:
             return 0
         deltas = await _deltas(cur, rows)
-        hourly: dict[tuple, list[int]] = defaultdict(lambda: [0, 0, 0])
-        for (hour, station, _, _, defect, rescan), change in deltas.items():
-            total = hourly[hour, station, defect, rescan]
-            for i, value in enumerate(change):
-                total[i] += value
-        for table, columns, changes in (
-                ("scan_summary", "hour, station, operator_code, order_code, defect_code, is_rescan", deltas),
-                ("scan_hourly", "hour, station, defect_code, is_rescan", hourly)):
-            await cur.executemany(
-                f"INSERT INTO {table} ({columns}, scans, approved_pieces, rejected_pieces)"
-                f" VALUES ({', '.join(['%s'] * (columns.count(',') + 4))})"
-                " ON DUPLICATE KEY UPDATE scans = scans + VALUES(scans),"
-                " approved_pieces = approved_pieces + VALUES(approved_pieces),"
-                " rejected_pieces = rejected_pieces + VALUES(rejected_pieces)",
-                [(*key, *change) for key, change in changes.items()])
+        for rollup in ROLLUPS:
+            await _write(cur, rollup, deltas)
         await cur.execute("UPDATE scan_summary_state SET last_scan_id = %s WHERE id = 1", (rows[-1][0],))
     return len(rows)
 
@@ -193,14 +259,15 @@ class Summariser:
             await asyncio.sleep(self.interval)
 
 
-# -- reading it --------------------------------------------------------------------
+# -- reading them ------------------------------------------------------------------
 
 Span = tuple[datetime | None, datetime | None]
+Range = tuple[int | None, int | None]  # [first, last) hour or day; None: open
 
 
-def _split(spans: list[Span]) -> tuple[list[tuple[int | None, int | None]], list[Span]]:
-    """Each time range as whole hours (for the summary) and the partial hours at its ends."""
-    hours: list[tuple[int | None, int | None]] = []
+def _split(spans: list[Span]) -> tuple[list[Range], list[Span]]:
+    """Each time range as whole hours (for the summaries) and the partial hours at its ends."""
+    hours: list[Range] = []
     edges: list[Span] = []
     for start, end in spans:
         first = None if start is None else hour_of(start) + (hour_start(hour_of(start)) < start)
@@ -216,21 +283,77 @@ def _split(spans: list[Span]) -> tuple[list[tuple[int | None, int | None]], list
     return hours, edges
 
 
-def _in_hours(hour: int, ranges: list[tuple[int | None, int | None]]) -> bool:
+def _days(hours: list[Range]) -> tuple[list[Range], list[Range]]:
+    """Ranges of whole hours as the whole UTC days within them and the hours left at their ends."""
+    days: list[Range] = []
+    rest: list[Range] = []
+    for first, last in hours:
+        first_day = None if first is None else -(-first // 24)
+        last_day = None if last is None else last // 24
+        if first_day is not None and last_day is not None and first_day >= last_day:
+            rest.append((first, last))
+            continue
+        days.append((first_day, last_day))
+        if first is not None and first_day is not None and first_day * 24 > first:
+            rest.append((first, first_day * 24))
+        if last is not None and last_day is not None and last_day * 24 < last:
+            rest.append((last_day * 24, last))
+    return days, rest
+
+
+def _in_hours(hour: int, ranges: list[Range]) -> bool:
     return any((lo is None or hour >= lo) and (hi is None or hour < hi) for lo, hi in ranges)
+
+
+Term = tuple[str, str, Any]  # summary column, comparison, value
+
+
+def _plan(scan_filter: ScanFilter, terms: list[Term], group: str | None,
+          defects: bool) -> tuple[Rollup, Rollup | None] | None:
+    """The hourly table, and the daily one for whole days, that can answer; None: read the scans."""
+    if scan_filter.piece is not None:
+        return None
+    needed = {column for column, _, _ in terms}
+    if group not in (None, "hour"):
+        needed.add(_GROUP_COLUMN[group])
+    if defects:
+        needed.add("defect_code")
+    hourly = next((rollup for rollup in _HOURLY_CHOICE if rollup.holds(needed)), None)
+    if hourly is None:
+        return None
+    daily = None if group == "hour" else next(
+        (rollup for rollup in _DAILY_CHOICE if rollup.holds(needed)), None)
+    return hourly, daily
+
+
+def _matches(terms: list[Term], fact: Fact) -> bool:
+    """The terms' condition, for one scan not summarised yet."""
+    for column, comparison, value in terms:
+        found = value in fact.checkers if column == "checker_code" else getattr(fact, column) == value
+        if found != (comparison == "="):
+            return False
+    return True
 
 
 async def aggregate(cur: Cursor, scan_filter: ScanFilter, group: str | None = None,
                     now: datetime | None = None, *, defects: bool = True,
-                    within: Sequence[str] | None = None) -> dict[Any, Figures]:
+                    within: Sequence[str] | None = None, top: int | None = None,
+                    fold: Callable[[Any], Any] | None = None) -> dict[Any, Figures]:
     """Figures for the filtered scans, per `group` (None, hour, operator, order,
     defect); without `defects`, the rejected scans per defect are left out
-    (cheaper: no grouping by defect); `within` keeps only these groups."""
+    (cheaper: no grouping by defect); `within` keeps only these groups; `top`
+    keeps only that many, ranked by `rank` (in that order; without defects);
+    `fold` maps each group to the one it counts in (hours to shifts, say)."""
+    assert top is None or (not defects and fold is None)
     now = now or utc_now()
     spans = scan_filter.time_spans(now)
     only = Within(group, tuple(within)) if within is not None else None
-    if not scan_filter.summarisable:
-        return await _from_scans(cur, scan_filter, group, spans, defects, only)
+    terms = scan_filter.summary_terms()
+    plan = _plan(scan_filter, terms, group, defects)
+    if plan is None:
+        return _ranked(_folded(await _from_scans(cur, scan_filter, group, spans, defects, only), fold), top)
+    hourly, daily = plan
+    column = _GROUP_COLUMN[group]
     for _ in range(3):
         watermark = await _watermark(cur)
         await cur.execute(f"SELECT {_COLUMNS} FROM scans s WHERE s.id > %s ORDER BY s.id LIMIT %s",
@@ -239,20 +362,47 @@ async def aggregate(cur: Cursor, scan_filter: ScanFilter, group: str | None = No
         if len(tail) > TAIL_LIMIT:
             break
         hours, edges = _split(spans if spans is not None else [(None, None)])
-        result = await _from_summary(cur, scan_filter, group, hours, defects, only)
-        if await _watermark(cur) != watermark:
-            continue  # the summary moved on while we read it: read again
-        for key, change in (await _deltas(cur, list(tail))).items():
-            index = _KEY_INDEX[group]
-            name = None if index is None else key[index]
-            if (_in_hours(key[0], hours) and scan_filter.matches_summary(key)
+        days, rest = _days(hours) if daily is not None else ([], hours)
+        # What the summaries do not hold yet: the newest scans, and the partial hours.
+        newest: dict[Any, Figures] = {}
+        for fact, change in (await _deltas(cur, list(tail))).items():
+            name = None if column is None else getattr(fact, column)
+            if (_in_hours(fact.hour, hours) and _matches(terms, fact)
                     and (only is None or name in only.values)):
-                _figures(result, name).add(key[4] if defects else APPROVED, *change)
+                _figures(newest, name if fold is None else fold(name)).add(
+                    fact.defect_code if defects else APPROVED, *change)
         if edges:
-            for name, figures in (await _from_scans(cur, scan_filter, group, edges, defects, only)).items():
-                _figures(result, name).merge(figures)
-        return result
-    return await _from_scans(cur, scan_filter, group, spans, defects, only)
+            for name, figures in _folded(await _from_scans(cur, scan_filter, group, edges, defects, only),
+                                         fold).items():
+                _figures(newest, name).merge(figures)
+        index = await _ordered_index(cur, daily, group, days) if daily is not None and days else None
+        layers = [(hourly, rest, None), *([(daily, days, index)] if daily is not None else [])]
+        if top is None:
+            result = await _from_rollups(cur, layers, terms, group, defects, only, fold=fold)
+        else:
+            # The summaries rank in SQL. Each group the newest scans touch can
+            # fall out of their top at most one place, so reading that many more
+            # (and the touched ones themselves) holds the exact top.
+            result = await _from_rollups(cur, layers, terms, group, defects, only, top + len(newest))
+            missing = [name for name in newest if name not in result]
+            if missing:
+                result.update(await _from_rollups(cur, layers, terms, group, defects,
+                                                  Within(group, tuple(missing))))
+        if await _watermark(cur) != watermark:
+            continue  # the summaries moved on while we read them: read again
+        for name, figures in newest.items():
+            _figures(result, name).merge(figures)
+        return _ranked(result, top)
+    return _ranked(_folded(await _from_scans(cur, scan_filter, group, spans, defects, only), fold), top)
+
+
+def rank(groups: dict[Any, Figures]) -> list[tuple[Any, Figures]]:
+    """Groups with the most rejected pieces first, then the most scans, then by name."""
+    return sorted(groups.items(), key=lambda item: (-item[1].rejected, -item[1].scans, item[0]))
+
+
+def _ranked(groups: dict[Any, Figures], top: int | None) -> dict[Any, Figures]:
+    return groups if top is None else dict(rank(groups)[:top])
 
 
 @dataclass(frozen=True)
@@ -280,27 +430,72 @@ async def _watermark(cur: Cursor) -> int:
     return int(found[0]) if found else 0
 
 
-async def _from_summary(cur: Cursor, scan_filter: ScanFilter, group: str | None,
-                        hours: list[tuple[int | None, int | None]], defects: bool,
-                        only: Within | None) -> dict[Any, Figures]:
-    where, params = scan_filter.summary_conditions()
+async def _ordered_index(cur: Cursor, rollup: Rollup, group: str | None, days: list[Range]) -> str | None:
+    """The covering index to group by, when these days are a large share of the table's."""
+    if rollup.ordered is None or rollup.ordered[0] != _GROUP_COLUMN[group]:
+        return None
+    await cur.execute(f"SELECT MIN(day), MAX(day) FROM {rollup.table}")
+    first, last = await cur.fetchone() or (None, None)
+    if first is None:
+        return None
+    held = last - first + 1
+    covered = sum(max(0, min(last + 1, hi if hi is not None else last + 1)
+                      - max(first, lo if lo is not None else first)) for lo, hi in days)
+    return rollup.ordered[1] if covered >= held * ORDERED_SHARE else None
+
+
+async def _from_rollups(cur: Cursor, layers: list[tuple[Rollup, list[Range], str | None]], terms: list[Term],
+                        group: str | None, defects: bool, only: Within | None,
+                        limit: int | None = None, fold: Callable[[Any], Any] | None = None
+                        ) -> dict[Any, Figures]:
+    """The summary tables' figures, each for its ranges of hours or days, in one
+    statement; with `limit`, only that many groups, ranked as `rank` does."""
+    parts, params = [], []
+    for rollup, ranges, index in layers:
+        if ranges:
+            sql, values = _rollup_select(rollup, ranges, terms, group, defects, only, index)
+            parts.append(sql)
+            params += values
+    if not parts:
+        return {}
+    # Groups come in any order (ORDER BY NULL: MariaDB would sort them otherwise),
+    # or ranked; binary collation: codes ordered as Python orders them.
+    ranking = (" ORDER BY NULL" if limit is None else " ORDER BY {}g_rejected{} DESC, {}g_scans{} DESC,"
+               f" g_name COLLATE utf8mb4_bin LIMIT {limit:d}")
+    if len(parts) == 1:
+        sql = parts[0] + ranking.format("", "", "", "")
+    else:
+        sql = ("SELECT g_name, g_defect, CAST(SUM(g_scans) AS SIGNED), CAST(SUM(g_approved) AS SIGNED),"
+               " CAST(SUM(g_rejected) AS SIGNED) FROM ("
+               + " UNION ALL ".join(f"({part} ORDER BY NULL)" for part in parts)
+               + ") layers GROUP BY g_name, g_defect" + ranking.format("SUM(", ")", "SUM(", ")"))
+    await cur.execute(sql, params)
+    return _collect(await cur.fetchall(), fold)
+
+
+def _rollup_select(rollup: Rollup, ranges: list[Range], terms: list[Term], group: str | None,
+                   defects: bool, only: Within | None, index: str | None) -> tuple[str, list[Any]]:
+    """One summary table's figures for these ranges of its hours or days."""
+    conditions = [f"{column} {comparison} %s" for column, comparison, _ in terms]
+    params: list[Any] = [value for _, _, value in terms]
+    column = _GROUP_COLUMN[group] or "NULL"
+    where = " AND ".join(conditions) or "TRUE"
     if only is not None:
-        condition, values = only.condition(_SUMMARY_GROUP[group])
+        condition, values = only.condition(column)
         where += condition
         params += values
-    ranges = []
-    for lo, hi in hours:
-        parts = [*(["hour >= %s"] if lo is not None else []), *(["hour < %s"] if hi is not None else [])]
-        ranges.append("(" + (" AND ".join(parts) or "TRUE") + ")")
+    bounds = []
+    for lo, hi in ranges:
+        parts = [*([f"{rollup.period} >= %s"] if lo is not None else []),
+                 *([f"{rollup.period} < %s"] if hi is not None else [])]
+        bounds.append("(" + (" AND ".join(parts) or "TRUE") + ")")
         params += [bound for bound in (lo, hi) if bound is not None]
-    column, defect, grouping = _grouping(_SUMMARY_GROUP[group], "defect_code", defects)
-    # Without operators and orders, the few rows of scan_hourly hold the same figures.
-    detailed = scan_filter.operator or scan_filter.order or group in ("operator", "order")
-    table = "scan_summary" if detailed else "scan_hourly"
-    await cur.execute(
-        f"SELECT {column}, {defect}, SUM(scans), SUM(approved_pieces), SUM(rejected_pieces)"
-        f" FROM {table} WHERE {where} AND ({' OR '.join(ranges) or 'FALSE'}){grouping}", params)
-    return _collect(await cur.fetchall())
+    column, defect, grouping = _grouping(column, "defect_code", defects)
+    return (f"SELECT {column} AS g_name, {defect} AS g_defect, CAST(SUM(scans) AS SIGNED) AS g_scans,"
+            " CAST(SUM(approved_pieces) AS SIGNED) AS g_approved,"
+            " CAST(SUM(rejected_pieces) AS SIGNED) AS g_rejected"
+            f" FROM {rollup.table}{f' FORCE INDEX ({index})' if index else ''}"
+            f" WHERE {where} AND ({' OR '.join(bounds)}){grouping}"), params
 
 
 def _grouping(column: str, defect: str, defects: bool) -> tuple[str, str, str]:
@@ -321,17 +516,42 @@ async def _from_scans(cur: Cursor, scan_filter: ScanFilter, group: str | None,
     column, defect, grouping = _grouping(_SCANS_GROUP[group], "s.defect_code", defects)
     await cur.execute(
         f"SELECT {column}, {defect}, COUNT(*),"
-        " COALESCE(SUM(v.last_scan_id IS NOT NULL AND s.approved), 0),"
-        " COALESCE(SUM(v.last_scan_id IS NOT NULL AND NOT s.approved), 0)"
+        " CAST(COALESCE(SUM(v.last_scan_id IS NOT NULL AND s.approved), 0) AS SIGNED),"
+        " CAST(COALESCE(SUM(v.last_scan_id IS NOT NULL AND NOT s.approved), 0) AS SIGNED)"
         " FROM scans s LEFT JOIN piece_verdicts v ON v.station = s.station"
         " AND v.piece_code = s.piece_code AND v.last_scan_id = s.id"
         f" WHERE {where}{grouping}", params)
     return _collect(await cur.fetchall())
 
 
-def _collect(rows: Iterable[tuple]) -> dict[Any, Figures]:
+def _collect(rows: Iterable[tuple], fold: Callable[[Any], Any] | None = None) -> dict[Any, Figures]:
+    """Figures per group from (group, defect, scans, approved, rejected) rows of
+    integers; a report's hours are thousands of rows, so this is written for
+    speed: rows come grouped, each group is looked up (and folded) once, and
+    the statements cast their sums so no value needs converting here."""
     result: dict[Any, Figures] = {}
+    last: Any = object()
+    figures = Figures()
+    defects = figures.defects
     for name, defect, scans, approved, rejected in rows:
-        if scans:  # an aggregate with no GROUP BY answers one row even for no scans
-            _figures(result, name).add(defect, scans, approved or 0, rejected or 0)
+        if not scans:  # an aggregate with no GROUP BY answers one row even for no scans
+            continue
+        if name != last:
+            last = name
+            figures = _figures(result, name if fold is None else fold(name))
+            defects = figures.defects
+        figures.scans += scans
+        figures.approved += approved
+        figures.rejected += rejected
+        if defect != APPROVED:
+            defects[defect] += scans
+    return result
+
+
+def _folded(groups: dict[Any, Figures], fold: Callable[[Any], Any] | None) -> dict[Any, Figures]:
+    if fold is None:
+        return groups
+    result: dict[Any, Figures] = {}
+    for name, figures in groups.items():
+        _figures(result, fold(name)).merge(figures)
     return result

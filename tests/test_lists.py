@@ -113,6 +113,9 @@ def cases(scans: list[Scan]) -> Iterator[tuple[dict[str, str], Callable[[Scan], 
     yield {"order": rescanned.order}, lambda s: s.order == rescanned.order
     yield {"piece": rescanned.piece}, lambda s: s.piece == rescanned.piece
     yield {"checker": some.checker1}, lambda s: some.checker1 in (s.checker1, s.checker2)
+    yield {"checker": "OC01"}, lambda s: "OC01" in (s.checker1, s.checker2)  # also twice on one scan
+    yield {"checker": "OC01", "station": "quality"}, lambda s: "OC01" in (s.checker1, s.checker2) and (
+        s.station == "quality")
     yield {"defect": "104"}, lambda s: s.defect == "104"
     yield {"rejected": "1"}, lambda s: not s.approved
     yield {"rescans": "1"}, lambda s: s.rescan
@@ -137,9 +140,11 @@ async def test_totals_match_an_independent_computation_with_and_without_the_summ
     await check_totals(db, settings, seeded)
     # Re-scans now change verdicts of pieces whose earlier scans are in the summary.
     make_user("worker", "operator")
-    for scan in seeded[-400::40]:
-        await save_scan(db, scan.station, scan_input(scan.piece, "000" if not scan.approved else "104"), 1,
-                        UTC_SHIFTS)
+    for n, scan in enumerate(seeded[-400::40]):
+        scanned = scan_input(scan.piece, "000" if not scan.approved else "104")
+        if n % 2:  # one checker in both fields: the scan counts once for that checker
+            scanned = dataclasses.replace(scanned, checker2_code=scanned.checker1_code)
+        await save_scan(db, scan.station, scanned, 1, UTC_SHIFTS)
     scans = await all_scans(db)
     assert sum(s.rescan for s in scans) > sum(s.rescan for s in seeded)
     await check_totals(db, settings, scans)

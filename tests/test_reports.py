@@ -5,8 +5,9 @@ from __future__ import annotations
 
 import html
 import re
-from collections import Counter, defaultdict
-from datetime import date, timedelta
+from collections import Counter
+from collections.abc import Callable
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -15,11 +16,12 @@ from starlette.testclient import TestClient
 from quality.db import Database
 from quality.demo import fill
 from quality.lists.filters import read_filter
-from quality.reports import build
+from quality.reports import Report, build
 from quality.scans.store import save_scan
 from quality.settings import Settings
+from quality.summary import aggregate, summarise_all
 from tests.conftest import UTC_SHIFTS, database_for, login, run_async
-from tests.test_lists import ZONE, Scan, all_scans, expected_totals, plant_settings
+from tests.test_lists import ZONE, Scan, all_scans, expected_totals, local_day_start, plant_settings
 from tests.test_scans_store import scan_input
 
 
@@ -35,49 +37,123 @@ def production_shift(scan: Scan) -> tuple[date, int]:
     return local.date(), 0 if local.hour < 14 else (1 if local.hour < 22 else 2)
 
 
+def check_report(report: Report, scans: list[Scan], wanted: Callable[[Scan], bool] = lambda s: True) -> None:
+    """Every figure of the report against the raw scans of its range (and `wanted`)."""
+
+    def within(s: Scan) -> bool:
+        return report.start <= s.created_at < report.end and wanted(s)
+
+    def check(figures: Any, chosen: Callable[[Scan], bool]) -> None:
+        def both(s: Scan) -> bool:
+            return within(s) and chosen(s)
+        assert (figures.scans, figures.approved, figures.rejected) == expected_totals(scans, both)
+        assert dict(figures.defects) == dict(Counter(s.defect for s in scans if both(s) and not s.approved))
+
+    check(report.total, lambda s: True)
+    days = {production_shift(s)[0] for s in scans if within(s)}
+    assert set(report.by_day) == days
+    for day in days:
+        check(report.by_day[day], lambda s, day=day: production_shift(s)[0] == day)
+        for shift in range(3):
+            key = (day, shift)
+            if key in report.by_shift:
+                check(report.by_shift[key], lambda s, key=key: production_shift(s) == key)
+            else:
+                assert not any(within(s) and production_shift(s) == key for s in scans)
+    for order, figures in report.by_order:
+        check(figures, lambda s, order=order: s.order == order)
+    assert [order for order, _ in report.by_order] == ranking(scans, within, lambda s: s.order)[:20]
+    for operator, figures in report.by_operator:
+        check(figures, lambda s, operator=operator: s.operator == operator)
+    assert [op for op, _ in report.by_operator] == ranking(scans, within, lambda s: s.operator)[:20]
+    defects = Counter(s.defect for s in scans if within(s) and not s.approved)
+    assert [(code, count) for code, _, count in report.by_defect] == sorted(
+        defects.items(), key=lambda item: (-item[1], item[0]))
+
+
+def ranking(scans: list[Scan], wanted: Callable[[Scan], bool], name: Callable[[Scan], str]) -> list[str]:
+    """Group names, most rejected pieces first, then most scans, then by name."""
+    names = {name(s) for s in scans if wanted(s)}
+
+    def key(group: str) -> tuple[int, int, str]:
+        scans_, _, rejected = expected_totals(scans, lambda s: wanted(s) and name(s) == group)
+        return -rejected, -scans_, group
+    return sorted(names, key=key)
+
+
+async def rescan(db: Database, scans: list[Scan]) -> None:
+    """Scan these pieces again with the other verdict."""
+    for scan in scans:
+        await save_scan(db, scan.station, scan_input(scan.piece, "000" if not scan.approved else "301"), 1,
+                        UTC_SHIFTS)
+
+
+async def report_of(db: Database, settings: Settings, params: dict[str, str]) -> Report:
+    return await build(db, read_filter(params, settings).filter)
+
+
 async def test_every_report_figure_matches_an_independent_computation(
         db: Database, settings: Settings, make_user: Any) -> None:
     await fill(db, 3000, 9, ZONE, seed=21)
     make_user("worker", "operator")
     seeded = await all_scans(db)
-    for scan in seeded[-600::50]:  # re-scans that flip verdicts of summarised pieces
-        await save_scan(db, scan.station, scan_input(scan.piece, "000" if not scan.approved else "301"), 1,
-                        UTC_SHIFTS)
+    # Re-scans that flip verdicts of summarised pieces scanned days and hours
+    # before: not summarised yet, then summarised (moving pieces between days).
+    await rescan(db, seeded[-600::50] + seeded[:900:75])
+    for summarised in (False, True):
+        if summarised:
+            await summarise_all(db, datetime.now(UTC).replace(tzinfo=None) + timedelta(hours=1))
+        scans = await all_scans(db)
+        report = await report_of(db, settings, {})
+        assert len(report.days) == 14
+        assert all(report.start <= s.created_at < report.end for s in scans)  # 9 days, all inside 14
+        check_report(report, scans)
+        # Partial hours and days at both ends, one station.
+        start, end = local_day_start(-6) + timedelta(hours=7, minutes=20), local_day_start(-1) + timedelta(
+            hours=13, minutes=10)
+        report = await report_of(db, settings, {"from": start.strftime("%Y-%m-%dT%H:%M"),
+                                                "to": end.strftime("%Y-%m-%dT%H:%M"), "station": "quality"})
+        check_report(report, scans, lambda s: s.station == "quality")
+
+
+async def test_a_report_needs_no_second_connection(db: Database, db_url: Any, settings: Settings) -> None:
+    """`build` reads on two connections at once; with a pool of one, the two
+    halves take turns and the figures are the same."""
+    await fill(db, 400, 3, ZONE, seed=8)
     scans = await all_scans(db)
-    async with db.transaction() as cur:
-        report = await build(cur, read_filter({}, settings).filter)
-    assert len(report.days) == 14
-    in_range = [s for s in scans if report.start <= s.created_at < report.end]
-    assert len(in_range) == len(scans)  # 9 days of demo data, all inside the last 14
+    single = database_for(db_url, maxsize=1, timeout=30.0)
+    try:
+        check_report(await report_of(single, settings, {}), scans)
+    finally:
+        await single.close()
 
-    def check(figures: Any, wanted: Any) -> None:
-        assert (figures.scans, figures.approved, figures.rejected) == expected_totals(scans, wanted)
-        assert dict(figures.defects) == dict(Counter(s.defect for s in scans if wanted(s) and not s.approved))
 
-    check(report.total, lambda s: True)
-    days = {production_shift(s)[0] for s in scans}
-    assert set(report.by_day) == days
-    for day in days:
-        check(report.by_day[day], lambda s, day=day: production_shift(s)[0] == day)
-        for shift in range(3):
-            wanted = lambda s, key=(day, shift): production_shift(s) == key  # noqa: E731
-            if (day, shift) in report.by_shift:
-                check(report.by_shift[day, shift], wanted)
-            else:
-                assert not any(wanted(s) for s in scans)
-    rejected_by = defaultdict(int)
-    for order, figures in report.by_order:
-        check(figures, lambda s, order=order: s.order == order)
-        rejected_by[order] = figures.rejected
-    ranking = sorted({s.order for s in scans}, key=lambda o: (
-        -expected_totals(scans, lambda s: s.order == o)[2], -sum(s.order == o for s in scans), o))
-    assert [order for order, _ in report.by_order] == ranking[:20]
-    for operator, figures in report.by_operator:
-        check(figures, lambda s, operator=operator: s.operator == operator)
-    assert {op for op, _ in report.by_operator} == {s.operator for s in scans}
-    defects = Counter(s.defect for s in scans if not s.approved)
-    assert [(code, count) for code, _, count in report.by_defect] == sorted(
-        defects.items(), key=lambda item: (-item[1], item[0]))
+async def test_the_top_groups_are_exact_while_new_scans_change_the_ranking(
+        db: Database, settings: Settings, make_user: Any) -> None:
+    await fill(db, 4000, 6, ZONE, seed=5)
+    make_user("worker", "operator")
+    scan_filter = read_filter({}, settings).filter
+
+    async def check() -> None:
+        scans = await all_scans(db)
+        for top in (1, 3, 5):
+            async with db.transaction() as cur:
+                ranked = await aggregate(cur, scan_filter, "order", defects=False, top=top)
+            assert list(ranked) == ranking(scans, lambda s: True, lambda s: s.order)[:top]
+            for order, figures in ranked.items():
+                assert (figures.scans, figures.approved, figures.rejected) == expected_totals(
+                    scans, lambda s, order=order: s.order == order)
+
+    await check()
+    # The leading orders' rejected pieces approved on re-scan (not summarised yet):
+    # they fall down the ranking, and others come up from beyond the top.
+    scans = await all_scans(db)
+    leaders = ranking(scans, lambda s: True, lambda s: s.order)[:3]
+    latest = {(s.station, s.piece): s for s in scans}
+    await rescan(db, [s for s in latest.values() if s.order in leaders and not s.approved])
+    await check()
+    await summarise_all(db, datetime.now(UTC).replace(tzinfo=None) + timedelta(hours=1))
+    await check()
 
 
 def test_the_report_page_draws_accessible_charts_whose_marks_lead_to_their_scans(
@@ -114,6 +190,51 @@ def test_the_report_page_draws_accessible_charts_whose_marks_lead_to_their_scans
                 shown = re.search(r'total-pieces">([\d,]+)<', counted.text)[1].replace(",", "")
                 assert int(shown) == pieces
     assert "@media print" in client.get("/static/app.css").text
+
+
+def test_every_table_figure_links_to_the_list_that_counts_it(
+        client: TestClient, make_user: Any, db_url: Any) -> None:
+    """Each row's scans and each of its top defects (its count) lead to a list holding
+    exactly that many scans: the row's span, order or operator, and the report's filter."""
+    async def seed() -> None:
+        db = database_for(db_url, query_timeout=60)
+        try:
+            await fill(db, 600, 3, ZONE, seed=5)
+        finally:
+            await db.close()
+
+    run_async(seed())
+    make_user("sue", "supervisor")
+    login(client, "sue")
+    page = client.get("/reports", params={"station": "quality"})
+    assert page.status_code == 200
+
+    def counted(href: str) -> int:
+        url = html.unescape(href)
+        assert url.startswith("/scans?") and "station=quality" in url
+        totals = client.get(url.replace("/scans?", "/scans/totals?"))
+        return int(re.search(r'total-scans">([\d,]+)<', totals.text)[1].replace(",", ""))
+
+    checked = 0
+    for table, most in (("by-shift", None), ("by-order", 4), ("by-operator", 4)):
+        body = page.text.split(f'data-testid="{table}"', 1)[1].split("</table>", 1)[0]
+        rows = re.findall(r"<tr[^>]*>(.*?)</tr>", body.split("<tbody>", 1)[1], re.DOTALL)
+        assert rows, table
+        for row in rows[:most]:
+            href, scans = re.search(r'<td class="num"><a href="([^"]+)">(\d+)</a>', row).groups()
+            assert counted(href) == int(scans), (table, row)
+            defects = re.findall(r'<a href="([^"]+)"><span class="code">(\w+)</span> \u00d7(\d+)</a>', row)
+            assert defects or table != "by-shift", row
+            for href, code, count in defects:
+                assert f"defect={code}" in html.unescape(href)
+                assert counted(href) == int(count), (table, row, code)
+                checked += 1
+    body = page.text.split('data-testid="by-defect"', 1)[1].split("</table>", 1)[0]
+    for code, href, count in re.findall(r'<span class="code">(\w+)</span>.*?<a href="([^"]+)">(\d+)</a>',
+                                        body, re.DOTALL):
+        assert f"defect={code}" in html.unescape(href) and counted(href) == int(count)
+        checked += 1
+    assert checked > 20
 
 
 def test_a_report_of_an_empty_range_says_so(client: TestClient, make_user: Any) -> None:

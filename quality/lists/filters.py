@@ -113,8 +113,14 @@ class Shifts:
         return spans
 
     def _utc(self, day: date, minutes: int) -> datetime:
-        local = datetime.combine(day, time(minutes // 60, minutes % 60), self.timezone)
-        return local.astimezone(UTC).replace(tzinfo=None)
+        return _local_to_utc(day, minutes, self.timezone)
+
+
+@functools.lru_cache(maxsize=4096)
+def _local_to_utc(day: date, minutes: int, timezone: ZoneInfo) -> datetime:
+    """A plant-time moment as naive UTC (a report asks for each shift's bounds many times)."""
+    local = datetime.combine(day, time(minutes // 60, minutes % 60), timezone)
+    return local.astimezone(UTC).replace(tzinfo=None)
 
 
 @dataclass(frozen=True)
@@ -196,34 +202,18 @@ class ScanFilter:
             return None
         return [(self.start, self.end)]
 
-    @property
-    def summarisable(self) -> bool:
-        """Whether the hourly summary (quality/summary.py) can answer for this filter."""
-        return self.piece is None and self.checker is None
-
-    def summary_conditions(self) -> tuple[str, list[Any]]:
-        """The condition on scan_summary for everything but time."""
-        sql: list[str] = []
-        params: list[Any] = []
-        for column, value in (("station", self.station), ("operator_code", self.operator),
-                              ("order_code", self.order), ("defect_code", self.defect)):
-            if value is not None:
-                sql.append(f"{column} = %s")
-                params.append(value)
+    def summary_terms(self) -> list[tuple[str, str, Any]]:
+        """Everything but time and piece as (summary column, comparison, value),
+        for the summary tables of quality/summary.py."""
+        terms: list[tuple[str, str, Any]] = [
+            (column, "=", value) for column, value in (
+                ("station", self.station), ("operator_code", self.operator), ("order_code", self.order),
+                ("defect_code", self.defect), ("checker_code", self.checker)) if value is not None]
         if self.rejected:
-            sql.append("defect_code <> '000'")
+            terms.append(("defect_code", "<>", "000"))
         if self.rescans:
-            sql.append("is_rescan = TRUE")
-        return " AND ".join(sql) or "TRUE", params
-
-    def matches_summary(self, key: tuple[int, str, str, str, str, bool]) -> bool:
-        """`summary_conditions` for one summary key (hour, station, operator, order, defect, re-scan)."""
-        _, station, operator, order, defect, rescan = key
-        checks = ((self.station, station), (self.operator, operator), (self.order, order),
-                  (self.defect, defect))
-        if any(wanted is not None and wanted != actual for wanted, actual in checks):
-            return False
-        return not (self.rejected and defect == "000") and not (self.rescans and not rescan)
+            terms.append(("is_rescan", "=", True))
+        return terms
 
     def matches(self, row: ScanRow) -> bool:
         """Whether a scan belongs to this filter: the live list's test for new scans."""
@@ -247,7 +237,13 @@ class ScanFilter:
         """This filter's query string, with some parameters changed (None drops one)."""
         values = {name: self.values.get(name, "") for name in FILTER_NAMES}
         values.update({name.rstrip("_"): value or "" for name, value in changes.items()})
-        return urlencode({name: value for name, value in values.items() if value})
+        return "&".join(_parameter(name, value) for name, value in values.items() if value)
+
+
+@functools.lru_cache(maxsize=4096)
+def _parameter(name: str, value: str) -> str:
+    """One encoded query parameter; a report page writes the same ones thousands of times."""
+    return urlencode({name: value})
 
 
 @dataclass
