@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 
 from markupsafe import Markup, escape
 
-from quality.i18n import lazy
+from quality.i18n import lazy, percent
 
 if TYPE_CHECKING:
     from quality.reports import Links, Report
@@ -18,14 +18,15 @@ WIDTH = 640
 LEFT, RIGHT, TOP, BOTTOM = 48, 12, 12, 28
 
 
-def for_report(report: Report, links: Links, tr: Callable[[str], str]) -> dict[str, Markup]:
+def for_report(report: Report, links: Links, tr: Callable[[str], str], language: str) -> dict[str, Markup]:
     """The three charts of a report: rejection rate by day, top defects, day by shift;
-    their texts translated with `tr` (quality.i18n.translator), their marks
-    linking where the report's tables link for the same figures."""
+    their texts translated with `tr` (quality.i18n.translator) and shares written
+    as `language` writes them, their marks linking where the report's tables
+    link for the same figures."""
     return {
-        "rate_by_day": _rate_line(report, links, tr),
+        "rate_by_day": _rate_line(report, links, tr, language),
         "top_defects": _defect_bars(report, links, tr),
-        "heat_map": _heat_map(report, links, tr),
+        "heat_map": _heat_map(report, links, tr, language),
     }
 
 
@@ -38,7 +39,7 @@ def _svg(chart_id: str, title: str, description: str, height: int, body: str) ->
     )
 
 
-def _rate_line(report: Report, links: Links, tr: Callable[[str], str]) -> Markup:
+def _rate_line(report: Report, links: Links, tr: Callable[[str], str], language: str) -> Markup:
     height = 220
     plot_w, plot_h = WIDTH - LEFT - RIGHT, height - TOP - BOTTOM
     rates = [report.by_day.get(day) for day in report.days]
@@ -57,7 +58,8 @@ def _rate_line(report: Report, links: Links, tr: Callable[[str], str]) -> Markup
              f'<line class="axis" x1="{LEFT}" y1="{TOP}" x2="{LEFT}" y2="{TOP + plot_h}"/>']
     for tick in range(5):
         rate = top * tick / 4
-        parts.append(f'<text x="{LEFT - 6}" y="{y(rate) + 4:.1f}" text-anchor="end">{rate:.0%}</text>')
+        parts.append(f'<text x="{LEFT - 6}" y="{y(rate) + 4:.1f}" text-anchor="end">'
+                     f'{percent(rate, language, 0)}</text>')
     label_every = max(1, len(report.days) // 10)
     tip_text = tr(lazy("%(day)s: %(rate)s rejected (%(rejected)s of %(pieces)s pieces)"))
     segment: list[str] = []
@@ -74,8 +76,8 @@ def _rate_line(report: Report, links: Links, tr: Callable[[str], str]) -> Markup
         segment.append(f"{x(i):.1f},{y(rate):.1f}")
         start, end = report.shifts.day_span(day)
         pieces = figures.approved + figures.rejected
-        tip = tip_text % {"day": day.isoformat(), "rate": f"{rate:.1%}", "rejected": figures.rejected,
-                          "pieces": pieces}
+        tip = tip_text % {"day": day.isoformat(), "rate": percent(rate, language),
+                          "rejected": figures.rejected, "pieces": pieces}
         parts.append(f'<a href="{escape(links.scans(start, end))}"><circle class="point" cx="{x(i):.1f}"'
                      f' cy="{y(rate):.1f}" r="4"><title>{escape(tip)}</title></circle></a>')
     polylines = [f'<polyline class="line" points="{" ".join(points)}"/>' for points in lines if points]
@@ -111,7 +113,7 @@ def _defect_bars(report: Report, links: Links, tr: Callable[[str], str]) -> Mark
                 height, "".join(parts))
 
 
-def _heat_map(report: Report, links: Links, tr: Callable[[str], str]) -> Markup:
+def _heat_map(report: Report, links: Links, tr: Callable[[str], str], language: str) -> Markup:
     labels = report.shifts.labels()
     cell_h, label_w = 26, 96
     height = TOP + len(labels) * cell_h + 28
@@ -133,7 +135,7 @@ def _heat_map(report: Report, links: Links, tr: Callable[[str], str]) -> Markup:
             start, end = report.shifts.span(day, row)
             scanned = figures.scans if figures else 0
             tip = tip_text % {"day": day.isoformat(), "shift": row + 1, "hours": label, "scans": scanned,
-                              "rate": no_pieces if rate is None else f"{rate:.1%}"}
+                              "rate": no_pieces if rate is None else percent(rate, language)}
             parts.append(
                 f'<a href="{escape(links.scans(start, end))}"><rect x="{label_w + col * cell_w:.1f}" y="{y}"'
                 f' width="{max(cell_w - 1, 1):.1f}" height="{cell_h - 2}" fill="{fill}">'

@@ -21,6 +21,7 @@ from typing import Any
 from babel import Locale
 from babel.messages.mofile import write_mo
 from babel.messages.pofile import read_po
+from babel.numbers import format_percent
 from babel.support import Translations
 from jinja2 import pass_eval_context
 from jinja2.nodes import EvalContext
@@ -137,6 +138,23 @@ def request_language(connection: HTTPConnection, default: str) -> str:
 def translator(language: str) -> Callable[[str], str]:
     """Translate messages for text built outside a template (the reports' SVG charts)."""
     return functools.partial(_translate, translations(language))
+
+
+@functools.lru_cache(maxsize=8192)
+def percent(share: float | None, language: str, decimals: int = 1) -> str:
+    """A share as the language writes it ("12.5%" in English, "12,5 %" in
+    Romanian), with `decimals` digits; a dash when there is no share."""
+    if share is None:
+        return "—"
+    return format_percent(share, _percent_pattern(language, decimals), locale=language)
+
+
+@functools.cache
+def _percent_pattern(language: str, decimals: int) -> str:
+    # The language's own pattern (where the sign goes, its spacing), with the digits we want.
+    pattern = Locale.parse(language).percent_formats[None].pattern
+    last_digit = pattern.rfind("0") + 1
+    return pattern[:last_digit] + ("." + "0" * decimals if decimals else "") + pattern[last_digit:]
 
 
 def _translate(translations: Translations, message: str | LazyText) -> str:

@@ -201,12 +201,8 @@ class Row(NamedTuple):
     scans: int
     approved: int
     rejected: int
-    rate: str
+    rate: float | None  # rejection rate
     defects: list[tuple[str, int, str]]  # code, rejected scans, their list
-
-
-def rate_text(figures: Figures) -> str:
-    return "—" if figures.rejection_rate is None else f"{figures.rejection_rate:.1%}"
 
 
 def _row(head: str, label: str, figures: Figures, links: Links, start: datetime | None = None,
@@ -215,7 +211,7 @@ def _row(head: str, label: str, figures: Figures, links: Links, start: datetime 
     hrefs = links.rejected_with([code for code, _ in top], start, end, **changes)
     defects = [(code, count, href) for (code, count), href in zip(top, hrefs, strict=True)]
     return Row(head, label, links.scans(start, end, **changes), figures.scans, figures.approved,
-               figures.rejected, rate_text(figures), defects)
+               figures.rejected, figures.rejection_rate, defects)
 
 
 def shift_rows(report: Report, links: Links) -> list[Row]:
@@ -250,8 +246,8 @@ async def page(request: Request) -> Response:
         links = Links(report)
         language = request_language(request, services(request).settings.language)
         context.update({
-            "report": report, "links": links, "rate": rate_text,
-            "charts": charts.for_report(report, links, translator(language)),
+            "report": report, "links": links,
+            "charts": charts.for_report(report, links, translator(language), language),
             "by_shift": shift_rows(report, links),
             "by_order": group_rows(report.by_order, "order", links),
             "by_operator": group_rows(report.by_operator, "operator", links),

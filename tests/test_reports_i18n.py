@@ -61,6 +61,34 @@ def test_the_report_total_is_one_sentence_in_the_users_language(client: TestClie
     run_async(scan(["CP00000001-0001"], "000"))
     assert total_line(client) == "1 scan; pieces approved: 1, rejected: 0; rejection rate: 0.0%."
     login(client, "ana")
-    assert total_line(client) == "1 scanare; piese aprobate: 1, respinse: 0; rată de respingere: 0.0%."
+    assert total_line(client) == "1 scanare; piese aprobate: 1, respinse: 0; rată de respingere: 0,0\xa0%."
     run_async(scan([f"CP00000001-{n:04d}" for n in range(2, 21)], "104"))
-    assert total_line(client) == "20 de scanări; piese aprobate: 1, respinse: 19; rată de respingere: 95.0%."
+    assert total_line(client) == (
+        "20 de scanări; piese aprobate: 1, respinse: 19; rată de respingere: 95,0\xa0%.")
+    login(client, "sue")
+    assert total_line(client) == "20 scans; pieces approved: 1, rejected: 19; rejection rate: 95.0%."
+
+
+def test_shares_are_written_as_the_readers_language_writes_them(client: TestClient, make_user: Any,
+                                                                db_url: Any) -> None:
+    make_user("ana", "supervisor")
+    run_async(execute(db_url, "UPDATE users SET language = 'ro' WHERE username = 'ana'"))
+
+    async def scan() -> None:
+        db = database_for(db_url)
+        try:
+            for n, defect in enumerate(["000"] * 7 + ["104"]):
+                await save_scan(db, "quality", scan_input(f"CP00000002-{n:04d}", defect), 1, UTC_SHIFTS)
+        finally:
+            await db.close()
+
+    run_async(scan())
+    login(client, "ana")
+    totals = client.get("/scans/totals", params={"station": "quality"}).text
+    assert re.search(r'data-testid="total-rate">12,5\xa0%<', totals), totals
+    report = client.get("/reports", params={"station": "quality"}).text
+    by_order = report.split('data-testid="by-order"')[1].split("</table>")[0]
+    assert '<td class="num">12,5\xa0%</td>' in by_order  # the table
+    rate_chart = report.split('data-testid="rate-by-day"')[1].split("</svg>")[0]
+    assert "respinse 12,5\xa0% (1 din 8 piese)" in rate_chart  # a tooltip
+    assert "12.5%" not in report

@@ -27,7 +27,7 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse
 
 from quality.http.csrf import csrf_token
-from quality.i18n import DEFAULT_LANGUAGE, LANGUAGES, request_language, template_callables
+from quality.i18n import DEFAULT_LANGUAGE, LANGUAGES, percent, request_language, template_callables
 from quality.services import services
 
 PACKAGE_DIR = Path(__file__).resolve().parents[1]
@@ -71,6 +71,7 @@ class Renderer:
         self.env.filters["local_time"] = self.local_time
         self.env.filters["local_datetime"] = self.local_datetime
         self.env.filters["number"] = number
+        self.env.filters["percent"] = share
         self.env.globals.update(helpers or {})
 
     def static_url(self, path: str) -> str:
@@ -144,6 +145,12 @@ def number(context: jinja2.runtime.Context, value: float) -> str:
     if type(value) is int:
         return _formatted_count(value, context["locale"])
     return format_decimal(value, locale=context["locale"])
+
+
+@jinja2.pass_context
+def share(context: jinja2.runtime.Context, value: float | None) -> str:
+    """A rejection rate or other share as the page's language writes it."""
+    return percent(value, context["language"])
 
 
 @functools.lru_cache(maxsize=4096)
