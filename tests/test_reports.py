@@ -156,19 +156,24 @@ async def test_the_top_groups_are_exact_while_new_scans_change_the_ranking(
     await check()
 
 
-def test_the_report_page_draws_accessible_charts_whose_marks_lead_to_their_scans(
-        client: TestClient, make_user: Any, db_url: Any) -> None:
-    async def seed() -> None:
+def quality_report(client: TestClient, make_user: Any, db_url: Any, scans: int, days: int, seed: int) -> Any:
+    """The quality station's report, seen by a supervisor, on demo scans."""
+    async def fill_demo() -> None:
         db = database_for(db_url, query_timeout=60)
         try:
-            await fill(db, 800, 4, ZONE, seed=3)
+            await fill(db, scans, days, ZONE, seed=seed)
         finally:
             await db.close()
 
-    run_async(seed())
+    run_async(fill_demo())
     make_user("sue", "supervisor")
     login(client, "sue")
-    page = client.get("/reports", params={"station": "quality"})
+    return client.get("/reports", params={"station": "quality"})
+
+
+def test_the_report_page_draws_accessible_charts_whose_marks_lead_to_their_scans(
+        client: TestClient, make_user: Any, db_url: Any) -> None:
+    page = quality_report(client, make_user, db_url, 800, 4, seed=3)
     assert page.status_code == 200
     for chart in ("rate-by-day", "top-defects", "heat-map"):
         svg = page.text.split(f'<svg class="chart" id="{chart}"', 1)[1].split("</svg>", 1)[0]
@@ -196,17 +201,7 @@ def test_every_table_figure_links_to_the_list_that_counts_it(
         client: TestClient, make_user: Any, db_url: Any) -> None:
     """Each row's scans and each of its top defects (its count) lead to a list holding
     exactly that many scans: the row's span, order or operator, and the report's filter."""
-    async def seed() -> None:
-        db = database_for(db_url, query_timeout=60)
-        try:
-            await fill(db, 600, 3, ZONE, seed=5)
-        finally:
-            await db.close()
-
-    run_async(seed())
-    make_user("sue", "supervisor")
-    login(client, "sue")
-    page = client.get("/reports", params={"station": "quality"})
+    page = quality_report(client, make_user, db_url, 600, 3, seed=5)
     assert page.status_code == 200
 
     def counted(href: str) -> int:
