@@ -16,6 +16,7 @@ import sys
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 from starlette.applications import Starlette
 from starlette.requests import Request
@@ -25,11 +26,13 @@ from starlette.routing import Route
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from quality.db import Database
+from quality.lists.filters import Shifts
 from quality.scans.form import ScanInput
 from quality.scans.store import save_scan
-from quality.settings import DatabaseURL
+from quality.settings import DatabaseURL, Settings
 
 BENCH_USER_ID = 1  # the first account scan_load.py creates
+SHIFTS = Shifts(Settings.shifts, ZoneInfo("UTC"))  # as scan_load.py runs the app
 
 
 async def scan(request: Request) -> HTMLResponse:
@@ -43,7 +46,7 @@ async def scan_saved(request: Request) -> HTMLResponse:
     scan = ScanInput(bytes.fromhex(form["submission_id"]), form["operator_code"],
                      form["piece_code"], form["piece_code"][:10], form["checker1_code"],
                      form["checker2_code"], form["defect_code"])
-    saved = await save_scan(request.state.db, "quality", scan, BENCH_USER_ID)
+    saved = await save_scan(request.state.db, "quality", scan, BENCH_USER_ID, SHIFTS)
     return HTMLResponse(f'<div id="scan-result">Saved {saved.row.id}: {saved.approved}'
                         f' / {saved.rejected}</div>')
 
