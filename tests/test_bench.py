@@ -1,0 +1,35 @@
+"""The benchmarks whose figures the issues and docs/PERFORMANCE.md quote still
+run: each once, at a tiny size, end to end (its own MariaDB, the app, the
+bare client, the floor apps). Only that they finish and report; no time is
+asserted — the figures are read by people, on a quiet machine."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def run_bench(*arguments: str) -> str:
+    finished = subprocess.run([sys.executable, *arguments], cwd=ROOT, capture_output=True, text=True,
+                              timeout=600)
+    assert finished.returncode == 0, finished.stdout[-3000:] + finished.stderr[-3000:]
+    return finished.stdout
+
+
+def test_scan_load_runs_every_phase_without_a_failed_request() -> None:
+    report = run_bench("bench/scan_load.py", "--seconds", "1", "--clients", "3", "--pages", "3")
+    assert ", 0 failed requests" in report
+    assert "the same POST saving the scan (save_scan) and nothing else:" in report
+    assert "ratio: app CPU / bare client CPU =" in report
+    assert "with 3 live pages open" in report
+
+
+def test_lists_bench_times_every_page_and_both_exports() -> None:
+    report = run_bench("bench/lists_bench.py", "--scans", "3000", "--small", "1000", "--repeat", "1")
+    for page in ("/scans unfiltered", "/scans 1,000 pages deep", "totals checker", "/reports 90 days"):
+        assert page in report
+    assert "export csv: 3,000 rows" in report
+    assert "export xlsx: 3,000 rows" in report
