@@ -516,7 +516,7 @@ def test_the_operator_lookup_counts_this_shift_at_this_station(
     answer = client.get("/scan/operator", params={"code": "op07"}, headers=HTMX)
     assert answer.status_code == 200
     assert counter_in(answer.text) == ("OP07", "3 scans this shift")
-    shift_end = Shifts(settings.shifts, settings.timezone).around(utc_now())[1]
+    shift_end = Shifts.of_plant(settings).around(utc_now())[1]
     assert f'data-until="{int(shift_end.replace(tzinfo=UTC).timestamp() * 1000)}"' in answer.text
     assert counter_in(client.get("/fgscan/operator", params={"code": "OP07"}).text) == (
         "OP07", "1 scan this shift")

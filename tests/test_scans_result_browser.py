@@ -47,7 +47,7 @@ async def test_the_last_verdict_is_large_the_previous_stay_below_and_the_counter
     live_server: LiveServer, browser: Any, make_user: Any, settings: Settings
 ) -> None:
     make_user("seeder", "operator")
-    start, _ = Shifts(settings.shifts, settings.timezone).around(utc_now())
+    start, _ = Shifts.of_plant(settings).around(utc_now())
     await seed_scans(settings, [
         ("quality", "OP07", start - timedelta(seconds=1)),  # the shift before: not counted
         ("quality", "OP08", start),  # another operator: not counted

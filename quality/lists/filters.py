@@ -69,6 +69,11 @@ class Shifts:
     starts: tuple[int, ...]
     timezone: ZoneInfo
 
+    @classmethod
+    def of_plant(cls, settings: Settings) -> Shifts:
+        """The plant's shifts, as its settings name them."""
+        return cls(settings.shifts, settings.timezone)
+
     def labels(self) -> list[str]:
         ends = [*self.starts[1:], self.starts[0]]
         return [f"{start // 60:02d}:{start % 60:02d}-{end // 60:02d}:{end % 60:02d}"
@@ -265,7 +270,7 @@ def read_filter(params: Mapping[str, Any], settings: Settings) -> ListRequest:
     """Validate the list's query parameters; unknown parameters are ignored."""
     checked = validate(params, filter_fields(settings.codes))
     values, errors = checked.values, checked.errors
-    shifts = Shifts(settings.shifts, settings.timezone)
+    shifts = Shifts.of_plant(settings)
     start = _moment(values, errors, "from", settings.timezone, end_of_day=False)
     end = _moment(values, errors, "to", settings.timezone, end_of_day=True)
     if start is not None and end is not None and "to" not in errors:

@@ -197,8 +197,7 @@ def _code(request: Request, field_name: str) -> str | Response:
 
 
 def _shifts(request: Request) -> Shifts:
-    settings = services(request).settings
-    return Shifts(settings.shifts, settings.timezone)
+    return Shifts.of_plant(services(request).settings)
 
 
 async def submit_when_unavailable(request: Request) -> Response:
