@@ -25,6 +25,7 @@ from quality.http.middleware import RequestMiddleware
 from quality.http.render import STATIC_DIR, Renderer
 from quality.http.session_cookie import SessionMiddleware
 from quality.lists import views as list_views
+from quality.lists.filters import Shifts
 from quality.logs import configure_logging
 from quality.metrics import Metrics
 from quality.scans import views as scan_views
@@ -63,7 +64,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
         sessions = SessionCache()
         watcher = ScanWatcher(db, TableMarkup(renderer), sessions)
         await watcher.start()
-        summariser = Summariser(db)
+        summariser = Summariser(db, Shifts.of_plant(settings))
         summariser.start()
         try:
             yield {"services": Services(settings, db, watcher, metrics, renderer, sessions)}

@@ -26,6 +26,7 @@ from quality.accounts import (
     update_user,
 )
 from quality.db import Database, DatabaseUnavailable
+from quality.lists.filters import Shifts
 from quality.localdb import LocalDatabaseError, LocalMariaDB
 from quality.logs import configure_logging
 from quality.metrics import prepare_multiprocess_dir
@@ -355,7 +356,7 @@ def _demo_data(settings: Settings, args: argparse.Namespace) -> None:
 
     async def work(db: Database) -> None:
         try:
-            await demo.fill(db, args.scans, args.days, settings.timezone, force=args.force,
+            await demo.fill(db, args.scans, args.days, Shifts.of_plant(settings), force=args.force,
                             progress=progress)
         except demo.DemoDataRefused as exc:
             raise CommandError(str(exc)) from None

@@ -20,6 +20,7 @@ from zoneinfo import ZoneInfo
 from quality.accounts import create_user
 from quality.clock import utc_now
 from quality.db import Cursor, Database
+from quality.lists.filters import Shifts
 from quality.summary import summarise_all
 
 DEMO_USER = "demo-data"
@@ -52,7 +53,7 @@ _CREWS = tuple(
 )
 
 
-async def fill(db: Database, scans: int, days: float, timezone: ZoneInfo, *, force: bool = False,
+async def fill(db: Database, scans: int, days: float, shifts: Shifts, *, force: bool = False,
                progress: Callable[[int, int], None] | None = None, seed: int | None = None) -> int:
     """Add `scans` demo scans spread over the last `days` days; returns the demo user's id."""
     user_id = await _demo_user(db)
@@ -62,7 +63,7 @@ async def fill(db: Database, scans: int, days: float, timezone: ZoneInfo, *, for
             raise DemoDataRefused(
                 "this database holds scans not made by the demo; use --force to add demo scans anyway")
         defects, first_order = await _catalogue(cur)
-    rows = _scans(random.Random(seed), scans, days, timezone, user_id, defects, first_order)
+    rows = _scans(random.Random(seed), scans, days, shifts.timezone, user_id, defects, first_order)
     done = 0
     while done < scans:
         batch = [next(rows) for _ in range(min(BATCH, scans - done))]
@@ -73,7 +74,7 @@ async def fill(db: Database, scans: int, days: float, timezone: ZoneInfo, *, for
             progress(done, scans)
     await rebuild_counters(db)
     # Demo scans are hours old, so the summary can take them in at once.
-    await summarise_all(db)
+    await summarise_all(db, shifts)
     return user_id
 
 

@@ -3,8 +3,9 @@ production day and shift, per order, per operator and per defect, for the list's
 filter (default: the last 14 production days).
 
 Every figure comes from `quality.summary.aggregate` (the summary tables, plus
-the newest scans): day and shift are hourly figures folded in Python, so the
-plant's shift starts (a setting) and its time zone never enter the SQL; orders
+the newest scans): days and shifts are read per whole shift from scan_shifts
+when it holds the plant's shifts, and per hour for the rest, all folded into
+shifts in Python, so the shift starts and time zone never enter the SQL; orders
 are ranked in SQL and only the top ones read with their defects. Pieces
 count by their latest scan: a piece counts where its latest scan is, with that
 scan's verdict.
@@ -17,10 +18,8 @@ tables and the charts link to the same lists, each address built once.
 from __future__ import annotations
 
 import asyncio
-import bisect
 import functools
 from collections import defaultdict
-from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime, timedelta
 from typing import NamedTuple
@@ -39,7 +38,7 @@ from quality.lists.filters import ScanFilter, Shifts, read_filter
 from quality.permissions import guard
 from quality.scans import STATIONS
 from quality.services import services
-from quality.summary import Figures, aggregate, hour_of, hour_start, rank
+from quality.summary import Figures, aggregate, hour_start, rank
 
 DEFAULT_DAYS = 14
 TOP = 20  # rows in the per-order and per-operator tables
@@ -103,9 +102,9 @@ async def _by_shift_and_operator(db: Database, scan_filter: ScanFilter, now: dat
         dict[tuple[date, int], Figures], list[tuple[str, Figures]], dict[str, str]]:
     """Figures per production day and shift, the top operators, the defect codes' names."""
     assert scan_filter.shifts is not None and scan_filter.start is not None and scan_filter.end is not None
-    fold = _shift_of_hour(scan_filter.shifts, scan_filter.start, scan_filter.end)
+    fold = functools.partial(_shift_of_hour, scan_filter.shifts)
     async with db.transaction() as cur:
-        by_shift = await aggregate(cur, scan_filter, "hour", now, fold=fold)
+        by_shift = await aggregate(cur, scan_filter, "hour", now, fold=fold, shifts=scan_filter.shifts)
         by_operator = rank(await aggregate(cur, scan_filter, "operator", now))[:TOP]
         return by_shift, by_operator, await _defect_names(cur)
 
@@ -121,25 +120,12 @@ async def _by_order(db: Database, scan_filter: ScanFilter, now: datetime) -> lis
     return by_order
 
 
-def _shift_of_hour(shifts: Shifts, start: datetime, end: datetime) -> Callable[[int], tuple[date, int]]:
-    """The production day and shift of an hour (numbered as the summaries number
-    them) of this range: the shift its start falls in, found by bisecting the
-    shifts' first whole hours instead of converting each hour to plant time."""
-    firsts: list[int] = []
-    keys: list[tuple[date, int]] = []
-    day = shifts.of(start)[0] - timedelta(days=1)
-    while day <= shifts.of(end)[0] + timedelta(days=1):
-        for index in range(len(shifts.starts)):
-            begins = shifts.span(day, index)[0]
-            firsts.append(hour_of(begins) + (hour_start(hour_of(begins)) < begins))
-            keys.append((day, index))
-        day += timedelta(days=1)
-
-    def shift_of(hour: int) -> tuple[date, int]:
-        found = bisect.bisect_right(firsts, hour) - 1
-        return keys[found] if 0 <= found < len(keys) - 1 else shifts.of(hour_start(hour))
-
-    return shift_of
+@functools.lru_cache(maxsize=65536)
+def _shift_of_hour(shifts: Shifts, hour: int) -> tuple[date, int]:
+    """The production day and shift an hour (numbered as the summaries number
+    them) starts in; a shift's first hour stands for it in scan_shifts. Kept:
+    a report folds the same few thousand hours each time."""
+    return shifts.of(hour_start(hour))
 
 
 async def _defect_names(cur: Cursor) -> dict[str, str]:

@@ -7,11 +7,15 @@ processes take turns through a row lock they skip when it is taken. It reads a
 scan only once it is `LAG` old: a scan's transaction is over by then (pool wait
 and statement time are bounded far below it), so no lower id can still appear.
 
-Each table (a `Rollup`) holds scans, approved and rejected pieces per hour or
-UTC day and a few columns, shaped for some questions: the widest is
+Each table (a `Rollup`) holds scans, approved and rejected pieces per hour,
+shift or UTC day and a few columns, shaped for some questions: the widest is
 scan_summary (hour, station, operator, order, defect, re-scan); the report's
-days and shifts read scan_hourly, its orders and operators the daily tables,
-checker totals scan_checker_hourly.
+days and shifts read scan_shifts (whole shifts) and scan_hourly, its orders and
+operators the daily tables, checker totals scan_checker_hourly. Shifts are a
+setting, so scan_shifts holds one layout of them (`layout_of`), named in the
+database: the summariser keeps it for its own settings and rebuilds it from
+scan_hourly when it holds another; a report reads it only when it holds the
+report's layout up to the watermark, and scan_hourly otherwise.
 
 `aggregate` answers for a filter from the narrowest hourly table holding the
 columns it needs, and the whole UTC days inside its range from a daily one,
@@ -29,11 +33,12 @@ from collections import Counter, defaultdict
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from functools import lru_cache
 from typing import Any, NamedTuple
 
 from quality.clock import utc_now
 from quality.db import Cursor, Database, DatabaseUnavailable
-from quality.lists.filters import ScanFilter
+from quality.lists.filters import ScanFilter, Shifts
 
 log = logging.getLogger(__name__)
 
@@ -42,6 +47,9 @@ HOUR = timedelta(hours=1)
 LAG = timedelta(seconds=30)
 BATCH = 5000
 TAIL_LIMIT = 20_000  # more unsummarised scans than this (catching up): read the scans instead
+# Processes whose shift settings differ (a rolling change of them, or a
+# misconfigured host) take turns at rebuilding scan_shifts, at most this often.
+REBUILD_GAP = timedelta(seconds=60)
 APPROVED = "000"
 
 _GROUP_COLUMN = {None: None, "hour": "hour", "operator": "operator_code", "order": "order_code",
@@ -115,21 +123,19 @@ def _fact(row: Sequence[Any]) -> Fact:
 
 @dataclass(frozen=True)
 class Rollup:
-    """One summary table: scans, approved and rejected pieces per hour (or UTC
-    day) and these columns. `checker_code` is either checker of a scan: the
-    scan counts once under each distinct one."""
+    """One summary table: scans, approved and rejected pieces per `period` (an
+    hour, a UTC day, or a shift by its first hour) and these columns.
+    `checker_code` is either checker of a scan: the scan counts once under each
+    distinct one."""
 
     table: str
     columns: tuple[str, ...]
-    daily: bool = False
+    period: str = "hour"
     ordered: tuple[str, str] | None = None  # a group column, and a covering index it leads
 
-    @property
-    def period(self) -> str:
-        return "day" if self.daily else "hour"
-
     def keys(self, fact: Fact) -> list[tuple]:
-        period = fact.hour // 24 if self.daily else fact.hour
+        """Its rows a scan counts in; a shift's facts come with their shift's first hour as `hour`."""
+        period = fact.hour // 24 if self.period == "day" else fact.hour
         if "checker_code" not in self.columns:
             return [(period, *(getattr(fact, column) for column in self.columns))]
         return [(period, *(checker if column == "checker_code" else getattr(fact, column)
@@ -145,9 +151,9 @@ class Rollup:
 SUMMARY = Rollup("scan_summary", ("station", "operator_code", "order_code", "defect_code", "is_rescan"))
 HOURLY = Rollup("scan_hourly", ("station", "defect_code", "is_rescan"))
 CHECKERS = Rollup("scan_checker_hourly", ("station", "checker_code"))
-DAILY_ORDERS = Rollup("scan_daily_order", ("station", "order_code"), daily=True,
+DAILY_ORDERS = Rollup("scan_daily_order", ("station", "order_code"), period="day",
                       ordered=("order_code", "ix_daily_order_order"))
-DAILY_OPERATORS = Rollup("scan_daily_operator", ("station", "operator_code", "defect_code"), daily=True,
+DAILY_OPERATORS = Rollup("scan_daily_operator", ("station", "operator_code", "defect_code"), period="day",
                          ordered=("operator_code", "ix_daily_operator_operator"))
 # Grouping through a temporary table costs some five times reading a row in
 # index order: from this share of a table's days on, read its covering index.
@@ -155,6 +161,22 @@ ORDERED_SHARE = 0.25
 _HOURLY_CHOICE = (HOURLY, CHECKERS, SUMMARY)
 _DAILY_CHOICE = (DAILY_ORDERS, DAILY_OPERATORS)
 ROLLUPS = (*_HOURLY_CHOICE, *_DAILY_CHOICE)
+# Kept apart from ROLLUPS: it holds one layout of shifts (migration 0010).
+SHIFTS = Rollup("scan_shifts", HOURLY.columns, period="shift_hour")
+
+
+def layout_of(shifts: Shifts) -> str:
+    """Shifts as scan_shift_state names the layout it holds."""
+    starts = ",".join(f"{start // 60:02d}:{start % 60:02d}" for start in shifts.starts)
+    return f"{shifts.timezone.key} {starts}"
+
+
+@lru_cache(maxsize=65536)
+def shift_hour(shifts: Shifts, hour: int) -> int:
+    """The first whole hour of the shift an hour starts in: the key of scan_shifts,
+    and the hour that stands for its shift wherever hours are folded into shifts."""
+    begins = shifts.around(hour_start(hour))[0]
+    return hour_of(begins) + (hour_start(hour_of(begins)) < begins)
 
 
 # -- keeping them ------------------------------------------------------------------
@@ -182,25 +204,32 @@ async def _deltas(cur: Cursor, rows: list[tuple]) -> dict[Fact, list[int]]:
     return deltas
 
 
-async def _write(cur: Cursor, rollup: Rollup, deltas: dict[Fact, list[int]]) -> None:
+async def _write(cur: Cursor, rollup: Rollup, deltas: Iterable[tuple[Fact, list[int]]]) -> None:
     changes: dict[tuple, list[int]] = defaultdict(lambda: [0, 0, 0])
-    for fact, change in deltas.items():
+    for fact, change in deltas:
         for key in rollup.keys(fact):
             total = changes[key]
             for i, value in enumerate(change):
                 total[i] += value
+    await _add(cur, rollup, [(*key, *change) for key, change in changes.items()])
+
+
+async def _add(cur: Cursor, rollup: Rollup, rows: list[tuple]) -> None:
+    """Add (period, columns..., scans, approved, rejected) rows to a summary table."""
     columns = ", ".join((rollup.period, *rollup.columns))
-    await cur.executemany(
-        f"INSERT INTO {rollup.table} ({columns}, scans, approved_pieces, rejected_pieces)"
-        f" VALUES ({', '.join(['%s'] * (len(rollup.columns) + 4))})"
-        " ON DUPLICATE KEY UPDATE scans = scans + VALUES(scans),"
-        " approved_pieces = approved_pieces + VALUES(approved_pieces),"
-        " rejected_pieces = rejected_pieces + VALUES(rejected_pieces)",
-        [(*key, *change) for key, change in changes.items()])
+    for first in range(0, len(rows), BATCH):
+        await cur.executemany(
+            f"INSERT INTO {rollup.table} ({columns}, scans, approved_pieces, rejected_pieces)"
+            f" VALUES ({', '.join(['%s'] * (len(rollup.columns) + 4))})"
+            " ON DUPLICATE KEY UPDATE scans = scans + VALUES(scans),"
+            " approved_pieces = approved_pieces + VALUES(approved_pieces),"
+            " rejected_pieces = rejected_pieces + VALUES(rejected_pieces)",
+            rows[first:first + BATCH])
 
 
-async def summarise_once(db: Database, now: datetime | None = None) -> int:
-    """Fold the next batch of settled scans into every summary table; returns how many."""
+async def summarise_once(db: Database, shifts: Shifts, now: datetime | None = None) -> int:
+    """Fold the next batch of settled scans into every summary table, scan_shifts
+    by these shifts; returns how many."""
     cutoff = (now or utc_now()) - LAG
     async with db.transaction() as cur:
         await cur.execute("SELECT last_scan_id FROM scan_summary_state WHERE id = 1 FOR UPDATE SKIP LOCKED")
@@ -214,28 +243,73 @@ async def summarise_once(db: Database, now: datetime | None = None) -> int:
             if row[2] >= cutoff:
                 break
             rows.append(row)
-        if not rows:
-            return 0
-        deltas = await _deltas(cur, rows)
-        for rollup in ROLLUPS:
-            await _write(cur, rollup, deltas)
-        await cur.execute("UPDATE scan_summary_state SET last_scan_id = %s WHERE id = 1", (rows[-1][0],))
+        deltas = await _deltas(cur, rows) if rows else {}
+        for rollup in ROLLUPS if rows else ():
+            await _write(cur, rollup, deltas.items())
+        summarised = rows[-1][0] if rows else found[0]
+        if rows:
+            await cur.execute("UPDATE scan_summary_state SET last_scan_id = %s WHERE id = 1", (summarised,))
+        await _keep_shifts(cur, shifts, deltas, found[0], summarised)
     return len(rows)
 
 
-async def summarise_all(db: Database, now: datetime | None = None) -> int:
+async def _keep_shifts(cur: Cursor, shifts: Shifts, deltas: dict[Fact, list[int]], before: int,
+                       summarised: int) -> None:
+    """Add a batch to scan_shifts when it holds these shifts up to `before`;
+    otherwise rebuild it for them, unless another layout was built a moment ago."""
+    layout = layout_of(shifts)
+    await cur.execute("SELECT layout, last_scan_id, built_at FROM scan_shift_state WHERE id = 1")
+    held = await cur.fetchone()
+    if held is not None and held[0] == layout and held[1] == before:
+        if deltas:
+            await _write(cur, SHIFTS, ((fact._replace(hour=shift_hour(shifts, fact.hour)), change)
+                                       for fact, change in deltas.items()))
+            await cur.execute("UPDATE scan_shift_state SET last_scan_id = %s WHERE id = 1", (summarised,))
+        return
+    if held is not None and held[2] > utc_now() - REBUILD_GAP:
+        return  # the reports read scan_hourly meanwhile
+    await _rebuild_shifts(cur, shifts, summarised)
+    log.info("scan_shifts rebuilt for the shifts %s (it held %s)", layout,
+             "nothing" if held is None else f"{held[0]} up to scan {held[1]}")
+
+
+async def _rebuild_shifts(cur: Cursor, shifts: Shifts, summarised: int) -> None:
+    """scan_shifts anew from scan_hourly (summarised up to `summarised`), a month of hours at a time."""
+    await cur.execute("DELETE FROM scan_shifts")
+    await cur.execute("SELECT MIN(hour), MAX(hour) FROM scan_hourly")
+    first, last = await cur.fetchone() or (None, None)
+    step = 24 * 31
+    for start in range(first, last + 1, step) if first is not None else ():
+        # A shift split between two reads is added up by the upsert.
+        await cur.execute(
+            "SELECT hour, station, defect_code, is_rescan, scans, approved_pieces, rejected_pieces"
+            " FROM scan_hourly WHERE hour >= %s AND hour < %s", (start, start + step))
+        totals: dict[tuple, list[int]] = defaultdict(lambda: [0, 0, 0])
+        for hour, station, defect, rescan, *change in await cur.fetchall():
+            total = totals[shift_hour(shifts, hour), station, defect, rescan]
+            for i, value in enumerate(change):
+                total[i] += value
+        await _add(cur, SHIFTS, [(*key, *total) for key, total in totals.items()])
+    await cur.execute(
+        "INSERT INTO scan_shift_state (id, layout, last_scan_id, built_at) VALUES (1, %s, %s, %s)"
+        " ON DUPLICATE KEY UPDATE layout = VALUES(layout), last_scan_id = VALUES(last_scan_id),"
+        " built_at = VALUES(built_at)", (layout_of(shifts), summarised, utc_now()))
+
+
+async def summarise_all(db: Database, shifts: Shifts, now: datetime | None = None) -> int:
     """Catch up completely (demo data, tests)."""
     total = 0
-    while done := await summarise_once(db, now):
+    while done := await summarise_once(db, shifts, now):
         total += done
     return total
 
 
 class Summariser:
-    """The process's background task keeping scan_summary current."""
+    """The process's background task keeping the summary tables current."""
 
-    def __init__(self, db: Database, interval: float = 1.0) -> None:
+    def __init__(self, db: Database, shifts: Shifts, interval: float = 1.0) -> None:
         self.db = db
+        self.shifts = shifts
         self.interval = interval
         self._task: asyncio.Task[None] | None = None
 
@@ -250,7 +324,7 @@ class Summariser:
     async def _run(self) -> None:
         while True:
             try:
-                if await summarise_once(self.db) == BATCH:
+                if await summarise_once(self.db, self.shifts) == BATCH:
                     continue  # catching up: go on at once
             except DatabaseUnavailable as exc:
                 log.warning("scan summary: %s", exc)
@@ -301,6 +375,29 @@ def _days(hours: list[Range]) -> tuple[list[Range], list[Range]]:
     return days, rest
 
 
+def _whole_shifts(shifts: Shifts, hours: list[Range]) -> tuple[list[Range], list[Range]]:
+    """Ranges of whole hours as the whole shifts within them (a range of their
+    first hours) and the hours left at their ends."""
+    whole: list[Range] = []
+    rest: list[Range] = []
+    for lo, hi in hours:
+        first = None if lo is None else _next_shift(shifts, lo)
+        end = None if hi is None else shift_hour(shifts, hi)
+        if first is None or end is None or first >= end:
+            rest.append((lo, hi))
+            continue
+        whole.append((first, end))
+        rest += [(start, stop) for start, stop in ((lo, first), (end, hi)) if start < stop]
+    return whole, rest
+
+
+def _next_shift(shifts: Shifts, hour: int) -> int:
+    """The first hour of the first shift starting at or after this hour."""
+    while shift_hour(shifts, hour) != hour:
+        hour += 1
+    return hour
+
+
 def _in_hours(hour: int, ranges: list[Range]) -> bool:
     return any((lo is None or hour >= lo) and (hi is None or hour < hi) for lo, hi in ranges)
 
@@ -338,13 +435,17 @@ def _matches(terms: list[Term], fact: Fact) -> bool:
 async def aggregate(cur: Cursor, scan_filter: ScanFilter, group: str | None = None,
                     now: datetime | None = None, *, defects: bool = True,
                     within: Sequence[str] | None = None, top: int | None = None,
-                    fold: Callable[[Any], Any] | None = None) -> dict[Any, Figures]:
+                    fold: Callable[[Any], Any] | None = None,
+                    shifts: Shifts | None = None) -> dict[Any, Figures]:
     """Figures for the filtered scans, per `group` (None, hour, operator, order,
     defect); without `defects`, the rejected scans per defect are left out
     (cheaper: no grouping by defect); `within` keeps only these groups; `top`
     keeps only that many, ranked by `rank` (in that order; without defects);
-    `fold` maps each group to the one it counts in (hours to shifts, say)."""
+    `fold` maps each group to the one it counts in (hours to shifts, say).
+    With `shifts` (hours folded into them), whole shifts are read from
+    scan_shifts when it holds them, as their first hours."""
     assert top is None or (not defects and fold is None)
+    assert shifts is None or (group == "hour" and fold is not None)
     now = now or utc_now()
     spans = scan_filter.time_spans(now)
     only = Within(group, tuple(within)) if within is not None else None
@@ -357,7 +458,7 @@ async def aggregate(cur: Cursor, scan_filter: ScanFilter, group: str | None = No
     for _ in range(3):
         watermark = await _watermark(cur)
         await cur.execute(f"SELECT {_COLUMNS} FROM scans s WHERE s.id > %s ORDER BY s.id LIMIT %s",
-                          (watermark, TAIL_LIMIT + 1))
+                          (watermark.scan_id, TAIL_LIMIT + 1))
         tail = await cur.fetchall()
         if len(tail) > TAIL_LIMIT:
             break
@@ -376,7 +477,11 @@ async def aggregate(cur: Cursor, scan_filter: ScanFilter, group: str | None = No
                                          fold).items():
                 _figures(newest, name).merge(figures)
         index = await _ordered_index(cur, daily, group, days) if daily is not None and days else None
-        layers = [(hourly, rest, None), *([(daily, days, index)] if daily is not None else [])]
+        whole: list[Range] = []
+        if shifts is not None and hourly is HOURLY and watermark.shifts == layout_of(shifts):
+            whole, rest = _whole_shifts(shifts, rest)
+        layers = [(hourly, rest, None), *([(daily, days, index)] if daily is not None else []),
+                  (SHIFTS, whole, None)]
         if top is None:
             result = await _from_rollups(cur, layers, terms, group, defects, only, fold=fold)
         else:
@@ -424,10 +529,16 @@ def _figures(result: dict[Any, Figures], name: Any) -> Figures:
     return result[name]
 
 
-async def _watermark(cur: Cursor) -> int:
-    await cur.execute("SELECT last_scan_id FROM scan_summary_state WHERE id = 1")
+class Watermark(NamedTuple):
+    scan_id: int  # the summary tables hold every scan up to this one
+    shifts: str | None  # the layout scan_shifts holds up to the same scan, if any
+
+
+async def _watermark(cur: Cursor) -> Watermark:
+    await cur.execute("SELECT s.last_scan_id, h.layout FROM scan_summary_state s LEFT JOIN scan_shift_state h"
+                      " ON h.id = 1 AND h.last_scan_id = s.last_scan_id WHERE s.id = 1")
     found = await cur.fetchone()
-    return int(found[0]) if found else 0
+    return Watermark(int(found[0]), found[1]) if found else Watermark(0, None)
 
 
 async def _ordered_index(cur: Cursor, rollup: Rollup, group: str | None, days: list[Range]) -> str | None:
@@ -478,7 +589,7 @@ def _rollup_select(rollup: Rollup, ranges: list[Range], terms: list[Term], group
     """One summary table's figures for these ranges of its hours or days."""
     conditions = [f"{column} {comparison} %s" for column, comparison, _ in terms]
     params: list[Any] = [value for _, _, value in terms]
-    column = _GROUP_COLUMN[group] or "NULL"
+    column = rollup.period if group == "hour" else _GROUP_COLUMN[group] or "NULL"
     where = " AND ".join(conditions) or "TRUE"
     if only is not None:
         condition, values = only.condition(column)

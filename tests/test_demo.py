@@ -10,11 +10,14 @@ import pytest
 
 from quality.db import Database
 from quality.demo import DemoDataRefused, fill
+from quality.lists.filters import Shifts
 from quality.scans.store import save_scan
+from quality.settings import Settings
 from tests.conftest import UTC_SHIFTS
 from tests.test_scans_store import scan_input
 
 ZONE = ZoneInfo("Europe/Bucharest")
+PLANT_SHIFTS = Shifts(Settings.shifts, ZONE)
 
 
 async def rows(db: Database, sql: str) -> list[tuple]:
@@ -25,7 +28,7 @@ async def rows(db: Database, sql: str) -> list[tuple]:
 
 async def test_demo_scans_and_counters_agree_with_what_record_scan_would_keep(db: Database) -> None:
     progress: list[int] = []
-    await fill(db, 6000, 10, ZONE, progress=lambda done, total: progress.append(done), seed=7)
+    await fill(db, 6000, 10, PLANT_SHIFTS, progress=lambda done, total: progress.append(done), seed=7)
     assert progress[-1] == 6000
     [(count, orders, operators, rescans, rejected, stations)] = await rows(
         db, "SELECT COUNT(*), COUNT(DISTINCT order_code), COUNT(DISTINCT operator_code),"
@@ -56,17 +59,17 @@ async def test_refuses_a_database_with_real_scans_unless_forced(db: Database, ma
     make_user("worker", "operator")
     await save_scan(db, "quality", scan_input("CP00000001-0001"), 1, UTC_SHIFTS)
     with pytest.raises(DemoDataRefused):
-        await fill(db, 100, 1, ZONE)
+        await fill(db, 100, 1, PLANT_SHIFTS)
     assert await rows(db, "SELECT COUNT(*) FROM scans") == [(1,)]
-    await fill(db, 100, 1, ZONE, force=True)
+    await fill(db, 100, 1, PLANT_SHIFTS, force=True)
     assert await rows(db, "SELECT COUNT(*) FROM scans") == [(101,)]
     # The real scan's piece is still counted after the rebuild.
     assert await rows(db, "SELECT approved FROM order_counts WHERE order_code = 'CP00000001'") == [(1,)]
 
 
 async def test_a_second_run_adds_to_its_own_demo_data(db: Database) -> None:
-    await fill(db, 300, 1, ZONE)
-    await fill(db, 300, 1, ZONE)
+    await fill(db, 300, 1, PLANT_SHIFTS)
+    await fill(db, 300, 1, PLANT_SHIFTS)
     [(count,)] = await rows(db, "SELECT COUNT(*) FROM scans")
     assert count == 600
     [(pieces,)] = await rows(db, "SELECT COUNT(*) FROM piece_verdicts")

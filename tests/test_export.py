@@ -34,7 +34,7 @@ from quality.lists.xlsx import WorkbookStream
 from quality.scans.store import save_scan
 from quality.settings import Settings
 from tests.conftest import UTC_SHIFTS, database_for, execute, login, run_async
-from tests.test_lists import ZONE, all_scans, plant_settings
+from tests.test_lists import PLANT_SHIFTS, ZONE, all_scans, plant_settings
 from tests.test_scans_store import scan_input
 
 # A defect name with what a spreadsheet or an XML writer could get wrong.
@@ -88,7 +88,7 @@ def test_libreoffice_opens_the_export_with_the_filtered_rows(client: TestClient,
     async def seed() -> None:
         db = database_for(db_url, query_timeout=60)
         try:
-            await fill(db, 600, 3, ZONE, seed=7)
+            await fill(db, 600, 3, PLANT_SHIFTS, seed=7)
             # The demo's defect mix follows the clock: make sure the awkward name is in the range.
             await save_scan(db, "quality", scan_input("CP99999999-0001", "104"), 1, UTC_SHIFTS)
         finally:
@@ -143,7 +143,7 @@ async def scans_of(db_url: Any) -> list[Any]:
 
 async def test_rows_past_a_sheets_last_row_go_on_to_the_next_sheet(db: Database, settings: Settings,
                                                                    tmp_path: Path) -> None:
-    await fill(db, 100, 2, ZONE, seed=3)
+    await fill(db, 100, 2, PLANT_SHIFTS, seed=3)
     scan_filter = read_filter({}, settings).filter
     everything = [row async for batch in all_rows(db, scan_filter) for row in batch]
     english = words("en")

@@ -20,7 +20,7 @@ from quality.db import Database
 from quality.demo import fill
 from quality.http.render import Renderer
 from quality.lists.export import COLUMNS, row_values, words, xlsx_chunks
-from quality.lists.filters import Cursor, read_filter
+from quality.lists.filters import Cursor, Shifts, read_filter
 from quality.lists.queries import all_rows, fetch_page, totals
 from quality.lists.views import _row_events
 from quality.lists.xlsx import WorkbookStream
@@ -34,6 +34,7 @@ from tests.test_scans_store import scan_input
 
 ZONE = ZoneInfo("Europe/Bucharest")
 SHIFTS = (6 * 60, 14 * 60, 22 * 60)
+PLANT_SHIFTS = Shifts(SHIFTS, ZONE)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -97,7 +98,7 @@ def shift_index(scan: Scan) -> int:
 
 @pytest.fixture
 async def seeded(db: Database) -> list[Scan]:
-    await fill(db, 2500, 5, ZONE, seed=11)
+    await fill(db, 2500, 5, PLANT_SHIFTS, seed=11)
     return await all_scans(db)
 
 
@@ -149,7 +150,7 @@ async def test_totals_match_an_independent_computation_with_and_without_the_summ
     assert sum(s.rescan for s in scans) > sum(s.rescan for s in seeded)
     await check_totals(db, settings, scans)
     # And once the summary has taken everything in.
-    await summarise_all(db, datetime.now(UTC).replace(tzinfo=None) + timedelta(hours=1))
+    await summarise_all(db, PLANT_SHIFTS, datetime.now(UTC).replace(tzinfo=None) + timedelta(hours=1))
     await check_totals(db, settings, scans)
 
 
@@ -209,7 +210,7 @@ def seed_through(db_url: Any, scans: int = 400) -> None:
     async def work() -> None:
         db = database_for(db_url, query_timeout=60)
         try:
-            await fill(db, scans, 3, ZONE, seed=5)
+            await fill(db, scans, 3, PLANT_SHIFTS, seed=5)
         finally:
             await db.close()
 

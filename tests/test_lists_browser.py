@@ -12,7 +12,7 @@ from playwright.async_api import expect
 from quality.demo import fill
 from quality.settings import Settings
 from tests.conftest import LiveServer, browser_login, database_for
-from tests.test_lists import ZONE, plant_settings
+from tests.test_lists import PLANT_SHIFTS, plant_settings
 from tests.test_scans_browser import scan
 
 pytestmark = pytest.mark.browser
@@ -28,7 +28,7 @@ async def test_supervisor_filters_pages_exports_watches_live_and_follows_a_repor
     assert settings.database_url
     db = database_for(settings.database_url, query_timeout=60)
     try:
-        await fill(db, 400, 3, ZONE, seed=8)
+        await fill(db, 400, 3, PLANT_SHIFTS, seed=8)
         async with db.transaction() as cur:
             await cur.execute("SELECT order_code, COUNT(*) FROM scans GROUP BY order_code"
                               " ORDER BY COUNT(*) DESC, order_code LIMIT 1")

@@ -5,24 +5,34 @@ from __future__ import annotations
 
 import html
 import re
+import secrets
 from collections import Counter
 from collections.abc import Callable
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import pytest
 from starlette.testclient import TestClient
 
 from quality.db import Database
-from quality.demo import fill
+from quality.demo import fill, rebuild_counters
 from quality.lists.filters import read_filter
 from quality.reports import Report, build
 from quality.scans.store import save_scan
 from quality.settings import Settings
-from quality.summary import aggregate, summarise_all
-from tests.conftest import UTC_SHIFTS, database_for, login, run_async
-from tests.test_lists import ZONE, Scan, all_scans, expected_totals, local_day_start, plant_settings
+from quality.summary import LAG, aggregate, layout_of, summarise_all, summarise_once
+from tests.conftest import UTC_SHIFTS, database_for, execute, login, run_async
+from tests.test_lists import (
+    PLANT_SHIFTS,
+    Scan,
+    all_scans,
+    expected_totals,
+    local_day_start,
+    plant_settings,
+)
 from tests.test_scans_store import scan_input
+from tests.test_summary import age_shift_state, shift_state
 
 
 @pytest.fixture
@@ -94,7 +104,7 @@ async def report_of(db: Database, settings: Settings, params: dict[str, str]) ->
 
 async def test_every_report_figure_matches_an_independent_computation(
         db: Database, settings: Settings, make_user: Any) -> None:
-    await fill(db, 3000, 9, ZONE, seed=21)
+    await fill(db, 3000, 9, PLANT_SHIFTS, seed=21)
     make_user("worker", "operator")
     seeded = await all_scans(db)
     # Re-scans that flip verdicts of summarised pieces scanned days and hours
@@ -102,7 +112,7 @@ async def test_every_report_figure_matches_an_independent_computation(
     await rescan(db, seeded[-600::50] + seeded[:900:75])
     for summarised in (False, True):
         if summarised:
-            await summarise_all(db, datetime.now(UTC).replace(tzinfo=None) + timedelta(hours=1))
+            await summarise_all(db, PLANT_SHIFTS, datetime.now(UTC).replace(tzinfo=None) + timedelta(hours=1))
         scans = await all_scans(db)
         report = await report_of(db, settings, {})
         assert len(report.days) == 14
@@ -119,7 +129,7 @@ async def test_every_report_figure_matches_an_independent_computation(
 async def test_a_report_needs_no_second_connection(db: Database, db_url: Any, settings: Settings) -> None:
     """`build` reads on two connections at once; with a pool of one, the two
     halves take turns and the figures are the same."""
-    await fill(db, 400, 3, ZONE, seed=8)
+    await fill(db, 400, 3, PLANT_SHIFTS, seed=8)
     scans = await all_scans(db)
     single = database_for(db_url, maxsize=1, timeout=30.0)
     try:
@@ -130,7 +140,7 @@ async def test_a_report_needs_no_second_connection(db: Database, db_url: Any, se
 
 async def test_the_top_groups_are_exact_while_new_scans_change_the_ranking(
         db: Database, settings: Settings, make_user: Any) -> None:
-    await fill(db, 4000, 6, ZONE, seed=5)
+    await fill(db, 4000, 6, PLANT_SHIFTS, seed=5)
     make_user("worker", "operator")
     scan_filter = read_filter({}, settings).filter
 
@@ -152,8 +162,60 @@ async def test_the_top_groups_are_exact_while_new_scans_change_the_ranking(
     latest = {(s.station, s.piece): s for s in scans}
     await rescan(db, [s for s in latest.values() if s.order in leaders and not s.approved])
     await check()
-    await summarise_all(db, datetime.now(UTC).replace(tzinfo=None) + timedelta(hours=1))
+    await summarise_all(db, PLANT_SHIFTS, datetime.now(UTC).replace(tzinfo=None) + timedelta(hours=1))
     await check()
+
+
+async def test_a_report_reads_whole_shifts_only_from_a_table_holding_its_shifts(
+        db: Database, db_url: Any, settings: Settings, make_user: Any) -> None:
+    await fill(db, 1500, 5, PLANT_SHIFTS, seed=12)
+    make_user("worker", "operator")
+    scans = await all_scans(db)
+    check_report(await report_of(db, settings, {}), scans)
+    # A count written into the plant's first shift only scan_shifts holds:
+    # the plant's report shows it, a report of other shifts does not.
+    async with db.transaction() as cur:
+        await cur.execute("UPDATE scan_shifts SET scans = scans + 1000 ORDER BY shift_hour LIMIT 1")
+    assert (await report_of(db, settings, {})).total.scans == len(scans) + 1000
+    utc = Settings(**{**vars(settings), "timezone": ZoneInfo("UTC")})
+    report = await report_of(db, utc, {})
+    within = expected_totals(scans, lambda s: report.start <= s.created_at < report.end)
+    assert report.total.scans == within[0]
+    # Rebuilt for those other shifts: the plant's report reads the hours again, exact.
+    await age_shift_state(db)
+    await summarise_once(db, UTC_SHIFTS, datetime.now(UTC).replace(tzinfo=None) + timedelta(hours=1))
+    check_report(await report_of(db, settings, {}), scans)
+
+
+async def test_shifts_across_both_clock_changes_are_counted_where_their_scans_are(
+        db: Database, settings: Settings, make_user: Any) -> None:
+    """A report of the nights the clocks change (the night shift is 7 and 9
+    hours long) read from whole shifts, their partial hours and the newest scans."""
+    make_user("worker", "operator")
+    [[user]] = await execute(settings.database_url, "SELECT id FROM users WHERE username = 'worker'")
+    rows = []
+    for first in (datetime(2026, 3, 27, 0, 10), datetime(2026, 10, 23, 0, 10)):
+        for n in range(4 * 24 * 3):  # every 20 minutes for four days
+            piece = f"CP{first.month:06d}00-{n % 150:04d}"  # each piece scanned again some 50 hours on
+            defect = "000" if n % 7 else ("104", "201", "301")[n % 3]
+            rows.append(("quality" if n % 5 else "fg", secrets.token_bytes(16), f"OP{n % 4:02d}", piece,
+                         piece[:10], "OC01", "OC02", defect, defect == "000", n >= 150,
+                         first + timedelta(minutes=20 * n), user))
+    async with db.transaction() as cur:
+        await cur.executemany(
+            "INSERT INTO scans (station, submission_id, operator_code, piece_code, order_code, checker1_code,"
+            " checker2_code, defect_code, approved, is_rescan, created_at, created_by)"
+            " VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)", rows)
+    await rebuild_counters(db)
+    # Summarised up to the second change's Sunday noon; the rest is read from the scans.
+    await summarise_all(db, PLANT_SHIFTS, datetime(2026, 10, 25, 10, 0) + LAG)
+    scans = await all_scans(db)
+    assert (await shift_state(db))[0] == layout_of(PLANT_SHIFTS)  # whole shifts come from scan_shifts
+    for start, end in (("2026-03-27", "2026-03-31"), ("2026-10-23", "2026-10-27"),
+                       ("2026-03-28T05:40", "2026-03-30T13:20"), ("2026-10-24T21:00", "2026-10-26T06:00")):
+        report = await report_of(db, settings, {"from": start, "to": end})
+        assert report.total.scans > 100
+        check_report(report, scans)
 
 
 def quality_report(client: TestClient, make_user: Any, db_url: Any, scans: int, days: int, seed: int) -> Any:
@@ -161,7 +223,7 @@ def quality_report(client: TestClient, make_user: Any, db_url: Any, scans: int, 
     async def fill_demo() -> None:
         db = database_for(db_url, query_timeout=60)
         try:
-            await fill(db, scans, days, ZONE, seed=seed)
+            await fill(db, scans, days, PLANT_SHIFTS, seed=seed)
         finally:
             await db.close()
 

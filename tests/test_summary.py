@@ -1,20 +1,26 @@
 """The summary tables: migration 0008 fills its tables on a database with
 scans exactly as the background summariser would have, and a summariser
-going on from there ends where one starting from nothing does."""
+going on from there ends where one starting from nothing does; scan_shifts
+holds the raw scans counted per shift of the layout it names, kept and rebuilt
+as the settings say."""
 
 from __future__ import annotations
 
 import dataclasses
+import logging
+from collections import Counter
 from datetime import UTC, datetime, timedelta
 from typing import Any
+
+import pytest
 
 from quality.db import Database
 from quality.demo import fill
 from quality.migrate import available
 from quality.scans.store import save_scan
-from quality.summary import ROLLUPS, summarise_all
+from quality.summary import ROLLUPS, hour_of, layout_of, summarise_all, summarise_once
 from tests.conftest import UTC_SHIFTS
-from tests.test_lists import ZONE, all_scans
+from tests.test_lists import PLANT_SHIFTS, all_scans
 from tests.test_scans_store import scan_input
 
 FILLED = ("scan_hourly", "scan_daily_order", "scan_daily_operator", "scan_checker_hourly")
@@ -54,13 +60,13 @@ async def rescan(db: Database, scans: list[Any], same_checkers: bool) -> None:
 
 async def test_migration_0008_fills_the_new_tables_as_the_summariser_does(
         db: Database, make_user: Any) -> None:
-    await fill(db, 2000, 4, ZONE, seed=8)
+    await fill(db, 2000, 4, PLANT_SHIFTS, seed=8)
     make_user("worker", "operator")
     seeded = await all_scans(db)
     # Summarised re-scans (some with one checker twice), days after their pieces' first scans ...
     await rescan(db, seeded[:600:60], same_checkers=True)
     await rescan(db, seeded[-300::60], same_checkers=False)
-    await summarise_all(db, later())
+    await summarise_all(db, PLANT_SHIFTS, later())
     # ... and re-scans not summarised yet, of pieces whose summarised latest scan they replace.
     await rescan(db, seeded[:600:120] + seeded[-300::90], same_checkers=False)
     by_summariser = await contents(db, FILLED)
@@ -69,12 +75,94 @@ async def test_migration_0008_fills_the_new_tables_as_the_summariser_does(
     assert await contents(db, FILLED) == by_summariser
 
     # Going on from what the migration filled ends where starting afresh does.
-    await summarise_all(db, later())
+    await summarise_all(db, PLANT_SHIFTS, later())
     tables = tuple(rollup.table for rollup in ROLLUPS)
     incremental = await contents(db, tables)
     async with db.transaction() as cur:
         for table in tables:
             await cur.execute(f"DELETE FROM {table}")
         await cur.execute("UPDATE scan_summary_state SET last_scan_id = 0")
-    await summarise_all(db, later())
+    await summarise_all(db, PLANT_SHIFTS, later())
     assert await contents(db, tables) == incremental
+
+
+async def shift_state(db: Database) -> tuple[str, int]:
+    async with db.transaction() as cur:
+        await cur.execute("SELECT layout, last_scan_id FROM scan_shift_state WHERE id = 1")
+        return await cur.fetchone()
+
+
+async def age_shift_state(db: Database) -> None:
+    """As if scan_shifts had been built two minutes ago (more than REBUILD_GAP)."""
+    async with db.transaction() as cur:
+        await cur.execute("UPDATE scan_shift_state SET built_at = built_at - INTERVAL 2 MINUTE")
+
+
+async def by_shift_from_scans(db: Database, shifts: Any) -> set[tuple]:
+    """scan_shifts' rows computed from the raw scans: per shift (by its first
+    hour), station, defect and re-scan, the scans and the pieces whose latest
+    scan is one of them, by verdict."""
+    scans = await all_scans(db)
+    latest = {(s.station, s.piece): s for s in scans}
+    rows: dict[tuple, Counter[str]] = {}
+    for scan in scans:
+        begins = shifts.around(scan.created_at)[0]
+        assert begins.minute == 0  # whole-hour shifts in a whole-hour zone
+        counts = rows.setdefault((hour_of(begins), scan.station, scan.defect, scan.rescan), Counter())
+        counts["scans"] += 1
+        if latest[scan.station, scan.piece] is scan:
+            counts["approved" if scan.approved else "rejected"] += 1
+    return {(*key, c["scans"], c["approved"], c["rejected"]) for key, c in rows.items()}
+
+
+async def test_scan_shifts_counts_the_scans_of_each_shift_kept_or_rebuilt(
+        db: Database, make_user: Any) -> None:
+    await fill(db, 2000, 4, PLANT_SHIFTS, seed=9)
+    make_user("worker", "operator")
+    seeded = await all_scans(db)
+    async with db.transaction() as cur:
+        await cur.execute("SELECT last_scan_id FROM scan_summary_state")
+        [(summarised,)] = await cur.fetchall()
+    assert summarised > seeded[-100].id and await shift_state(db) == (layout_of(PLANT_SHIFTS), summarised)
+    # Re-scans days after the first scans, summarised as they come (kept, not rebuilt).
+    await rescan(db, seeded[:800:40] + seeded[-400::50], same_checkers=False)
+    await summarise_all(db, PLANT_SHIFTS, later())
+    kept = await contents(db, ("scan_shifts",))
+    assert kept["scan_shifts"] == await by_shift_from_scans(db, PLANT_SHIFTS)
+    # A rebuild (the layout it held was another) makes the same rows.
+    async with db.transaction() as cur:
+        await cur.execute("UPDATE scan_shift_state SET layout = 'Europe/Lisbon 07:00,19:00'")
+    await age_shift_state(db)
+    await summarise_once(db, PLANT_SHIFTS, later())
+    assert await contents(db, ("scan_shifts",)) == kept
+    assert (await shift_state(db))[0] == layout_of(PLANT_SHIFTS)
+
+
+async def test_other_shift_settings_rebuild_scan_shifts_at_most_once_a_gap(
+        db: Database, make_user: Any, caplog: pytest.LogCaptureFixture) -> None:
+    await fill(db, 1200, 3, PLANT_SHIFTS, seed=4)
+    make_user("worker", "operator")
+    await summarise_all(db, PLANT_SHIFTS, later())  # the demo's newest scans too
+    plant = await contents(db, ("scan_shifts",))
+    last = (await all_scans(db))[-1].id
+    # A process whose settings differ, right after the build: leaves the table alone ...
+    await rescan(db, (await all_scans(db))[:100:10], same_checkers=False)
+    await summarise_once(db, UTC_SHIFTS, later())
+    assert await shift_state(db) == (layout_of(PLANT_SHIFTS), last)  # behind: the reports read hours
+    assert await contents(db, ("scan_shifts",)) == plant
+    # ... and rebuilds it for its own shifts once the gap has passed.
+    await age_shift_state(db)
+    with caplog.at_level(logging.INFO, logger="quality.summary"):
+        await summarise_once(db, UTC_SHIFTS, later())
+    newest = (await all_scans(db))[-1].id
+    assert await shift_state(db) == (layout_of(UTC_SHIFTS), newest)
+    assert (await contents(db, ("scan_shifts",)))["scan_shifts"] == await by_shift_from_scans(db, UTC_SHIFTS)
+    assert f"scan_shifts rebuilt for the shifts UTC 06:00,14:00,22:00 (it held {layout_of(PLANT_SHIFTS)}" \
+        f" up to scan {last})" in caplog.text
+    # The plant's own summariser takes it back the same way.
+    await summarise_once(db, PLANT_SHIFTS, later())
+    assert (await shift_state(db))[0] == layout_of(UTC_SHIFTS)
+    await age_shift_state(db)
+    await summarise_once(db, PLANT_SHIFTS, later())
+    rebuilt = await contents(db, ("scan_shifts",))
+    assert rebuilt["scan_shifts"] == await by_shift_from_scans(db, PLANT_SHIFTS)
