@@ -4,6 +4,7 @@ CSV/XLSX exports of every row (time and the app's peak memory).
 
     .venv/bin/python bench/lists_bench.py                        # 20,000 and 1,000,000 scans
     .venv/bin/python bench/lists_bench.py --data-dir /tmp/lqbench # reuse a filled local database
+    .venv/bin/python bench/lists_bench.py --pages /reports --no-exports  # only some pages
 
 Each page is requested back to back by one client (`--repeat` times after a
 warm-up) against `quality serve`, and timed as the client sees it; the same
@@ -27,7 +28,6 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
-from zoneinfo import ZoneInfo
 
 import httpx2
 
@@ -35,7 +35,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
-from scan_load import PASSWORD, App, query  # noqa: E402
+from scan_load import PASSWORD, SHIFTS, App, query  # noqa: E402
 
 from quality.accounts import AccountError, create_user  # noqa: E402
 from quality.db import Database  # noqa: E402
@@ -43,8 +43,6 @@ from quality.demo import fill  # noqa: E402
 from quality.localdb import LocalMariaDB  # noqa: E402
 from quality.migrate import migrate  # noqa: E402
 from quality.settings import DatabaseURL  # noqa: E402
-
-ZONE_UTC = ZoneInfo("UTC")
 
 
 async def prepare(url: DatabaseURL, scans: int) -> None:
@@ -59,7 +57,7 @@ async def prepare(url: DatabaseURL, scans: int) -> None:
             (stored,) = await cur.fetchone() or (0,)
         if stored < scans:
             started = time.monotonic()
-            await fill(db, scans - stored, 90, ZONE_UTC, force=True, seed=1)
+            await fill(db, scans - stored, 90, SHIFTS, force=True, seed=1)
             print(f"filled {scans - stored:,} demo scans in {time.monotonic() - started:.0f} s")
     finally:
         await db.close()
@@ -170,9 +168,9 @@ async def time_export(app: App, address: str) -> tuple[float, float, int, float,
     return first_byte or 0.0, time.perf_counter() - started, size, peak / 1024, before // 1024
 
 
-async def run_on(url: DatabaseURL, scans: int, repeat: int, exports: bool) -> dict[str, Any]:
+async def run_on(url: DatabaseURL, scans: int, repeat: int, exports: bool, only: str) -> dict[str, Any]:
     await prepare(url, scans)
-    pages = await pages_to_time(url)
+    pages = {name: address for name, address in (await pages_to_time(url)).items() if only in name}
     app = App(url, 10)
     await app.wait_ready()
     try:
@@ -204,8 +202,8 @@ async def main(args: argparse.Namespace) -> None:
         small_url = DatabaseURL(big_url.user, big_url.password, small_name, big_url.host, big_url.port,
                                 big_url.unix_socket)
         print(f"machine: {os.cpu_count()} cores, load average {os.getloadavg()[0]:.1f}")
-        small = await run_on(small_url, args.small, args.repeat, exports=False)
-        big = await run_on(big_url, args.scans, args.repeat, exports=True)
+        small = await run_on(small_url, args.small, args.repeat, False, args.pages)
+        big = await run_on(big_url, args.scans, args.repeat, not args.no_exports, args.pages)
     finally:
         server.release()
         if base:
@@ -228,6 +226,8 @@ def parse() -> argparse.Namespace:
     parser.add_argument("--small", type=int, default=20_000, help="the small database, for the ratio")
     parser.add_argument("--repeat", type=int, default=30, help="timed requests per page")
     parser.add_argument("--data-dir", help="reuse this local MariaDB data directory (filled once)")
+    parser.add_argument("--pages", default="", help="time only the pages whose names contain this")
+    parser.add_argument("--no-exports", action="store_true", help="leave out the exports")
     return parser.parse_args()
 
 
