@@ -249,14 +249,22 @@ async def summarise_once(db: Database, shifts: Shifts, now: datetime | None = No
         summarised = rows[-1][0] if rows else found[0]
         if rows:
             await cur.execute("UPDATE scan_summary_state SET last_scan_id = %s WHERE id = 1", (summarised,))
-        await _keep_shifts(cur, shifts, deltas, found[0], summarised)
+        rebuilt = await _keep_shifts(cur, shifts, deltas, found[0], summarised)
+    if rebuilt:
+        # Filled in one transaction, the table can keep the row count the server
+        # estimated while it was nearly empty, and a report's many shifts are
+        # then read by a full scan; ANALYZE ends a transaction, so after it.
+        async with db.transaction() as cur:
+            await cur.execute("ANALYZE TABLE scan_shifts")
+            await cur.fetchall()
     return len(rows)
 
 
 async def _keep_shifts(cur: Cursor, shifts: Shifts, deltas: dict[Fact, list[int]], before: int,
-                       summarised: int) -> None:
+                       summarised: int) -> bool:
     """Add a batch to scan_shifts when it holds these shifts up to `before`;
-    otherwise rebuild it for them, unless another layout was built a moment ago."""
+    otherwise rebuild it for them, unless another layout was built a moment
+    ago; returns whether it rebuilt."""
     layout = layout_of(shifts)
     await cur.execute("SELECT layout, last_scan_id, built_at FROM scan_shift_state WHERE id = 1")
     held = await cur.fetchone()
@@ -265,12 +273,13 @@ async def _keep_shifts(cur: Cursor, shifts: Shifts, deltas: dict[Fact, list[int]
             await _write(cur, SHIFTS, ((fact._replace(hour=shift_hour(shifts, fact.hour)), change)
                                        for fact, change in deltas.items()))
             await cur.execute("UPDATE scan_shift_state SET last_scan_id = %s WHERE id = 1", (summarised,))
-        return
+        return False
     if held is not None and held[2] > utc_now() - REBUILD_GAP:
-        return  # the reports read scan_hourly meanwhile
+        return False  # the reports read scan_hourly meanwhile
     await _rebuild_shifts(cur, shifts, summarised)
     log.info("scan_shifts rebuilt for the shifts %s (it held %s)", layout,
              "nothing" if held is None else f"{held[0]} up to scan {held[1]}")
+    return True
 
 
 async def _rebuild_shifts(cur: Cursor, shifts: Shifts, summarised: int) -> None:
@@ -383,11 +392,14 @@ def _whole_shifts(shifts: Shifts, hours: list[Range]) -> tuple[list[Range], list
     for lo, hi in hours:
         first = None if lo is None else _next_shift(shifts, lo)
         end = None if hi is None else shift_hour(shifts, hi)
-        if first is None or end is None or first >= end:
+        if first is not None and end is not None and first >= end:
             rest.append((lo, hi))
             continue
         whole.append((first, end))
-        rest += [(start, stop) for start, stop in ((lo, first), (end, hi)) if start < stop]
+        if lo is not None and first is not None and lo < first:
+            rest.append((lo, first))
+        if hi is not None and end is not None and end < hi:
+            rest.append((end, hi))
     return whole, rest
 
 
@@ -442,10 +454,12 @@ async def aggregate(cur: Cursor, scan_filter: ScanFilter, group: str | None = No
     (cheaper: no grouping by defect); `within` keeps only these groups; `top`
     keeps only that many, ranked by `rank` (in that order; without defects);
     `fold` maps each group to the one it counts in (hours to shifts, say).
-    With `shifts` (hours folded into them), whole shifts are read from
-    scan_shifts when it holds them, as their first hours."""
+    With the plant's `shifts`, whole shifts are read from scan_shifts when it
+    holds them and the question needs no other columns (the fewest rows over
+    a long range); per hour, each shift then comes as its first hour, so
+    `fold` must map hours to their shifts."""
     assert top is None or (not defects and fold is None)
-    assert shifts is None or (group == "hour" and fold is not None)
+    assert shifts is None or group != "hour" or fold is not None
     now = now or utc_now()
     spans = scan_filter.time_spans(now)
     only = Within(group, tuple(within)) if within is not None else None
@@ -463,7 +477,14 @@ async def aggregate(cur: Cursor, scan_filter: ScanFilter, group: str | None = No
         if len(tail) > TAIL_LIMIT:
             break
         hours, edges = _split(spans if spans is not None else [(None, None)])
-        days, rest = _days(hours) if daily is not None else ([], hours)
+        days: list[Range] = []
+        whole: list[Range] = []
+        if shifts is not None and hourly is HOURLY and watermark.shifts == layout_of(shifts):
+            whole, rest = _whole_shifts(shifts, hours)  # fewer rows than any daily table
+        elif daily is not None:
+            days, rest = _days(hours)
+        else:
+            rest = hours
         # What the summaries do not hold yet: the newest scans, and the partial hours.
         newest: dict[Any, Figures] = {}
         for fact, change in (await _deltas(cur, list(tail))).items():
@@ -477,9 +498,6 @@ async def aggregate(cur: Cursor, scan_filter: ScanFilter, group: str | None = No
                                          fold).items():
                 _figures(newest, name).merge(figures)
         index = await _ordered_index(cur, daily, group, days) if daily is not None and days else None
-        whole: list[Range] = []
-        if shifts is not None and hourly is HOURLY and watermark.shifts == layout_of(shifts):
-            whole, rest = _whole_shifts(shifts, rest)
         layers = [(hourly, rest, None), *([(daily, days, index)] if daily is not None else []),
                   (SHIFTS, whole, None)]
         if top is None:

@@ -133,4 +133,5 @@ async def all_rows(db: Database, scan_filter: ScanFilter,
 
 async def totals(cur: DbCursor, scan_filter: ScanFilter, now: datetime | None = None) -> Figures:
     """Scans, and pieces by their latest scan, for the filter."""
-    return (await aggregate(cur, scan_filter, None, now, defects=False)).get(None, Figures())
+    return (await aggregate(cur, scan_filter, None, now, defects=False,
+                            shifts=scan_filter.shifts)).get(None, Figures())
