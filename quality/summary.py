@@ -503,20 +503,42 @@ async def aggregate(cur: Cursor, scan_filter: ScanFilter, group: str | None = No
         if top is None:
             result = await _from_rollups(cur, layers, terms, group, defects, only, fold=fold)
         else:
-            # The summaries rank in SQL. Each group the newest scans touch can
-            # fall out of their top at most one place, so reading that many more
-            # (and the touched ones themselves) holds the exact top.
-            result = await _from_rollups(cur, layers, terms, group, defects, only, top + len(newest))
-            missing = [name for name in newest if name not in result]
-            if missing:
-                result.update(await _from_rollups(cur, layers, terms, group, defects,
-                                                  Within(group, tuple(missing))))
+            result = await _top_groups(cur, layers, terms, group, only, top, newest)
         if await _watermark(cur) != watermark:
             continue  # the summaries moved on while we read them: read again
         for name, figures in newest.items():
             _figures(result, name).merge(figures)
         return _ranked(result, top)
     return _ranked(_folded(await _from_scans(cur, scan_filter, group, spans, defects, only), fold), top)
+
+
+async def _top_groups(cur: Cursor, layers: list[tuple[Rollup, list[Range], str | None]], terms: list[Term],
+                      group: str | None, only: Within | None, top: int, newest: dict[Any, Figures]
+                      ) -> dict[Any, Figures]:
+    """At least the top groups, exact, of these layers plus the newest scans.
+
+    The widest layer (whole days, if any) ranks in SQL; the others (partial
+    days: few groups) are read whole, then the first's figures of each group
+    they or the newest scans name. That holds the exact top: a group in none of
+    them has only its ranked figures, and each group ranked above it adds
+    figures of its own elsewhere (never fewer scans or pieces), except that the
+    newest scans can take pieces from as many groups as they touch; so reading
+    that many more than the top suffices."""
+    layers = sorted((layer for layer in layers if layer[1]), key=lambda layer: layer[0].period != "day")
+    if not layers:
+        return {}
+    widest, others = layers[0], layers[1:]
+    result = await _from_rollups(cur, [widest], terms, group, False, only, top + len(newest))
+    elsewhere: dict[Any, Figures] = {}
+    for layer in others:
+        for name, figures in (await _from_rollups(cur, [layer], terms, group, False, only)).items():
+            _figures(elsewhere, name).merge(figures)
+    missing = [name for name in {**newest, **elsewhere} if name not in result]
+    if missing:
+        result.update(await _from_rollups(cur, [widest], terms, group, False, Within(group, tuple(missing))))
+    for name, figures in elsewhere.items():
+        _figures(result, name).merge(figures)
+    return result
 
 
 def rank(groups: dict[Any, Figures]) -> list[tuple[Any, Figures]]:

@@ -4,6 +4,7 @@ and every chart mark a link to the list that holds exactly its scans."""
 from __future__ import annotations
 
 import html
+import itertools
 import re
 import secrets
 from collections import Counter
@@ -142,17 +143,23 @@ async def test_the_top_groups_are_exact_while_new_scans_change_the_ranking(
         db: Database, settings: Settings, make_user: Any) -> None:
     await fill(db, 4000, 6, PLANT_SHIFTS, seed=5)
     make_user("worker", "operator")
-    scan_filter = read_filter({}, settings).filter
+    # All time (whole days), and plant days from mid-morning to mid-afternoon
+    # (partial UTC days at both ends: the days rank, the hours are added).
+    start, end = local_day_start(-4) + timedelta(hours=7, minutes=20), local_day_start(-1) + timedelta(
+        hours=13, minutes=10)
+    filters = [(read_filter({}, settings).filter, lambda s: True),
+               (read_filter({"from": start.strftime("%Y-%m-%dT%H:%M"), "to": end.strftime("%Y-%m-%dT%H:%M")},
+                            settings).filter, lambda s: start <= s.local < end)]
 
     async def check() -> None:
         scans = await all_scans(db)
-        for top in (1, 3, 5):
+        for (scan_filter, within), top in itertools.product(filters, (1, 3, 5, 8)):
             async with db.transaction() as cur:
                 ranked = await aggregate(cur, scan_filter, "order", defects=False, top=top)
-            assert list(ranked) == ranking(scans, lambda s: True, lambda s: s.order)[:top]
+            assert list(ranked) == ranking(scans, within, lambda s: s.order)[:top]
             for order, figures in ranked.items():
                 assert (figures.scans, figures.approved, figures.rejected) == expected_totals(
-                    scans, lambda s, order=order: s.order == order)
+                    scans, lambda s, order=order, within=within: within(s) and s.order == order)
 
     await check()
     # The leading orders' rejected pieces approved on re-scan (not summarised yet):
@@ -187,6 +194,38 @@ async def test_a_report_reads_whole_shifts_only_from_a_table_holding_its_shifts(
     check_report(await report_of(db, settings, {}), scans)
 
 
+async def insert_scans(db: Database, rows: list[tuple]) -> None:
+    """Scans at given times, written as an import would, and the pieces' verdicts rebuilt."""
+    async with db.transaction() as cur:
+        await cur.executemany(
+            "INSERT INTO scans (station, submission_id, operator_code, piece_code, order_code, checker1_code,"
+            " checker2_code, defect_code, approved, is_rescan, created_at, created_by)"
+            " VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)", rows)
+    await rebuild_counters(db)
+
+
+async def test_the_top_groups_count_what_the_partial_days_add(
+        db: Database, settings: Settings, make_user: Any) -> None:
+    """Order C leads only with its scans of the range's first, partial UTC day
+    added to its whole days', where it ranks third."""
+    make_user("worker", "operator")
+    [[user]] = await execute(settings.database_url, "SELECT id FROM users WHERE username = 'worker'")
+    made = {"CP00000001": [(datetime(2026, 6, 2, 9), 5)], "CP00000002": [(datetime(2026, 6, 2, 10), 4)],
+            "CP00000003": [(datetime(2026, 6, 3, 9), 3), (datetime(2026, 6, 1, 15), 3)]}
+    await insert_scans(db, [
+        ("quality", secrets.token_bytes(16), "OP01", f"{order}-{n:04d}", order, "OC01", "OC02", "104", False,
+         False, at + timedelta(minutes=n), user)
+        for order, batches in made.items() for at, count in batches for n in range(count)])
+    await summarise_all(db, UTC_SHIFTS, datetime(2026, 6, 5))
+    utc = Settings(**{**vars(settings), "timezone": ZoneInfo("UTC")})
+    scan_filter = read_filter({"from": "2026-06-01T12:00", "to": "2026-06-04T00:00"}, utc).filter
+    for top, leaders in ((1, ["CP00000003"]), (2, ["CP00000003", "CP00000001"])):
+        async with db.transaction() as cur:
+            ranked = await aggregate(cur, scan_filter, "order", defects=False, top=top)
+        assert list(ranked) == leaders
+        assert ranked["CP00000003"].rejected == 6
+
+
 async def test_shifts_across_both_clock_changes_are_counted_where_their_scans_are(
         db: Database, settings: Settings, make_user: Any) -> None:
     """A report of the nights the clocks change (the night shift is 7 and 9
@@ -201,12 +240,7 @@ async def test_shifts_across_both_clock_changes_are_counted_where_their_scans_ar
             rows.append(("quality" if n % 5 else "fg", secrets.token_bytes(16), f"OP{n % 4:02d}", piece,
                          piece[:10], "OC01", "OC02", defect, defect == "000", n >= 150,
                          first + timedelta(minutes=20 * n), user))
-    async with db.transaction() as cur:
-        await cur.executemany(
-            "INSERT INTO scans (station, submission_id, operator_code, piece_code, order_code, checker1_code,"
-            " checker2_code, defect_code, approved, is_rescan, created_at, created_by)"
-            " VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)", rows)
-    await rebuild_counters(db)
+    await insert_scans(db, rows)
     # Summarised up to the second change's Sunday noon; the rest is read from the scans.
     await summarise_all(db, PLANT_SHIFTS, datetime(2026, 10, 25, 10, 0) + LAG)
     scans = await all_scans(db)
