@@ -5,6 +5,7 @@ CSV/XLSX exports of every row (time and the app's peak memory).
     .venv/bin/python bench/lists_bench.py                        # 20,000 and 1,000,000 scans
     .venv/bin/python bench/lists_bench.py --data-dir /tmp/lqbench # reuse a filled local database
     .venv/bin/python bench/lists_bench.py --pages /reports --no-exports  # only some pages
+    .venv/bin/python bench/lists_bench.py --timezone Europe/Bucharest     # a plant east of UTC
 
 Each page is requested back to back by one client (`--repeat` times after a
 warm-up) against `quality serve`, and timed as the client sees it; the same
@@ -28,6 +29,7 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
+from zoneinfo import ZoneInfo
 
 import httpx2
 
@@ -40,9 +42,11 @@ from scan_load import PASSWORD, SHIFTS, App, query  # noqa: E402
 from quality.accounts import AccountError, create_user  # noqa: E402
 from quality.db import Database  # noqa: E402
 from quality.demo import fill  # noqa: E402
+from quality.lists.filters import Shifts  # noqa: E402
 from quality.localdb import LocalMariaDB  # noqa: E402
 from quality.migrate import migrate  # noqa: E402
-from quality.settings import DatabaseURL  # noqa: E402
+from quality.settings import DatabaseURL, Settings  # noqa: E402
+from quality.summary import layout_of  # noqa: E402
 
 
 async def prepare(url: DatabaseURL, scans: int) -> None:
@@ -168,6 +172,17 @@ async def time_export(app: App, address: str) -> tuple[float, float, int, float,
     return first_byte or 0.0, time.perf_counter() - started, size, peak / 1024, before // 1024
 
 
+async def shifts_summarised(url: DatabaseURL) -> None:
+    """Wait until the app's summariser holds scan_shifts for the plant's shifts
+    (another time zone's run a minute before can delay its rebuild)."""
+    layout = layout_of(Shifts(Settings.shifts, ZoneInfo(os.environ["QUALITY_TIMEZONE"])))
+    for _ in range(120):
+        if await query(url, "SELECT layout FROM scan_shift_state") == [(layout,)]:
+            return
+        await asyncio.sleep(1)
+    raise RuntimeError(f"scan_shifts was not built for {layout}")
+
+
 async def run_on(url: DatabaseURL, scans: int, repeat: int, exports: bool, only: str) -> dict[str, Any]:
     await prepare(url, scans)
     pages = {name: address for name, address in (await pages_to_time(url)).items() if only in name}
@@ -175,6 +190,7 @@ async def run_on(url: DatabaseURL, scans: int, repeat: int, exports: bool, only:
     await app.wait_ready()
     try:
         await asyncio.sleep(2)  # let the summariser see the newest scans settle
+        await shifts_summarised(url)
         timings = await time_pages(app, pages, repeat)
         export_results = {}
         if exports:
@@ -186,6 +202,7 @@ async def run_on(url: DatabaseURL, scans: int, repeat: int, exports: bool, only:
 
 
 async def main(args: argparse.Namespace) -> None:
+    os.environ["QUALITY_TIMEZONE"] = args.timezone  # the app's, and the days its pages ask for
     base = None
     if args.data_dir:
         server = LocalMariaDB(Path(args.data_dir))
@@ -201,7 +218,8 @@ async def main(args: argparse.Namespace) -> None:
         await query(admin, f"GRANT ALL ON `{small_name}`.* TO '{big_url.user}'@'localhost'")
         small_url = DatabaseURL(big_url.user, big_url.password, small_name, big_url.host, big_url.port,
                                 big_url.unix_socket)
-        print(f"machine: {os.cpu_count()} cores, load average {os.getloadavg()[0]:.1f}")
+        print(f"machine: {os.cpu_count()} cores, load average {os.getloadavg()[0]:.1f};"
+              f" plant time zone {args.timezone}")
         small = await run_on(small_url, args.small, args.repeat, False, args.pages)
         big = await run_on(big_url, args.scans, args.repeat, not args.no_exports, args.pages)
     finally:
@@ -228,6 +246,7 @@ def parse() -> argparse.Namespace:
     parser.add_argument("--data-dir", help="reuse this local MariaDB data directory (filled once)")
     parser.add_argument("--pages", default="", help="time only the pages whose names contain this")
     parser.add_argument("--no-exports", action="store_true", help="leave out the exports")
+    parser.add_argument("--timezone", default="UTC", help="the plant's time zone (QUALITY_TIMEZONE)")
     return parser.parse_args()
 
 
