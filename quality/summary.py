@@ -232,7 +232,10 @@ async def summarise_once(db: Database, shifts: Shifts, now: datetime | None = No
     by these shifts; returns how many."""
     cutoff = (now or utc_now()) - LAG
     async with db.transaction() as cur:
-        await cur.execute("SELECT last_scan_id FROM scan_summary_state WHERE id = 1 FOR UPDATE SKIP LOCKED")
+        # scan_shift_state comes along, so an idle turn stays two statements.
+        await cur.execute("SELECT s.last_scan_id, h.layout, h.last_scan_id, h.built_at"
+                          " FROM scan_summary_state s LEFT JOIN scan_shift_state h ON h.id = 1"
+                          " WHERE s.id = 1 FOR UPDATE SKIP LOCKED")
         found = await cur.fetchone()
         if found is None:  # another process is at it
             return 0
@@ -249,7 +252,8 @@ async def summarise_once(db: Database, shifts: Shifts, now: datetime | None = No
         summarised = rows[-1][0] if rows else found[0]
         if rows:
             await cur.execute("UPDATE scan_summary_state SET last_scan_id = %s WHERE id = 1", (summarised,))
-        rebuilt = await _keep_shifts(cur, shifts, deltas, found[0], summarised)
+        held = ShiftState(*found[1:]) if found[1] is not None else None
+        rebuilt = await _keep_shifts(cur, shifts, held, deltas, found[0], summarised)
     if rebuilt:
         # Filled in one transaction, the table can keep the row count the server
         # estimated while it was nearly empty, and a report's many shifts are
@@ -260,25 +264,29 @@ async def summarise_once(db: Database, shifts: Shifts, now: datetime | None = No
     return len(rows)
 
 
-async def _keep_shifts(cur: Cursor, shifts: Shifts, deltas: dict[Fact, list[int]], before: int,
-                       summarised: int) -> bool:
+class ShiftState(NamedTuple):
+    layout: str  # the shifts scan_shifts holds
+    last_scan_id: int  # up to this scan
+    built_at: datetime
+
+
+async def _keep_shifts(cur: Cursor, shifts: Shifts, held: ShiftState | None, deltas: dict[Fact, list[int]],
+                       before: int, summarised: int) -> bool:
     """Add a batch to scan_shifts when it holds these shifts up to `before`;
     otherwise rebuild it for them, unless another layout was built a moment
     ago; returns whether it rebuilt."""
     layout = layout_of(shifts)
-    await cur.execute("SELECT layout, last_scan_id, built_at FROM scan_shift_state WHERE id = 1")
-    held = await cur.fetchone()
-    if held is not None and held[0] == layout and held[1] == before:
+    if held is not None and held.layout == layout and held.last_scan_id == before:
         if deltas:
             await _write(cur, SHIFTS, ((fact._replace(hour=shift_hour(shifts, fact.hour)), change)
                                        for fact, change in deltas.items()))
             await cur.execute("UPDATE scan_shift_state SET last_scan_id = %s WHERE id = 1", (summarised,))
         return False
-    if held is not None and held[2] > utc_now() - REBUILD_GAP:
+    if held is not None and held.built_at > utc_now() - REBUILD_GAP:
         return False  # the reports read scan_hourly meanwhile
     await _rebuild_shifts(cur, shifts, summarised)
     log.info("scan_shifts rebuilt for the shifts %s (it held %s)", layout,
-             "nothing" if held is None else f"{held[0]} up to scan {held[1]}")
+             "nothing" if held is None else f"{held.layout} up to scan {held.last_scan_id}")
     return True
 
 
