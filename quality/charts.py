@@ -78,7 +78,7 @@ def _rate_line(report: Report, links: Links, tr: Callable[[str], str], language:
         pieces = figures.approved + figures.rejected
         tip = tip_text % {"day": day.isoformat(), "rate": percent(rate, language),
                           "rejected": figures.rejected, "pieces": pieces}
-        parts.append(f'<a href="{escape(links.scans(start, end))}"><circle class="point" cx="{x(i):.1f}"'
+        parts.append(f'<a href="{links.scans(start, end)}"><circle class="point" cx="{x(i):.1f}"'
                      f' cy="{y(rate):.1f}" r="4"><title>{escape(tip)}</title></circle></a>')
     polylines = [f'<polyline class="line" points="{" ".join(points)}"/>' for points in lines if points]
     return _svg("rate-by-day", tr(lazy("Rejection rate by day")),
@@ -96,7 +96,7 @@ def _defect_bars(report: Report, links: Links, tr: Callable[[str], str]) -> Mark
     for i, (code, name, count) in enumerate(shown):
         top = TOP + i * (bar_h + gap)
         width = (WIDTH - label_w - 60) * count / most
-        href = escape(hrefs[i])
+        href = hrefs[i]
         tip = tr(lazy("%(code)s %(name)s: %(count)s rejected scans", code=code, name=name, count=count))
         parts.append(
             f'<a href="{href}"><text x="{label_w - 8}" y="{top + bar_h * 0.7:.1f}" text-anchor="end">'
@@ -137,7 +137,7 @@ def _heat_map(report: Report, links: Links, tr: Callable[[str], str], language: 
             tip = tip_text % {"day": day.isoformat(), "shift": row + 1, "hours": label, "scans": scanned,
                               "rate": no_pieces if rate is None else percent(rate, language)}
             parts.append(
-                f'<a href="{escape(links.scans(start, end))}"><rect x="{label_w + col * cell_w:.1f}" y="{y}"'
+                f'<a href="{links.scans(start, end)}"><rect x="{label_w + col * cell_w:.1f}" y="{y}"'
                 f' width="{max(cell_w - 1, 1):.1f}" height="{cell_h - 2}" fill="{fill}">'
                 f'<title>{escape(tip)}</title></rect></a>')
     label_every = max(1, len(report.days) // 10)
