@@ -30,7 +30,7 @@ from quality.http.csrf import csrf_token
 from quality.i18n import (
     DEFAULT_LANGUAGE,
     LANGUAGES,
-    language_locale,
+    count,
     percent,
     request_language,
     template_callables,
@@ -149,24 +149,16 @@ def render(request: Request, template: str, context: Mapping[str, Any] | None = 
 @jinja2.pass_context
 def number(context: jinja2.runtime.Context, value: float) -> str:
     """A count or measure with the page's language's separators."""
+    locale = context["locale"]
     if type(value) is int:
-        return _formatted_count(value, context["language"])
-    return format_decimal(value, locale=context["locale"])
+        return count(value, locale.language)
+    return format_decimal(value, locale=locale)
 
 
 @jinja2.pass_context
 def share(context: jinja2.runtime.Context, value: float | None) -> str:
     """A rejection rate or other share as the page's language writes it."""
     return percent(value, context["language"])
-
-
-@functools.lru_cache(maxsize=16384)
-def _formatted_count(value: int, language: str) -> str:
-    # The same counts are written again and again (a 90-day report writes two
-    # thousand, a scan's answer its order's counts): Babel's formatting costs
-    # more than the lookup. Keyed by the language's name, which hashes faster
-    # than a Locale.
-    return format_decimal(value, locale=language_locale(language))
 
 
 @functools.cache
