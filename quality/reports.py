@@ -266,7 +266,7 @@ async def page(request: Request) -> Response:
             "by_shift": shift_rows(report, links, language),
             "by_order": group_rows(report.by_order, "order", links, language),
             "by_operator": group_rows(report.by_operator, "operator", links, language),
-            "by_defect": [(code, name, count, href) for (code, name, count), href in zip(
+            "by_defect": [(code, name, scans, href) for (code, name, scans), href in zip(
                 report.by_defect, links.rejected_with([code for code, _, _ in report.by_defect]),
                 strict=True)],
             "stamp": lambda at: local_stamp(at, report.shifts),
