@@ -87,7 +87,7 @@ def _rate_line(report: Report, links: Links, tr: Callable[[str], str], language:
         pieces = figures.approved + figures.rejected
         tip = tip_text % {"day": day.isoformat(), "rate": percent(rate, language),
                           "rejected": figures.rejected, "pieces": pieces}
-        parts.append(f'<a href="{links.scans(start, end)}"><circle class="point" cx="{cx}"'
+        parts.append(f'<a href="{escape(links.scans(start, end))}"><circle class="point" cx="{cx}"'
                      f' cy="{cy}" r="4"><title>{tip}</title></circle></a>')
     polylines = [f'<polyline class="line" points="{" ".join(points)}"/>' for points in lines if points]
     return _svg("rate-by-day", tr(lazy("Rejection rate by day")),
@@ -105,7 +105,7 @@ def _defect_bars(report: Report, links: Links, tr: Callable[[str], str]) -> Mark
     for i, (code, name, count) in enumerate(shown):
         top = TOP + i * (bar_h + gap)
         width = (WIDTH - label_w - 60) * count / most
-        href = hrefs[i]
+        href = escape(hrefs[i])
         tip = tr(lazy("%(code)s %(name)s: %(count)s rejected scans", code=code, name=name, count=count))
         parts.append(
             f'<a href="{href}"><text x="{label_w - 8}" y="{top + bar_h * 0.7:.1f}" text-anchor="end">'
@@ -148,7 +148,7 @@ def _heat_map(report: Report, links: Links, tr: Callable[[str], str], language: 
             scanned = figures.scans if figures else 0
             tip = tip_text % {"day": iso_days[col], "shift": row + 1, "hours": hours, "scans": scanned,
                               "rate": no_pieces if rate is None else percent(rate, language)}
-            parts.append(f'<a href="{links.scans(start, end)}"><rect x="{xs[col]}" y="{y}" {size}'
+            parts.append(f'<a href="{escape(links.scans(start, end))}"><rect x="{xs[col]}" y="{y}" {size}'
                          f' fill="{fill}"><title>{tip}</title></rect></a>')
     label_every = max(1, len(report.days) // 10)
     for col, day in enumerate(report.days):

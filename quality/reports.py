@@ -26,7 +26,6 @@ from datetime import UTC, date, datetime, timedelta
 from typing import NamedTuple
 from urllib.parse import urlencode
 
-from markupsafe import Markup, escape
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
@@ -158,19 +157,17 @@ def local_stamp(at: datetime, shifts: Shifts) -> str:
 class Links:
     """The scan list behind each figure of a report: the report's filter over a
     span clipped to the report's range, with some parameters changed. The tables
-    and the charts link to the same spans, so each address is built once a page,
-    and escaped for HTML once (a 90-day page writes two thousand of them)."""
+    and the charts link to the same spans, so each address is built once a page."""
 
     def __init__(self, report: Report) -> None:
         self.report = report
-        self._built: dict[tuple, Markup] = {}
+        self._built: dict[tuple, str] = {}
         # Parameters the filter leaves empty: a link that leaves them out is the
         # same whether or not it names them, so it is built once either way.
         self._unset = {name: None for name in ("defect", "rejected") if not report.filter.values.get(name)}
 
     def scans(self, start: datetime | None = None, end: datetime | None = None,
-              **changes: str | None) -> Markup:
-        """The list's address, escaped for an HTML attribute."""
+              **changes: str | None) -> str:
         # Looked up as asked first: most calls repeat an earlier one word for word.
         asked = (start, end, *changes.items())
         href = self._built.get(asked)
@@ -182,24 +179,24 @@ class Links:
                 report = self.report
                 lo = report.start if start is None else max(start, report.start)
                 hi = report.end if end is None else min(end, report.end)
-                href = escape("/scans?" + report.filter.query(
-                    from_=local_stamp(lo, report.shifts), to=local_stamp(hi, report.shifts), **changes))
+                href = "/scans?" + report.filter.query(
+                    from_=local_stamp(lo, report.shifts), to=local_stamp(hi, report.shifts), **changes)
                 self._built[key] = href
             self._built[asked] = href
         return href
 
     def rejected_with(self, codes: list[str], start: datetime | None = None, end: datetime | None = None,
-                      **changes: str | None) -> list[Markup]:
+                      **changes: str | None) -> list[str]:
         """For each defect code, the rejected scans with it (the scans a defect
         figure counts): the span's list without a defect and verdict, and those
         two appended (a row links to three defects of one span)."""
         base = self.scans(start, end, defect=None, rejected=None, **changes)
-        return [Markup(f"{base}&amp;{_rejected_with(code)}") for code in codes]
+        return [f"{base}&{_rejected_with(code)}" for code in codes]
 
 
 @functools.lru_cache(maxsize=1024)
-def _rejected_with(code: str) -> Markup:
-    return escape(urlencode({"defect": code, "rejected": "1"}))
+def _rejected_with(code: str) -> str:
+    return urlencode({"defect": code, "rejected": "1"})
 
 
 class Row(NamedTuple):
@@ -210,12 +207,12 @@ class Row(NamedTuple):
 
     head: str  # the day, order or operator; "" on a shift's row
     label: str  # the shift, on the per-shift table; "" on a day's row (the page writes "whole day")
-    href: Markup
+    href: str
     scans: str
     approved: str
     rejected: str
     rate: str  # rejection rate
-    defects: list[tuple[str, str, Markup]]  # code, rejected scans, their list
+    defects: list[tuple[str, str, str]]  # code, rejected scans, their list
 
 
 def _row(head: str, label: str, figures: Figures, links: Links, language: str, start: datetime | None = None,
