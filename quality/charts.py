@@ -39,6 +39,13 @@ def _svg(chart_id: str, title: str, description: str, height: int, body: str) ->
     )
 
 
+def _escaped(text: str) -> str:
+    """Text escaped for HTML as a plain string, to fill with `%`: a mark's tooltip
+    is escaped once per chart, not once per mark, since what fills it (days,
+    counts, shares as `percent` writes them, escaped labels) holds nothing to escape."""
+    return str(escape(text))
+
+
 def _rate_line(report: Report, links: Links, tr: Callable[[str], str], language: str) -> Markup:
     height = 220
     plot_w, plot_h = WIDTH - LEFT - RIGHT, height - TOP - BOTTOM
@@ -61,25 +68,27 @@ def _rate_line(report: Report, links: Links, tr: Callable[[str], str], language:
         parts.append(f'<text x="{LEFT - 6}" y="{y(rate) + 4:.1f}" text-anchor="end">'
                      f'{percent(rate, language, 0)}</text>')
     label_every = max(1, len(report.days) // 10)
-    tip_text = tr(lazy("%(day)s: %(rate)s rejected (%(rejected)s of %(pieces)s pieces)"))
+    tip_text = _escaped(tr(lazy("%(day)s: %(rate)s rejected (%(rejected)s of %(pieces)s pieces)")))
     segment: list[str] = []
     lines: list[list[str]] = [segment]
     for i, day in enumerate(report.days):
+        cx = f"{x(i):.1f}"
         if i % label_every == 0:
-            parts.append(f'<text x="{x(i):.1f}" y="{height - 8}" text-anchor="middle">{day:%d.%m}</text>')
+            parts.append(f'<text x="{cx}" y="{height - 8}" text-anchor="middle">{day:%d.%m}</text>')
         figures = report.by_day.get(day)
         rate = figures.rejection_rate if figures else None
         if rate is None:
             segment = []
             lines.append(segment)
             continue
-        segment.append(f"{x(i):.1f},{y(rate):.1f}")
+        cy = f"{y(rate):.1f}"
+        segment.append(f"{cx},{cy}")
         start, end = report.shifts.day_span(day)
         pieces = figures.approved + figures.rejected
         tip = tip_text % {"day": day.isoformat(), "rate": percent(rate, language),
                           "rejected": figures.rejected, "pieces": pieces}
-        parts.append(f'<a href="{escape(links.scans(start, end))}"><circle class="point" cx="{x(i):.1f}"'
-                     f' cy="{y(rate):.1f}" r="4"><title>{escape(tip)}</title></circle></a>')
+        parts.append(f'<a href="{escape(links.scans(start, end))}"><circle class="point" cx="{cx}"'
+                     f' cy="{cy}" r="4"><title>{tip}</title></circle></a>')
     polylines = [f'<polyline class="line" points="{" ".join(points)}"/>' for points in lines if points]
     return _svg("rate-by-day", tr(lazy("Rejection rate by day")),
                 tr(lazy("Share of pieces rejected (by their latest scan) on each production day; "
@@ -119,14 +128,17 @@ def _heat_map(report: Report, links: Links, tr: Callable[[str], str], language: 
     height = TOP + len(labels) * cell_h + 28
     cell_w = (WIDTH - label_w - RIGHT) / max(len(report.days), 1)
     worst = max([f.rejection_rate or 0 for f in report.by_shift.values()] + [0.01])
-    # Translated once and filled per cell: a 90-day map has 270 of them.
-    tip_text = tr(lazy("%(day)s shift %(shift)s (%(hours)s): %(rate)s rejected, %(scans)s scans"))
-    no_pieces = tr(lazy("no pieces"))
+    tip_text = _escaped(tr(lazy("%(day)s shift %(shift)s (%(hours)s): %(rate)s rejected, %(scans)s scans")))
+    no_pieces = _escaped(tr(lazy("no pieces")))
+    # What every row repeats, written once: a 90-day map has 270 cells.
+    xs = [f"{label_w + col * cell_w:.1f}" for col in range(len(report.days))]
+    iso_days = [day.isoformat() for day in report.days]
+    size = f'width="{max(cell_w - 1, 1):.1f}" height="{cell_h - 2}"'
     parts = []
     for row, label in enumerate(labels):
         y = TOP + row * cell_h
-        parts.append(f'<text x="{label_w - 6}" y="{y + cell_h * 0.65:.1f}" text-anchor="end">'
-                     f'{escape(label)}</text>')
+        hours = _escaped(label)
+        parts.append(f'<text x="{label_w - 6}" y="{y + cell_h * 0.65:.1f}" text-anchor="end">{hours}</text>')
         for col, day in enumerate(report.days):
             figures = report.by_shift.get((day, row))
             rate = figures.rejection_rate if figures else None
@@ -134,12 +146,10 @@ def _heat_map(report: Report, links: Links, tr: Callable[[str], str], language: 
             fill = "#e6e8eb" if rate is None else f"rgba(179,38,30,{0.08 + 0.92 * rate / worst:.2f})"
             start, end = report.shifts.span(day, row)
             scanned = figures.scans if figures else 0
-            tip = tip_text % {"day": day.isoformat(), "shift": row + 1, "hours": label, "scans": scanned,
+            tip = tip_text % {"day": iso_days[col], "shift": row + 1, "hours": hours, "scans": scanned,
                               "rate": no_pieces if rate is None else percent(rate, language)}
-            parts.append(
-                f'<a href="{escape(links.scans(start, end))}"><rect x="{label_w + col * cell_w:.1f}" y="{y}"'
-                f' width="{max(cell_w - 1, 1):.1f}" height="{cell_h - 2}" fill="{fill}">'
-                f'<title>{escape(tip)}</title></rect></a>')
+            parts.append(f'<a href="{escape(links.scans(start, end))}"><rect x="{xs[col]}" y="{y}" {size}'
+                         f' fill="{fill}"><title>{tip}</title></rect></a>')
     label_every = max(1, len(report.days) // 10)
     for col, day in enumerate(report.days):
         if col % label_every == 0:

@@ -33,7 +33,7 @@ from quality import charts
 from quality.clock import utc_now
 from quality.db import Cursor, Database
 from quality.http.render import render
-from quality.i18n import request_language, translator
+from quality.i18n import count, percent, request_language, translator
 from quality.lists.filters import ScanFilter, Shifts, read_filter
 from quality.permissions import guard
 from quality.scans import STATIONS
@@ -152,16 +152,24 @@ class Links:
         # same whether or not it names them, so it is built once either way.
         self._unset = {name: None for name in ("defect", "rejected") if not report.filter.values.get(name)}
 
-    def scans(self, start: datetime | None = None, end: datetime | None = None, **changes: str | None) -> str:
-        changes = {**self._unset, **changes}
-        key = (start, end, *changes.items())
-        if key not in self._built:
-            report = self.report
-            lo = report.start if start is None else max(start, report.start)
-            hi = report.end if end is None else min(end, report.end)
-            self._built[key] = "/scans?" + report.filter.query(
-                from_=local_stamp(lo, report.shifts), to=local_stamp(hi, report.shifts), **changes)
-        return self._built[key]
+    def scans(self, start: datetime | None = None, end: datetime | None = None,
+              **changes: str | None) -> str:
+        # Looked up as asked first: most calls repeat an earlier one word for word.
+        asked = (start, end, *changes.items())
+        href = self._built.get(asked)
+        if href is None:
+            changes = {**self._unset, **changes}
+            key = (start, end, *changes.items())
+            href = self._built.get(key)
+            if href is None:
+                report = self.report
+                lo = report.start if start is None else max(start, report.start)
+                hi = report.end if end is None else min(end, report.end)
+                href = "/scans?" + report.filter.query(
+                    from_=local_stamp(lo, report.shifts), to=local_stamp(hi, report.shifts), **changes)
+                self._built[key] = href
+            self._built[asked] = href
+        return href
 
     def rejected_with(self, codes: list[str], start: datetime | None = None, end: datetime | None = None,
                       **changes: str | None) -> list[str]:
@@ -178,47 +186,51 @@ def _rejected_with(code: str) -> str:
 
 
 class Row(NamedTuple):
-    """A table row as the page writes it, in a plain loop: its figures, the list
-    behind them, and its top defects each with the list behind it."""
+    """A table row as the page writes it, in a plain loop: its figures written
+    as the page's language writes them (`count`, `percent`: the page's filters
+    write the same), the list behind them, and its top defects each with the
+    list behind it."""
 
     head: str  # the day, order or operator; "" on a shift's row
     label: str  # the shift, on the per-shift table; "" on a day's row (the page writes "whole day")
     href: str
-    scans: int
-    approved: int
-    rejected: int
-    rate: float | None  # rejection rate
-    defects: list[tuple[str, int, str]]  # code, rejected scans, their list
+    scans: str
+    approved: str
+    rejected: str
+    rate: str  # rejection rate
+    defects: list[tuple[str, str, str]]  # code, rejected scans, their list
 
 
-def _row(head: str, label: str, figures: Figures, links: Links, start: datetime | None = None,
+def _row(head: str, label: str, figures: Figures, links: Links, language: str, start: datetime | None = None,
          end: datetime | None = None, **changes: str) -> Row:
     top = figures.top_defects()
     hrefs = links.rejected_with([code for code, _ in top], start, end, **changes)
-    defects = [(code, count, href) for (code, count), href in zip(top, hrefs, strict=True)]
-    return Row(head, label, links.scans(start, end, **changes), figures.scans, figures.approved,
-               figures.rejected, figures.rejection_rate, defects)
+    defects = [(code, count(scans, language), href) for (code, scans), href in zip(top, hrefs, strict=True)]
+    return Row(head, label, links.scans(start, end, **changes), count(figures.scans, language),
+               count(figures.approved, language), count(figures.rejected, language),
+               percent(figures.rejection_rate, language), defects)
 
 
-def shift_rows(report: Report, links: Links) -> list[Row]:
+def shift_rows(report: Report, links: Links, language: str) -> list[Row]:
     """Newest day first: each day's row (label "") and then its shifts' rows."""
     rows = []
     labels = report.shifts.labels()
     for day in reversed(report.days):
         if day not in report.by_day:
             continue
-        rows.append(_row(day.isoformat(), "", report.by_day[day], links, *report.shifts.day_span(day)))
+        day_span = report.shifts.day_span(day)
+        rows.append(_row(day.isoformat(), "", report.by_day[day], links, language, *day_span))
         for index, label in enumerate(labels):
             figures = report.by_shift.get((day, index))
             if figures:
                 span = report.shifts.span(day, index)
-                rows.append(_row("", f"{index + 1} · {label}", figures, links, *span))
+                rows.append(_row("", f"{index + 1} · {label}", figures, links, language, *span))
     return rows
 
 
-def group_rows(groups: list[tuple[str, Figures]], key: str, links: Links) -> list[Row]:
+def group_rows(groups: list[tuple[str, Figures]], key: str, links: Links, language: str) -> list[Row]:
     """The per-order or per-operator rows (`key` is the list's parameter)."""
-    return [_row(name, "", figures, links, **{key: name}) for name, figures in groups]
+    return [_row(name, "", figures, links, language, **{key: name}) for name, figures in groups]
 
 
 @guard("reports.view")
@@ -234,10 +246,10 @@ async def page(request: Request) -> Response:
         context.update({
             "report": report, "links": links,
             "charts": charts.for_report(report, links, translator(language), language),
-            "by_shift": shift_rows(report, links),
-            "by_order": group_rows(report.by_order, "order", links),
-            "by_operator": group_rows(report.by_operator, "operator", links),
-            "by_defect": [(code, name, count, href) for (code, name, count), href in zip(
+            "by_shift": shift_rows(report, links, language),
+            "by_order": group_rows(report.by_order, "order", links, language),
+            "by_operator": group_rows(report.by_operator, "operator", links, language),
+            "by_defect": [(code, name, scans, href) for (code, name, scans), href in zip(
                 report.by_defect, links.rejected_with([code for code, _, _ in report.by_defect]),
                 strict=True)],
             "stamp": lambda at: local_stamp(at, report.shifts),

@@ -13,11 +13,21 @@ from typing import Any
 import pytest
 from babel.messages.extract import extract_from_dir
 from babel.messages.pofile import read_po
+from babel.numbers import format_decimal
 from starlette.testclient import TestClient
 
 from quality.app import create_app
 from quality.http.render import PACKAGE_DIR, TEMPLATES_DIR
-from quality.i18n import LANGUAGES, LOCALE_DIR, accepted_language, lazy, lazy_plural, translations
+from quality.i18n import (
+    LANGUAGES,
+    LOCALE_DIR,
+    accepted_language,
+    count,
+    lazy,
+    lazy_plural,
+    percent,
+    translations,
+)
 from quality.settings import Settings, load_settings
 from tests.conftest import csrf_token_in, login
 
@@ -209,6 +219,27 @@ def test_python_messages_translate_whole_with_their_values() -> None:
 ])
 def test_accept_language_picks_the_first_language_we_speak(header: str, expected: str) -> None:
     assert accepted_language(header, "en") == expected
+
+
+# Babel's own text for these (its rounding is half to even: 12.5 % with no digits is 12 %).
+SHARES = {
+    "en": ["0.0%", "100.0%", "12.5%", "33.3%", "—", "12%", "67%", "1,234.56%", "0.0%"],
+    "ro": ["0,0\xa0%", "100,0\xa0%", "12,5\xa0%", "33,3\xa0%", "—", "12\xa0%", "67\xa0%", "1.234,56\xa0%",
+           "0,0\xa0%"],
+}
+
+
+@pytest.mark.parametrize("language", sorted(LANGUAGES))
+def test_shares_and_counts_are_written_as_babel_writes_them(language: str) -> None:
+    """`percent` and `count` parse the language's pattern once and remember what
+    they wrote; asked twice (the second answer remembered) they give Babel's text."""
+    for _ in range(2):
+        asked = [(0, 1), (1, 1), (0.125, 1), (1 / 3, 1), (None, 1), (0.125, 0), (2 / 3, 0), (12.3456, 2),
+                 (0.0005, 1)]
+        shares = [percent(share, language, decimals) for share, decimals in asked]
+        assert shares == SHARES[language]
+        for value in (0, 1, 999, 1000, 1234567, -5):
+            assert count(value, language) == format_decimal(value, locale=language)
 
 
 def test_the_plant_language_is_a_setting() -> None:

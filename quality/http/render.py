@@ -27,7 +27,14 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse
 
 from quality.http.csrf import csrf_token
-from quality.i18n import DEFAULT_LANGUAGE, LANGUAGES, percent, request_language, template_callables
+from quality.i18n import (
+    DEFAULT_LANGUAGE,
+    LANGUAGES,
+    count,
+    percent,
+    request_language,
+    template_callables,
+)
 from quality.services import services
 
 PACKAGE_DIR = Path(__file__).resolve().parents[1]
@@ -142,22 +149,16 @@ def render(request: Request, template: str, context: Mapping[str, Any] | None = 
 @jinja2.pass_context
 def number(context: jinja2.runtime.Context, value: float) -> str:
     """A count or measure with the page's language's separators."""
+    locale = context["locale"]
     if type(value) is int:
-        return _formatted_count(value, context["locale"])
-    return format_decimal(value, locale=context["locale"])
+        return count(value, locale.language)
+    return format_decimal(value, locale=locale)
 
 
 @jinja2.pass_context
 def share(context: jinja2.runtime.Context, value: float | None) -> str:
     """A rejection rate or other share as the page's language writes it."""
     return percent(value, context["language"])
-
-
-@functools.lru_cache(maxsize=4096)
-def _formatted_count(value: int, locale: Locale) -> str:
-    # The same counts are written again and again (a scan's order counts, in
-    # its answer and its table row): Babel's formatting costs more than the lookup.
-    return format_decimal(value, locale=locale)
 
 
 @functools.cache
