@@ -151,7 +151,7 @@ def number(context: jinja2.runtime.Context, value: float) -> str:
     """A count or measure with the page's language's separators."""
     locale = context["locale"]
     if type(value) is int:
-        return count(value, locale.language)
+        return count(value, str(locale))  # the whole locale, territory included
     return format_decimal(value, locale=locale)
 
 
