@@ -6,13 +6,15 @@ Wiring only; each capability lives in its own module and brings its routes.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
+from typing import Any
 
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.routing import Mount
 from starlette.staticfiles import StaticFiles
+from starlette.types import ASGIApp
 
 from quality import account, auth, home, language, ops, reports
 from quality.admin import audit as admin_audit
@@ -74,7 +76,8 @@ def create_app(settings: Settings | None = None) -> Starlette:
             await db.close()
             await metrics.stop()
 
-    app = Starlette(
+    app = _App(
+        outermost=lambda inner: RequestMiddleware(inner, metrics=metrics),
         routes=[
             *home.routes,
             *auth.routes,
@@ -91,7 +94,6 @@ def create_app(settings: Settings | None = None) -> Starlette:
             Mount("/static", StaticFiles(directory=STATIC_DIR), name="static"),
         ],
         middleware=[
-            Middleware(RequestMiddleware, metrics=metrics),
             Middleware(
                 SessionMiddleware,
                 secret_key=settings.secret_key,
@@ -102,3 +104,16 @@ def create_app(settings: Settings | None = None) -> Starlette:
         lifespan=lifespan,
     )
     return app
+
+
+class _App(Starlette):
+    """Starlette with one middleware outside its own server-error one, which
+    otherwise sits outermost: the 500 page then goes out through our request
+    middleware too, with the same security headers and request id as any page."""
+
+    def __init__(self, *, outermost: Callable[[ASGIApp], ASGIApp], **kwargs: Any) -> None:
+        self._outermost = outermost
+        super().__init__(**kwargs)
+
+    def build_middleware_stack(self) -> ASGIApp:
+        return self._outermost(super().build_middleware_stack())

@@ -29,9 +29,11 @@ HEALTH_ACQUIRE_SECONDS = 0.5
 
 @guard(PUBLIC)
 async def healthz(request: Request) -> Response:
-    """200 when a connection answers `SELECT 1` in time, else 503 with one word:
-    `busy` (no connection free), `unreachable` (connect or query failed) or
-    `slow` (no answer in time). The details go to the log, never to the caller."""
+    """200 when a connection answers `SELECT 1` in time, else 503. Anyone may
+    ask; only an operator (`_trusted`) is told more than ok/unavailable: why
+    (`busy`: no connection free, `unreachable`: connect or query failed, `slow`:
+    no answer in time), whether connections are encrypted and the pool's use.
+    What went wrong in detail goes to the log, never to the caller."""
     db = services(request).db
     try:
         async with asyncio.timeout(HEALTH_SECONDS):
@@ -39,11 +41,13 @@ async def healthz(request: Request) -> Response:
                 await cur.execute("SELECT 1")
                 await cur.fetchone()
     except PoolTimeout as exc:
-        return _unhealthy("busy", exc)
+        return _unhealthy(request, "busy", exc)
     except DatabaseUnavailable as exc:
-        return _unhealthy("unreachable", exc)
+        return _unhealthy(request, "unreachable", exc)
     except TimeoutError as exc:
-        return _unhealthy("slow", exc)
+        return _unhealthy(request, "slow", exc)
+    if not _trusted(request):
+        return JSONResponse({"status": "ok"})
     stats = db.stats()
     return JSONResponse(
         {"status": "ok", "database": "reachable", "encrypted": db.encrypted,
@@ -53,27 +57,40 @@ async def healthz(request: Request) -> Response:
 
 @guard(PUBLIC)
 async def metrics(request: Request) -> Response:
-    # Scrapers carry no session: they show QUALITY_METRICS_TOKEN, or, when no
-    # token is set, must call from this machine. Behind a trusted proxy the
-    # address is whatever the proxy forwarded (or the proxy's own loopback),
-    # so it proves nothing and only the token will do.
     settings = services(request).settings
-    token = settings.metrics_token
-    if token:
-        sent = request.headers.get("authorization", "")
-        if not hmac.compare_digest(sent.encode(), f"Bearer {token}".encode()):
+    if settings.metrics_token:
+        if not _shows_token(request):
             raise HTTPException(401, lazy("Send the metrics token as 'Authorization: Bearer ...'."))
     elif settings.forwarded_allow_ips:
         raise HTTPException(403, lazy("Behind a trusted proxy, set QUALITY_METRICS_TOKEN to scrape metrics."))
-    elif client_address(request) not in LOOPBACK:
+    elif not _from_this_machine(request):
         raise HTTPException(
             403, lazy("Set QUALITY_METRICS_TOKEN to scrape metrics from another host."))
     return Response(services(request).metrics.render(), media_type=CONTENT_TYPE_LATEST)
 
 
-def _unhealthy(reason: str, exc: BaseException) -> Response:
+def _trusted(request: Request) -> bool:
+    """Whether the caller may see how the process is doing: it shows the metrics
+    token, or calls from this machine. Scrapers carry no session. Behind a
+    trusted proxy the address is whatever the proxy forwarded (or the proxy's
+    own loopback), so it proves nothing and only the token will do."""
+    return _shows_token(request) or _from_this_machine(request)
+
+
+def _shows_token(request: Request) -> bool:
+    token = services(request).settings.metrics_token
+    sent = request.headers.get("authorization", "")
+    return bool(token) and hmac.compare_digest(sent.encode(), f"Bearer {token}".encode())
+
+
+def _from_this_machine(request: Request) -> bool:
+    return not services(request).settings.forwarded_allow_ips and client_address(request) in LOOPBACK
+
+
+def _unhealthy(request: Request, reason: str, exc: BaseException) -> Response:
     log.warning("health check failed (%s): %s", reason, exc or type(exc).__name__)
-    return JSONResponse({"status": "unavailable", "reason": reason}, status_code=503)
+    body = {"status": "unavailable", **({"reason": reason} if _trusted(request) else {})}
+    return JSONResponse(body, status_code=503)
 
 
 routes = [

@@ -33,8 +33,8 @@ from quality import charts
 from quality.clock import utc_now
 from quality.db import Cursor, Database
 from quality.http.render import render
-from quality.i18n import count, percent, request_language, translator
-from quality.lists.filters import ScanFilter, Shifts, read_filter
+from quality.i18n import count, lazy, percent, request_language, translator
+from quality.lists.filters import MAX_RANGE, ListRequest, ScanFilter, Shifts, read_filter
 from quality.permissions import guard
 from quality.scans import STATIONS
 from quality.services import services
@@ -60,12 +60,13 @@ class Report:
 
 
 def report_filter(scan_filter: ScanFilter, now: datetime) -> ScanFilter:
-    """The filter with a range: the last DEFAULT_DAYS production days unless given."""
+    """The filter with a range: up to `to` (else the end of today), from `from`
+    (else DEFAULT_DAYS production days before that end)."""
     shifts = scan_filter.shifts
     assert shifts is not None
-    today = shifts.of(now)[0]
-    start = scan_filter.start or shifts.day_span(today - timedelta(days=DEFAULT_DAYS - 1))[0]
-    end = scan_filter.end or shifts.day_span(today)[1]
+    end = scan_filter.end or shifts.day_span(shifts.of(now)[0])[1]
+    last_day = shifts.of(end - timedelta(microseconds=1))[0]
+    start = scan_filter.start or shifts.day_span(last_day - timedelta(days=DEFAULT_DAYS - 1))[0]
     return replace(scan_filter, start=start, end=end)
 
 
@@ -240,6 +241,8 @@ async def page(request: Request) -> Response:
                      "errors": listing.checked.errors, "report": None, "stations": STATIONS,
                      "shift_labels": listing.filter.shifts.labels() if listing.filter.shifts else []}
     if listing.ok:
+        _check_span(listing, report_filter(listing.filter, utc_now()))
+    if listing.ok:
         report = await build(services(request).db, listing.filter)
         links = Links(report)
         language = request_language(request, services(request).settings.language)
@@ -255,6 +258,16 @@ async def page(request: Request) -> Response:
             "stamp": lambda at: local_stamp(at, report.shifts),
         })
     return render(request, "reports/page.html", context, status_code=200 if listing.ok else 400)
+
+
+def _check_span(listing: ListRequest, ranged: ScanFilter) -> None:
+    """A report reads every day of its range: `from` alone may not reach back
+    further than a list's range may span."""
+    assert ranged.start is not None and ranged.end is not None
+    if ranged.end - ranged.start > MAX_RANGE:
+        listing.checked.errors["from"] = lazy(
+            "A report may span at most %(days)s days: choose a later From, or a To as well.",
+            days=MAX_RANGE.days)
 
 
 routes = [Route("/reports", page, methods=["GET"], name="reports")]

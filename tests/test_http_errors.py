@@ -9,6 +9,7 @@ from starlette.routing import Route
 from starlette.testclient import TestClient
 
 from quality.app import create_app
+from quality.http.middleware import SECURITY_HEADERS
 from quality.permissions import PUBLIC, SIGNED_IN, guard
 from quality.settings import Settings
 
@@ -48,3 +49,14 @@ def test_an_unhandled_error_is_a_500_page_without_details(settings: Settings) ->
     assert response.status_code == 500
     assert "The server could not finish this request." in response.text
     assert "a bug" not in response.text
+
+
+def test_a_500_page_carries_the_security_headers_and_request_id(settings: Settings) -> None:
+    app = create_app(settings)
+    app.router.routes.append(Route("/broken", guard(PUBLIC)(broken)))
+    with TestClient(app, raise_server_exceptions=False) as client:
+        response = client.get("/broken", headers={"X-Request-ID": "trace-500"})
+    assert response.status_code == 500
+    assert response.headers["x-request-id"] == "trace-500"
+    for name, value in SECURITY_HEADERS.items():
+        assert response.headers[name] == value

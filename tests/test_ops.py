@@ -21,6 +21,8 @@ from quality.localdb import LocalMariaDB
 from quality.settings import Settings
 from tests.conftest import LiveServer, app_services, login
 
+LOCAL = ("127.0.0.1", 50000)  # an operator's probe on the app's own machine
+
 
 def test_healthz_reports_the_database(client: TestClient) -> None:
     response = client.get("/healthz")
@@ -40,7 +42,7 @@ def test_healthz_is_503_when_the_database_is_unreachable(
                                          unix_socket="/nonexistent/mysqld.sock"),
         pool_timeout=0.5,
     )
-    with TestClient(create_app(broken)) as client:
+    with TestClient(create_app(broken), client=LOCAL) as client:
         response = client.get("/healthz")
         assert response.status_code == 503
         # One word for the caller; what went wrong (paths, users, hosts) only in the log.
@@ -55,7 +57,7 @@ def test_healthz_says_busy_without_waiting_for_the_pool_timeout(settings: Settin
     # With a 60 s pool timeout, a check that waited like a request would still be
     # waiting when the holder lets go (after at most 30 s) and then answer 200.
     busy = dataclasses.replace(settings, pool_max=2, pool_timeout=60.0)
-    with TestClient(create_app(busy)) as client:
+    with TestClient(create_app(busy), client=LOCAL) as client:
         db = app_services(client).db
         release = client.portal.call(asyncio.Event)  # type: ignore[union-attr]
 
@@ -86,7 +88,7 @@ def test_healthz_says_slow_when_the_database_stops_answering(
     # check to wait for it, it would still be waiting when the watchdog thaws
     # the server (after at most 30 s) and then answer 200.
     pid = int(mariadb.pidfile.read_text())
-    with TestClient(create_app(dataclasses.replace(settings, pool_timeout=60.0))) as client:
+    with TestClient(create_app(dataclasses.replace(settings, pool_timeout=60.0)), client=LOCAL) as client:
         assert client.get("/healthz").status_code == 200  # leaves an idle connection
         os.kill(pid, signal.SIGSTOP)
         watchdog = threading.Timer(30, os.kill, (pid, signal.SIGCONT))
@@ -100,6 +102,26 @@ def test_healthz_says_slow_when_the_database_stops_answering(
         assert frozen_throughout
         assert response.status_code == 503
         assert response.json() == {"status": "unavailable", "reason": "slow"}
+
+
+def test_healthz_tells_strangers_only_ok_or_unavailable(settings: Settings) -> None:
+    # A caller elsewhere (no traffic: the address is only what the app is told)
+    # learns whether the app can serve, not how full its pool is or why it cannot.
+    token = dataclasses.replace(settings, metrics_token="s3cret-token")
+    with TestClient(create_app(token), client=("192.0.2.7", 40000)) as stranger:
+        assert stranger.get("/healthz").json() == {"status": "ok"}
+        shown = stranger.get("/healthz", headers={"Authorization": "Bearer s3cret-token"}).json()
+        assert shown["pool"]["max"] == 5 and shown["database"] == "reachable"
+        assert stranger.get("/healthz", headers={"Authorization": "Bearer guess"}).json() == {"status": "ok"}
+    # Behind a proxy every caller seems to come from the proxy: loopback proves nothing.
+    proxied = dataclasses.replace(settings, forwarded_allow_ips=("127.0.0.1",))
+    with TestClient(create_app(proxied), client=LOCAL) as behind_proxy:
+        assert behind_proxy.get("/healthz").json() == {"status": "ok"}
+    broken = dataclasses.replace(token, pool_timeout=0.5, database_url=dataclasses.replace(
+        settings.database_url, unix_socket="/nonexistent/mysqld.sock"))
+    with TestClient(create_app(broken), client=("192.0.2.7", 40000)) as stranger:
+        response = stranger.get("/healthz")
+        assert response.status_code == 503 and response.json() == {"status": "unavailable"}
 
 
 def test_metrics_expose_pool_requests_and_logins(client: TestClient, make_user: Any) -> None:

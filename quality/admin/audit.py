@@ -13,6 +13,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from quality.audit import Filters, entries
+from quality.clock import FIRST_DAY, LAST_DAY, in_calendar
 from quality.http.forms import TEXT, Field, trim, validate
 from quality.http.render import render
 from quality.i18n import lazy
@@ -36,8 +37,13 @@ async def audit_page(request: Request) -> Response:
     checked = validate(request.query_params, FIELDS)
     days = {key: _day(checked.values[key]) for key in ("since", "until")}
     for key, day in days.items():
-        if checked.values[key] and day is None and key not in checked.errors:
+        if key in checked.errors or not checked.values[key]:
+            continue
+        if day is None:
             checked.errors[key] = lazy("Not a date in the calendar.")
+        elif not in_calendar(day):
+            checked.errors[key] = lazy("Choose a day between %(first)s and %(last)s.",
+                                       first=FIRST_DAY, last=LAST_DAY)
     before_id = _before(request)
     found = []
     if checked.ok:

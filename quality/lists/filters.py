@@ -13,6 +13,7 @@ from typing import Any
 from urllib.parse import urlencode
 from zoneinfo import ZoneInfo
 
+from quality.clock import FIRST_DAY, LAST_DAY, in_calendar
 from quality.http.forms import Field, Validated, validate
 from quality.i18n import lazy
 from quality.scans import STATIONS
@@ -27,6 +28,10 @@ _DATE = re.compile(r"(\d{4})-(\d{2})-(\d{2})(?:[T ](\d{2}):(\d{2})(?::(\d{2}))?)
 _YES = re.compile(r"1|ON|TRUE|YES")
 CURSOR = re.compile(r"\d{20}-\d{1,19}")
 _NOT_A_DATE = {"from": lazy("From is not a real date or time."), "to": lazy("To is not a real date or time.")}
+_OUTSIDE_CALENDAR = {
+    "from": lazy("From must be between %(first)s and %(last)s.", first=FIRST_DAY, last=LAST_DAY),
+    "to": lazy("To must be between %(first)s and %(last)s.", first=FIRST_DAY, last=LAST_DAY),
+}
 FILTER_NAMES = ("station", "from", "to", "shift", "operator", "order", "piece", "checker", "defect",
                 "rejected", "rescans")
 
@@ -138,7 +143,10 @@ class Cursor:
     @classmethod
     def parse(cls, text: str) -> Cursor:
         stamp, _, scan_id = text.partition("-")
-        return cls(datetime.strptime(stamp, "%Y%m%d%H%M%S%f"), int(scan_id))
+        created_at = datetime.strptime(stamp, "%Y%m%d%H%M%S%f")
+        if not in_calendar(created_at.date()):
+            raise ValueError(f"a page link outside the calendar: {text}")
+        return cls(created_at, int(scan_id))
 
     @classmethod
     def of(cls, row: ScanRow) -> Cursor:
@@ -318,9 +326,12 @@ def _moment(values: dict[str, str], errors: dict[str, str], name: str, timezone:
     year, month, day, hour, minute, second = (int(part) if part else 0 for part in found.groups())
     try:
         local = datetime(year, month, day, hour, minute, second, tzinfo=timezone)
-        if end_of_day and found[4] is None:
-            local = datetime.combine(local.date() + timedelta(days=1), time(), timezone)
-        return local.astimezone(UTC).replace(tzinfo=None)
-    except (ValueError, OverflowError):
+    except ValueError:
         errors[name] = _NOT_A_DATE[name]
         return None
+    if not in_calendar(local.date()):
+        errors[name] = _OUTSIDE_CALENDAR[name]
+        return None
+    if end_of_day and found[4] is None:
+        local = datetime.combine(local.date() + timedelta(days=1), time(), timezone)
+    return local.astimezone(UTC).replace(tzinfo=None)
