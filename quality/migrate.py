@@ -4,6 +4,9 @@ Each applied file is recorded in `schema_migrations` with its checksum, so an
 edited migration is caught instead of silently diverging. A named lock keeps
 two processes starting at once from applying the same file twice.
 
+Stored procedures have one current copy each in `quality/routines/`, created
+again after the migrations whenever a file changed (quality/procedures.py).
+
 Migrations run in the app's own sessions (quality/db.py), so procedures are
 created under the app's sql_mode and collation whatever the server's defaults.
 The schema declares its own character set and collation; where the user may,
@@ -20,6 +23,7 @@ from pathlib import Path
 
 from asyncmy.errors import MySQLError
 
+from quality import procedures
 from quality.db import CHARSET, COLLATION, Cursor, Database, error_code
 
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
@@ -79,9 +83,14 @@ def available(directory: Path = MIGRATIONS_DIR) -> list[Migration]:
     return found
 
 
-async def migrate(db: Database, directory: Path = MIGRATIONS_DIR) -> list[str]:
-    """Apply every pending migration; return the names of those applied."""
+async def migrate(db: Database, directory: Path = MIGRATIONS_DIR, routines: Path | None = None) -> list[str]:
+    """Apply every pending migration, then the routines whose files changed;
+    return the names of the migrations applied. The tree's routines are
+    written for the schema its own migrations build: another `directory` (a
+    part of the schema, in tests) gets the routines of `routines` only."""
     migrations = available(directory)
+    if routines is None and directory == MIGRATIONS_DIR:
+        routines = procedures.ROUTINES_DIR
     async with db.transaction() as cur:
         # Schema changes may take longer than a request's statement limit.
         await cur.execute("SET SESSION max_statement_time = 0")
@@ -92,7 +101,11 @@ async def migrate(db: Database, directory: Path = MIGRATIONS_DIR) -> list[str]:
                 raise MigrationError("another process held the migration lock for too long")
             try:
                 await _align_database_default(cur)
-                return await _apply_pending(cur, migrations)
+                done = await _apply_pending(cur, migrations)
+                if routines is not None:
+                    # A migration may have replaced a routine: after one, all of them.
+                    await procedures.apply(cur, routines, everything=bool(done))
+                return done
             finally:
                 await cur.execute("SELECT RELEASE_LOCK('quality.migrate')")
         finally:
@@ -153,3 +166,21 @@ async def _apply_pending(cur: Cursor, migrations: list[Migration]) -> list[str]:
             "is this an older version of the app?"
         )
     return done
+
+
+async def pending(db: Database) -> list[str]:
+    """What `migrate` would do to this database: migrations not applied, and
+    routines whose files changed."""
+    async with db.transaction() as cur:
+        await cur.execute(
+            "SELECT COUNT(*) FROM information_schema.tables"
+            " WHERE table_schema = DATABASE() AND table_name = 'schema_migrations'"
+        )
+        (exists,) = await cur.fetchone() or (0,)
+        applied: set[int] = set()
+        if exists:
+            await cur.execute("SELECT version FROM schema_migrations")
+            applied = {row[0] for row in await cur.fetchall()}
+        routines = await procedures.stale(cur)
+    return [f"{m.version:04d}_{m.name}" for m in available() if m.version not in applied] + [
+        f"routine {name}" for name in routines]

@@ -22,6 +22,7 @@ from starlette.requests import Request
 
 from quality.clock import utc_now
 from quality.db import Cursor, Database
+from quality.procedures import call
 from quality.services import services
 
 
@@ -186,10 +187,8 @@ async def _lookup(request: Request, session_id: bytes) -> User | None:
     now = utc_now()
     renewed = now + hours
     async with services(request).db.transaction() as cur:
-        await cur.execute(
-            "CALL session_user(%s, %s, %s, %s, %s)",
-            (session_id, now, renewed, renewed - _EXTEND_EVERY, now - MAX_SHIFTS * hours),
-        )
+        await call(cur, "session_user", session=session_id, now=now, renewed=renewed,
+                   extend_below=renewed - _EXTEND_EVERY, started_after=now - MAX_SHIFTS * hours)
         row = await cur.fetchone()
         await cur.nextset()
     if row is None:

@@ -12,6 +12,7 @@ from asyncmy.errors import IntegrityError, OperationalError
 from quality.clock import utc_now
 from quality.db import DUPLICATE_KEY, Cursor, Database, DatabaseUnavailable, error_code
 from quality.i18n import lazy
+from quality.procedures import call
 from quality.scans.form import ScanInput
 
 if TYPE_CHECKING:  # quality.lists.filters reads this module's rows
@@ -124,11 +125,12 @@ async def _record_scan(db: Database, station: str, scan: ScanInput, user_id: int
     created_at = utc_now()
     shift_start, shift_end = shifts.around(created_at)
     async with db.transaction() as cur:
-        await cur.execute(
-            "CALL record_scan(%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)",
-            (station, scan.submission_id, scan.operator_code, scan.piece_code, scan.order_code,
-             scan.checker1_code, scan.checker2_code, scan.defect_code, scan.approved, user_id,
-             created_at, shift_start, shift_end),
+        await call(
+            cur, "record_scan", station=station, submission=scan.submission_id,
+            operator=scan.operator_code, piece=scan.piece_code, order=scan.order_code,
+            checker1=scan.checker1_code, checker2=scan.checker2_code, defect=scan.defect_code,
+            approved=scan.approved, user=user_id, at=created_at, shift_start=shift_start,
+            shift_end=shift_end,
         )
         (scan_id, rescan, defect_name, approved, rejected,
          was_approved, was_code, was_name, operator_scans) = await cur.fetchone()
