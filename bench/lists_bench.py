@@ -46,7 +46,7 @@ from quality.lists.filters import Shifts  # noqa: E402
 from quality.localdb import LocalMariaDB  # noqa: E402
 from quality.migrate import migrate  # noqa: E402
 from quality.settings import DatabaseURL, Settings  # noqa: E402
-from quality.summary import layout_of  # noqa: E402
+from quality.summary.tables import layout_of  # noqa: E402
 
 
 async def prepare(url: DatabaseURL, scans: int) -> None:

@@ -34,7 +34,7 @@ from quality.scans import views as scan_views
 from quality.scans.feed import ScanWatcher, TableMarkup
 from quality.services import LifespanState, Services
 from quality.settings import Settings, load_settings
-from quality.summary import Summariser
+from quality.summary.writer import Summariser
 from quality.user_sessions import SessionCache
 
 

@@ -21,7 +21,7 @@ from quality.accounts import create_user
 from quality.clock import utc_now
 from quality.db import Cursor, Database
 from quality.lists.filters import Shifts
-from quality.summary import summarise_all
+from quality.summary.writer import summarise_all
 
 DEMO_USER = "demo-data"
 BATCH = 5000  # rows per multi-row INSERT, each in its own transaction

@@ -38,7 +38,8 @@ from quality.lists.filters import MAX_RANGE, ListRequest, ScanFilter, Shifts, re
 from quality.permissions import guard
 from quality.scans import STATIONS
 from quality.services import services
-from quality.summary import Figures, aggregate, hour_start, rank
+from quality.summary.figures import Figures, rank
+from quality.summary.query import Question, aggregate
 
 DEFAULT_DAYS = 14
 TOP = 20  # rows in the per-order and per-operator tables
@@ -102,11 +103,9 @@ async def build(db: Database, scan_filter: ScanFilter, now: datetime | None = No
 async def _by_shift_and_operator(db: Database, scan_filter: ScanFilter, now: datetime) -> tuple[
         dict[tuple[date, int], Figures], list[tuple[str, Figures]], dict[str, str]]:
     """Figures per production day and shift, the top operators, the defect codes' names."""
-    assert scan_filter.shifts is not None and scan_filter.start is not None and scan_filter.end is not None
-    fold = functools.partial(_shift_of_hour, scan_filter.shifts)
     async with db.transaction() as cur:
-        by_shift = await aggregate(cur, scan_filter, "hour", now, fold=fold, shifts=scan_filter.shifts)
-        by_operator = rank(await aggregate(cur, scan_filter, "operator", now))[:TOP]
+        by_shift = await aggregate(cur, Question.per_shift(scan_filter), now)
+        by_operator = rank(await aggregate(cur, Question.per(scan_filter, "operator"), now))[:TOP]
         return by_shift, by_operator, await _defect_names(cur)
 
 
@@ -114,19 +113,11 @@ async def _by_order(db: Database, scan_filter: ScanFilter, now: datetime) -> lis
     """The top orders. Orders are many: they are ranked without defects (in SQL),
     then the defects of the top ones read."""
     async with db.transaction() as cur:
-        by_order = list((await aggregate(cur, scan_filter, "order", now, defects=False, top=TOP)).items())
-        top = await aggregate(cur, scan_filter, "order", now, within=[order for order, _ in by_order])
+        by_order = list((await aggregate(cur, Question.ranked(scan_filter, "order", TOP), now)).items())
+        top = await aggregate(cur, Question.per(scan_filter, "order", [order for order, _ in by_order]), now)
     for order, figures in by_order:
         figures.defects = top[order].defects
     return by_order
-
-
-@functools.lru_cache(maxsize=65536)
-def _shift_of_hour(shifts: Shifts, hour: int) -> tuple[date, int]:
-    """The production day and shift an hour (numbered as the summaries number
-    them) starts in; a shift's first hour stands for it in scan_shifts. Kept:
-    a report folds the same few thousand hours each time."""
-    return shifts.of(hour_start(hour))
 
 
 async def _defect_names(cur: Cursor) -> dict[str, str]:

@@ -27,7 +27,7 @@ from quality.lists.xlsx import WorkbookStream
 from quality.scans.feed import ScanWatcher, TableMarkup
 from quality.scans.store import ScanRow, save_scan
 from quality.settings import Settings, SettingsError, load_settings
-from quality.summary import summarise_all
+from quality.summary.writer import summarise_all
 from quality.user_sessions import SessionCache
 from tests.conftest import UTC_SHIFTS, database_for, login, run_async
 from tests.test_scans_store import scan_input

@@ -16,7 +16,8 @@ from quality.db import Cursor as DbCursor
 from quality.db import Database
 from quality.lists.filters import Cursor, ScanFilter
 from quality.scans.store import ScanRow
-from quality.summary import Figures, aggregate
+from quality.summary.figures import Figures
+from quality.summary.query import Question, aggregate
 
 PAGE_SIZE = 50
 EXPORT_BATCH = 2000
@@ -133,5 +134,4 @@ async def all_rows(db: Database, scan_filter: ScanFilter,
 
 async def totals(cur: DbCursor, scan_filter: ScanFilter, now: datetime | None = None) -> Figures:
     """Scans, and pieces by their latest scan, for the filter."""
-    return (await aggregate(cur, scan_filter, None, now, defects=False,
-                            shifts=scan_filter.shifts)).get(None, Figures())
+    return (await aggregate(cur, Question.totals(scan_filter), now)).get(None, Figures())

@@ -1,428 +1,46 @@
-"""Scan counts kept in summary tables (migrations 0005, 0008) and the one way
-the totals and reports aggregate scans.
-
-A background task in each process (`Summariser`) folds new scans into every
-summary table in id order, a batch per transaction, up to one watermark; the
-processes take turns through a row lock they skip when it is taken. It reads a
-scan only once it is `LAG` old: a scan's transaction is over by then (pool wait
-and statement time are bounded far below it), so no lower id can still appear.
-
-Each table (a `Rollup`) holds scans, approved and rejected pieces per hour,
-shift or UTC day and a few columns, shaped for some questions: the widest is
-scan_summary (hour, station, operator, order, defect, re-scan); the report's
-days and shifts read scan_shifts (whole shifts) and scan_hourly, its orders and
-operators the daily tables, checker totals scan_checker_hourly. Shifts are a
-setting, so scan_shifts holds one layout of them (`layout_of`), named in the
-database: the summariser keeps it for its own settings and rebuilds it from
-scan_hourly when it holds another; a report reads it only when it holds the
-report's layout up to the watermark, and scan_hourly otherwise.
-
-`aggregate` answers for a filter from the narrowest hourly table holding the
-columns it needs, and the whole UTC days inside its range from a daily one,
-plus the scans not summarised yet (the last `LAG` seconds) and the partial
-hours at the ends of each range read from the scans themselves. Filters no
-table can answer (a piece; a checker with anything but a station) read the
-scans. Either way the figures are the same: scans, and pieces by their latest scan.
-"""
+"""The one way the totals and reports read figures: `aggregate` answers a
+`Question` from the narrowest summary tables that hold it, plus the newest
+scans and the partial hours read from the scans themselves, exactly."""
 
 from __future__ import annotations
 
-import asyncio
-import logging
-from collections import Counter, defaultdict
+import functools
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, field
-from datetime import datetime, timedelta
-from functools import lru_cache
-from operator import itemgetter
+from dataclasses import dataclass
+from datetime import date, datetime
 from typing import Any, NamedTuple
 
 from quality.clock import utc_now
-from quality.db import Cursor, Database, DatabaseUnavailable
+from quality.db import Cursor
 from quality.lists.filters import ScanFilter, Shifts
+from quality.summary.figures import APPROVED, Figures, rank
+from quality.summary.tables import (
+    DAILY_TABLES,
+    HOURLY,
+    HOURLY_TABLES,
+    SCAN_COLUMNS,
+    SHIFTS,
+    Fact,
+    Range,
+    Rollup,
+    Span,
+    deltas,
+    hour_start,
+    in_hours,
+    layout_of,
+    split_hours,
+    whole_days,
+    whole_shifts,
+)
 
-log = logging.getLogger(__name__)
-
-EPOCH = datetime(2000, 1, 1)
-HOUR = timedelta(hours=1)
-LAG = timedelta(seconds=30)
-BATCH = 5000
 TAIL_LIMIT = 20_000  # more unsummarised scans than this (catching up): read the scans instead
-# Processes whose shift settings differ (a rolling change of them, or a
-# misconfigured host) take turns at rebuilding scan_shifts, at most this often.
-REBUILD_GAP = timedelta(seconds=60)
-APPROVED = "000"
-
+# Grouping through a temporary table costs some five times reading a row in
+# index order: from this share of a table's days on, read its covering index.
+ORDERED_SHARE = 0.25
 _GROUP_COLUMN = {None: None, "hour": "hour", "operator": "operator_code", "order": "order_code",
                  "defect": "defect_code"}
 _SCANS_GROUP = {None: "NULL", "hour": "TIMESTAMPDIFF(HOUR, '2000-01-01 00:00:00', s.created_at)",
                 "operator": "s.operator_code", "order": "s.order_code", "defect": "s.defect_code"}
-_COLUMNS = ("s.id, s.station, s.created_at, s.operator_code, s.order_code, s.defect_code, s.approved,"
-            " s.is_rescan, s.checker1_code, s.checker2_code")
-
-
-@dataclass
-class Figures:
-    scans: int = 0
-    approved: int = 0  # pieces whose latest scan is here, by its verdict
-    rejected: int = 0
-    defects: Counter[str] = field(default_factory=Counter)  # rejected scans per defect code
-
-    @property
-    def pieces(self) -> int:
-        return self.approved + self.rejected
-
-    @property
-    def rejection_rate(self) -> float | None:
-        return self.rejected / self.pieces if self.pieces else None
-
-    def top_defects(self, count: int = 3) -> list[tuple[str, int]]:
-        # What most_common(count) gives (its heap keeps ties in the same order),
-        # in a third of the time for a handful of codes; a report asks ~400 rows.
-        return sorted(self.defects.items(), key=itemgetter(1), reverse=True)[:count]
-
-    def add(self, defect: str, scans: int, approved: int, rejected: int) -> None:
-        self.scans += int(scans)
-        self.approved += int(approved)
-        self.rejected += int(rejected)
-        if defect != APPROVED and scans:
-            self.defects[defect] += int(scans)
-
-    def merge(self, other: Figures) -> None:
-        self.scans += other.scans
-        self.approved += other.approved
-        self.rejected += other.rejected
-        self.defects.update(other.defects)
-
-
-def hour_of(at: datetime) -> int:
-    return int((at - EPOCH) // HOUR)
-
-
-def hour_start(hour: int) -> datetime:
-    return EPOCH + HOUR * hour
-
-
-# -- the summary tables ----------------------------------------------------------
-
-
-class Fact(NamedTuple):
-    """What the summary tables know of a scan."""
-
-    hour: int
-    station: str
-    operator_code: str
-    order_code: str
-    defect_code: str
-    is_rescan: bool
-    checkers: tuple[str, ...]  # its distinct checker codes (one or two)
-
-
-def _fact(row: Sequence[Any]) -> Fact:
-    _, station, created_at, operator, order, defect, _, rescan, checker1, checker2 = row
-    checkers = (checker1,) if checker1 == checker2 else (checker1, checker2)
-    return Fact(hour_of(created_at), station, operator, order, defect, bool(rescan), checkers)
-
-
-@dataclass(frozen=True)
-class Rollup:
-    """One summary table: scans, approved and rejected pieces per `period` (an
-    hour, a UTC day, or a shift by its first hour) and these columns.
-    `checker_code` is either checker of a scan: the scan counts once under each
-    distinct one."""
-
-    table: str
-    columns: tuple[str, ...]
-    period: str = "hour"
-    ordered: tuple[str, str] | None = None  # a group column, and a covering index it leads
-
-    def keys(self, fact: Fact) -> list[tuple]:
-        """Its rows a scan counts in; a shift's facts come with their shift's first hour as `hour`."""
-        period = fact.hour // 24 if self.period == "day" else fact.hour
-        if "checker_code" not in self.columns:
-            return [(period, *(getattr(fact, column) for column in self.columns))]
-        return [(period, *(checker if column == "checker_code" else getattr(fact, column)
-                           for column in self.columns)) for checker in fact.checkers]
-
-    def holds(self, columns: set[str]) -> bool:
-        return columns <= set(self.columns)
-
-
-# Each shaped for the questions it answers, narrower ones first: a question is
-# answered from the first hourly table holding every column it needs, and its
-# whole UTC days from the first daily table that does (migrations 0005, 0008).
-SUMMARY = Rollup("scan_summary", ("station", "operator_code", "order_code", "defect_code", "is_rescan"))
-HOURLY = Rollup("scan_hourly", ("station", "defect_code", "is_rescan"))
-CHECKERS = Rollup("scan_checker_hourly", ("station", "checker_code"))
-DAILY_ORDERS = Rollup("scan_daily_order", ("station", "order_code"), period="day",
-                      ordered=("order_code", "ix_daily_order_order"))
-DAILY_OPERATORS = Rollup("scan_daily_operator", ("station", "operator_code", "defect_code"), period="day",
-                         ordered=("operator_code", "ix_daily_operator_operator"))
-# Grouping through a temporary table costs some five times reading a row in
-# index order: from this share of a table's days on, read its covering index.
-ORDERED_SHARE = 0.25
-_HOURLY_CHOICE = (HOURLY, CHECKERS, SUMMARY)
-_DAILY_CHOICE = (DAILY_ORDERS, DAILY_OPERATORS)
-ROLLUPS = (*_HOURLY_CHOICE, *_DAILY_CHOICE)
-# Kept apart from ROLLUPS: it holds one layout of shifts (migration 0010).
-SHIFTS = Rollup("scan_shifts", HOURLY.columns, period="shift_hour")
-
-
-def layout_of(shifts: Shifts) -> str:
-    """Shifts as scan_shift_state names the layout it holds."""
-    starts = ",".join(f"{start // 60:02d}:{start % 60:02d}" for start in shifts.starts)
-    return f"{shifts.timezone.key} {starts}"
-
-
-@lru_cache(maxsize=65536)
-def shift_hour(shifts: Shifts, hour: int) -> int:
-    """The first whole hour of the shift an hour starts in: the key of scan_shifts,
-    and the hour that stands for its shift wherever hours are folded into shifts."""
-    begins = shifts.around(hour_start(hour))[0]
-    return hour_of(begins) + (hour_start(hour_of(begins)) < begins)
-
-
-# -- keeping them ------------------------------------------------------------------
-
-
-async def _deltas(cur: Cursor, rows: list[tuple]) -> dict[Fact, list[int]]:
-    """What these scans change in the summaries: each adds a scan and makes its
-    piece's latest scan its own; a re-scan takes the piece from the scan before."""
-    deltas: dict[Fact, list[int]] = defaultdict(lambda: [0, 0, 0])
-    rescans = [row[0] for row in rows if row[7]]
-    previous: dict[int, tuple] = {}
-    if rescans:
-        await cur.execute(
-            f"SELECT s.id, {_COLUMNS.replace('s.', 'p.')} FROM scans s JOIN scans p ON p.id = ("
-            " SELECT MAX(q.id) FROM scans q WHERE q.station = s.station AND q.piece_code = s.piece_code"
-            f" AND q.id < s.id) WHERE s.id IN ({', '.join(['%s'] * len(rescans))})", rescans)
-        previous = {scan_id: tuple(rest) for scan_id, *rest in await cur.fetchall()}
-    for row in rows:
-        change = deltas[_fact(row)]
-        change[0] += 1
-        change[1 if row[6] else 2] += 1
-        before = previous.get(row[0])
-        if before is not None:
-            deltas[_fact(before)][1 if before[6] else 2] -= 1
-    return deltas
-
-
-async def _write(cur: Cursor, rollup: Rollup, deltas: Iterable[tuple[Fact, list[int]]]) -> None:
-    changes: dict[tuple, list[int]] = defaultdict(lambda: [0, 0, 0])
-    for fact, change in deltas:
-        for key in rollup.keys(fact):
-            total = changes[key]
-            for i, value in enumerate(change):
-                total[i] += value
-    await _add(cur, rollup, [(*key, *change) for key, change in changes.items()])
-
-
-async def _add(cur: Cursor, rollup: Rollup, rows: list[tuple]) -> None:
-    """Add (period, columns..., scans, approved, rejected) rows to a summary table."""
-    columns = ", ".join((rollup.period, *rollup.columns))
-    for first in range(0, len(rows), BATCH):
-        await cur.executemany(
-            f"INSERT INTO {rollup.table} ({columns}, scans, approved_pieces, rejected_pieces)"
-            f" VALUES ({', '.join(['%s'] * (len(rollup.columns) + 4))})"
-            " ON DUPLICATE KEY UPDATE scans = scans + VALUES(scans),"
-            " approved_pieces = approved_pieces + VALUES(approved_pieces),"
-            " rejected_pieces = rejected_pieces + VALUES(rejected_pieces)",
-            rows[first:first + BATCH])
-
-
-async def summarise_once(db: Database, shifts: Shifts, now: datetime | None = None) -> int:
-    """Fold the next batch of settled scans into every summary table, scan_shifts
-    by these shifts; returns how many."""
-    cutoff = (now or utc_now()) - LAG
-    async with db.transaction() as cur:
-        # scan_shift_state comes along, so an idle turn stays two statements.
-        await cur.execute("SELECT s.last_scan_id, h.layout, h.last_scan_id, h.built_at"
-                          " FROM scan_summary_state s LEFT JOIN scan_shift_state h ON h.id = 1"
-                          " WHERE s.id = 1 FOR UPDATE SKIP LOCKED")
-        found = await cur.fetchone()
-        if found is None:  # another process is at it
-            return 0
-        await cur.execute(f"SELECT {_COLUMNS} FROM scans s WHERE s.id > %s ORDER BY s.id LIMIT %s",
-                          (found[0], BATCH))
-        rows = []
-        for row in await cur.fetchall():
-            if row[2] >= cutoff:
-                break
-            rows.append(row)
-        deltas = await _deltas(cur, rows) if rows else {}
-        for rollup in ROLLUPS if rows else ():
-            await _write(cur, rollup, deltas.items())
-        summarised = rows[-1][0] if rows else found[0]
-        if rows:
-            await cur.execute("UPDATE scan_summary_state SET last_scan_id = %s WHERE id = 1", (summarised,))
-        held = ShiftState(*found[1:]) if found[1] is not None else None
-        rebuilt = await _keep_shifts(cur, shifts, held, deltas, found[0], summarised)
-    if rebuilt:
-        # Filled in one transaction, the table can keep the row count the server
-        # estimated while it was nearly empty, and a report's many shifts are
-        # then read by a full scan; ANALYZE ends a transaction, so after it.
-        async with db.transaction() as cur:
-            await cur.execute("ANALYZE TABLE scan_shifts")
-            await cur.fetchall()
-    return len(rows)
-
-
-class ShiftState(NamedTuple):
-    layout: str  # the shifts scan_shifts holds
-    last_scan_id: int  # up to this scan
-    built_at: datetime
-
-
-async def _keep_shifts(cur: Cursor, shifts: Shifts, held: ShiftState | None, deltas: dict[Fact, list[int]],
-                       before: int, summarised: int) -> bool:
-    """Add a batch to scan_shifts when it holds these shifts up to `before`;
-    otherwise rebuild it for them, unless another layout was built a moment
-    ago; returns whether it rebuilt."""
-    layout = layout_of(shifts)
-    if held is not None and held.layout == layout and held.last_scan_id == before:
-        if deltas:
-            await _write(cur, SHIFTS, ((fact._replace(hour=shift_hour(shifts, fact.hour)), change)
-                                       for fact, change in deltas.items()))
-            await cur.execute("UPDATE scan_shift_state SET last_scan_id = %s WHERE id = 1", (summarised,))
-        return False
-    if held is not None and held.built_at > utc_now() - REBUILD_GAP:
-        return False  # the reports read scan_hourly meanwhile
-    await _rebuild_shifts(cur, shifts, summarised)
-    log.info("scan_shifts rebuilt for the shifts %s (it held %s)", layout,
-             "nothing" if held is None else f"{held.layout} up to scan {held.last_scan_id}")
-    return True
-
-
-async def _rebuild_shifts(cur: Cursor, shifts: Shifts, summarised: int) -> None:
-    """scan_shifts anew from scan_hourly (summarised up to `summarised`), a month of hours at a time."""
-    await cur.execute("DELETE FROM scan_shifts")
-    await cur.execute("SELECT MIN(hour), MAX(hour) FROM scan_hourly")
-    first, last = await cur.fetchone() or (None, None)
-    step = 24 * 31
-    for start in range(first, last + 1, step) if first is not None else ():
-        # A shift split between two reads is added up by the upsert.
-        await cur.execute(
-            "SELECT hour, station, defect_code, is_rescan, scans, approved_pieces, rejected_pieces"
-            " FROM scan_hourly WHERE hour >= %s AND hour < %s", (start, start + step))
-        totals: dict[tuple, list[int]] = defaultdict(lambda: [0, 0, 0])
-        for hour, station, defect, rescan, *change in await cur.fetchall():
-            total = totals[shift_hour(shifts, hour), station, defect, rescan]
-            for i, value in enumerate(change):
-                total[i] += value
-        await _add(cur, SHIFTS, [(*key, *total) for key, total in totals.items()])
-    await cur.execute(
-        "INSERT INTO scan_shift_state (id, layout, last_scan_id, built_at) VALUES (1, %s, %s, %s)"
-        " ON DUPLICATE KEY UPDATE layout = VALUES(layout), last_scan_id = VALUES(last_scan_id),"
-        " built_at = VALUES(built_at)", (layout_of(shifts), summarised, utc_now()))
-
-
-async def summarise_all(db: Database, shifts: Shifts, now: datetime | None = None) -> int:
-    """Catch up completely (demo data, tests)."""
-    total = 0
-    while done := await summarise_once(db, shifts, now):
-        total += done
-    return total
-
-
-class Summariser:
-    """The process's background task keeping the summary tables current."""
-
-    def __init__(self, db: Database, shifts: Shifts, interval: float = 1.0) -> None:
-        self.db = db
-        self.shifts = shifts
-        self.interval = interval
-        self._task: asyncio.Task[None] | None = None
-
-    def start(self) -> None:
-        self._task = asyncio.create_task(self._run(), name="scan-summariser")
-
-    async def stop(self) -> None:
-        if self._task:
-            self._task.cancel()
-            await asyncio.gather(self._task, return_exceptions=True)
-
-    async def _run(self) -> None:
-        while True:
-            try:
-                if await summarise_once(self.db, self.shifts) == BATCH:
-                    continue  # catching up: go on at once
-            except DatabaseUnavailable as exc:
-                log.warning("scan summary: %s", exc)
-            except Exception:
-                log.exception("scan summary failed; retrying")
-            await asyncio.sleep(self.interval)
-
-
-# -- reading them ------------------------------------------------------------------
-
-Span = tuple[datetime | None, datetime | None]
-Range = tuple[int | None, int | None]  # [first, last) hour or day; None: open
-
-
-def _split(spans: list[Span]) -> tuple[list[Range], list[Span]]:
-    """Each time range as whole hours (for the summaries) and the partial hours at its ends."""
-    hours: list[Range] = []
-    edges: list[Span] = []
-    for start, end in spans:
-        first = None if start is None else hour_of(start) + (hour_start(hour_of(start)) < start)
-        last = None if end is None else hour_of(end)
-        if first is not None and last is not None and first >= last:
-            edges.append((start, end))
-            continue
-        hours.append((first, last))
-        if start is not None and first is not None and hour_start(first) > start:
-            edges.append((start, hour_start(first)))
-        if end is not None and last is not None and hour_start(last) < end:
-            edges.append((hour_start(last), end))
-    return hours, edges
-
-
-def _days(hours: list[Range]) -> tuple[list[Range], list[Range]]:
-    """Ranges of whole hours as the whole UTC days within them and the hours left at their ends."""
-    days: list[Range] = []
-    rest: list[Range] = []
-    for first, last in hours:
-        first_day = None if first is None else -(-first // 24)
-        last_day = None if last is None else last // 24
-        if first_day is not None and last_day is not None and first_day >= last_day:
-            rest.append((first, last))
-            continue
-        days.append((first_day, last_day))
-        if first is not None and first_day is not None and first_day * 24 > first:
-            rest.append((first, first_day * 24))
-        if last is not None and last_day is not None and last_day * 24 < last:
-            rest.append((last_day * 24, last))
-    return days, rest
-
-
-def _whole_shifts(shifts: Shifts, hours: list[Range]) -> tuple[list[Range], list[Range]]:
-    """Ranges of whole hours as the whole shifts within them (a range of their
-    first hours) and the hours left at their ends."""
-    whole: list[Range] = []
-    rest: list[Range] = []
-    for lo, hi in hours:
-        first = None if lo is None else _next_shift(shifts, lo)
-        end = None if hi is None else shift_hour(shifts, hi)
-        if first is not None and end is not None and first >= end:
-            rest.append((lo, hi))
-            continue
-        whole.append((first, end))
-        if lo is not None and first is not None and lo < first:
-            rest.append((lo, first))
-        if hi is not None and end is not None and end < hi:
-            rest.append((end, hi))
-    return whole, rest
-
-
-def _next_shift(shifts: Shifts, hour: int) -> int:
-    """The first hour of the first shift starting at or after this hour."""
-    while shift_hour(shifts, hour) != hour:
-        hour += 1
-    return hour
-
-
-def _in_hours(hour: int, ranges: list[Range]) -> bool:
-    return any((lo is None or hour >= lo) and (hi is None or hour < hi) for lo, hi in ranges)
 
 
 Term = tuple[str, str, Any]  # summary column, comparison, value
@@ -438,11 +56,11 @@ def _plan(scan_filter: ScanFilter, terms: list[Term], group: str | None,
         needed.add(_GROUP_COLUMN[group])
     if defects:
         needed.add("defect_code")
-    hourly = next((rollup for rollup in _HOURLY_CHOICE if rollup.holds(needed)), None)
+    hourly = next((rollup for rollup in HOURLY_TABLES if rollup.holds(needed)), None)
     if hourly is None:
         return None
     daily = None if group == "hour" else next(
-        (rollup for rollup in _DAILY_CHOICE if rollup.holds(needed)), None)
+        (rollup for rollup in DAILY_TABLES if rollup.holds(needed)), None)
     return hourly, daily
 
 
@@ -455,25 +73,74 @@ def _matches(terms: list[Term], fact: Fact) -> bool:
     return True
 
 
-async def aggregate(cur: Cursor, scan_filter: ScanFilter, group: str | None = None,
-                    now: datetime | None = None, *, defects: bool = True,
-                    within: Sequence[str] | None = None, top: int | None = None,
-                    fold: Callable[[Any], Any] | None = None,
-                    shifts: Shifts | None = None) -> dict[Any, Figures]:
-    """Figures for the filtered scans, per `group` (None, hour, operator, order,
-    defect); without `defects`, the rejected scans per defect are left out
-    (cheaper: no grouping by defect); `within` keeps only these groups; `top`
-    keeps only that many, ranked by `rank` (in that order; without defects);
-    `fold` maps each group to the one it counts in (hours to shifts, say).
-    With the plant's `shifts`, whole shifts are read from scan_shifts when it
-    holds them and the question needs no other columns (the fewest rows over
-    a long range); per hour, each shift then comes as its first hour, so
-    `fold` must map hours to their shifts."""
-    assert top is None or (not defects and fold is None)
-    assert shifts is None or group != "hour" or fold is not None
+@dataclass(frozen=True)
+class Question:
+    """What `aggregate` is asked: figures of a filter's scans, per `group`
+    (None, hour, operator, order, defect). Made by the constructors below,
+    one per kind of question the pages ask, so no caller combines the options
+    into one `aggregate` cannot answer.
+
+    Without `defects`, the rejected scans per defect are left out (cheaper: no
+    grouping by defect); `within` keeps only these groups; `top` keeps only
+    that many, ranked by `rank`; `fold` maps each group to the one it counts in
+    (hours to shifts). With the plant's `shifts`, whole shifts are read from
+    scan_shifts when it holds them and the question needs no other columns
+    (the fewest rows over a long range); per hour, each shift then comes as
+    its first hour, so `fold` maps hours to their shifts."""
+
+    filter: ScanFilter
+    group: str | None = None
+    defects: bool = True
+    within: tuple[str, ...] | None = None
+    top: int | None = None
+    fold: Callable[[Any], Any] | None = None
+    shifts: Shifts | None = None
+
+    def __post_init__(self) -> None:
+        if self.top is not None and (self.defects or self.fold is not None):
+            raise ValueError("a ranked question reads no defects and folds nothing")
+        if self.shifts is not None and self.group == "hour" and self.fold is None:
+            raise ValueError("hours read with whole shifts must be folded into shifts")
+
+    @classmethod
+    def totals(cls, scan_filter: ScanFilter) -> Question:
+        """The filter's scans and pieces, without defects."""
+        return cls(scan_filter, defects=False, shifts=scan_filter.shifts)
+
+    @classmethod
+    def per_shift(cls, scan_filter: ScanFilter) -> Question:
+        """Per production day and shift, as (day, 0-based shift index), with defects."""
+        shifts = scan_filter.shifts
+        if shifts is None:
+            raise ValueError("a question per shift needs the filter's shifts")
+        return cls(scan_filter, "hour", fold=functools.partial(shift_of_hour, shifts), shifts=shifts)
+
+    @classmethod
+    def per(cls, scan_filter: ScanFilter, group: str, within: Sequence[str] | None = None) -> Question:
+        """Per operator, order or defect, with defects; only the groups `within`, if given."""
+        return cls(scan_filter, group, within=None if within is None else tuple(within))
+
+    @classmethod
+    def ranked(cls, scan_filter: ScanFilter, group: str, top: int) -> Question:
+        """The `top` groups as `rank` orders them, without defects."""
+        return cls(scan_filter, group, defects=False, top=top)
+
+
+@functools.lru_cache(maxsize=65536)
+def shift_of_hour(shifts: Shifts, hour: int) -> tuple[date, int]:
+    """The production day and shift an hour (numbered as the summaries number
+    them) starts in; a shift's first hour stands for it in scan_shifts. Kept:
+    a report folds the same few thousand hours each time."""
+    return shifts.of(hour_start(hour))
+
+
+async def aggregate(cur: Cursor, question: Question, now: datetime | None = None) -> dict[Any, Figures]:
+    """Figures for the question's scans, per its group: exact and current."""
+    scan_filter, group, defects, top, fold, shifts = (
+        question.filter, question.group, question.defects, question.top, question.fold, question.shifts)
     now = now or utc_now()
     spans = scan_filter.time_spans(now)
-    only = Within(group, tuple(within)) if within is not None else None
+    only = Within(group, question.within) if question.within is not None else None
     terms = scan_filter.summary_terms()
     plan = _plan(scan_filter, terms, group, defects)
     if plan is None:
@@ -482,25 +149,25 @@ async def aggregate(cur: Cursor, scan_filter: ScanFilter, group: str | None = No
     column = _GROUP_COLUMN[group]
     for _ in range(3):
         watermark = await _watermark(cur)
-        await cur.execute(f"SELECT {_COLUMNS} FROM scans s WHERE s.id > %s ORDER BY s.id LIMIT %s",
+        await cur.execute(f"SELECT {SCAN_COLUMNS} FROM scans s WHERE s.id > %s ORDER BY s.id LIMIT %s",
                           (watermark.scan_id, TAIL_LIMIT + 1))
         tail = await cur.fetchall()
         if len(tail) > TAIL_LIMIT:
             break
-        hours, edges = _split(spans if spans is not None else [(None, None)])
+        hours, edges = split_hours(spans if spans is not None else [(None, None)])
         days: list[Range] = []
         whole: list[Range] = []
         if shifts is not None and hourly is HOURLY and watermark.shifts == layout_of(shifts):
-            whole, rest = _whole_shifts(shifts, hours)  # fewer rows than any daily table
+            whole, rest = whole_shifts(shifts, hours)  # fewer rows than any daily table
         elif daily is not None:
-            days, rest = _days(hours)
+            days, rest = whole_days(hours)
         else:
             rest = hours
         # What the summaries do not hold yet: the newest scans, and the partial hours.
         newest: dict[Any, Figures] = {}
-        for fact, change in (await _deltas(cur, list(tail))).items():
+        for fact, change in (await deltas(cur, list(tail))).items():
             name = None if column is None else getattr(fact, column)
-            if (_in_hours(fact.hour, hours) and _matches(terms, fact)
+            if (in_hours(fact.hour, hours) and _matches(terms, fact)
                     and (only is None or name in only.values)):
                 _figures(newest, name if fold is None else fold(name)).add(
                     fact.defect_code if defects else APPROVED, *change)
@@ -550,11 +217,6 @@ async def _top_groups(cur: Cursor, layers: list[tuple[Rollup, list[Range], str |
     for name, figures in elsewhere.items():
         _figures(result, name).merge(figures)
     return result
-
-
-def rank(groups: dict[Any, Figures]) -> list[tuple[Any, Figures]]:
-    """Groups with the most rejected pieces first, then the most scans, then by name."""
-    return sorted(groups.items(), key=lambda item: (-item[1].rejected, -item[1].scans, item[0]))
 
 
 def _ranked(groups: dict[Any, Figures], top: int | None) -> dict[Any, Figures]:
