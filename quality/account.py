@@ -13,7 +13,7 @@ from starlette.routing import Route
 
 from quality.accounts import MAX_PASSWORD, MIN_PASSWORD, AccountError, change_own_password
 from quality.audit import Actor
-from quality.http.forms import Field, Validated, keep, validate
+from quality.fields import Field, Validated, keep, validate
 from quality.http.render import render
 from quality.i18n import lazy
 from quality.permissions import SIGNED_IN, guard

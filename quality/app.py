@@ -27,15 +27,15 @@ from quality.http.middleware import RequestMiddleware
 from quality.http.render import STATIC_DIR, Renderer
 from quality.http.session_cookie import SessionMiddleware
 from quality.lists import views as list_views
-from quality.lists.filters import Shifts
 from quality.logs import configure_logging
 from quality.metrics import Metrics
 from quality.scans import views as scan_views
 from quality.scans.feed import ScanWatcher, TableMarkup
 from quality.services import LifespanState, Services
+from quality.session_cache import SessionCache
 from quality.settings import Settings, load_settings
+from quality.shifts import Shifts
 from quality.summary.writer import Summariser
-from quality.user_sessions import SessionCache
 
 
 def create_app(settings: Settings | None = None) -> Starlette:

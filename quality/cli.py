@@ -26,12 +26,12 @@ from quality.accounts import (
     update_user,
 )
 from quality.db import Database, DatabaseUnavailable
-from quality.lists.filters import Shifts
 from quality.localdb import LocalDatabaseError, LocalMariaDB
 from quality.logs import configure_logging
 from quality.metrics import prepare_multiprocess_dir
 from quality.migrate import MigrationError, migrate, pending
 from quality.settings import Settings, SettingsError, load_settings
+from quality.shifts import Shifts
 
 # Exit statuses: 2 is argparse's usage error (and a command that failed);
 # a bad setting is EX_CONFIG from sysexits.h, so scripts and supervisors can

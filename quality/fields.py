@@ -1,7 +1,9 @@
 """The one way to validate a submitted form or a page's query parameters:
 declared fields, normalised values, one message per bad field. What the user
 typed is always handed back, so a page can show it again beside its error.
-Parameters not declared are ignored."""
+Parameters not declared are ignored. Plain mappings in, plain values out: the
+domain's own fields (quality/codes.py, quality/scan_filter.py) are declared
+with it as well as the pages'."""
 
 from __future__ import annotations
 
@@ -9,8 +11,6 @@ import re
 from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
-
-from starlette.datastructures import FormData
 
 from quality.i18n import lazy
 
@@ -99,6 +99,6 @@ def _error(field: Field, value: str) -> str | None:
     return None
 
 
-def checkbox(form: FormData, name: str) -> bool:
+def checkbox(form: Mapping[str, Any], name: str) -> bool:
     """A ticked checkbox sends "on"; an unticked one sends nothing."""
     return form.get(name) == "on"

@@ -9,8 +9,8 @@ from starlette.routing import Route
 from quality.http.render import render
 from quality.i18n import lazy
 from quality.permissions import SIGNED_IN, guard
-from quality.scans import STATIONS
-from quality.user_sessions import User
+from quality.session_cache import User
+from quality.stations import STATIONS
 
 # Where each permission's holder works, in the order a home page lists them.
 DESTINATIONS = [

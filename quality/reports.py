@@ -21,7 +21,7 @@ import asyncio
 import functools
 from collections import defaultdict
 from dataclasses import dataclass, replace
-from datetime import UTC, date, datetime, timedelta
+from datetime import date, datetime, timedelta
 from typing import NamedTuple
 from urllib.parse import urlencode
 
@@ -30,13 +30,13 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from quality import charts
-from quality.clock import utc_now
+from quality.clock import to_plant, utc_now
 from quality.db import Cursor, Database
+from quality.http.language import request_language
 from quality.http.render import render
-from quality.i18n import count, lazy, percent, request_language, translator
-from quality.lists.filters import MAX_RANGE, ListRequest, ScanFilter, Shifts, read_filter
+from quality.i18n import count, lazy, percent, translator
 from quality.permissions import guard
-from quality.scans import STATIONS
+from quality.scan_filter import MAX_RANGE, ListRequest, ScanFilter, Shifts, read_filter
 from quality.services import services
 from quality.summary.figures import Figures, rank
 from quality.summary.query import Question, aggregate
@@ -129,7 +129,7 @@ async def _defect_names(cur: Cursor) -> dict[str, str]:
 def local_stamp(at: datetime, shifts: Shifts) -> str:
     """A UTC time as the list's from/to parameter (plant time, minutes); a report
     page writes the same few hundreds of times."""
-    return at.replace(tzinfo=UTC).astimezone(shifts.timezone).strftime("%Y-%m-%dT%H:%M")
+    return to_plant(at, shifts.timezone).strftime("%Y-%m-%dT%H:%M")
 
 
 class Links:
@@ -229,7 +229,7 @@ def group_rows(groups: list[tuple[str, Figures]], key: str, links: Links, langua
 async def page(request: Request) -> Response:
     listing = read_filter(request.query_params, services(request).settings)
     context: dict = {"listing": listing, "values": listing.checked.values,
-                     "errors": listing.checked.errors, "report": None, "stations": STATIONS,
+                     "errors": listing.checked.errors, "report": None,
                      "shift_labels": listing.filter.shifts.labels() if listing.filter.shifts else []}
     if listing.ok:
         _check_span(listing, report_filter(listing.filter, utc_now()))

@@ -1,6 +1,10 @@
-"""The scan list's filter: query parameters validated through the one form path,
-turned into one `ScanFilter` that drives the list, its totals, the live
-update, the exports and the reports' links."""
+"""The scan filter: query parameters validated through the one form path,
+turned into one `ScanFilter` that drives the scan list, its totals, its live
+update, its exports, the reports and their links.
+
+What a filter may ask of a scan is described once (`CRITERIA`, `FLAGS`); its
+SQL condition on `scans`, its terms for the summary tables and its test of a
+scan in memory are each derived from that description."""
 
 from __future__ import annotations
 
@@ -8,17 +12,19 @@ import functools
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime, time, timedelta
-from typing import Any
+from datetime import datetime, time, timedelta
+from typing import Any, NamedTuple
 from urllib.parse import urlencode
 from zoneinfo import ZoneInfo
 
-from quality.clock import FIRST_DAY, LAST_DAY, in_calendar
-from quality.http.forms import Field, Validated, validate
+from quality.clock import FIRST_DAY, LAST_DAY, in_calendar, to_utc
+from quality.codes import APPROVED, CHECKER, DEFECT, OPERATOR, ORDER, PIECE
+from quality.fields import Field, Validated, validate
 from quality.i18n import lazy
-from quality.scans import STATIONS
 from quality.scans.store import ScanRow
 from quality.settings import CodePatterns, Settings
+from quality.shifts import Shifts
+from quality.stations import STATIONS
 
 MAX_RANGE = timedelta(days=400)
 # A shift filter without dates looks this far back: it becomes one time range
@@ -26,7 +32,7 @@ MAX_RANGE = timedelta(days=400)
 SHIFT_LOOKBACK = timedelta(days=92)
 _DATE = re.compile(r"(\d{4})-(\d{2})-(\d{2})(?:[T ](\d{2}):(\d{2})(?::(\d{2}))?)?")
 _YES = re.compile(r"1|ON|TRUE|YES")
-CURSOR = re.compile(r"\d{20}-\d{1,19}")
+_PAGE_KEY = re.compile(r"\d{20}-\d{1,19}")
 _NOT_A_DATE = {"from": lazy("From is not a real date or time."), "to": lazy("To is not a real date or time.")}
 _OUTSIDE_CALENDAR = {
     "from": lazy("From must be between %(first)s and %(last)s.", first=FIRST_DAY, last=LAST_DAY),
@@ -53,95 +59,28 @@ def filter_fields(codes: CodePatterns) -> tuple[Field, ...]:
         Field("from", lazy("From"), _DATE, lazy("2026-11-27 or 2026-11-27T06:00"), 19, _trim, required=False),
         Field("to", lazy("To"), _DATE, lazy("2026-11-27 or 2026-11-27T14:00"), 19, _trim, required=False),
         Field("shift", lazy("Shift"), re.compile(r"[1-9]"), "1", 1, required=False),
-        Field("operator", lazy("Operator code"), re.compile(codes.operator), "OP07", 32, required=False),
-        Field("order", lazy("Order"), re.compile(codes.order), "CP00012345", 32, required=False),
-        Field("piece", lazy("Piece code"), re.compile(codes.piece), "CP00012345-0001", 64, required=False),
-        Field("checker", lazy("Checker code"), re.compile(codes.checker), "OC12", 32, required=False),
-        Field("defect", lazy("Defect code"), re.compile(codes.defect), "104", 3, required=False),
+        OPERATOR.field(codes, "operator", required=False),
+        ORDER.field(codes, "order", required=False),
+        PIECE.field(codes, "piece", required=False),
+        CHECKER.field(codes, "checker", required=False),
+        DEFECT.field(codes, "defect", required=False),
         Field("rejected", lazy("Rejected only"), _YES, "1", 5, required=False),
         Field("rescans", lazy("Re-scans only"), _YES, "1", 5, required=False),
-        Field("before", lazy("Page"), CURSOR, lazy("a page link"), 40, required=False),
-        Field("after", lazy("Page"), CURSOR, lazy("a page link"), 40, required=False),
+        Field("before", lazy("Page"), _PAGE_KEY, lazy("a page link"), 40, required=False),
+        Field("after", lazy("Page"), _PAGE_KEY, lazy("a page link"), 40, required=False),
     )
 
 
 @dataclass(frozen=True)
-class Shifts:
-    """Shift start times (minutes after local midnight) in the plant's zone. A
-    shift belongs to the production day on which it starts, so a night shift
-    that runs past midnight is one shift of one day."""
-
-    starts: tuple[int, ...]
-    timezone: ZoneInfo
-
-    @classmethod
-    def of_plant(cls, settings: Settings) -> Shifts:
-        """The plant's shifts, as its settings name them."""
-        return cls(settings.shifts, settings.timezone)
-
-    def labels(self) -> list[str]:
-        ends = [*self.starts[1:], self.starts[0]]
-        return [f"{start // 60:02d}:{start % 60:02d}-{end // 60:02d}:{end % 60:02d}"
-                for start, end in zip(self.starts, ends, strict=True)]
-
-    def of(self, at: datetime) -> tuple[date, int]:
-        """The production day and shift index (0-based) of a UTC time."""
-        local = at.replace(tzinfo=UTC).astimezone(self.timezone)
-        minutes = local.hour * 60 + local.minute
-        day = local.date()
-        if minutes < self.starts[0]:
-            return day - timedelta(days=1), len(self.starts) - 1
-        index = max(i for i, start in enumerate(self.starts) if start <= minutes)
-        return day, index
-
-    def around(self, at: datetime) -> tuple[datetime, datetime]:
-        """The shift a naive-UTC time falls in, as naive-UTC [start, end)."""
-        return self.span(*self.of(at))
-
-    def span(self, day: date, index: int) -> tuple[datetime, datetime]:
-        """A shift of a production day, as naive-UTC [start, end)."""
-        start = self._utc(day, self.starts[index])
-        if index + 1 < len(self.starts):
-            return start, self._utc(day, self.starts[index + 1])
-        return start, self._utc(day + timedelta(days=1), self.starts[0])
-
-    def day_span(self, day: date) -> tuple[datetime, datetime]:
-        """A whole production day, as naive-UTC [start, end)."""
-        return self._utc(day, self.starts[0]), self._utc(day + timedelta(days=1), self.starts[0])
-
-    def spans_within(self, index: int, start: datetime, end: datetime) -> list[tuple[datetime, datetime]]:
-        first = self.of(start)[0] - timedelta(days=1)
-        last = self.of(end)[0]
-        spans = []
-        day = first
-        while day <= last:
-            lo, hi = self.span(day, index)
-            lo, hi = max(lo, start), min(hi, end)
-            if lo < hi:
-                spans.append((lo, hi))
-            day += timedelta(days=1)
-        return spans
-
-    def _utc(self, day: date, minutes: int) -> datetime:
-        return _local_to_utc(day, minutes, self.timezone)
-
-
-@functools.lru_cache(maxsize=4096)
-def _local_to_utc(day: date, minutes: int, timezone: ZoneInfo) -> datetime:
-    """A plant-time moment as naive UTC (a report asks for each shift's bounds many times)."""
-    local = datetime.combine(day, time(minutes // 60, minutes % 60), timezone)
-    return local.astimezone(UTC).replace(tzinfo=None)
-
-
-@dataclass(frozen=True)
-class Cursor:
-    """Where a page starts: just past this (created_at, id)."""
+class PageKey:
+    """Where a page of the list starts: just past this (created_at, id), the
+    key pages seek on (keyset pagination)."""
 
     created_at: datetime
     id: int
 
     @classmethod
-    def parse(cls, text: str) -> Cursor:
+    def parse(cls, text: str) -> PageKey:
         stamp, _, scan_id = text.partition("-")
         created_at = datetime.strptime(stamp, "%Y%m%d%H%M%S%f")
         if not in_calendar(created_at.date()):
@@ -149,11 +88,47 @@ class Cursor:
         return cls(created_at, int(scan_id))
 
     @classmethod
-    def of(cls, row: ScanRow) -> Cursor:
+    def of(cls, row: ScanRow) -> PageKey:
         return cls(row.created_at, row.id)
 
     def __str__(self) -> str:
         return f"{self.created_at:%Y%m%d%H%M%S%f}-{self.id}"
+
+
+class Criterion(NamedTuple):
+    """A value a filter may ask of a scan: found in any of the scan's `columns`
+    (a `ScanRow` attribute and a column of `scans` alike), and in `summary`,
+    the summary tables' column for it (None: no summary holds it)."""
+
+    name: str  # the ScanFilter attribute holding the value
+    columns: tuple[str, ...]
+    summary: str | None
+
+
+class Flag(NamedTuple):
+    """A yes/no a filter may ask: when set, the scan's `column` must be `value`,
+    which the summary tables know as (`summary` column, comparison, value)."""
+
+    name: str
+    column: str
+    value: bool
+    summary: tuple[str, str, Any]
+
+
+CRITERIA = (
+    Criterion("station", ("station",), "station"),
+    Criterion("operator", ("operator_code",), "operator_code"),
+    Criterion("order", ("order_code",), "order_code"),
+    Criterion("piece", ("piece_code",), None),
+    Criterion("defect", ("defect_code",), "defect_code"),
+    Criterion("checker", ("checker1_code", "checker2_code"), "checker_code"),
+)
+FLAGS = (
+    # The summaries hold no verdict per scan: a rejected scan is one whose defect does not approve.
+    Flag("rejected", "approved", False, ("defect_code", "<>", APPROVED)),
+    Flag("rescans", "is_rescan", True, ("is_rescan", "=", True)),
+)
+Term = tuple[str, str, Any]  # summary column, comparison, value
 
 
 @dataclass(frozen=True)
@@ -172,29 +147,27 @@ class ScanFilter:
     shifts: Shifts | None = field(default=None, compare=False)
     values: Mapping[str, str] = field(default_factory=dict, compare=False)  # as typed
 
+    def _asked(self) -> list[tuple[Criterion, str]]:
+        return [(criterion, value) for criterion in CRITERIA
+                if (value := getattr(self, criterion.name)) is not None]
+
+    def _flags(self) -> list[Flag]:
+        return [flag for flag in FLAGS if getattr(self, flag.name)]
+
     def conditions(self, spans: list[tuple[datetime | None, datetime | None]] | None,
-                   checker_column: str | None = None) -> tuple[str, list[Any]]:
+                   column: str | None = None) -> tuple[str, list[Any]]:
         """The SQL condition on `scans s` and its parameters, for these time spans
-        (from `time_spans`; None: any time). With `checker_column`, the checker
-        is looked for in that column only (one branch of a UNION)."""
+        (from `time_spans`; None: any time). With `column`, a value that may be
+        in several columns (the checker) is looked for in that one only (one
+        branch of a UNION)."""
         sql: list[str] = []
         params: list[Any] = []
-        for column, value in (("s.station", self.station), ("s.operator_code", self.operator),
-                              ("s.order_code", self.order), ("s.piece_code", self.piece),
-                              ("s.defect_code", self.defect)):
-            if value is not None:
-                sql.append(f"{column} = %s")
-                params.append(value)
-        if self.checker is not None and checker_column is not None:
-            sql.append(f"{checker_column} = %s")
-            params.append(self.checker)
-        elif self.checker is not None:
-            sql.append("(s.checker1_code = %s OR s.checker2_code = %s)")
-            params += [self.checker, self.checker]
-        if self.rejected:
-            sql.append("s.approved = FALSE")
-        if self.rescans:
-            sql.append("s.is_rescan = TRUE")
+        for criterion, value in self._asked():
+            columns = (column,) if column in criterion.columns else criterion.columns
+            either = " OR ".join(f"s.{name} = %s" for name in columns)
+            sql.append(either if len(columns) == 1 else f"({either})")
+            params += [value] * len(columns)
+        sql += [f"s.{flag.column} = {'TRUE' if flag.value else 'FALSE'}" for flag in self._flags()]
         if spans is not None:
             ranges = []
             for start, end in spans:
@@ -215,30 +188,23 @@ class ScanFilter:
             return None
         return [(self.start, self.end)]
 
-    def summary_terms(self) -> list[tuple[str, str, Any]]:
-        """Everything but time and piece as (summary column, comparison, value),
-        for the summary tables of quality/summary.py."""
-        terms: list[tuple[str, str, Any]] = [
-            (column, "=", value) for column, value in (
-                ("station", self.station), ("operator_code", self.operator), ("order_code", self.order),
-                ("defect_code", self.defect), ("checker_code", self.checker)) if value is not None]
-        if self.rejected:
-            terms.append(("defect_code", "<>", "000"))
-        if self.rescans:
-            terms.append(("is_rescan", "=", True))
-        return terms
+    def summary_terms(self) -> list[Term] | None:
+        """Everything but time as (summary column, comparison, value), for the
+        summary tables of quality/summary/; None when they cannot answer (a
+        criterion no summary holds)."""
+        terms: list[Term] = []
+        for criterion, value in self._asked():
+            if criterion.summary is None:
+                return None
+            terms.append((criterion.summary, "=", value))
+        return terms + [flag.summary for flag in self._flags()]
 
     def matches(self, row: ScanRow) -> bool:
         """Whether a scan belongs to this filter: the live list's test for new scans."""
-        checks = (
-            (self.station, row.station), (self.operator, row.operator_code), (self.order, row.order_code),
-            (self.piece, row.piece_code), (self.defect, row.defect_code),
-        )
-        if any(wanted is not None and wanted != actual for wanted, actual in checks):
-            return False
-        if self.checker is not None and self.checker not in (row.checker1_code, row.checker2_code):
-            return False
-        if (self.rejected and row.approved) or (self.rescans and not row.is_rescan):
+        for criterion, value in self._asked():
+            if all(getattr(row, name) != value for name in criterion.columns):
+                return False
+        if any(getattr(row, flag.column) != flag.value for flag in self._flags()):
             return False
         if (self.start is not None and row.created_at < self.start) or (
                 self.end is not None and row.created_at >= self.end):
@@ -266,8 +232,8 @@ class ListRequest:
 
     filter: ScanFilter
     checked: Validated
-    before: Cursor | None = None
-    after: Cursor | None = None
+    before: PageKey | None = None
+    after: PageKey | None = None
 
     @property
     def ok(self) -> bool:
@@ -295,7 +261,7 @@ def read_filter(params: Mapping[str, Any], settings: Settings) -> ListRequest:
     for name in ("before", "after"):
         if values.get(name) and name not in errors:
             try:
-                cursors[name] = Cursor.parse(values[name])
+                cursors[name] = PageKey.parse(values[name])
             except ValueError:
                 errors[name] = lazy("This page link is broken; start again from the first page.")
     if errors:
@@ -334,4 +300,4 @@ def _moment(values: dict[str, str], errors: dict[str, str], name: str, timezone:
         return None
     if end_of_day and found[4] is None:
         local = datetime.combine(local.date() + timedelta(days=1), time(), timezone)
-    return local.astimezone(UTC).replace(tzinfo=None)
+    return to_utc(local)

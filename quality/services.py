@@ -18,8 +18,8 @@ if TYPE_CHECKING:  # imported for the type checker only: these modules import th
     from quality.http.render import Renderer
     from quality.metrics import Metrics
     from quality.scans.feed import ScanWatcher
+    from quality.session_cache import SessionCache
     from quality.settings import Settings
-    from quality.user_sessions import SessionCache
 
 @dataclass(frozen=True, slots=True)
 class Services:

@@ -1,4 +1,8 @@
-"""Operator scan stations: /scan (quality, at production) and /fgscan (finished goods)."""
+"""The scan stations, defined once: /scan (quality, at production) and /fgscan
+(finished goods), each with its key (`scans.station`, and every `station`
+ENUM column in the schema, which a test holds to these keys), its pages'
+addresses and permission, and what people call it. Their pages are
+quality/pages/stations/."""
 
 from __future__ import annotations
 
@@ -12,7 +16,8 @@ class Station:
     key: str  # stored in scans.station
     path: str
     permission: str
-    title: str
+    title: str  # its page's title, the scan list's station filter and the exports
+    name: str  # short, in the scan list's rows
     summary: str  # what the home page says about it
 
     @property
@@ -31,9 +36,10 @@ class Station:
 
 
 STATIONS = {
-    "quality": Station("quality", "/scan", "scan.quality", lazy("Quality scan"),
+    "quality": Station("quality", "/scan", "scan.quality", lazy("Quality scan"), lazy("Quality"),
                        lazy("Scan pieces at production.")),
-    "fg": Station("fg", "/fgscan", "scan.fg", lazy("Finished goods scan"), lazy("Scan finished goods.")),
+    "fg": Station("fg", "/fgscan", "scan.fg", lazy("Finished goods scan"), lazy("Finished goods"),
+                  lazy("Scan finished goods.")),
 }
 _AT_PATH = {path: station for station in STATIONS.values()
             for path in (station.path, station.stream_path, station.piece_path, station.operator_path)}

@@ -1,22 +1,17 @@
 """Server-side sessions: a row per login, found by the SHA-256 of the cookie's
 token. Expiry slides with use, a shift at a time, up to twice a shift in all.
 
-Each process trusts a session it checked for up to `TRUST_SECONDS` after the
-last proof that nothing was revoked since: the database's `auth_version`
-counter, which triggers bump on every sign-out and every change to users,
-roles' permissions or sessions' ends (migration 0006), and which the scan
-watcher reads every 0.5 s. So a scan costs one database round trip (its save),
-and ending a session takes effect in every process within a second.
+Each process trusts a session it checked for a moment (quality/session_cache.py:
+`SessionCache`), so a scan costs one database round trip (its save), and
+ending a session takes effect in every process within a second.
 """
 
 from __future__ import annotations
 
 import hashlib
-import math
 import secrets
 import time
-from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import timedelta
 
 from starlette.requests import Request
 
@@ -24,85 +19,13 @@ from quality.clock import utc_now
 from quality.db import Cursor, Database
 from quality.procedures import call
 from quality.services import services
-
-
-@dataclass(frozen=True)
-class User:
-    id: int
-    username: str
-    full_name: str
-    role: str
-    permissions: frozenset[str]
-    language: str | None = None  # their choice of UI language; None: the plant's
-
-    def can(self, permission: str) -> bool:
-        return permission in self.permissions
-
-    @property
-    def display_name(self) -> str:
-        return self.full_name or self.username
-
+from quality.session_cache import Checked, User
 
 # Sliding expiry is written at most this often, not on every request.
 _EXTEND_EVERY = timedelta(minutes=5)
 # However it slides, a session ends this many shifts after sign-in.
 MAX_SHIFTS = 2
-# How long a process may act on a session check without fresh proof that no
-# session was revoked since (SPEC §6: every end takes effect within 1 s).
-TRUST_SECONDS = 1.0
-_MAX_CACHED = 10_000
 _UNKNOWN = object()
-
-
-@dataclass(frozen=True, slots=True)
-class _Checked:
-    user: User
-    version: int | None  # the auth_version this process knew when the check began
-    checked_at: float  # monotonic time the check began
-    recheck_after: datetime  # UTC: the session must be slid, or has reached its cap
-
-
-class SessionCache:
-    """The sessions this process checked, keyed by session id. An entry holds
-    while no revocation is known since its check, and either the check or the
-    latest confirmation of the revocation counter began at most TRUST_SECONDS
-    ago: without the watcher (database down) trust lapses a second after the
-    check."""
-
-    def __init__(self) -> None:
-        self.version: int | None = None
-        self.confirmed_at = -math.inf
-        self._entries: dict[bytes, _Checked] = {}
-
-    def confirm(self, version: int, read_began_at: float) -> None:
-        """The revocation counter as read by a statement that began at `read_began_at`."""
-        if version != self.version:
-            self._entries.clear()
-            self.version = version
-        self.confirmed_at = max(self.confirmed_at, read_began_at)
-
-    def get(self, session_id: bytes) -> User | None:
-        entry = self._entries.get(session_id)
-        if entry is None:
-            return None
-        proof = max(entry.checked_at, self.confirmed_at)
-        if (entry.version != self.version or time.monotonic() - proof > TRUST_SECONDS
-                or utc_now() >= entry.recheck_after):
-            del self._entries[session_id]
-            return None
-        return entry.user
-
-    def put(self, session_id: bytes, entry: _Checked) -> None:
-        if entry.version != self.version:
-            return  # a revocation arrived while it was being checked
-        if len(self._entries) >= _MAX_CACHED:
-            self._entries.clear()
-        self._entries[session_id] = entry
-
-    def forget(self, session_id: bytes) -> None:
-        self._entries.pop(session_id, None)
-
-
 def _token_id(token: str) -> bytes:
     return hashlib.sha256(token.encode()).digest()
 
@@ -201,7 +124,7 @@ async def _lookup(request: Request, session_id: bytes) -> User | None:
     )
     # Checked again once the session needs sliding, or at its absolute end.
     recheck_after = min(expires_at - hours + _EXTEND_EVERY, created_at + MAX_SHIFTS * hours)
-    cache.put(session_id, _Checked(user, version, checked_at, recheck_after))
+    cache.put(session_id, Checked(user, version, checked_at, recheck_after))
     return user
 
 

@@ -28,9 +28,9 @@ from starlette.testclient import TestClient
 from quality.db import Database
 from quality.demo import fill
 from quality.lists.export import row_values, words, xlsx_chunks
-from quality.lists.filters import read_filter
 from quality.lists.queries import all_rows
 from quality.lists.xlsx import WorkbookStream
+from quality.scan_filter import read_filter
 from quality.scans.store import save_scan
 from quality.settings import Settings
 from tests.conftest import UTC_SHIFTS, database_for, execute, login, run_async

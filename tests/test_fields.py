@@ -7,7 +7,7 @@ import re
 
 from starlette.datastructures import FormData, UploadFile
 
-from quality.http.forms import Field, validate
+from quality.fields import Field, validate
 from quality.i18n import lazy, translations
 
 FIELDS = (

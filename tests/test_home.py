@@ -7,7 +7,7 @@ from typing import Any
 from starlette.testclient import TestClient
 
 from quality.home import DESTINATIONS
-from quality.scans import STATIONS, station_at
+from quality.stations import STATIONS, station_at
 from tests.conftest import login
 
 

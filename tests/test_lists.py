@@ -20,15 +20,16 @@ from quality.db import Database
 from quality.demo import fill
 from quality.http.render import Renderer
 from quality.lists.export import COLUMNS, row_values, words, xlsx_chunks
-from quality.lists.filters import Cursor, Shifts, read_filter
 from quality.lists.queries import all_rows, fetch_page, totals
 from quality.lists.views import _row_events
 from quality.lists.xlsx import WorkbookStream
+from quality.scan_filter import PageKey, read_filter
 from quality.scans.feed import ScanWatcher, TableMarkup
 from quality.scans.store import ScanRow, save_scan
+from quality.session_cache import SessionCache
 from quality.settings import Settings, SettingsError, load_settings
+from quality.shifts import Shifts
 from quality.summary.writer import summarise_all
-from quality.user_sessions import SessionCache
 from tests.conftest import UTC_SHIFTS, database_for, login, run_async
 from tests.test_scans_store import scan_input
 
@@ -180,7 +181,7 @@ async def test_pages_visit_every_row_once_both_ways_while_scans_arrive(
         assert seen == [s.id for s in expected], params
         # Back up to the top from the last row.
         back: list[int] = []
-        after = Cursor.of(page.rows[-1]) if page.rows else None
+        after = PageKey.of(page.rows[-1]) if page.rows else None
         while after is not None:
             async with db.transaction() as cur:
                 page = await fetch_page(cur, scan_filter, after=after, size=37)
@@ -197,7 +198,7 @@ async def test_pages_read_the_same_rows_deep_or_shallow(db: Database, settings: 
     rows = [row async for batch in all_rows(db, scan_filter, batch=100) for row in batch]
     assert [row.id for row in rows] == [s.id for s in sorted(
         seeded, key=lambda s: (s.created_at, s.id), reverse=True)]
-    deep = Cursor.of(rows[2000])
+    deep = PageKey.of(rows[2000])
     async with db.transaction() as cur:
         page = await fetch_page(cur, scan_filter, before=deep)
     assert [row.id for row in page.rows] == [row.id for row in rows[2001:2051]]

@@ -18,8 +18,8 @@ from starlette.testclient import TestClient
 
 from quality.db import Database
 from quality.demo import fill, rebuild_counters
-from quality.lists.filters import read_filter
 from quality.reports import Report, build
+from quality.scan_filter import read_filter
 from quality.scans.store import save_scan
 from quality.settings import Settings
 from quality.summary.query import Question, aggregate

@@ -15,9 +15,9 @@ from starlette.testclient import TestClient
 
 from quality.app import create_app
 from quality.clock import utc_now
-from quality.lists.filters import Shifts
 from quality.scans.feed import STREAMS_PER_USER
 from quality.settings import Settings
+from quality.shifts import Shifts
 from tests.conftest import LiveServer, app_services, csrf_token_in, execute, login, run_async
 
 HTMX = {"HX-Request": "true"}

@@ -26,8 +26,8 @@ from quality.scans.feed import (
     TableMarkup,
 )
 from quality.scans.store import Saved, ScanRow
+from quality.session_cache import SessionCache
 from quality.settings import DatabaseURL, Settings
-from quality.user_sessions import SessionCache
 from tests.conftest import LiveServer, csrf_token_in, database_for, execute
 
 

@@ -14,8 +14,8 @@ import pytest
 from playwright.async_api import Page, Route, expect
 
 from quality.clock import utc_now
-from quality.lists.filters import Shifts
 from quality.settings import Settings
+from quality.shifts import Shifts
 from tests.conftest import LiveServer, browser_login, execute
 from tests.test_scans_browser import scan
 

@@ -16,8 +16,8 @@ from starlette.testclient import TestClient
 from quality.clock import utc_now
 from quality.http.session_cookie import COOKIE_NAME
 from quality.scans.feed import ScanWatcher
+from quality.session_cache import TRUST_SECONDS, Checked, SessionCache, User
 from quality.settings import Settings
-from quality.user_sessions import TRUST_SECONDS, SessionCache, User, _Checked
 from tests.conftest import (
     LiveServer,
     csrf_token_in,
@@ -139,8 +139,8 @@ def test_authenticated_pages_are_not_stored(client: TestClient, make_user: Any) 
 SOMEONE = User(1, "someone", "", "operator", frozenset({"scan.quality"}))
 
 
-def checked(version: int | None, seconds_ago: float = 0.0) -> _Checked:
-    return _Checked(SOMEONE, version, time.monotonic() - seconds_ago, utc_now() + timedelta(hours=1))
+def checked(version: int | None, seconds_ago: float = 0.0) -> Checked:
+    return Checked(SOMEONE, version, time.monotonic() - seconds_ago, utc_now() + timedelta(hours=1))
 
 
 def test_a_check_is_trusted_for_a_second_without_confirmation() -> None:
@@ -170,7 +170,7 @@ def test_a_check_overtaken_by_a_revocation_is_not_kept() -> None:
 def test_a_session_needing_to_slide_is_checked_again() -> None:
     cache = SessionCache()
     cache.confirm(1, time.monotonic())
-    cache.put(b"id", _Checked(SOMEONE, 1, time.monotonic(), utc_now() - timedelta(seconds=1)))
+    cache.put(b"id", Checked(SOMEONE, 1, time.monotonic(), utc_now() - timedelta(seconds=1)))
     assert cache.get(b"id") is None
 
 

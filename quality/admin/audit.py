@@ -5,7 +5,7 @@ id shown, so paging stays fast however long the log grows)."""
 from __future__ import annotations
 
 import re
-from datetime import UTC, date, datetime, time, timedelta, tzinfo
+from datetime import date, datetime, time, timedelta, tzinfo
 
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
@@ -13,8 +13,8 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from quality.audit import Filters, entries
-from quality.clock import FIRST_DAY, LAST_DAY, in_calendar
-from quality.http.forms import TEXT, Field, trim, validate
+from quality.clock import FIRST_DAY, LAST_DAY, in_calendar, to_utc
+from quality.fields import TEXT, Field, trim, validate
 from quality.http.render import render
 from quality.i18n import lazy
 from quality.permissions import guard
@@ -81,8 +81,7 @@ def _day(value: str) -> date | None:
 
 def _utc(day: date, zone: tzinfo) -> datetime:
     """Midnight of a plant day, as the naive UTC the log stores."""
-    local = datetime.combine(day, time(), tzinfo=zone)
-    return local.astimezone(UTC).replace(tzinfo=None)
+    return to_utc(datetime.combine(day, time(), tzinfo=zone))
 
 
 routes = [Route("/admin/audit", audit_page, methods=["GET"])]

@@ -16,12 +16,12 @@ from starlette.routing import Route
 from quality import audit
 from quality.admin import done, notice
 from quality.audit import Actor
+from quality.codes import APPROVED, DEFECT
 from quality.db import Cursor
-from quality.http.forms import TEXT, Field, Validated, checkbox, validate
+from quality.fields import TEXT, Field, Validated, checkbox, validate
 from quality.http.render import render
 from quality.i18n import lazy
 from quality.permissions import guard
-from quality.scans.form import APPROVED_DEFECT
 from quality.services import services
 
 LIST, EDIT = "admin/defects.html", "admin/defect.html"
@@ -32,8 +32,8 @@ NOTICES = {"created": lazy("Defect code added."), "saved": lazy("Defect code sav
 
 
 def _code_field(request: Request) -> Field:
-    pattern = re.compile(services(request).settings.codes.defect)
-    return Field("code", lazy("Code"), pattern, "104", 3, str.strip, missing=lazy("Enter the code."))
+    return DEFECT.field(services(request).settings.codes, "code", label=lazy("Code"), normalise=str.strip,
+                        missing=lazy("Enter the code."))
 
 
 async def _catalogue(cur: Cursor) -> list[tuple[str, str, str, bool]]:
@@ -55,14 +55,14 @@ async def defects_page(request: Request) -> Response:
 
 
 def _check_approved(checked: Validated, code: str, active: bool) -> None:
-    if code != APPROVED_DEFECT:
+    if code != APPROVED:
         return
     if not active:
         checked.errors["active"] = lazy("Code %(code)s means approved; it cannot be deactivated.",
-                                        code=APPROVED_DEFECT)
+                                        code=APPROVED)
     if "name" not in checked.errors and "approved" not in checked.values["name"].lower():
         checked.errors["name"] = lazy("Code %(code)s means approved; its name must say “approved”.",
-                                      code=APPROVED_DEFECT)
+                                      code=APPROVED)
 
 
 @guard("admin.defects")

@@ -27,7 +27,7 @@ from quality.accounts import (
 from quality.admin import done, notice
 from quality.audit import Actor
 from quality.db import Cursor
-from quality.http.forms import TEXT, Field, Validated, checkbox, keep, trim, validate
+from quality.fields import TEXT, Field, Validated, checkbox, keep, trim, validate
 from quality.http.render import render
 from quality.i18n import lazy
 from quality.permissions import guard

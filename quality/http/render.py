@@ -7,7 +7,7 @@ from __future__ import annotations
 import functools
 import hashlib
 from collections.abc import Mapping, Sequence
-from datetime import UTC, date, datetime
+from datetime import date, datetime
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -26,16 +26,18 @@ from jinja2_fragments import render_blocks
 from starlette.requests import Request
 from starlette.responses import HTMLResponse
 
+from quality.clock import to_plant
 from quality.http.csrf import csrf_token
+from quality.http.language import request_language
 from quality.i18n import (
     DEFAULT_LANGUAGE,
     LANGUAGES,
     count,
     percent,
-    request_language,
     template_callables,
 )
 from quality.services import services
+from quality.stations import STATIONS
 
 PACKAGE_DIR = Path(__file__).resolve().parents[1]
 
@@ -75,6 +77,7 @@ class Renderer:
         self._static_versions = _static_versions()
         self.env.globals["static_url"] = self.static_url
         self.env.globals["languages"] = LANGUAGES
+        self.env.globals["stations"] = STATIONS
         self.env.filters["local_time"] = self.local_time
         self.env.filters["local_datetime"] = self.local_datetime
         self.env.filters["number"] = number
@@ -88,18 +91,14 @@ class Renderer:
         """Times are stored in UTC; people read them in the plant's zone."""
         if value is None:
             return ""
-        if value.tzinfo is None:
-            value = value.replace(tzinfo=UTC)
-        return value.astimezone(self.timezone).strftime(fmt)
+        return to_plant(value, self.timezone).strftime(fmt)
 
     @jinja2.pass_context
     def local_datetime(self, context: jinja2.runtime.Context, value: datetime) -> str:
         """A date and time the way the page's language writes them, in the plant's
         zone: Babel's `format_datetime(value, "medium")`, in parts, since every
         row of a live table has one: the day's part is written once per day."""
-        if value.tzinfo is None:
-            value = value.replace(tzinfo=UTC)
-        local = value.astimezone(self.timezone)
+        local = to_plant(value, self.timezone)
         locale = context["locale"]
         joined, time_pattern = _medium_datetime(locale)
         day = local.date()

@@ -14,22 +14,24 @@ import io
 import re
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from zoneinfo import ZoneInfo
 
 from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 from starlette.routing import Route
 
+from quality.clock import to_plant
 from quality.http.errors import error_page
-from quality.i18n import lazy, request_language, translator
-from quality.lists.filters import ScanFilter, read_filter
+from quality.http.language import request_language
+from quality.i18n import lazy, translator
 from quality.lists.queries import all_rows
 from quality.lists.xlsx import SHEET_ROWS, Cell, WorkbookStream
 from quality.permissions import guard
-from quality.scans import STATIONS
+from quality.scan_filter import ScanFilter, read_filter
 from quality.scans.store import ScanRow
 from quality.services import services
+from quality.stations import STATIONS
 
 COLUMNS = (lazy("Time"), lazy("Station"), lazy("Operator"), lazy("Piece"), lazy("Order"),
            lazy("Checker 1"), lazy("Checker 2"), lazy("Defect code"), lazy("Defect"), lazy("Verdict"),
@@ -73,7 +75,7 @@ def csv_values(row: ScanRow, timezone: ZoneInfo, words: Words) -> list[str]:
 
 
 def _local_time(row: ScanRow, timezone: ZoneInfo) -> datetime:
-    return row.created_at.replace(tzinfo=UTC, microsecond=0).astimezone(timezone)
+    return to_plant(row.created_at.replace(microsecond=0), timezone)
 
 
 def _text_values(row: ScanRow, words: Words) -> list[str]:

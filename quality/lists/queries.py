@@ -12,9 +12,8 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from quality.clock import utc_now
-from quality.db import Cursor as DbCursor
-from quality.db import Database
-from quality.lists.filters import Cursor, ScanFilter
+from quality.db import Cursor, Database
+from quality.scan_filter import PageKey, ScanFilter
 from quality.scans.store import ScanRow
 from quality.summary.figures import Figures
 from quality.summary.query import Question, aggregate
@@ -36,8 +35,8 @@ _NEWER = "(s.created_at > %s OR (s.created_at = %s AND s.id > %s))"
 @dataclass(frozen=True)
 class Page:
     rows: list[ScanRow]
-    newer: Cursor | None  # the newer page starts after this row; None on the first page
-    older: Cursor | None  # the older page starts before this row; None on the last page
+    newer: PageKey | None  # the newer page starts after this row; None on the first page
+    older: PageKey | None  # the older page starts before this row; None on the last page
 
     @property
     def is_first(self) -> bool:
@@ -49,8 +48,8 @@ def _row(values: tuple) -> ScanRow:
     return ScanRow(*row, bool(approved), bool(rescan))
 
 
-async def fetch_page(cur: DbCursor, scan_filter: ScanFilter, *, before: Cursor | None = None,
-                     after: Cursor | None = None, size: int = PAGE_SIZE,
+async def fetch_page(cur: Cursor, scan_filter: ScanFilter, *, before: PageKey | None = None,
+                     after: PageKey | None = None, size: int = PAGE_SIZE,
                      now: datetime | None = None) -> Page:
     spans = scan_filter.time_spans(now or utc_now())
     if after is not None:  # a newer page: read upwards from the cursor, show newest first
@@ -59,18 +58,18 @@ async def fetch_page(cur: DbCursor, scan_filter: ScanFilter, *, before: Cursor |
         rows = found[:size][::-1]
         if not rows:
             return Page([], None, after)
-        return Page(rows, Cursor.of(rows[0]) if more else None, Cursor.of(rows[-1]))
+        return Page(rows, PageKey.of(rows[0]) if more else None, PageKey.of(rows[-1]))
     found = await _seek(cur, scan_filter, spans, before, False, size + 1)
     rows = found[:size]
-    newer = Cursor.of(rows[0]) if before is not None and rows else before
-    older = Cursor.of(rows[-1]) if len(found) > size else None
+    newer = PageKey.of(rows[0]) if before is not None and rows else before
+    older = PageKey.of(rows[-1]) if len(found) > size else None
     return Page(rows, newer, older)
 
 
 Span = tuple[datetime | None, datetime | None]
 
 
-async def _seek(cur: DbCursor, scan_filter: ScanFilter, spans: list[Span] | None, cursor: Cursor | None,
+async def _seek(cur: Cursor, scan_filter: ScanFilter, spans: list[Span] | None, cursor: PageKey | None,
                 upward: bool, limit: int) -> list[ScanRow]:
     """Up to `limit` rows past the cursor. A filter of many time spans (a shift on
     every day) is read a span at a time, nearest first: each is one index range
@@ -90,7 +89,7 @@ async def _seek(cur: DbCursor, scan_filter: ScanFilter, spans: list[Span] | None
     return rows
 
 
-async def _select(cur: DbCursor, scan_filter: ScanFilter, spans: list[Span] | None, cursor: Cursor | None,
+async def _select(cur: Cursor, scan_filter: ScanFilter, spans: list[Span] | None, cursor: PageKey | None,
                   upward: bool, limit: int) -> list[ScanRow]:
     """One ordered index read; a checker filter is two (one per checker column,
     merged by UNION), since an OR of two indexes would sort every match."""
@@ -99,7 +98,7 @@ async def _select(cur: DbCursor, scan_filter: ScanFilter, spans: list[Span] | No
     if cursor is not None:
         seek = f" AND {_NEWER if upward else _OLDER}"
         seek_params = [cursor.created_at, cursor.created_at, cursor.id]
-    columns = ["s.checker1_code", "s.checker2_code"] if scan_filter.checker is not None else [None]
+    columns = ["checker1_code", "checker2_code"] if scan_filter.checker is not None else [None]
     parts, params = [], []
     for column in columns:
         where, values = scan_filter.conditions(spans, column)
@@ -132,6 +131,6 @@ async def all_rows(db: Database, scan_filter: ScanFilter,
         before = page.older
 
 
-async def totals(cur: DbCursor, scan_filter: ScanFilter, now: datetime | None = None) -> Figures:
+async def totals(cur: Cursor, scan_filter: ScanFilter, now: datetime | None = None) -> Figures:
     """Scans, and pieces by their latest scan, for the filter."""
     return (await aggregate(cur, Question.totals(scan_filter), now)).get(None, Figures())

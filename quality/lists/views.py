@@ -13,13 +13,13 @@ from starlette.responses import Response, StreamingResponse
 from starlette.routing import Route
 
 from quality.http.errors import error_page
+from quality.http.language import request_language
 from quality.http.render import render
-from quality.i18n import lazy, request_language
+from quality.i18n import lazy
 from quality.lists import export
-from quality.lists.filters import ListRequest, ScanFilter, read_filter
 from quality.lists.queries import fetch_page, totals
 from quality.permissions import guard
-from quality.scans import STATIONS
+from quality.scan_filter import ListRequest, ScanFilter, read_filter
 from quality.scans.feed import ScanWatcher, StreamSlot
 from quality.scans.views import SESSION_CHECK_SECONDS, session_holds
 from quality.services import services
@@ -40,7 +40,7 @@ async def page(request: Request) -> Response:
     listing = _listing(request)
     context: dict[str, Any] = {
         "listing": listing, "filter": listing.filter, "values": listing.checked.values,
-        "errors": listing.checked.errors, "stations": STATIONS,
+        "errors": listing.checked.errors,
         "shift_labels": listing.filter.shifts.labels() if listing.filter.shifts else [],
         "page": None,
     }

@@ -20,15 +20,14 @@ import asyncio
 import logging
 import time
 from collections.abc import Iterable
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, Protocol
 
 from markupsafe import Markup
 
 from quality.db import Database, DatabaseUnavailable
-from quality.http.render import Renderer
-from quality.scans import STATIONS
 from quality.scans.store import Saved, ScanRow, latest, newer
-from quality.user_sessions import SessionCache
+from quality.session_cache import SessionCache
+from quality.stations import STATIONS
 
 log = logging.getLogger(__name__)
 
@@ -63,11 +62,17 @@ _VERSION_SLOT = "<!--version-->"
 _ROWS_SLOT = "<!--rows-->"
 
 
+class Templates(Protocol):
+    """What renders the table: the app's renderer (quality/http/render.py)."""
+
+    def macros(self, template: str, language: str) -> Any: ...
+
+
 class TableMarkup:
     """The table, a row and an order's counts, in a language: the macros of
     templates/scans/_table.html."""
 
-    def __init__(self, renderer: Renderer) -> None:
+    def __init__(self, renderer: Templates) -> None:
         self._renderer = renderer
         self._macros: dict[str, Any] = {}
         self._frames: dict[str, tuple[str, str]] = {}

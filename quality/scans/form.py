@@ -4,42 +4,27 @@ from __future__ import annotations
 
 import functools
 import re
-from dataclasses import dataclass
 
 from starlette.datastructures import FormData
 
-from quality.http.forms import Field, Validated, validate
+from quality.codes import CHECKER, DEFECT, OPERATOR, PIECE
+from quality.fields import Field, Validated, validate
 from quality.i18n import lazy
+from quality.scans.store import ScanInput
 from quality.settings import CodePatterns
 
 SUBMISSION_ID = re.compile(r"^[0-9a-f]{32}$")
-APPROVED_DEFECT = "000"  # the defect code that means "no defect": the piece is approved
-
-
-@dataclass(frozen=True)
-class ScanInput:
-    submission_id: bytes
-    operator_code: str
-    piece_code: str
-    order_code: str
-    checker1_code: str
-    checker2_code: str
-    defect_code: str
-
-    @property
-    def approved(self) -> bool:
-        return self.defect_code == APPROVED_DEFECT
 
 
 @functools.cache
 def scan_fields(codes: CodePatterns) -> tuple[Field, ...]:
     """The fields for these patterns, built once (the settings never change in a process)."""
     return (
-        Field("operator_code", lazy("Operator code"), re.compile(codes.operator), "OP07", 32),
-        Field("piece_code", lazy("Piece code"), re.compile(codes.piece), "CP00012345-0001", 64),
-        Field("checker1_code", lazy("Checker code 1"), re.compile(codes.checker), "OC12", 32),
-        Field("checker2_code", lazy("Checker code 2"), re.compile(codes.checker), "OC12", 32),
-        Field("defect_code", lazy("Defect code"), re.compile(codes.defect), lazy("000 or 104"), 3),
+        OPERATOR.field(codes),
+        PIECE.field(codes),
+        CHECKER.field(codes, "checker1_code", label=lazy("Checker code 1")),
+        CHECKER.field(codes, "checker2_code", label=lazy("Checker code 2")),
+        DEFECT.field(codes, example=lazy("000 or 104")),
     )
 
 

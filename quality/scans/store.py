@@ -5,18 +5,15 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 from datetime import datetime
-from typing import TYPE_CHECKING
 
 from asyncmy.errors import IntegrityError, OperationalError
 
 from quality.clock import utc_now
+from quality.codes import APPROVED
 from quality.db import DUPLICATE_KEY, Cursor, Database, DatabaseUnavailable, error_code
 from quality.i18n import lazy
 from quality.procedures import call
-from quality.scans.form import ScanInput
-
-if TYPE_CHECKING:  # quality.lists.filters reads this module's rows
-    from quality.lists.filters import Shifts
+from quality.shifts import Shifts
 
 log = logging.getLogger(__name__)
 
@@ -39,6 +36,23 @@ class SubmissionConflict(ValueError):
 class SaveContended(DatabaseUnavailable):
     """The save lost to concurrent saves (duplicate-key races, deadlocks) every
     time it was tried; nothing was saved, and sent again later it goes through."""
+
+
+@dataclass(frozen=True)
+class ScanInput:
+    """A scan to save, its codes checked (quality/pages/stations/form.py)."""
+
+    submission_id: bytes
+    operator_code: str
+    piece_code: str
+    order_code: str
+    checker1_code: str
+    checker2_code: str
+    defect_code: str
+
+    @property
+    def approved(self) -> bool:
+        return self.defect_code == APPROVED
 
 
 @dataclass(frozen=True, slots=True)

@@ -20,13 +20,12 @@ from starlette.routing import Route
 
 from quality.clock import utc_now
 from quality.db import DatabaseUnavailable
+from quality.fields import validate
 from quality.http.errors import error_page
-from quality.http.forms import validate
+from quality.http.language import request_language
 from quality.http.render import is_htmx, render
-from quality.i18n import lazy, request_language
-from quality.lists.filters import Shifts
+from quality.i18n import lazy
 from quality.permissions import guard
-from quality.scans import STATIONS, Station, station_at
 from quality.scans.feed import StationFeed, StreamSlot
 from quality.scans.form import read_scan, scan_fields
 from quality.scans.store import (
@@ -38,6 +37,8 @@ from quality.scans.store import (
     save_scan,
 )
 from quality.services import services
+from quality.shifts import Shifts
+from quality.stations import STATIONS, Station, station_at
 from quality.user_sessions import session_alive
 
 TEMPLATE = "scans/page.html"

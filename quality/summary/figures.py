@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from operator import itemgetter
 from typing import Any
 
-APPROVED = "000"
+from quality.codes import APPROVED
 
 
 @dataclass

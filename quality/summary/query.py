@@ -11,9 +11,11 @@ from datetime import date, datetime
 from typing import Any, NamedTuple
 
 from quality.clock import utc_now
+from quality.codes import APPROVED
 from quality.db import Cursor
-from quality.lists.filters import ScanFilter, Shifts
-from quality.summary.figures import APPROVED, Figures, rank
+from quality.scan_filter import ScanFilter, Term
+from quality.shifts import Shifts
+from quality.summary.figures import Figures, rank
 from quality.summary.tables import (
     DAILY_TABLES,
     HOURLY,
@@ -43,13 +45,9 @@ _SCANS_GROUP = {None: "NULL", "hour": "TIMESTAMPDIFF(HOUR, '2000-01-01 00:00:00'
                 "operator": "s.operator_code", "order": "s.order_code", "defect": "s.defect_code"}
 
 
-Term = tuple[str, str, Any]  # summary column, comparison, value
-
-
-def _plan(scan_filter: ScanFilter, terms: list[Term], group: str | None,
-          defects: bool) -> tuple[Rollup, Rollup | None] | None:
+def _plan(terms: list[Term] | None, group: str | None, defects: bool) -> tuple[Rollup, Rollup | None] | None:
     """The hourly table, and the daily one for whole days, that can answer; None: read the scans."""
-    if scan_filter.piece is not None:
+    if terms is None:
         return None
     needed = {column for column, _, _ in terms}
     if group not in (None, "hour"):
@@ -142,8 +140,8 @@ async def aggregate(cur: Cursor, question: Question, now: datetime | None = None
     spans = scan_filter.time_spans(now)
     only = Within(group, question.within) if question.within is not None else None
     terms = scan_filter.summary_terms()
-    plan = _plan(scan_filter, terms, group, defects)
-    if plan is None:
+    plan = _plan(terms, group, defects)
+    if plan is None or terms is None:
         return _ranked(_folded(await _from_scans(cur, scan_filter, group, spans, defects, only), fold), top)
     hourly, daily = plan
     column = _GROUP_COLUMN[group]

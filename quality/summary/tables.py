@@ -12,7 +12,7 @@ from functools import lru_cache
 from typing import Any, NamedTuple
 
 from quality.db import Cursor
-from quality.lists.filters import Shifts
+from quality.shifts import Shifts
 
 EPOCH = datetime(2000, 1, 1)
 HOUR = timedelta(hours=1)

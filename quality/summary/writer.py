@@ -14,7 +14,7 @@ from typing import NamedTuple
 
 from quality.clock import utc_now
 from quality.db import Cursor, Database, DatabaseUnavailable
-from quality.lists.filters import Shifts
+from quality.shifts import Shifts
 from quality.summary.tables import ROLLUPS, SCAN_COLUMNS, SHIFTS, Fact, Rollup, deltas, layout_of, shift_hour
 
 log = logging.getLogger(__name__)
