@@ -12,7 +12,7 @@ from playwright.async_api import Page, expect
 
 from quality.settings import Settings
 from tests.conftest import LiveServer, browser_login
-from tests.test_scans_browser import scan
+from tests.test_stations_browser import scan
 
 pytestmark = pytest.mark.browser
 

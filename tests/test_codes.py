@@ -8,8 +8,8 @@ import re
 
 from quality.codes import APPROVED, CHECKER, DEFECT, OPERATOR, ORDER, PIECE
 from quality.db import Database
+from quality.pages.stations.form import scan_fields
 from quality.scan_filter import filter_fields
-from quality.scans.form import scan_fields
 from quality.settings import CodePatterns
 from quality.stations import STATIONS
 

@@ -18,7 +18,7 @@ from starlette.testclient import TestClient
 
 from quality.db import Database
 from quality.demo import fill, rebuild_counters
-from quality.reports import Report, build
+from quality.pages.reports.report import Report, build
 from quality.scan_filter import read_filter
 from quality.scans.store import save_scan
 from quality.settings import Settings
@@ -26,7 +26,7 @@ from quality.summary.query import Question, aggregate
 from quality.summary.tables import layout_of
 from quality.summary.writer import LAG, summarise_all, summarise_once
 from tests.conftest import UTC_SHIFTS, database_for, execute, login, run_async
-from tests.test_lists import (
+from tests.test_scan_list import (
     PLANT_SHIFTS,
     Scan,
     all_scans,

@@ -19,10 +19,10 @@ from starlette.testclient import TestClient
 from quality.db import Database
 from quality.demo import fill
 from quality.http.render import Renderer
-from quality.lists.export import COLUMNS, row_values, words, xlsx_chunks
-from quality.lists.queries import all_rows, fetch_page, totals
-from quality.lists.views import _row_events
-from quality.lists.xlsx import WorkbookStream
+from quality.pages.scan_list.export import COLUMNS, row_values, words, xlsx_chunks
+from quality.pages.scan_list.queries import all_rows, fetch_page, totals
+from quality.pages.scan_list.views import _row_events
+from quality.pages.scan_list.xlsx import WorkbookStream
 from quality.scan_filter import PageKey, read_filter
 from quality.scans.feed import ScanWatcher, TableMarkup
 from quality.scans.store import ScanRow, save_scan
@@ -392,7 +392,7 @@ async def test_the_live_first_page_gets_only_new_matching_scans(
     watcher = ScanWatcher(db, TableMarkup(Renderer(ZONE)), SessionCache())
     await watcher.load()
     scan_filter = read_filter({"order": "CP00000042"}, settings).filter
-    macros = Renderer(ZONE).macros("lists/_rows.html", "en")
+    macros = Renderer(ZONE).macros("scan_list/_rows.html", "en")
     slot = watcher.streams.take(1)
     assert slot is not None
 

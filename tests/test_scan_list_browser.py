@@ -12,8 +12,8 @@ from playwright.async_api import expect
 from quality.demo import fill
 from quality.settings import Settings
 from tests.conftest import LiveServer, browser_login, database_for
-from tests.test_lists import PLANT_SHIFTS, plant_settings
-from tests.test_scans_browser import scan
+from tests.test_scan_list import PLANT_SHIFTS, plant_settings
+from tests.test_stations_browser import scan
 
 pytestmark = pytest.mark.browser
 

@@ -27,14 +27,14 @@ from starlette.testclient import TestClient
 
 from quality.db import Database
 from quality.demo import fill
-from quality.lists.export import row_values, words, xlsx_chunks
-from quality.lists.queries import all_rows
-from quality.lists.xlsx import WorkbookStream
+from quality.pages.scan_list.export import row_values, words, xlsx_chunks
+from quality.pages.scan_list.queries import all_rows
+from quality.pages.scan_list.xlsx import WorkbookStream
 from quality.scan_filter import read_filter
 from quality.scans.store import save_scan
 from quality.settings import Settings
 from tests.conftest import UTC_SHIFTS, database_for, execute, login, run_async
-from tests.test_lists import PLANT_SHIFTS, ZONE, all_scans, plant_settings
+from tests.test_scan_list import PLANT_SHIFTS, ZONE, all_scans, plant_settings
 from tests.test_scans_store import scan_input
 
 # A defect name with what a spreadsheet or an XML writer could get wrong.

@@ -134,7 +134,7 @@ def test_the_tables_frame_is_the_templates_own() -> None:
     renderer = Renderer(ZoneInfo("UTC"))
     markup = TableMarkup(renderer)
     for language in ("en", "ro"):
-        macros = renderer.macros("scans/_table.html", language)
+        macros = renderer.macros("stations/_table.html", language)
         rows = "<tr><td>one</td></tr>"
         for version in (7, 8):
             assert markup.table(rows, version, language) == str(macros.table(Markup(rows), version))

@@ -10,7 +10,7 @@ import httpx2
 from starlette.testclient import TestClient
 
 from quality.app import create_app
-from quality.auth import BOUNDS, CLEAN_ADDRESS_WAIT
+from quality.pages.account.sign_in import BOUNDS, CLEAN_ADDRESS_WAIT
 from quality.settings import Settings
 from tests.conftest import LiveServer, csrf_token_in, execute, login, run_async, session_count
 from tests.test_passwords import old_scrypt_hash

@@ -80,7 +80,7 @@ class TableMarkup:
     def _in(self, language: str) -> Any:
         macros = self._macros.get(language)
         if macros is None:
-            macros = self._macros[language] = self._renderer.macros("scans/_table.html", language)
+            macros = self._macros[language] = self._renderer.macros("stations/_table.html", language)
         return macros
 
     def table(self, rows: str, version: int, language: str) -> str:

@@ -6,9 +6,9 @@ from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 from starlette.routing import Route
 
-from quality.auth import safe_next_url
 from quality.http.errors import error_page
 from quality.i18n import LANGUAGES, lazy
+from quality.pages.account.sign_in import safe_next_url
 from quality.permissions import SIGNED_IN, guard
 from quality.services import services
 from quality.user_sessions import current_session_id

@@ -23,13 +23,13 @@ from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 from starlette.routing import Route
 
-from quality.account import check_new_password
 from quality.accounts import AccountError, change_own_password
 from quality.audit import Actor
 from quality.clock import utc_now
 from quality.db import Cursor, Database, error_code
 from quality.http.render import render
 from quality.i18n import lazy, lazy_plural
+from quality.pages.account.password import check_new_password
 from quality.passwords import DUMMY_HASH, hash_password, needs_rehash, verify_password
 from quality.permissions import PUBLIC, SIGNED_IN, guard
 from quality.services import services
@@ -164,7 +164,7 @@ def _login_form(
         "next": next_url or safe_next_url(request.query_params.get("next")),
         "change_required": change_required,
     }
-    return render(request, "auth/login.html", context, status_code=status)
+    return render(request, "account/login.html", context, status_code=status)
 
 
 def safe_next_url(value: str | None) -> str:

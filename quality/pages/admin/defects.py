@@ -14,13 +14,13 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from quality import audit
-from quality.admin import done, notice
 from quality.audit import Actor
 from quality.codes import APPROVED, DEFECT
 from quality.db import Cursor
 from quality.fields import TEXT, Field, Validated, checkbox, validate
 from quality.http.render import render
 from quality.i18n import lazy
+from quality.pages.admin import done, notice
 from quality.permissions import guard
 from quality.services import services
 

@@ -21,12 +21,12 @@ from starlette.routing import Route
 
 from quality import audit
 from quality.accounts import AccountError, ensure_an_admin_remains, lock_admins
-from quality.admin import done, notice
 from quality.audit import Actor
 from quality.db import Cursor
 from quality.fields import TEXT, Field, validate
 from quality.http.render import is_htmx, render
 from quality.i18n import lazy
+from quality.pages.admin import done, notice
 from quality.permissions import PERMISSIONS, guard
 from quality.services import services
 

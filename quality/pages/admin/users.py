@@ -24,12 +24,12 @@ from quality.accounts import (
     set_password,
     update_user,
 )
-from quality.admin import done, notice
 from quality.audit import Actor
 from quality.db import Cursor
 from quality.fields import TEXT, Field, Validated, checkbox, keep, trim, validate
 from quality.http.render import render
 from quality.i18n import lazy
+from quality.pages.admin import done, notice
 from quality.permissions import guard
 from quality.services import services
 

@@ -5,14 +5,11 @@ screen readers, and every mark a link to the scan list behind it."""
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import TYPE_CHECKING
 
 from markupsafe import Markup, escape
 
 from quality.i18n import lazy, percent
-
-if TYPE_CHECKING:
-    from quality.reports import Links, Report
+from quality.pages.reports.report import Links, Report
 
 WIDTH = 640
 LEFT, RIGHT, TOP, BOTTOM = 48, 12, 12, 28

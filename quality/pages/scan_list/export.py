@@ -25,8 +25,8 @@ from quality.clock import to_plant
 from quality.http.errors import error_page
 from quality.http.language import request_language
 from quality.i18n import lazy, translator
-from quality.lists.queries import all_rows
-from quality.lists.xlsx import SHEET_ROWS, Cell, WorkbookStream
+from quality.pages.scan_list.queries import all_rows
+from quality.pages.scan_list.xlsx import SHEET_ROWS, Cell, WorkbookStream
 from quality.permissions import guard
 from quality.scan_filter import ScanFilter, read_filter
 from quality.scans.store import ScanRow

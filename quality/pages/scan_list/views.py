@@ -16,16 +16,16 @@ from quality.http.errors import error_page
 from quality.http.language import request_language
 from quality.http.render import render
 from quality.i18n import lazy
-from quality.lists import export
-from quality.lists.queries import fetch_page, totals
+from quality.pages.scan_list import export
+from quality.pages.scan_list.queries import fetch_page, totals
+from quality.pages.stations.views import SESSION_CHECK_SECONDS, session_holds
 from quality.permissions import guard
 from quality.scan_filter import ListRequest, ScanFilter, read_filter
 from quality.scans.feed import ScanWatcher, StreamSlot
-from quality.scans.views import SESSION_CHECK_SECONDS, session_holds
 from quality.services import services
 
-TEMPLATE = "lists/page.html"
-ROWS_TEMPLATE = "lists/_rows.html"
+TEMPLATE = "scan_list/page.html"
+ROWS_TEMPLATE = "scan_list/_rows.html"
 STREAM_SECONDS = 600.0  # then the browser reconnects, which checks the session again
 KEEPALIVE_SECONDS = 15.0
 COALESCE_SECONDS = 0.2
@@ -64,7 +64,7 @@ async def totals_fragment(request: Request) -> Response:
         return error_page(request, 400, lazy("The filter is not valid."))
     async with services(request).db.transaction() as cur:
         counted = await totals(cur, listing.filter)
-    return render(request, "lists/_totals.html", {"totals": counted, "filter": listing.filter})
+    return render(request, "scan_list/_totals.html", {"totals": counted, "filter": listing.filter})
 
 
 @guard("scans.view")

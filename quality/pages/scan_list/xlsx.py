@@ -18,7 +18,7 @@ import re
 from collections.abc import Callable, Iterable, Sequence
 from datetime import datetime, timedelta
 
-from quality.lists.zipstream import ENTRY_LIMIT, ZIP64_FROM, ZipStream
+from quality.pages.scan_list.zipstream import ENTRY_LIMIT, ZIP64_FROM, ZipStream
 
 _MAIN = "http://schemas.openxmlformats.org/spreadsheetml/2006/main"
 _RELATIONSHIPS = "http://schemas.openxmlformats.org/officeDocument/2006/relationships"

@@ -25,9 +25,9 @@ from quality.http.errors import error_page
 from quality.http.language import request_language
 from quality.http.render import is_htmx, render
 from quality.i18n import lazy
+from quality.pages.stations.form import read_scan, scan_fields
 from quality.permissions import guard
 from quality.scans.feed import StationFeed, StreamSlot
-from quality.scans.form import read_scan, scan_fields
 from quality.scans.store import (
     Saved,
     SubmissionConflict,
@@ -41,7 +41,7 @@ from quality.shifts import Shifts
 from quality.stations import STATIONS, Station, station_at
 from quality.user_sessions import session_alive
 
-TEMPLATE = "scans/page.html"
+TEMPLATE = "stations/page.html"
 # A stream ends after this long and the browser reconnects. Meanwhile it checks
 # its session every SESSION_CHECK_SECONDS, and ends within seconds of the
 # session's end; the check is the process's trusted-session cache, so an open
@@ -50,8 +50,8 @@ STREAM_SECONDS = 600.0
 KEEPALIVE_SECONDS = 15.0
 SESSION_CHECK_SECONDS = 2.0
 COALESCE_SECONDS = 0.2  # bursts of scans become one update per page
-RESCAN_TEMPLATE = "scans/_rescan.html"
-COUNTER_TEMPLATE = "scans/_counter.html"
+RESCAN_TEMPLATE = "stations/_rescan.html"
+COUNTER_TEMPLATE = "stations/_counter.html"
 # What an htmx submit's answer swaps in (a normal request gets the whole page).
 # The confirmation, the operator's counter and the refreshed table:
 SAVED_BLOCKS = ("scan_result", "operator_count", "scan_table")
