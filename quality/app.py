@@ -20,6 +20,7 @@ from quality.db import Database
 from quality.http.errors import handlers
 from quality.http.middleware import RequestMiddleware
 from quality.http.render import STATIC_DIR, Renderer
+from quality.http.services import LifespanState, Services
 from quality.http.session_cookie import SessionMiddleware
 from quality.logs import configure_logging
 from quality.metrics import Metrics
@@ -33,7 +34,6 @@ from quality.pages.reports import views as reports
 from quality.pages.scan_list import views as scan_list
 from quality.pages.stations import views as stations
 from quality.scans.feed import ScanWatcher, TableMarkup
-from quality.services import LifespanState, Services
 from quality.session_cache import SessionCache
 from quality.settings import Settings, load_settings
 from quality.shifts import Shifts

@@ -12,6 +12,7 @@ from starlette.responses import Response
 
 from quality.db import DatabaseUnavailable
 from quality.http.csrf import verify_csrf
+from quality.http.errors import NotSignedIn
 from quality.i18n import lazy
 from quality.user_sessions import load_user
 
@@ -33,10 +34,6 @@ PUBLIC = None  # no session needed (login page, health check)
 Handler = Callable[[Request], Awaitable[Response]]
 
 log = logging.getLogger(__name__)
-
-
-class NotSignedIn(Exception):
-    """The request needs a session and has none (or it ended)."""
 
 
 def guard(permission: str | None, *, when_unavailable: Handler | None = None

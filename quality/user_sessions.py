@@ -17,8 +17,8 @@ from starlette.requests import Request
 
 from quality.clock import utc_now
 from quality.db import Cursor, Database
+from quality.http.services import services
 from quality.procedures import call
-from quality.services import services
 from quality.session_cache import Checked, User
 
 # Sliding expiry is written at most this often, not on every request.

@@ -33,9 +33,9 @@ from starlette.testclient import TestClient
 from quality.accounts import create_user
 from quality.app import create_app
 from quality.db import Database
+from quality.http.services import Services
 from quality.localdb import LocalMariaDB
 from quality.migrate import migrate
-from quality.services import Services
 from quality.settings import DatabaseURL, Settings
 from quality.shifts import Shifts
 

@@ -13,9 +13,13 @@ from starlette.responses import Response
 from quality.db import DatabaseUnavailable
 from quality.http.render import is_htmx, render
 from quality.i18n import lazy
-from quality.permissions import NotSignedIn
 
 log = logging.getLogger(__name__)
+
+
+class NotSignedIn(Exception):
+    """The request needs a session and has none (or it ended): the guard
+    (quality/permissions.py) raises it, `not_signed_in` answers it."""
 
 TITLES = {
     400: lazy("Bad request"),

@@ -29,6 +29,7 @@ from starlette.responses import HTMLResponse
 from quality.clock import to_plant
 from quality.http.csrf import csrf_token
 from quality.http.language import request_language
+from quality.http.services import services
 from quality.i18n import (
     DEFAULT_LANGUAGE,
     LANGUAGES,
@@ -36,7 +37,6 @@ from quality.i18n import (
     percent,
     template_callables,
 )
-from quality.services import services
 from quality.stations import STATIONS
 
 PACKAGE_DIR = Path(__file__).resolve().parents[1]

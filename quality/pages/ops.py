@@ -13,9 +13,9 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from quality.db import DatabaseUnavailable, PoolTimeout
+from quality.http.services import services
 from quality.i18n import lazy
 from quality.permissions import PUBLIC, guard
-from quality.services import services
 from quality.user_sessions import client_address
 
 log = logging.getLogger(__name__)

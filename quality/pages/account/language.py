@@ -7,10 +7,10 @@ from starlette.responses import RedirectResponse, Response
 from starlette.routing import Route
 
 from quality.http.errors import error_page
+from quality.http.services import services
 from quality.i18n import LANGUAGES, lazy
 from quality.pages.account.sign_in import safe_next_url
 from quality.permissions import SIGNED_IN, guard
-from quality.services import services
 from quality.user_sessions import current_session_id
 
 

@@ -15,9 +15,9 @@ from quality.accounts import MAX_PASSWORD, MIN_PASSWORD, AccountError, change_ow
 from quality.audit import Actor
 from quality.fields import Field, Validated, keep, validate
 from quality.http.render import render
+from quality.http.services import services
 from quality.i18n import lazy
 from quality.permissions import SIGNED_IN, guard
-from quality.services import services
 from quality.user_sessions import current_session_id
 
 TEMPLATE = "account/account.html"

@@ -28,11 +28,11 @@ from quality.audit import Actor
 from quality.clock import utc_now
 from quality.db import Cursor, Database, error_code
 from quality.http.render import render
+from quality.http.services import services
 from quality.i18n import lazy, lazy_plural
 from quality.pages.account.password import check_new_password
 from quality.passwords import DUMMY_HASH, hash_password, needs_rehash, verify_password
 from quality.permissions import PUBLIC, SIGNED_IN, guard
-from quality.services import services
 from quality.user_sessions import (
     client_address,
     end_session,

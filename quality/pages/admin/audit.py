@@ -16,9 +16,9 @@ from quality.audit import Filters, entries
 from quality.clock import FIRST_DAY, LAST_DAY, in_calendar, to_utc
 from quality.fields import TEXT, Field, trim, validate
 from quality.http.render import render
+from quality.http.services import services
 from quality.i18n import lazy
 from quality.permissions import guard
-from quality.services import services
 
 TEMPLATE = "admin/audit.html"
 PAGE = 50

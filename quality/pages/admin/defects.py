@@ -19,10 +19,10 @@ from quality.codes import APPROVED, DEFECT
 from quality.db import Cursor
 from quality.fields import TEXT, Field, Validated, checkbox, validate
 from quality.http.render import render
+from quality.http.services import services
 from quality.i18n import lazy
 from quality.pages.admin import done, notice
 from quality.permissions import guard
-from quality.services import services
 
 LIST, EDIT = "admin/defects.html", "admin/defect.html"
 NAME = Field("name", lazy("Name"), TEXT, lazy("Scratch"), 100, str.strip,

@@ -25,10 +25,10 @@ from quality.audit import Actor
 from quality.db import Cursor
 from quality.fields import TEXT, Field, validate
 from quality.http.render import is_htmx, render
+from quality.http.services import services
 from quality.i18n import lazy
 from quality.pages.admin import done, notice
 from quality.permissions import PERMISSIONS, guard
-from quality.services import services
 
 TEMPLATE = "admin/roles.html"
 ROLE_NAME = Field("name", lazy("Role name"), re.compile(r"[a-z][a-z0-9_-]{1,31}"),

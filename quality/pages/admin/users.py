@@ -28,10 +28,10 @@ from quality.audit import Actor
 from quality.db import Cursor
 from quality.fields import TEXT, Field, Validated, checkbox, keep, trim, validate
 from quality.http.render import render
+from quality.http.services import services
 from quality.i18n import lazy
 from quality.pages.admin import done, notice
 from quality.permissions import guard
-from quality.services import services
 
 LIST, EDIT = "admin/users.html", "admin/user.html"
 NOTICES = {

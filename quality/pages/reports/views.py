@@ -10,12 +10,12 @@ from starlette.routing import Route
 from quality.clock import utc_now
 from quality.http.language import request_language
 from quality.http.render import render
+from quality.http.services import services
 from quality.i18n import lazy, translator
 from quality.pages.reports import charts
 from quality.pages.reports.report import Links, build, group_rows, local_stamp, report_filter, shift_rows
 from quality.permissions import guard
 from quality.scan_filter import MAX_RANGE, ListRequest, ScanFilter, read_filter
-from quality.services import services
 
 
 @guard("reports.view")

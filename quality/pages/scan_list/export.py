@@ -24,13 +24,13 @@ from starlette.routing import Route
 from quality.clock import to_plant
 from quality.http.errors import error_page
 from quality.http.language import request_language
+from quality.http.services import services
 from quality.i18n import lazy, translator
 from quality.pages.scan_list.queries import all_rows
 from quality.pages.scan_list.xlsx import SHEET_ROWS, Cell, WorkbookStream
 from quality.permissions import guard
 from quality.scan_filter import ScanFilter, read_filter
 from quality.scans.store import ScanRow
-from quality.services import services
 from quality.stations import STATIONS
 
 COLUMNS = (lazy("Time"), lazy("Station"), lazy("Operator"), lazy("Piece"), lazy("Order"),

@@ -15,6 +15,7 @@ from starlette.routing import Route
 from quality.http.errors import error_page
 from quality.http.language import request_language
 from quality.http.render import render
+from quality.http.services import services
 from quality.i18n import lazy
 from quality.pages.scan_list import export
 from quality.pages.scan_list.queries import fetch_page, totals
@@ -22,7 +23,6 @@ from quality.pages.stations.views import SESSION_CHECK_SECONDS, session_holds
 from quality.permissions import guard
 from quality.scan_filter import ListRequest, ScanFilter, read_filter
 from quality.scans.feed import ScanWatcher, StreamSlot
-from quality.services import services
 
 TEMPLATE = "scan_list/page.html"
 ROWS_TEMPLATE = "scan_list/_rows.html"

@@ -24,6 +24,7 @@ from quality.fields import validate
 from quality.http.errors import error_page
 from quality.http.language import request_language
 from quality.http.render import is_htmx, render
+from quality.http.services import services
 from quality.i18n import lazy
 from quality.pages.stations.form import read_scan, scan_fields
 from quality.permissions import guard
@@ -36,7 +37,6 @@ from quality.scans.store import (
     piece_verdict,
     save_scan,
 )
-from quality.services import services
 from quality.shifts import Shifts
 from quality.stations import STATIONS, Station, station_at
 from quality.user_sessions import session_alive
