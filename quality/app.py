@@ -19,9 +19,9 @@ from starlette.types import ASGIApp
 from quality.db import Database
 from quality.http.errors import handlers
 from quality.http.middleware import RequestMiddleware
-from quality.http.render import STATIC_DIR, Renderer
 from quality.http.services import LifespanState, Services
 from quality.http.session_cookie import SessionMiddleware
+from quality.http.templates import STATIC_DIR, Renderer
 from quality.logs import configure_logging
 from quality.metrics import Metrics
 from quality.pages import home, ops

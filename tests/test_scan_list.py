@@ -18,7 +18,7 @@ from starlette.testclient import TestClient
 
 from quality.db import Database
 from quality.demo import fill
-from quality.http.render import Renderer
+from quality.http.templates import Renderer
 from quality.pages.scan_list.export import COLUMNS, row_values, words, xlsx_chunks
 from quality.pages.scan_list.queries import all_rows, fetch_page, totals
 from quality.pages.scan_list.views import _row_events

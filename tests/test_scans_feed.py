@@ -15,7 +15,7 @@ from markupsafe import Markup
 
 from quality.clock import utc_now
 from quality.db import Database
-from quality.http.render import Renderer
+from quality.http.templates import Renderer
 from quality.scans.feed import (
     STREAMS_PER_USER,
     TABLE_SIZE,

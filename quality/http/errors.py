@@ -11,7 +11,8 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from quality.db import DatabaseUnavailable
-from quality.http.render import is_htmx, render
+from quality.http.htmx import is_htmx
+from quality.http.render import render
 from quality.i18n import lazy
 
 log = logging.getLogger(__name__)

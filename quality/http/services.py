@@ -15,7 +15,7 @@ from starlette.requests import HTTPConnection
 
 if TYPE_CHECKING:  # imported for the type checker only: these modules import this one
     from quality.db import Database
-    from quality.http.render import Renderer
+    from quality.http.templates import Renderer
     from quality.metrics import Metrics
     from quality.scans.feed import ScanWatcher
     from quality.session_cache import SessionCache

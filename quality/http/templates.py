@@ -1,6 +1,8 @@
-"""The one way to answer with HTML: a whole page, or for an htmx request just
-the named blocks of the same template (jinja2-fragments), so a fragment is
-never a second copy of the page's markup."""
+"""The templates: one Jinja environment (StrictUndefined, translations, the
+page's language's dates and numbers, content-hashed static URLs) and
+`Renderer.render`, which decides page or fragment in one place: a whole page,
+or for an htmx request just the named blocks of the same template
+(jinja2-fragments), so a fragment is never a second copy of the page's markup."""
 
 from __future__ import annotations
 
@@ -28,8 +30,8 @@ from starlette.responses import HTMLResponse
 
 from quality.clock import to_plant
 from quality.http.csrf import csrf_token
+from quality.http.htmx import is_htmx
 from quality.http.language import request_language
-from quality.http.services import services
 from quality.i18n import (
     DEFAULT_LANGUAGE,
     LANGUAGES,
@@ -51,14 +53,6 @@ def _assets(name: str) -> Path:
 
 TEMPLATES_DIR = _assets("templates")
 STATIC_DIR = _assets("static")
-
-
-def is_htmx(request: Request) -> bool:
-    """An htmx request, not a full navigation that happens to carry the header."""
-    return (
-        request.headers.get("hx-request") == "true"
-        and request.headers.get("sec-fetch-mode") != "navigate"
-    )
 
 
 class Renderer:
@@ -138,11 +132,6 @@ class Renderer:
         # history for the next person at a shared terminal.
         response.headers["Cache-Control"] = "no-store" if values["user"] else "no-cache, private"
         return response
-
-
-def render(request: Request, template: str, context: Mapping[str, Any] | None = None,
-           **options: Any) -> HTMLResponse:
-    return services(request).renderer.render(request, template, context, **options)
 
 
 @jinja2.pass_context

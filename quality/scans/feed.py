@@ -63,7 +63,7 @@ _ROWS_SLOT = "<!--rows-->"
 
 
 class Templates(Protocol):
-    """What renders the table: the app's renderer (quality/http/render.py)."""
+    """What renders the table: the app's renderer (quality/http/templates.py)."""
 
     def macros(self, template: str, language: str) -> Any: ...
 

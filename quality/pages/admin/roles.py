@@ -24,7 +24,8 @@ from quality.accounts import AccountError, ensure_an_admin_remains, lock_admins
 from quality.audit import Actor
 from quality.db import Cursor
 from quality.fields import TEXT, Field, validate
-from quality.http.render import is_htmx, render
+from quality.http.htmx import is_htmx
+from quality.http.render import render
 from quality.http.services import services
 from quality.i18n import lazy
 from quality.pages.admin import done, notice

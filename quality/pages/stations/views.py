@@ -22,8 +22,9 @@ from quality.clock import utc_now
 from quality.db import DatabaseUnavailable
 from quality.fields import validate
 from quality.http.errors import error_page
+from quality.http.htmx import is_htmx
 from quality.http.language import request_language
-from quality.http.render import is_htmx, render
+from quality.http.render import render
 from quality.http.services import services
 from quality.i18n import lazy
 from quality.pages.stations.form import read_scan, scan_fields
