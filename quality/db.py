@@ -34,7 +34,8 @@ through `Database.run`, as a function of the cursor:
 
     async def bump(cur: Cursor, key: str) -> int:
         await cur.execute("UPDATE counters SET n = n + 1 WHERE k = %s", (key,))
-        ...
+        await cur.execute("SELECT n FROM counters WHERE k = %s", (key,))
+        (n,) = await cur.fetchone()
         return n
 
     n = await db.run(bump, "scans")
