@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import contextlib
 import threading
 from collections import Counter
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
 import httpx2
@@ -14,7 +15,7 @@ import pytest
 from starlette.testclient import TestClient
 
 from quality.app import create_app
-from quality.settings import Settings
+from quality.settings import DatabaseURL, Settings
 from quality.throttle import BOUNDS, MAX_WAIT, STRANGER_WAIT
 from tests.conftest import (
     PASSWORD,
@@ -274,35 +275,46 @@ async def test_guesses_over_many_names_at_once_get_no_more_tries_than_the_addres
     assert Counter(statuses) == {401: free, 429: 10}
 
 
+@contextlib.contextmanager
+def held_open(url: DatabaseURL, *statements: str) -> Iterator[None]:
+    """The statements run in a transaction of another connection, left open
+    (its row locks held) until the block ends."""
+    holding, done = threading.Event(), threading.Event()
+
+    async def hold() -> None:
+        holder = database_for(url, maxsize=1)
+        async with holder.transaction() as cur:
+            for statement in statements:
+                await cur.execute(statement)
+            holding.set()
+            await asyncio.to_thread(done.wait)
+        await holder.close()
+
+    with concurrent.futures.ThreadPoolExecutor(1) as pool:
+        held = pool.submit(run_async, hold())
+        try:
+            assert holding.wait(10)
+            yield
+        finally:
+            done.set()
+        held.result()
+
+
 def test_a_sign_in_that_keeps_waiting_for_its_counters_is_a_503(
     settings: Settings, make_user: Any
 ) -> None:
     make_user("una", "operator")
     url = settings.database_url
     assert url
-    holding, done = threading.Event(), threading.Event()
-
-    async def hold_the_address_counter() -> None:
-        holder = database_for(url, maxsize=1)
-        async with holder.transaction() as cur:
-            await cur.execute("INSERT INTO login_attempts (scope, subject, failures, last_at)"
-                              " VALUES ('address', '10.0.0.12', 0, UTC_TIMESTAMP(6))")
-            holding.set()
-            await asyncio.to_thread(done.wait)
-        await holder.close()
-
     ((wait_before,),) = run_async(execute(url, "SELECT @@GLOBAL.innodb_lock_wait_timeout"))[0]
     run_async(execute(url, "SET GLOBAL innodb_lock_wait_timeout = 1"))  # for the app's connections
-    with concurrent.futures.ThreadPoolExecutor(1) as pool:
-        held = pool.submit(run_async, hold_the_address_counter())
-        try:
-            holding.wait(10)
-            with client_from(settings, "10.0.0.12") as client:
-                locked = login(client, "una")
-        finally:
-            done.set()
-            run_async(execute(url, f"SET GLOBAL innodb_lock_wait_timeout = {wait_before}"))
-        held.result()
+    try:
+        with held_open(url, "INSERT INTO login_attempts (scope, subject, failures, last_at)"
+                            " VALUES ('address', '10.0.0.12', 0, UTC_TIMESTAMP(6))"), \
+                client_from(settings, "10.0.0.12") as client:
+            locked = login(client, "una")
+    finally:
+        run_async(execute(url, f"SET GLOBAL innodb_lock_wait_timeout = {wait_before}"))
     assert locked.status_code == 503 and locked.headers["retry-after"] == "2"
     assert "The database is busy or unreachable." in locked.text
     assert session_count(settings) == 0
