@@ -171,14 +171,20 @@ async def purge_sessions(db: Database, hours: float) -> None:
 
 async def _delete_ended(cur: Cursor, hours: float) -> None:
     now = utc_now()
-    await cur.execute(
-        "SELECT id FROM sessions WHERE expires_at < %s OR created_at < %s LIMIT 500"
-        " FOR UPDATE SKIP LOCKED",
-        (now, now - MAX_SHIFTS * timedelta(hours=hours)),
-    )
-    ended = [session_id for (session_id,) in await cur.fetchall()]
-    if ended:
-        await cur.execute(f"DELETE FROM sessions WHERE id IN ({', '.join(['%s'] * len(ended))})", ended)
+    ended = "(expires_at < %s OR created_at < %s)"
+    limits = (now, now - MAX_SHIFTS * timedelta(hours=hours))
+    # Found by a plain read (no locks: usually there is nothing to delete), then
+    # locked by primary key, skipping any row another transaction holds.
+    await cur.execute(f"SELECT id FROM sessions WHERE {ended} LIMIT 500", limits)
+    found = [session_id for (session_id,) in await cur.fetchall()]
+    if not found:
+        return
+    ids = ", ".join(["%s"] * len(found))
+    await cur.execute(f"SELECT id FROM sessions WHERE id IN ({ids}) AND {ended} FOR UPDATE SKIP LOCKED",
+                      (*found, *limits))
+    locked = [session_id for (session_id,) in await cur.fetchall()]
+    if locked:
+        await cur.execute(f"DELETE FROM sessions WHERE id IN ({', '.join(['%s'] * len(locked))})", locked)
 
 
 async def load_user(request: Request) -> User | None:
