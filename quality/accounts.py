@@ -24,7 +24,8 @@ from quality import audit
 from quality.audit import SYSTEM, Actor
 from quality.db import DUPLICATE_KEY, Cursor, Database, error_code
 from quality.i18n import lazy
-from quality.passwords import DUMMY_HASH, hash_password, verify_password
+from quality.passwords import hash_password
+from quality.throttle import verify_counted
 from quality.user_sessions import end_user_sessions
 
 USERNAME = re.compile(r"^[a-z0-9][a-z0-9._-]{1,63}$")
@@ -301,18 +302,22 @@ async def set_password(db: Database, target: int | str, password: str, *,
         await audit.record(cur, actor, attempt.action, attempt.target, attempt.before, attempt.after)
 
 
+class WrongPassword(AccountError):
+    """The current password given for a change is not the account's."""
+
+
 async def change_own_password(db: Database, user_id: int, current: str, new: str, *,
                               actor: Actor, keep_session: bytes | None = None) -> None:
     """A user's own change: the current password is required, and every other
-    session of theirs ends (`keep_session` is the one they are using)."""
+    session of theirs ends (`keep_session` is the one they are using). The
+    current password is checked like a sign-in's, counted against the same
+    counters (the actor's user name and address): `Throttled` when they refuse."""
     check_password(new)
     if new == current:
         raise AccountError(lazy("The new password must differ from the current one."), "new_password")
-    async with db.transaction() as cur:
-        await cur.execute("SELECT password_hash FROM users WHERE id = %s", (user_id,))
-        (stored,) = await cur.fetchone() or (DUMMY_HASH,)
-    if not await asyncio.to_thread(verify_password, current, stored):
-        raise AccountError(lazy("The current password is wrong."), "current_password")
+    credentials = await verify_counted(db, actor.name, actor.address, current)
+    if credentials is None or credentials.user_id != user_id:
+        raise WrongPassword(lazy("The current password is wrong."), "current_password")
     password_hash = await asyncio.to_thread(hash_password, new)
     async with db.transaction() as cur:
         account = await find_user(cur, user_id, lock=True)

@@ -20,7 +20,6 @@ if TYPE_CHECKING:  # quality.lists.filters reads this module's rows
 log = logging.getLogger(__name__)
 
 _UNKNOWN_DEFECT = 30001  # raised by record_scan (migration 0003)
-_RETRY = {1213, 1205}  # deadlock, lock wait timeout: the transaction was rolled back
 
 
 class UnknownDefect(ValueError):
@@ -36,8 +35,8 @@ class SubmissionConflict(ValueError):
 
 
 class SaveContended(DatabaseUnavailable):
-    """The save lost to concurrent saves (duplicate-key races, deadlocks) every
-    time it was tried; nothing was saved, and sent again later it goes through."""
+    """The save met concurrent saves of its submission (duplicate-key races)
+    every time it was tried; nothing was saved, and sent again later it goes through."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -99,7 +98,9 @@ def saved_from_row(values: tuple) -> Saved:
 
 async def save_scan(db: Database, station: str, scan: ScanInput, user_id: int,
                     shifts: Shifts) -> Saved:
-    """Save once per submission id; a repeat returns the first save's scan."""
+    """Save once per submission id; a repeat returns the first save's scan. A
+    save that meets a deadlock or lock wait timeout is run again (`Database.run`);
+    one that meets a concurrent save of the same submission returns that save."""
     for _ in range(3):
         try:
             return await _record_scan(db, station, scan, user_id, shifts)
@@ -110,12 +111,9 @@ async def save_scan(db: Database, station: str, scan: ScanInput, user_id: int,
             if before is not None:
                 return before
         except OperationalError as exc:
-            code = error_code(exc)
-            if code == _UNKNOWN_DEFECT:
-                raise UnknownDefect(scan.defect_code, await _in_catalogue(db, scan.defect_code)) from exc
-            if code not in _RETRY:
+            if error_code(exc) != _UNKNOWN_DEFECT:
                 raise
-            log.info("scan save rolled back by the server (%s); trying again", code)
+            raise UnknownDefect(scan.defect_code, await _in_catalogue(db, scan.defect_code)) from exc
     raise SaveContended("the scan's save kept colliding with concurrent saves")
 
 
@@ -123,16 +121,13 @@ async def _record_scan(db: Database, station: str, scan: ScanInput, user_id: int
                        shifts: Shifts) -> Saved:
     created_at = utc_now()
     shift_start, shift_end = shifts.around(created_at)
-    async with db.transaction() as cur:
-        await cur.execute(
-            "CALL record_scan(%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)",
-            (station, scan.submission_id, scan.operator_code, scan.piece_code, scan.order_code,
-             scan.checker1_code, scan.checker2_code, scan.defect_code, scan.approved, user_id,
-             created_at, shift_start, shift_end),
-        )
-        (scan_id, rescan, defect_name, approved, rejected,
-         was_approved, was_code, was_name, operator_scans) = await cur.fetchone()
-        await cur.nextset()
+    (scan_id, rescan, defect_name, approved, rejected,
+     was_approved, was_code, was_name, operator_scans) = await db.run(
+        _call_record_scan,
+        (station, scan.submission_id, scan.operator_code, scan.piece_code, scan.order_code,
+         scan.checker1_code, scan.checker2_code, scan.defect_code, scan.approved, user_id,
+         created_at, shift_start, shift_end),
+    )
     row = ScanRow(
         scan_id, station, created_at, scan.operator_code, scan.piece_code, scan.order_code,
         scan.checker1_code, scan.checker2_code, scan.defect_code, defect_name,
@@ -140,6 +135,13 @@ async def _record_scan(db: Database, station: str, scan: ScanInput, user_id: int
     )
     previous = None if was_code is None else Verdict(bool(was_approved), was_code, was_name)
     return Saved(row, approved, rejected, previous=previous, operator_scans=operator_scans)
+
+
+async def _call_record_scan(cur: Cursor, params: tuple) -> tuple:
+    await cur.execute("CALL record_scan(%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)", params)
+    found = await cur.fetchone()
+    await cur.nextset()
+    return found
 
 
 async def piece_verdict(db: Database, station: str, piece_code: str) -> Verdict | None:
