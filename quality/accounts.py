@@ -1,8 +1,10 @@
 """User accounts: creation, passwords, role and active flag, the `admin`
-account every install has, and the guard that keeps one administrator.
+account every install has, the guard that keeps one administrator, and the
+delegation rule: nobody grants what they do not hold.
 
 Every change is audited (quality/audit.py) in its own transaction; the admin
-pages and the `quality user ...` commands both come through here.
+pages and the `quality user ...` commands both come through here, and the
+permission matrix (quality/admin/roles.py) through `changing`.
 """
 
 from __future__ import annotations
@@ -10,6 +12,8 @@ from __future__ import annotations
 import asyncio
 import re
 import secrets
+from collections.abc import AsyncIterator, Iterable
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -20,7 +24,8 @@ from quality import audit
 from quality.audit import SYSTEM, Actor
 from quality.db import DUPLICATE_KEY, Cursor, Database, error_code
 from quality.i18n import lazy
-from quality.passwords import DUMMY_HASH, hash_password, verify_password
+from quality.passwords import hash_password
+from quality.throttle import verify_counted
 from quality.user_sessions import end_user_sessions
 
 USERNAME = re.compile(r"^[a-z0-9][a-z0-9._-]{1,63}$")
@@ -86,6 +91,127 @@ async def role_id(cur: Cursor, role: str) -> int:
     return row[0]
 
 
+# -- Delegation: nobody grants what they do not hold (SPEC §6 "Admin") --------
+#
+# An actor may create an account with a role, give a role, or edit, disable or
+# reset the password of an account only when they hold every permission of the
+# role given and of the account's current role. In the permission matrix they
+# tick or untick only permissions they hold; they rename or delete a role only
+# when they hold all of its permissions. The terminal and the app itself (an
+# actor with no user id) are not bound.
+
+
+@dataclass(frozen=True, slots=True)
+class Attempt:
+    """A change as its audit row would say it: what a refusal records."""
+
+    action: str
+    target: str
+    before: audit.Values | None
+    after: audit.Values | None
+
+
+class NotDelegable(Exception):
+    """The change involves permissions the actor does not hold. Nothing of it
+    was written; `changing` audits the refusal."""
+
+    def __init__(self, message: str, attempt: Attempt, not_held: list[str]) -> None:
+        super().__init__(message)
+        self.attempt = attempt
+        self.not_held = not_held
+
+
+@dataclass(frozen=True, slots=True)
+class Grantor:
+    """An actor with what they hold; `held` is None for the terminal and the app."""
+
+    actor: Actor
+    held: frozenset[str] | None
+
+    @classmethod
+    async def read(cls, cur: Cursor, actor: Actor, *, lock: bool = False) -> Grantor:
+        """What `actor` holds now, from the database, never from a session: a
+        disabled or deleted user holds nothing. `lock` (for a change) reads the
+        latest commit and locks the actor's row and their role's permission rows
+        until the transaction ends, so a demotion in flight is waited for and
+        seen. (Exclusively: changing one's own account after a shared lock could
+        deadlock with one's own password change on /account.)"""
+        if actor.id is None:
+            return cls(actor, None)
+        await cur.execute(
+            "SELECT rp.permission FROM users u JOIN role_permissions rp ON rp.role_id = u.role_id"
+            " WHERE u.id = %s AND u.active" + (" FOR UPDATE" if lock else ""), (actor.id,))
+        return cls(actor, frozenset(permission for (permission,) in await cur.fetchall()))
+
+    def lacks(self, permissions: Iterable[str]) -> list[str]:
+        """Those of `permissions` the actor does not hold, sorted."""
+        return [] if self.held is None else sorted(set(permissions) - self.held)
+
+    def may_give(self, permissions: Iterable[str]) -> bool:
+        return not self.lacks(permissions)
+
+    def check_role(self, role: str, permissions: Iterable[str], attempt: Attempt) -> None:
+        """Giving `role`, or changing an account that has it."""
+        if missing := self.lacks(permissions):
+            raise NotDelegable(lazy(
+                "Not allowed: the role %(role)s has permissions you do not hold (%(missing)s); only"
+                " someone who holds them all may give it or change an account that has it.",
+                role=role, missing=", ".join(missing)), attempt, missing)
+
+    def check_role_kept(self, role: str, permissions: Iterable[str], attempt: Attempt) -> None:
+        """Renaming or deleting `role`."""
+        if missing := self.lacks(permissions):
+            raise NotDelegable(lazy(
+                "Not allowed: the role %(role)s has permissions you do not hold (%(missing)s); only"
+                " someone who holds them all may rename or delete it.",
+                role=role, missing=", ".join(missing)), attempt, missing)
+
+    def check_matrix(self, role: str, before: frozenset[str], after: frozenset[str]) -> None:
+        """Setting `role`'s permissions from `before` to `after` in the matrix."""
+        if missing := self.lacks(before ^ after):
+            raise NotDelegable(lazy(
+                "Not saved: you may give a role, or take away, only permissions you hold yourself;"
+                " you do not hold %(missing)s (role %(role)s).", role=role, missing=", ".join(missing)),
+                Attempt("role.permissions", role, {"permissions": sorted(before)},
+                        {"permissions": sorted(after)}), missing)
+
+
+async def role_permissions(cur: Cursor) -> dict[str, frozenset[str]]:
+    """Every role's permissions, by role name."""
+    await cur.execute("SELECT r.name, rp.permission FROM roles r"
+                      " LEFT JOIN role_permissions rp ON rp.role_id = r.id")
+    found: dict[str, set[str]] = {}
+    for role, permission in await cur.fetchall():
+        found.setdefault(role, set()).update([permission] if permission else [])
+    return {role: frozenset(permissions) for role, permissions in found.items()}
+
+
+@asynccontextmanager
+async def changing(db: Database, actor: Actor) -> AsyncIterator[tuple[Cursor, Grantor]]:
+    """The transaction of every change to accounts and roles: first the admin
+    lock (so these changes run one at a time), then what `actor` holds, read
+    locked. A `NotDelegable` raised inside rolls the change back, and is
+    audited as `<action>.refused` in a transaction of its own."""
+    try:
+        async with db.transaction() as cur:
+            await lock_admins(cur)
+            yield cur, await Grantor.read(cur, actor, lock=True)
+    except NotDelegable as refusal:
+        attempt = refusal.attempt
+        async with db.transaction() as cur:
+            await audit.record(cur, actor, f"{attempt.action}.refused", attempt.target, attempt.before,
+                               {**(attempt.after or {}), "not_held": ", ".join(refusal.not_held)})
+        raise
+
+
+async def _check_roles(cur: Cursor, grantor: Grantor, roles: Iterable[str], attempt: Attempt) -> None:
+    """The account rule: the actor holds every permission of each of `roles`
+    (the account's own, the one given)."""
+    permissions = await role_permissions(cur)
+    for role in dict.fromkeys(roles):
+        grantor.check_role(role, permissions[role], attempt)
+
+
 _ACCOUNT_SELECT = (
     "SELECT u.id, u.username, u.full_name, r.name, u.active, u.must_change_password, u.created_at"
     " FROM users u JOIN roles r ON r.id = u.role_id"
@@ -134,15 +260,19 @@ async def create_user(
     username = check_username(username)
     # Hash before borrowing a connection: scrypt takes tens of milliseconds.
     password_hash = await asyncio.to_thread(hash_password, check_password(password))
-    async with db.transaction() as cur:
+    wanted = {"full_name": full_name, "role": role, "active": True,
+              "must_change_password": must_change_password}
+    async with changing(db, actor) as (cur, grantor):
         await cur.execute("SELECT 1 FROM users WHERE username = %s", (username,))
         if await cur.fetchone():
             raise AccountError(lazy("User %(name)s already exists.", name=repr(username)), "username")
+        new_role_id = await role_id(cur, role)
+        await _check_roles(cur, grantor, [role], Attempt("user.create", username, None, wanted))
         try:
             await cur.execute(
                 "INSERT INTO users (username, full_name, password_hash, role_id, must_change_password)"
                 " VALUES (%s, %s, %s, %s, %s)",
-                (username, full_name, password_hash, await role_id(cur, role), must_change_password),
+                (username, full_name, password_hash, new_role_id, must_change_password),
             )
         except IntegrityError as exc:
             # Another process created the same name between the check and here.
@@ -151,10 +281,7 @@ async def create_user(
             raise AccountError(lazy("User %(name)s already exists.", name=repr(username)),
                                "username") from None
         user_id = cur.lastrowid
-        await audit.record(cur, actor, "user.create", username, None, {
-            "full_name": full_name, "role": role, "active": True,
-            "must_change_password": must_change_password,
-        })
+        await audit.record(cur, actor, "user.create", username, None, wanted)
         return user_id
 
 
@@ -164,27 +291,33 @@ async def set_password(db: Database, target: int | str, password: str, *,
     user's sessions everywhere; with `must_change` they choose a new one at
     their next sign-in."""
     password_hash = await asyncio.to_thread(hash_password, check_password(password))
-    async with db.transaction() as cur:
+    async with changing(db, actor) as (cur, grantor):
         account = await find_user(cur, target, lock=True)
+        attempt = Attempt("user.password.reset", account.username,
+                          {"password": "(previous)", "must_change_password": account.must_change_password},
+                          {"password": "(new)", "must_change_password": must_change})
+        await _check_roles(cur, grantor, [account.role], attempt)
         await _store_password(cur, account.id, password_hash, must_change)
         await end_user_sessions(cur, account.id)
-        await audit.record(cur, actor, "user.password.reset", account.username,
-                           {"password": "(previous)", "must_change_password": account.must_change_password},
-                           {"password": "(new)", "must_change_password": must_change})
+        await audit.record(cur, actor, attempt.action, attempt.target, attempt.before, attempt.after)
+
+
+class WrongPassword(AccountError):
+    """The current password given for a change is not the account's."""
 
 
 async def change_own_password(db: Database, user_id: int, current: str, new: str, *,
                               actor: Actor, keep_session: bytes | None = None) -> None:
     """A user's own change: the current password is required, and every other
-    session of theirs ends (`keep_session` is the one they are using)."""
+    session of theirs ends (`keep_session` is the one they are using). The
+    current password is checked like a sign-in's, counted against the same
+    counters (the actor's user name and address): `Throttled` when they refuse."""
     check_password(new)
     if new == current:
         raise AccountError(lazy("The new password must differ from the current one."), "new_password")
-    async with db.transaction() as cur:
-        await cur.execute("SELECT password_hash FROM users WHERE id = %s", (user_id,))
-        (stored,) = await cur.fetchone() or (DUMMY_HASH,)
-    if not await asyncio.to_thread(verify_password, current, stored):
-        raise AccountError(lazy("The current password is wrong."), "current_password")
+    credentials = await verify_counted(db, actor.name, actor.address, current)
+    if credentials is None or credentials.user_id != user_id:
+        raise WrongPassword(lazy("The current password is wrong."), "current_password")
     password_hash = await asyncio.to_thread(hash_password, new)
     async with db.transaction() as cur:
         account = await find_user(cur, user_id, lock=True)
@@ -208,10 +341,9 @@ async def update_user(
 ) -> Account:
     """Change what is given (None keeps it). Disabling ends the user's sessions;
     a role change applies from their next request. Refused with `LastAdmin` if
-    no active administrator would remain."""
-    async with db.transaction() as cur:
-        if role is not None or active is False:
-            await lock_admins(cur)
+    no active administrator would remain, with `NotDelegable` if the account's
+    role or the one given has a permission the actor lacks."""
+    async with changing(db, actor) as (cur, grantor):
         account = await find_user(cur, target, lock=True)
         wanted = {"full_name": full_name, "role": role, "active": active}
         before = {key: getattr(account, key) for key, value in wanted.items()
@@ -219,10 +351,12 @@ async def update_user(
         after = {key: wanted[key] for key in before}
         if not after:
             return account
+        new_role_id = await role_id(cur, after.get("role", account.role))
+        await _check_roles(cur, grantor, [account.role, after.get("role", account.role)],
+                           Attempt("user.update", account.username, before, after))
         await cur.execute(
             "UPDATE users SET full_name = %s, role_id = %s, active = %s WHERE id = %s",
-            (after.get("full_name", account.full_name),
-             await role_id(cur, after.get("role", account.role)),
+            (after.get("full_name", account.full_name), new_role_id,
              after.get("active", account.active), account.id),
         )
         if after.get("active") is False:
@@ -233,9 +367,9 @@ async def update_user(
 
 
 async def lock_admins(cur: Cursor) -> None:
-    """Serialise every change that could remove an administrator: each first
-    locks the rows of the two admin permissions, so two admins demoting each
-    other at once run one after the other, and the second sees the first."""
+    """Serialise every change to accounts and roles (`changing` takes it first):
+    each locks the rows of the two admin permissions, so two admins demoting
+    each other at once run one after the other, and the second sees the first."""
     await cur.execute(
         "SELECT name FROM permissions WHERE name IN (%s, %s) FOR UPDATE", ADMIN_PERMISSIONS
     )

@@ -23,6 +23,34 @@ own small pool of asyncmy connections:
   whatever a DBA configured, and says (`encrypted`) whether it uses TLS;
 * observable: `stats()` gives size, in use, idle, waiting, timeouts and
   discarded connections; `observe_wait`, when set, is told each acquire's wait.
+
+Transient errors: a transaction can lose to concurrent ones through no fault
+of its own: a deadlock (1213; on Galera a certification failure comes with the
+same code, at any statement or at COMMIT) or a lock wait timeout (1205). The
+server has then rolled it back (for 1205 `transaction()` rolls back the rest),
+and running it again usually goes through. `transaction()` cannot do that: the
+body of a `with` block runs once. A transaction that is safe to run again goes
+through `Database.run`, as a function of the cursor:
+
+    async def bump(cur: Cursor, key: str) -> int:
+        await cur.execute("UPDATE counters SET n = n + 1 WHERE k = %s", (key,))
+        await cur.execute("SELECT n FROM counters WHERE k = %s", (key,))
+        (n,) = await cur.fetchone()
+        return n
+
+    n = await db.run(bump, "scans")
+
+`run` calls it in a transaction of its own, up to `RUN_TRIES` times, after a
+short random pause that doubles each time (contenders don't meet again in
+step); when every try lost it raises `Contended`, a `DatabaseUnavailable` (a
+503 like a pool timeout, never a 500). Any other error is raised at once. The
+body must be safe to run again: database work only, no side effect outside it
+(set cookies, caches or counters once `run` has returned).
+
+Longer than 600 lines because the pool is one object: its slots, idle
+connections, healing, recycling, draining and transient-error runs all keep
+the same few counters and one semaphore honest, and each promise has its test
+in tests/test_db.py.
 """
 
 from __future__ import annotations
@@ -33,10 +61,10 @@ import random
 import ssl
 import time
 from collections import deque
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Concatenate, ParamSpec, TypeVar
 
 import asyncmy
 from asyncmy.constants import SERVER_STATUS
@@ -101,6 +129,36 @@ class TLSRequired(DatabaseUnavailable):
             "the database server accepts only encrypted connections: add "
             "?ssl=required|verify-ca|verify-full to QUALITY_DATABASE_URL"
         )
+
+
+# -- transient errors: run the transaction again ---------------------------------
+
+# Errors after which the same transaction, run again, will likely go through.
+TRANSIENT = {
+    1213,  # ER_LOCK_DEADLOCK; also Galera's certification failure
+    1205,  # ER_LOCK_WAIT_TIMEOUT
+}
+RUN_TRIES = 4
+_FIRST_PAUSE = 0.02  # seconds before the second try; doubles, each drawn between half and all of it
+_PAUSES = random.Random()  # its own generator, like _STAGGER
+P = ParamSpec("P")
+T = TypeVar("T")
+
+
+class Contended(DatabaseUnavailable):
+    """A transaction lost to concurrent ones (deadlock, lock wait timeout) each
+    of the `RUN_TRIES` times it ran; nothing of it was saved."""
+
+
+def is_transient(exc: BaseException) -> bool:
+    return isinstance(exc, MySQLError) and error_code(exc) in TRANSIENT
+
+
+def _name(body: Callable[..., Any]) -> str:
+    return getattr(body, "__qualname__", repr(body))
+
+
+# ---------------------------------------------------------------------------------
 
 
 def error_code(exc: BaseException) -> int | None:
@@ -311,6 +369,29 @@ class Database:
             raise
         finally:
             self._release(cursor.pooled, discard)
+
+    # -- running a transaction again (transient errors) -----------------------
+
+    async def run(self, body: Callable[Concatenate[Cursor, P], Awaitable[T]],
+                  *args: P.args, **kwargs: P.kwargs) -> T:
+        """`body(cursor, *args, **kwargs)` in a transaction, run again after a
+        transient error (see the module's docstring); `Contended` when every
+        try lost. The body must be safe to run more than once."""
+        for tried in range(1, RUN_TRIES + 1):
+            try:
+                async with self.transaction() as cur:
+                    return await body(cur, *args, **kwargs)
+            except MySQLError as exc:
+                if not is_transient(exc):
+                    raise
+                if tried == RUN_TRIES:
+                    log.warning("%s lost to concurrent transactions %d times (%s); giving up",
+                                _name(body), tried, exc)
+                    raise Contended(f"the transaction kept losing to concurrent ones: {exc}") from exc
+                log.info("%s lost to a concurrent transaction (%s); running it again", _name(body), exc)
+                pause = _FIRST_PAUSE * 2 ** (tried - 1)
+                await asyncio.sleep(_PAUSES.uniform(pause / 2, pause))
+        raise AssertionError("unreachable")
 
     async def _commit(self, cursor: Cursor) -> None:
         if not transaction_open(cursor.pooled.conn):

@@ -39,6 +39,14 @@ def snapshot(settings: Settings) -> dict[str, list[tuple[Any, ...]]]:
     return dict(zip(ADMIN_TABLES, results, strict=True))
 
 
+def make_role(settings: Settings, name: str, *permissions: str) -> None:
+    """A custom role holding exactly `permissions`."""
+    query(settings, f"INSERT INTO roles (name) VALUES ('{name}')")
+    for permission in permissions:
+        query(settings, "INSERT INTO role_permissions (role_id, permission)"
+                        f" SELECT id, '{permission}' FROM roles WHERE name = '{name}'")
+
+
 def audit_rows(settings: Settings) -> list[tuple[Any, ...]]:
     """(actor, action, target, before, after) of every audit row, oldest first."""
     return query(settings,

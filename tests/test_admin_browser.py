@@ -11,6 +11,7 @@ import pytest
 from playwright.async_api import Page, expect
 
 from quality.settings import Settings
+from tests.admin_support import make_role
 from tests.conftest import LiveServer, browser_login
 from tests.test_stations_browser import scan
 
@@ -98,3 +99,33 @@ async def test_an_admin_creates_an_operator_and_takes_a_permission_away(
     finally:
         first.stop()
         second.stop()
+
+
+async def test_an_admin_who_may_only_manage_users_is_offered_no_role_above_their_own(
+    settings: Settings, browser: Any, make_user: Any
+) -> None:
+    make_role(settings, "users-scans", "admin.users", "scans.view")
+    make_role(settings, "viewer", "scans.view")
+    make_user("ada", "admin")
+    make_user("uma", "users-scans")
+    server = LiveServer(settings)
+    await asyncio.to_thread(server.start)
+    try:
+        page = await (await browser.new_context()).new_page()
+        await browser_login(page, server, "uma")
+        await page.goto(server.url + "/admin/users")
+        await expect(page.locator("#role option")).to_have_text(["choose…", "users-scans", "viewer"])
+        await page.get_by_label("User name").fill("vera")
+        await page.locator("#role").select_option("viewer")
+        await page.get_by_label("Temporary password").fill("temporary-pass-1")
+        await page.get_by_role("button", name="Create user").click()
+        await expect(page.get_by_test_id("notice")).to_contain_text("User created.")
+
+        await page.goto(server.url + "/admin/users")
+        await page.get_by_role("link", name="ada").click()
+        await expect(page.get_by_test_id("not-delegable")).to_contain_text(
+            "the role admin has permissions you do not hold")
+        await expect(page.get_by_role("button", name="Reset password")).to_have_count(0)
+        await expect(page.get_by_role("button", name="Disable user")).to_have_count(0)
+    finally:
+        server.stop()

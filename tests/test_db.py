@@ -6,12 +6,16 @@ import asyncio
 import contextlib
 import socket
 import time
+from collections import Counter
 
 import asyncmy
 import pytest
 
 from quality.db import (
+    RUN_TRIES,
     ConnectionLost,
+    Contended,
+    Cursor,
     Database,
     DatabaseUnavailable,
     PoolTimeout,
@@ -350,3 +354,74 @@ async def test_a_server_that_accepts_but_never_answers_is_unavailable_not_a_hang
             assert db.stats().in_use == 0 and db.stats().size == 0
         finally:
             await db.close()
+
+
+# -- running a transaction again after a deadlock or a lock wait timeout ----------
+
+
+async def probe_rows(db: Database, *ids: int) -> None:
+    async with db.transaction() as cur:
+        await cur.execute("CREATE TABLE probe (id INT PRIMARY KEY, n INT NOT NULL)")
+        await cur.executemany("INSERT INTO probe (id, n) VALUES (%s, 0)", [(n,) for n in ids])
+
+
+async def test_the_loser_of_a_deadlock_is_run_again(db: Database) -> None:
+    await probe_rows(db, 1, 2)
+    both_hold_one = asyncio.Barrier(2)
+    runs: list[int] = []
+
+    async def bump(cur: Cursor, first: int, second: int) -> str:
+        runs.append(first)
+        await cur.execute("UPDATE probe SET n = n + 1 WHERE id = %s", (first,))
+        if runs.count(first) == 1:
+            await both_hold_one.wait()  # each holds one row and now asks for the other's
+        await cur.execute("UPDATE probe SET n = n + 1 WHERE id = %s", (second,))
+        return f"{first} then {second}"
+
+    done = await asyncio.gather(db.run(bump, 1, 2), db.run(bump, 2, 1))
+    assert done == ["1 then 2", "2 then 1"]
+    assert sorted(Counter(runs).values()) == [1, 2]  # the deadlock's loser ran twice
+    assert await rows_in(db, "SELECT id, n FROM probe ORDER BY id") == [(1, 2), (2, 2)]
+    assert db.stats().in_use == 0
+
+
+async def test_a_transaction_that_keeps_losing_gives_up_as_contended(
+    db: Database, db_url: DatabaseURL
+) -> None:
+    await probe_rows(db, 1)
+    holder = await asyncmy.connect(**db_url.connect_kwargs(), autocommit=False)
+    runs = 0
+
+    async def bump(cur: Cursor) -> None:
+        nonlocal runs
+        runs += 1
+        await cur.execute("SET SESSION innodb_lock_wait_timeout = 1")
+        await cur.execute("UPDATE probe SET n = n + 1 WHERE id = 1")
+
+    try:
+        async with holder.cursor() as locking:
+            await locking.execute("SELECT n FROM probe WHERE id = 1 FOR UPDATE")
+        started = time.monotonic()
+        with pytest.raises(Contended) as raised:
+            await db.run(bump)
+        elapsed = time.monotonic() - started
+    finally:
+        await holder.rollback()
+        holder.close()
+    assert isinstance(raised.value, DatabaseUnavailable)  # answered 503, never 500
+    assert runs == RUN_TRIES and RUN_TRIES <= elapsed < RUN_TRIES + 2
+    assert await rows_in(db, "SELECT n FROM probe") == [(0,)]
+    assert db.stats().in_use == 0
+
+
+async def test_errors_that_running_again_cannot_cure_are_raised_at_once(db: Database) -> None:
+    runs = 0
+
+    async def broken(cur: Cursor) -> None:
+        nonlocal runs
+        runs += 1
+        await cur.execute("SELECT no_such_column FROM users")
+
+    with pytest.raises(asyncmy.errors.OperationalError):
+        await db.run(broken)
+    assert runs == 1

@@ -96,7 +96,7 @@ def test_the_template_check_finds_plain_text_and_attributes() -> None:
 # Calls whose arguments end up on a page. A text literal passed to them (at any
 # depth: a context dict, a tuple) must be inside lazy()/lazy_plural().
 SINKS = {"error_page", "_login_form", "_answer", "render", "HTTPException", "Field", "Station",
-         "SubmissionConflict", "AccountError", "NoSuchUser", "LastAdmin", "Refused"}
+         "SubmissionConflict", "AccountError", "NoSuchUser", "LastAdmin", "Refused", "NotDelegable"}
 _NOT_SHOWN = {"headers", "block", "media_type"}  # keywords of those calls people never read
 _SQL = re.compile(r"\s*(SELECT|INSERT|UPDATE|DELETE|CALL|CREATE|ALTER|SET|WITH)\b")
 

@@ -1,5 +1,6 @@
-"""Every route in the router, visited by anonymous and by each default role
-against a real server: the status each gets is the one in ROUTE_STATUS. A new
+"""Every route in the router, visited by anonymous, by each default role and by
+roles holding one admin permission each, against a real server: the status
+each gets is the one in ROUTE_STATUS (ONE_ADMIN_PERMISSION_STATUS). A new
 route without an entry fails here, so its access rules are decided, not left
 to chance.
 
@@ -16,6 +17,7 @@ from starlette.routing import Route
 
 from quality.app import create_app
 from quality.settings import Settings
+from tests.admin_support import make_role
 from tests.conftest import PASSWORD, LiveServer, csrf_token_in, execute, run_async
 
 WHO = ("anonymous", "operator", "supervisor", "admin")
@@ -67,6 +69,58 @@ ROUTE_STATUS: dict[tuple[str, str], tuple[int, int, int, int]] = {
 }
 
 
+# Custom roles each holding one admin permission, and nothing else: the guard
+# lets each into its own pages, and delegation (quality/accounts.py) refuses
+# what touches the operator's account or role, whose permissions they lack.
+ONE_ADMIN_PERMISSION = {"users-only": "admin.users", "roles-only": "admin.roles",
+                        "defects-only": "admin.defects", "audit-only": "admin.audit"}
+# (method, path) -> status for users-only, roles-only, defects-only, audit-only.
+ONE_ADMIN_PERMISSION_STATUS: dict[tuple[str, str], tuple[int, int, int, int]] = {
+    ("GET", "/"): (303, 303, 303, 303),  # their one page
+    ("GET", "/login"): (303, 303, 303, 303),
+    ("POST", "/login"): (400, 400, 400, 400),
+    ("POST", "/language"): (400, 400, 400, 400),
+    ("GET", "/healthz"): (200, 200, 200, 200),
+    ("GET", "/metrics"): (200, 200, 200, 200),
+    ("GET", "/scan"): (403, 403, 403, 403),
+    ("POST", "/scan"): (403, 403, 403, 403),
+    ("GET", "/scan/stream"): (403, 403, 403, 403),
+    ("GET", "/scan/piece"): (403, 403, 403, 403),
+    ("GET", "/scan/operator"): (403, 403, 403, 403),
+    ("GET", "/fgscan"): (403, 403, 403, 403),
+    ("POST", "/fgscan"): (403, 403, 403, 403),
+    ("GET", "/fgscan/stream"): (403, 403, 403, 403),
+    ("GET", "/fgscan/piece"): (403, 403, 403, 403),
+    ("GET", "/fgscan/operator"): (403, 403, 403, 403),
+    ("GET", "/scans"): (403, 403, 403, 403),
+    ("GET", "/scans/totals"): (403, 403, 403, 403),
+    ("GET", "/scans/stream"): (403, 403, 403, 403),
+    ("GET", "/scans/export.csv"): (403, 403, 403, 403),
+    ("GET", "/scans/export.xlsx"): (403, 403, 403, 403),
+    ("GET", "/reports"): (403, 403, 403, 403),
+    ("GET", "/account"): (200, 200, 200, 200),
+    ("POST", "/account/password"): (422, 422, 422, 422),
+    ("GET", "/admin/users"): (200, 403, 403, 403),
+    ("POST", "/admin/users"): (422, 403, 403, 403),
+    ("GET", "/admin/users/{user_id:int}"): (200, 403, 403, 403),  # shown, but not changeable
+    ("POST", "/admin/users/{user_id:int}"): (422, 403, 403, 403),
+    ("POST", "/admin/users/{user_id:int}/password"): (422, 403, 403, 403),
+    ("POST", "/admin/users/{user_id:int}/disable"): (403, 403, 403, 403),  # an operator holds more
+    ("GET", "/admin/roles"): (403, 200, 403, 403),
+    ("POST", "/admin/roles"): (403, 422, 403, 403),
+    ("POST", "/admin/roles/matrix"): (403, 422, 403, 403),
+    ("POST", "/admin/roles/{role_id:int}/permissions"): (403, 403, 403, 403),  # unticks scan.*
+    ("POST", "/admin/roles/{role_id:int}/rename"): (403, 422, 403, 403),
+    ("POST", "/admin/roles/{role_id:int}/delete"): (403, 403, 403, 403),
+    ("GET", "/admin/defects"): (403, 403, 200, 403),
+    ("POST", "/admin/defects"): (403, 403, 422, 403),
+    ("GET", "/admin/defects/{code}"): (403, 403, 200, 403),
+    ("POST", "/admin/defects/{code}"): (403, 403, 422, 403),
+    ("GET", "/admin/audit"): (403, 403, 403, 200),
+    ("POST", "/logout"): (303, 303, 303, 303),  # last: it ends the session
+}
+
+
 def router_routes(settings: Settings) -> list[tuple[str, str]]:
     found = []
     for route in create_app(settings).routes:
@@ -78,6 +132,8 @@ def router_routes(settings: Settings) -> list[tuple[str, str]]:
 def test_every_route_has_an_expected_status_for_everyone(settings: Settings, make_user: Any) -> None:
     routes = router_routes(settings)
     assert sorted(routes) == sorted(ROUTE_STATUS), "a route was added or removed: update ROUTE_STATUS"
+    assert sorted(routes) == sorted(ONE_ADMIN_PERMISSION_STATUS), \
+        "a route was added or removed: update ONE_ADMIN_PERMISSION_STATUS"
 
 
 def _fill(path: str, ids: dict[str, str]) -> str:
@@ -96,6 +152,25 @@ def _status(http: httpx2.Client, method: str, url: str, token: str | None) -> in
 def test_each_route_answers_each_kind_of_user_as_expected(settings: Settings, make_user: Any) -> None:
     for role in WHO[1:]:
         make_user(f"the-{role}", role)
+    assert _walk(settings, WHO, ROUTE_STATUS) == [], "(who, method, path, got, expected)"
+
+
+def test_each_route_answers_roles_holding_one_admin_permission_as_expected(
+    settings: Settings, make_user: Any
+) -> None:
+    make_user("the-operator", "operator")
+    for role, permission in ONE_ADMIN_PERMISSION.items():
+        make_role(settings, role, permission)
+        make_user(f"the-{role}", role)
+    wrong = _walk(settings, tuple(ONE_ADMIN_PERMISSION), ONE_ADMIN_PERMISSION_STATUS)
+    assert wrong == [], "(who, method, path, got, expected)"
+
+
+def _walk(settings: Settings, everyone: tuple[str, ...],
+          table: dict[tuple[str, str], tuple[int, ...]]) -> list[tuple[Any, ...]]:
+    """Each of `everyone` (signed in as the-<who>, but anonymous) visits every route
+    of `table`, with ids of the operator's account and role in its path; returns
+    each answer that differs from the table's."""
     assert settings.database_url
     (ids,) = run_async(execute(
         settings.database_url,
@@ -107,17 +182,17 @@ def test_each_route_answers_each_kind_of_user_as_expected(settings: Settings, ma
     server.start()
     wrong = []
     try:
-        for index, who in enumerate(WHO):
+        for index, who in enumerate(everyone):
             with httpx2.Client(base_url=server.url, timeout=30) as http:
                 token = csrf_token_in(http.get("/login").text)
                 if who != "anonymous":
                     http.post("/login", data={"username": f"the-{who}", "password": PASSWORD,
                                               "csrf_token": token})
                     token = csrf_token_in(http.get("/account").text)
-                for (method, path), statuses in ROUTE_STATUS.items():
+                for (method, path), statuses in table.items():
                     got = _status(http, method, _fill(path, path_ids), token)
                     if got != statuses[index]:
                         wrong.append((who, method, path, got, statuses[index]))
     finally:
         server.stop()
-    assert wrong == [], "(who, method, path, got, expected)"
+    return wrong

@@ -3,16 +3,30 @@
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
+import contextlib
+import threading
 from collections import Counter
+from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
 import httpx2
+import pytest
 from starlette.testclient import TestClient
 
 from quality.app import create_app
-from quality.pages.account.sign_in import BOUNDS, CLEAN_ADDRESS_WAIT
-from quality.settings import Settings
-from tests.conftest import LiveServer, csrf_token_in, execute, login, run_async, session_count
+from quality.settings import DatabaseURL, Settings
+from quality.throttle import BOUNDS, MAX_WAIT, STRANGER_WAIT
+from tests.conftest import (
+    PASSWORD,
+    LiveServer,
+    csrf_token_in,
+    database_for,
+    execute,
+    login,
+    run_async,
+    session_count,
+)
 from tests.test_passwords import old_scrypt_hash
 
 
@@ -148,7 +162,7 @@ def test_guesses_spread_over_addresses_only_delay_a_clean_address(
                 assert login(stranger, "kim", "guess-guess").status_code == 401
     with client_from(settings, "10.0.0.9") as own:
         delayed = login(own, "kim")
-        seconds = int(CLEAN_ADDRESS_WAIT.total_seconds())
+        seconds = int(STRANGER_WAIT.total_seconds())
         assert delayed.status_code == 429 and f"Wait {seconds} seconds" in delayed.text
         age_attempts(settings, seconds + 1)
         assert login(own, "kim").status_code == 303
@@ -179,3 +193,128 @@ def test_an_old_hash_is_replaced_at_sign_in(settings: Settings, client: TestClie
     (rows,) = run_async(execute(settings.database_url,
                                 "SELECT password_hash FROM users WHERE username = 'old'"))
     assert rows[0][0].startswith("$argon2id$")
+
+
+# -- a stranger's guesses, a shift change ---------------------------------------
+
+
+def test_a_strangers_failures_never_lock_the_user_out_of_their_own_station(
+    settings: Settings, make_user: Any
+) -> None:
+    make_user("sup1", "supervisor")
+    for n in range(14):  # a stranger tries from eight other stations, now and then
+        with client_from(settings, f"127.0.0.{2 + n % 8}") as stranger:
+            assert login(stranger, "sup1", "guess-guess").status_code == 401
+        age_attempts(settings, int(MAX_WAIT.total_seconds()) + 1)
+    with client_from(settings, "127.0.0.1") as own:
+        assert login(own, "sup1", "typo-typo").status_code == 401
+        delayed = login(own, "sup1")
+        seconds = int(STRANGER_WAIT.total_seconds())
+        assert delayed.status_code == 429 and f"Wait {seconds} seconds" in delayed.text
+        age_attempts(settings, seconds + 1)
+        assert login(own, "sup1").status_code == 303
+    assert session_count(settings) == 1
+
+
+async def sign_in_at_once(server: LiveServer, attempts: list[tuple[str, str, str]]) -> list[int]:
+    """Each (address, user name, password) from a browser of its own at that
+    address; every browser first loads the sign-in page, then all post at once."""
+    ready = asyncio.Barrier(len(attempts))
+
+    async def sign_in(address: str, username: str, password: str) -> int:
+        transport = httpx2.AsyncHTTPTransport(local_address=address)
+        async with httpx2.AsyncClient(base_url=server.url, transport=transport, timeout=120) as http:
+            token = csrf_token_in((await http.get("/login")).text)
+            await ready.wait()
+            data = {"username": username, "password": password, "csrf_token": token}
+            return (await http.post("/login", data=data)).status_code
+
+    return list(await asyncio.gather(*(sign_in(*attempt) for attempt in attempts)))
+
+
+@pytest.fixture
+async def busy_server(settings: Settings) -> AsyncIterator[LiveServer]:
+    """The app in a process of its own, where a slow machine queues for the pool
+    rather than answering busy."""
+    server = LiveServer(settings, {"QUALITY_POOL_TIMEOUT": "60"})
+    await asyncio.to_thread(server.start)
+    yield server
+    server.stop()
+
+
+async def test_a_shift_change_signs_everyone_in_from_one_address(
+    settings: Settings, make_user: Any, busy_server: LiveServer
+) -> None:
+    # More people than the address's free failures, behind one address (a
+    # terminal server, a NAT), twice over: none refused, none an error.
+    users = [make_user(f"op{n}", "operator") for n in range(BOUNDS["address"].free + 10)]
+    for _ in range(2):
+        statuses = await sign_in_at_once(busy_server, [("127.0.0.1", user, PASSWORD) for user in users])
+        assert Counter(statuses) == {303: len(users)}
+    assert session_count(settings) == 2 * len(users)
+
+
+async def test_the_same_user_signs_in_at_several_terminals_at_once(
+    settings: Settings, make_user: Any, busy_server: LiveServer
+) -> None:
+    make_user("sup2", "supervisor")
+    # Four stations of their own, and more terminals than the pair's free
+    # failures behind one more address.
+    addresses = [f"127.0.0.{n}" for n in range(2, 6)] + ["127.0.0.6"] * (BOUNDS["pair"].free + 1)
+    statuses = await sign_in_at_once(busy_server, [(address, "sup2", PASSWORD) for address in addresses])
+    assert Counter(statuses) == {303: len(addresses)}
+    assert session_count(settings) == len(addresses)
+
+
+async def test_guesses_over_many_names_at_once_get_no_more_tries_than_the_address_allows(
+    busy_server: LiveServer,
+) -> None:
+    free = BOUNDS["address"].free
+    guesses = [("127.0.0.1", f"nobody{n}", "wrong-guess") for n in range(free + 10)]
+    statuses = await sign_in_at_once(busy_server, guesses)
+    assert Counter(statuses) == {401: free, 429: 10}
+
+
+@contextlib.contextmanager
+def held_open(url: DatabaseURL, *statements: str) -> Iterator[None]:
+    """The statements run in a transaction of another connection, left open
+    (its row locks held) until the block ends."""
+    holding, done = threading.Event(), threading.Event()
+
+    async def hold() -> None:
+        holder = database_for(url, maxsize=1)
+        async with holder.transaction() as cur:
+            for statement in statements:
+                await cur.execute(statement)
+            holding.set()
+            await asyncio.to_thread(done.wait)
+        await holder.close()
+
+    with concurrent.futures.ThreadPoolExecutor(1) as pool:
+        held = pool.submit(run_async, hold())
+        try:
+            assert holding.wait(10)
+            yield
+        finally:
+            done.set()
+        held.result()
+
+
+def test_a_sign_in_that_keeps_waiting_for_its_counters_is_a_503(
+    settings: Settings, make_user: Any
+) -> None:
+    make_user("una", "operator")
+    url = settings.database_url
+    assert url
+    ((wait_before,),) = run_async(execute(url, "SELECT @@GLOBAL.innodb_lock_wait_timeout"))[0]
+    run_async(execute(url, "SET GLOBAL innodb_lock_wait_timeout = 1"))  # for the app's connections
+    try:
+        with held_open(url, "INSERT INTO login_attempts (scope, subject, failures, last_at)"
+                            " VALUES ('address', '10.0.0.12', 0, UTC_TIMESTAMP(6))"), \
+                client_from(settings, "10.0.0.12") as client:
+            locked = login(client, "una")
+    finally:
+        run_async(execute(url, f"SET GLOBAL innodb_lock_wait_timeout = {wait_before}"))
+    assert locked.status_code == 503 and locked.headers["retry-after"] == "2"
+    assert "The database is busy or unreachable." in locked.text
+    assert session_count(settings) == 0

@@ -27,6 +27,7 @@ from tests.conftest import (
     run_async,
     session_count,
 )
+from tests.test_auth import held_open
 
 
 def test_login_gives_a_new_session_id(client: TestClient, make_user: Any) -> None:
@@ -124,6 +125,24 @@ def test_expired_sessions_are_purged_at_the_next_sign_in(
     client.cookies.clear()
     login(client, "eve")
     assert session_count(settings) == 1
+
+
+def test_the_purge_skips_sessions_another_transaction_holds(
+    client: TestClient, make_user: Any, settings: Settings
+) -> None:
+    make_user("eve", "operator")
+    for _ in range(3):
+        client.cookies.clear()
+        login(client, "eve")
+    assert settings.database_url
+    run_async(execute(settings.database_url,
+                      "UPDATE sessions SET expires_at = UTC_TIMESTAMP(6) - INTERVAL 1 SECOND"))
+    client.cookies.clear()
+    with held_open(settings.database_url, "SELECT id FROM sessions ORDER BY id LIMIT 1 FOR UPDATE"):
+        started = time.monotonic()
+        assert login(client, "eve").status_code == 303
+        assert time.monotonic() - started < 2  # it never waited for the held row
+    assert session_count(settings) == 2  # the held one is left for the next purge
 
 
 def test_authenticated_pages_are_not_stored(client: TestClient, make_user: Any) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 from asyncmy.errors import IntegrityError, OperationalError
 
@@ -18,7 +19,6 @@ from quality.shifts import Shifts
 log = logging.getLogger(__name__)
 
 _UNKNOWN_DEFECT = 30001  # raised by record_scan (migration 0003)
-_RETRY = {1213, 1205}  # deadlock, lock wait timeout: the transaction was rolled back
 
 
 class UnknownDefect(ValueError):
@@ -34,8 +34,8 @@ class SubmissionConflict(ValueError):
 
 
 class SaveContended(DatabaseUnavailable):
-    """The save lost to concurrent saves (duplicate-key races, deadlocks) every
-    time it was tried; nothing was saved, and sent again later it goes through."""
+    """The save met concurrent saves of its submission (duplicate-key races)
+    every time it was tried; nothing was saved, and sent again later it goes through."""
 
 
 @dataclass(frozen=True)
@@ -114,7 +114,9 @@ def saved_from_row(values: tuple) -> Saved:
 
 async def save_scan(db: Database, station: str, scan: ScanInput, user_id: int,
                     shifts: Shifts) -> Saved:
-    """Save once per submission id; a repeat returns the first save's scan."""
+    """Save once per submission id; a repeat returns the first save's scan. A
+    save that meets a deadlock or lock wait timeout is run again (`Database.run`);
+    one that meets a concurrent save of the same submission returns that save."""
     for _ in range(3):
         try:
             return await _record_scan(db, station, scan, user_id, shifts)
@@ -125,12 +127,9 @@ async def save_scan(db: Database, station: str, scan: ScanInput, user_id: int,
             if before is not None:
                 return before
         except OperationalError as exc:
-            code = error_code(exc)
-            if code == _UNKNOWN_DEFECT:
-                raise UnknownDefect(scan.defect_code, await _in_catalogue(db, scan.defect_code)) from exc
-            if code not in _RETRY:
+            if error_code(exc) != _UNKNOWN_DEFECT:
                 raise
-            log.info("scan save rolled back by the server (%s); trying again", code)
+            raise UnknownDefect(scan.defect_code, await _in_catalogue(db, scan.defect_code)) from exc
     raise SaveContended("the scan's save kept colliding with concurrent saves")
 
 
@@ -138,17 +137,14 @@ async def _record_scan(db: Database, station: str, scan: ScanInput, user_id: int
                        shifts: Shifts) -> Saved:
     created_at = utc_now()
     shift_start, shift_end = shifts.around(created_at)
-    async with db.transaction() as cur:
-        await call(
-            cur, "record_scan", station=station, submission=scan.submission_id,
-            operator=scan.operator_code, piece=scan.piece_code, order=scan.order_code,
-            checker1=scan.checker1_code, checker2=scan.checker2_code, defect=scan.defect_code,
-            approved=scan.approved, user=user_id, at=created_at, shift_start=shift_start,
-            shift_end=shift_end,
-        )
-        (scan_id, rescan, defect_name, approved, rejected,
-         was_approved, was_code, was_name, operator_scans) = await cur.fetchone()
-        await cur.nextset()
+    (scan_id, rescan, defect_name, approved, rejected,
+     was_approved, was_code, was_name, operator_scans) = await db.run(
+        _call_record_scan,
+        {"station": station, "submission": scan.submission_id, "operator": scan.operator_code,
+         "piece": scan.piece_code, "order": scan.order_code, "checker1": scan.checker1_code,
+         "checker2": scan.checker2_code, "defect": scan.defect_code, "approved": scan.approved,
+         "user": user_id, "at": created_at, "shift_start": shift_start, "shift_end": shift_end},
+    )
     row = ScanRow(
         scan_id, station, created_at, scan.operator_code, scan.piece_code, scan.order_code,
         scan.checker1_code, scan.checker2_code, scan.defect_code, defect_name,
@@ -156,6 +152,13 @@ async def _record_scan(db: Database, station: str, scan: ScanInput, user_id: int
     )
     previous = None if was_code is None else Verdict(bool(was_approved), was_code, was_name)
     return Saved(row, approved, rejected, previous=previous, operator_scans=operator_scans)
+
+
+async def _call_record_scan(cur: Cursor, arguments: dict[str, Any]) -> tuple:
+    await call(cur, "record_scan", **arguments)
+    found = await cur.fetchone()
+    await cur.nextset()
+    return found
 
 
 async def piece_verdict(db: Database, station: str, piece_code: str) -> Verdict | None:

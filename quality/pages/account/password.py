@@ -1,6 +1,8 @@
 """My account (/account): every user changes their own password here, with
 the current one; their sessions elsewhere end. The same check serves the
-sign-in of a user whose password an admin reset (quality/auth.py)."""
+sign-in of a user whose password an admin reset (quality/auth.py). A wrong
+current password is a failed attempt like a failed sign-in: counted against the
+same counters (quality/throttle.py) and in the login-failure metric."""
 
 from __future__ import annotations
 
@@ -11,13 +13,20 @@ from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 from starlette.routing import Route
 
-from quality.accounts import MAX_PASSWORD, MIN_PASSWORD, AccountError, change_own_password
+from quality.accounts import (
+    MAX_PASSWORD,
+    MIN_PASSWORD,
+    AccountError,
+    WrongPassword,
+    change_own_password,
+)
 from quality.audit import Actor
 from quality.fields import Field, Validated, keep, validate
 from quality.http.render import render
 from quality.http.services import services
 from quality.i18n import lazy
 from quality.permissions import SIGNED_IN, guard
+from quality.throttle import Throttled, password_wait_message
 from quality.user_sessions import current_session_id
 
 TEMPLATE = "account/account.html"
@@ -50,6 +59,7 @@ async def account_page(request: Request) -> Response:
 @guard(SIGNED_IN)
 async def change_password(request: Request) -> Response:
     checked = check_new_password(await request.form(), CURRENT)
+    status = 422
     if checked.ok:
         try:
             await change_own_password(
@@ -57,11 +67,15 @@ async def change_password(request: Request) -> Response:
                 checked.values["new_password"], actor=Actor.of(request),
                 keep_session=current_session_id(request),
             )
+        except Throttled as exc:
+            checked.errors["current_password"], status = password_wait_message(exc.wait), 429
         except AccountError as exc:
+            if isinstance(exc, WrongPassword):  # a guess at the password, like a failed sign-in
+                services(request).metrics.login_failures.inc()
             checked.errors[exc.field or "new_password"] = exc.args[0]
         else:
             return RedirectResponse("/account?done=password", 303)
-    return render(request, TEMPLATE, {"errors": checked.errors, "changed": False}, status_code=422)
+    return render(request, TEMPLATE, {"errors": checked.errors, "changed": False}, status_code=status)
 
 
 routes = [

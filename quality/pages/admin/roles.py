@@ -4,7 +4,10 @@ or, with htmx, a row at a time showing what changed.
 
 No change may leave the plant without an active administrator
 (quality/accounts.py `lock_admins` / `ensure_an_admin_remains`), and a role
-still given to someone cannot be deleted."""
+still given to someone cannot be deleted. Nobody ticks or unticks a permission
+they lack, or renames or deletes a role holding one (quality/accounts.py
+`changing`, `Grantor`): the page shows those disabled, and a submission that
+tries is a 403 that changes nothing."""
 
 from __future__ import annotations
 
@@ -20,7 +23,15 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from quality import audit
-from quality.accounts import AccountError, ensure_an_admin_remains, lock_admins
+from quality.accounts import (
+    AccountError,
+    Attempt,
+    Grantor,
+    NotDelegable,
+    changing,
+    ensure_an_admin_remains,
+    role_permissions,
+)
 from quality.audit import Actor
 from quality.db import Cursor
 from quality.fields import TEXT, Field, validate
@@ -73,11 +84,18 @@ async def _roles(cur: Cursor, lock: bool = False) -> dict[int, Role]:
             for id_, name, description, users in rows}
 
 
+def _changeable(grantor: Grantor) -> frozenset[str]:
+    """The permissions this actor may tick or untick in the matrix."""
+    return frozenset(name for name in PERMISSIONS if grantor.may_give([name]))
+
+
 async def _page(request: Request, status: int = 200, **values: Any) -> Response:
     async with services(request).db.transaction() as cur:
         roles = await _roles(cur)
+        grantor = await Grantor.read(cur, Actor.of(request))
     context = {
-        "roles": list(roles.values()), "permissions": PERMISSIONS, "notice": notice(request, NOTICES),
+        "roles": list(roles.values()), "permissions": PERMISSIONS, "changeable": _changeable(grantor),
+        "notice": notice(request, NOTICES),
         "values": {}, "errors": {}, "rename": {}, "matrix_error": None,
         "row_error": None, "row_changed": ([], []), **values,
     }
@@ -102,11 +120,10 @@ def _wanted(form: FormData, role_ids: Sequence[int]) -> dict[int, frozenset[str]
     return wanted
 
 
-async def _apply(cur: Cursor, actor: Actor, wanted: dict[int, frozenset[str]]
+async def _apply(cur: Cursor, grantor: Grantor, wanted: dict[int, frozenset[str]]
                  ) -> dict[int, tuple[list[str], list[str]]]:
     """Set each role's permissions; audit each role that changed. Returns what
-    was added and removed per role."""
-    await lock_admins(cur)
+    was added and removed per role. Run inside `changing`."""
     roles = await _roles(cur, lock=True)
     missing = set(wanted) - roles.keys()
     if missing:
@@ -117,6 +134,7 @@ async def _apply(cur: Cursor, actor: Actor, wanted: dict[int, frozenset[str]]
         added, removed = sorted(permissions - role.permissions), sorted(role.permissions - permissions)
         if not (added or removed):
             continue
+        grantor.check_matrix(role.name, role.permissions, permissions)
         if removed:
             await cur.execute(
                 f"DELETE FROM role_permissions WHERE role_id = %s"
@@ -124,7 +142,7 @@ async def _apply(cur: Cursor, actor: Actor, wanted: dict[int, frozenset[str]]
         if added:
             await cur.executemany("INSERT INTO role_permissions (role_id, permission) VALUES (%s, %s)",
                                   [(role_id, name) for name in added])
-        await audit.record(cur, actor, "role.permissions", role.name,
+        await audit.record(cur, grantor.actor, "role.permissions", role.name,
                            {"permissions": sorted(role.permissions)}, {"permissions": sorted(permissions)})
         changed[role_id] = (added, removed)
     try:
@@ -147,10 +165,12 @@ async def save_matrix(request: Request) -> Response:
     form = await request.form()
     try:
         wanted = _wanted(form, _role_ids(form))
-        async with services(request).db.transaction() as cur:
-            await _apply(cur, Actor.of(request), wanted)
+        async with changing(services(request).db, Actor.of(request)) as (cur, grantor):
+            await _apply(cur, grantor, wanted)
     except Refused as exc:
         return await _page(request, 422, matrix_error=exc.args[0])
+    except NotDelegable as exc:
+        return await _page(request, 403, matrix_error=exc.args[0])
     return done("/admin/roles", "matrix")
 
 
@@ -161,16 +181,20 @@ async def save_row(request: Request) -> Response:
     status, error, changed = 200, None, ([], [])
     try:
         wanted = _wanted(form, [role_id])
-        async with services(request).db.transaction() as cur:
+        async with changing(services(request).db, Actor.of(request)) as (cur, grantor):
             await _role_or_404(cur, role_id)
-            changed = (await _apply(cur, Actor.of(request), wanted)).get(role_id, changed)
+            changed = (await _apply(cur, grantor, wanted)).get(role_id, changed)
     except Refused as exc:
         status, error = 422, exc.args[0]
+    except NotDelegable as exc:
+        status, error = 403, exc.args[0]
     if not is_htmx(request):
-        return await _page(request, 422, matrix_error=error) if error else done("/admin/roles", "matrix")
+        return await _page(request, status, matrix_error=error) if error else done("/admin/roles", "matrix")
     async with services(request).db.transaction() as cur:
         role = (await _roles(cur))[role_id]
-    context = {"role": role, "permissions": PERMISSIONS, "row_error": error, "row_changed": changed}
+        grantor = await Grantor.read(cur, Actor.of(request))
+    context = {"role": role, "permissions": PERMISSIONS, "changeable": _changeable(grantor),
+               "row_error": error, "row_changed": changed}
     return render(request, TEMPLATE, context, block="role_row", status_code=status)
 
 
@@ -211,13 +235,19 @@ async def rename(request: Request) -> Response:
     checked = validate(await request.form(), (ROLE_NAME,))
     if checked.ok:
         name = checked.values["name"]
-        async with services(request).db.transaction() as cur:
-            old, _description = await _role_or_404(cur, role_id)
-            if name != old and await _name_taken(cur, name):
-                checked.errors["name"] = lazy("A role with this name exists already.")
-            elif name != old:
-                await cur.execute("UPDATE roles SET name = %s WHERE id = %s", (name, role_id))
-                await audit.record(cur, Actor.of(request), "role.rename", old, {"name": old}, {"name": name})
+        try:
+            async with changing(services(request).db, Actor.of(request)) as (cur, grantor):
+                old, _description = await _role_or_404(cur, role_id)
+                if name != old:
+                    grantor.check_role_kept(old, (await role_permissions(cur))[old],
+                                            Attempt("role.rename", old, {"name": old}, {"name": name}))
+                if name != old and await _name_taken(cur, name):
+                    checked.errors["name"] = lazy("A role with this name exists already.")
+                elif name != old:
+                    await cur.execute("UPDATE roles SET name = %s WHERE id = %s", (name, role_id))
+                    await audit.record(cur, grantor.actor, "role.rename", old, {"name": old}, {"name": name})
+        except NotDelegable as exc:
+            return await _page(request, 403, rename={role_id: (name, exc.args[0])})
     else:
         async with services(request).db.transaction() as cur:
             await _role_or_404(cur, role_id)
@@ -229,17 +259,20 @@ async def rename(request: Request) -> Response:
 @guard("admin.roles")
 async def delete(request: Request) -> Response:
     role_id = request.path_params["role_id"]
-    async with services(request).db.transaction() as cur:
-        name, description = await _role_or_404(cur, role_id)
-        # Locks the role's users, so nobody is given the role while it goes.
-        await cur.execute("SELECT COUNT(*) FROM users WHERE role_id = %s FOR UPDATE", (role_id,))
-        (users,) = await cur.fetchone() or (0,)
-        if not users:
-            await cur.execute("SELECT permission FROM role_permissions WHERE role_id = %s", (role_id,))
-            permissions = sorted(permission for (permission,) in await cur.fetchall())
-            await cur.execute("DELETE FROM roles WHERE id = %s", (role_id,))
-            await audit.record(cur, Actor.of(request), "role.delete", name,
-                               {"name": name, "description": description, "permissions": permissions}, None)
+    try:
+        async with changing(services(request).db, Actor.of(request)) as (cur, grantor):
+            name, description = await _role_or_404(cur, role_id)
+            permissions = sorted((await role_permissions(cur))[name])
+            was = {"name": name, "description": description, "permissions": permissions}
+            grantor.check_role_kept(name, permissions, Attempt("role.delete", name, was, None))
+            # Locks the role's users, so nobody is given the role while it goes.
+            await cur.execute("SELECT COUNT(*) FROM users WHERE role_id = %s FOR UPDATE", (role_id,))
+            (users,) = await cur.fetchone() or (0,)
+            if not users:
+                await cur.execute("DELETE FROM roles WHERE id = %s", (role_id,))
+                await audit.record(cur, grantor.actor, "role.delete", name, was, None)
+    except NotDelegable as exc:
+        return await _page(request, 403, rename={role_id: (name, exc.args[0])})
     if users:
         message = lazy("This role is given to at least one user; move them to another role first.")
         return await _page(request, 422, rename={role_id: (name, message)})

@@ -1,5 +1,10 @@
 """/admin/users: list (search, filter by role and state), create, edit (full
-name, role, active), reset a password, disable."""
+name, role, active), reset a password, disable.
+
+The forms offer only the roles the actor may give, and an account whose role
+holds a permission the actor lacks is shown without its forms; what a forged
+submission tries anyway is refused in quality/accounts.py (a 403 on the page,
+nothing changed, the refusal audited)."""
 
 from __future__ import annotations
 
@@ -17,10 +22,13 @@ from quality.accounts import (
     USERNAME,
     Account,
     AccountError,
+    Grantor,
     NoSuchUser,
+    NotDelegable,
     create_user,
     find_user,
     list_users,
+    role_permissions,
     set_password,
     update_user,
 )
@@ -75,6 +83,16 @@ async def _role_names(cur: Cursor) -> list[str]:
     return [name for (name,) in await cur.fetchall()]
 
 
+async def _delegable(cur: Cursor, request: Request) -> tuple[Grantor, dict[str, frozenset[str]]]:
+    """The signed-in actor with what they hold, and every role's permissions."""
+    return await Grantor.read(cur, Actor.of(request)), await role_permissions(cur)
+
+
+def _givable(grantor: Grantor, roles: dict[str, frozenset[str]]) -> list[str]:
+    """The roles the actor may give: those whose every permission they hold."""
+    return sorted(role for role, permissions in roles.items() if grantor.may_give(permissions))
+
+
 def _filters(request: Request, roles: list[str]) -> dict[str, str]:
     query = request.query_params
     return {
@@ -90,8 +108,9 @@ async def _list_page(request: Request, status: int = 200, **values: Any) -> Resp
         filters = _filters(request, roles)
         active = {"yes": True, "no": False}.get(filters["active"])
         accounts = await list_users(cur, filters["q"], filters["role"], active)
+        grantor, permissions = await _delegable(cur, request)
     context = {
-        "accounts": accounts, "roles": roles, "filters": filters,
+        "accounts": accounts, "roles": roles, "givable": _givable(grantor, permissions), "filters": filters,
         "values": {}, "errors": {}, "notice": notice(request, NOTICES), **values,
     }
     return render(request, LIST, context, status_code=status)
@@ -115,6 +134,8 @@ async def create(request: Request) -> Response:
                 services(request).db, values["username"], values["password"], values["role"],
                 values["full_name"], actor=Actor.of(request), must_change_password=True,
             )
+        except NotDelegable as exc:
+            return await _list_page(request, 403, values=_shown(checked), errors={"form": _sentence(exc)})
         except AccountError as exc:
             checked.errors[exc.field or "form"] = _sentence(exc)
         else:
@@ -131,10 +152,13 @@ async def _account_or_404(request: Request) -> tuple[Account, list[str]]:
         return account, await _role_names(cur)
 
 
-async def _edit_page(request: Request, account: Account, roles: list[str], status: int = 200,
-                     **values: Any) -> Response:
+async def _edit_page(request: Request, account: Account, status: int = 200, **values: Any) -> Response:
+    async with services(request).db.transaction() as cur:
+        grantor, permissions = await _delegable(cur, request)
     context = {
-        "account": account, "roles": roles,
+        "account": account, "givable": _givable(grantor, permissions),
+        # What the actor lacks of this account's role: while any, its forms are not shown.
+        "not_held": grantor.lacks(permissions.get(account.role, ())),
         "values": {"full_name": account.full_name, "role": account.role},
         "errors": {}, "password_errors": {}, "notice": notice(request, NOTICES), **values,
     }
@@ -143,8 +167,8 @@ async def _edit_page(request: Request, account: Account, roles: list[str], statu
 
 @guard("admin.users")
 async def edit_page(request: Request) -> Response:
-    account, roles = await _account_or_404(request)
-    return await _edit_page(request, account, roles)
+    account, _roles = await _account_or_404(request)
+    return await _edit_page(request, account)
 
 
 @guard("admin.users")
@@ -159,32 +183,39 @@ async def save(request: Request) -> Response:
                 full_name=checked.values["full_name"], role=checked.values["role"],
                 active=checkbox(form, "active"),
             )
+        except NotDelegable as exc:
+            return await _edit_page(request, account, 403, values=_shown(checked),
+                                    errors={"form": _sentence(exc)})
         except AccountError as exc:
             checked.errors[exc.field or "form"] = _sentence(exc)
         else:
             return done(f"/admin/users/{account.id}", "saved")
-    return await _edit_page(request, account, roles, 422, values=_shown(checked),
-                            errors=checked.errors)
+    return await _edit_page(request, account, 422, values=_shown(checked), errors=checked.errors)
 
 
 @guard("admin.users")
 async def reset_password(request: Request) -> Response:
-    account, roles = await _account_or_404(request)
+    account, _roles = await _account_or_404(request)
     checked = validate(await request.form(), (_password_field("password", lazy("Temporary password")),))
     if checked.ok:
-        await set_password(services(request).db, account.id, checked.values["password"],
-                           actor=Actor.of(request), must_change=True)
+        try:
+            await set_password(services(request).db, account.id, checked.values["password"],
+                               actor=Actor.of(request), must_change=True)
+        except NotDelegable as exc:
+            return await _edit_page(request, account, 403, errors={"form": _sentence(exc)})
         return done(f"/admin/users/{account.id}", "password")
-    return await _edit_page(request, account, roles, 422, password_errors=checked.errors)
+    return await _edit_page(request, account, 422, password_errors=checked.errors)
 
 
 @guard("admin.users")
 async def disable(request: Request) -> Response:
-    account, roles = await _account_or_404(request)
+    account, _roles = await _account_or_404(request)
     try:
         await update_user(services(request).db, account.id, actor=Actor.of(request), active=False)
+    except NotDelegable as exc:
+        return await _edit_page(request, account, 403, errors={"form": _sentence(exc)})
     except AccountError as exc:
-        return await _edit_page(request, account, roles, 422, errors={"form": _sentence(exc)})
+        return await _edit_page(request, account, 422, errors={"form": _sentence(exc)})
     return done(f"/admin/users/{account.id}", "disabled")
 
 
@@ -193,7 +224,7 @@ def _shown(checked: Validated) -> dict[str, str]:
     return {name: value for name, value in checked.values.items() if name != "password"}
 
 
-def _sentence(exc: AccountError) -> str:
+def _sentence(exc: AccountError | NotDelegable) -> str:
     """An account message: a whole sentence, translated where it is shown."""
     return exc.args[0]
 
