@@ -14,7 +14,7 @@ from quality.settings import Settings
 from quality.throttle import BOUNDS
 from tests.admin_support import audit_rows, snapshot, two_processes
 from tests.conftest import csrf_token_in, eventually, login
-from tests.test_auth import age_attempts
+from tests.test_sign_in import age_attempts
 
 
 def form(token: str, **fields: str) -> dict[str, str]:

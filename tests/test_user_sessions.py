@@ -27,7 +27,7 @@ from tests.conftest import (
     run_async,
     session_count,
 )
-from tests.test_auth import held_open
+from tests.test_sign_in import held_open
 
 
 def test_login_gives_a_new_session_id(client: TestClient, make_user: Any) -> None:
