@@ -9,6 +9,7 @@ from typing import Any
 
 from asyncmy.errors import IntegrityError, OperationalError
 
+from quality import defects
 from quality.clock import utc_now
 from quality.codes import APPROVED
 from quality.db import DUPLICATE_KEY, Cursor, Database, DatabaseUnavailable, error_code
@@ -197,8 +198,7 @@ async def operator_scans(db: Database, station: str, operator_code: str,
 async def _in_catalogue(db: Database, code: str) -> bool:
     """Whether a code record_scan refused is in the catalogue (so: inactive)."""
     async with db.transaction() as cur:
-        await cur.execute("SELECT 1 FROM defect_codes WHERE code = %s", (code,))
-        return await cur.fetchone() is not None
+        return await defects.find(cur, code) is not None
 
 
 async def _saved_before(db: Database, station: str, scan: ScanInput) -> Saved | None:

@@ -6,6 +6,7 @@ from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 from starlette.routing import Route
 
+from quality.accounts import set_language
 from quality.http.errors import error_page
 from quality.http.services import services
 from quality.i18n import LANGUAGES, lazy
@@ -21,8 +22,7 @@ async def choose_language(request: Request) -> Response:
     if language not in LANGUAGES:
         return error_page(request, 400, lazy("Choose one of the languages offered."))
     async with services(request).db.transaction() as cur:
-        await cur.execute("UPDATE users SET language = %s WHERE id = %s",
-                          (language, request.state.user.id))
+        await set_language(cur, request.state.user.id, language)
     # Other processes drop it when the users trigger moves auth_version; this
     # one at once, so the next page is already in the new language.
     session_id = current_session_id(request)

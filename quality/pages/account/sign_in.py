@@ -20,9 +20,9 @@ from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 from starlette.routing import Route
 
-from quality.accounts import AccountError, change_own_password
+from quality.accounts import AccountError, change_own_password, store_rehash
 from quality.audit import Actor
-from quality.db import Cursor, Database, DatabaseUnavailable
+from quality.db import Database, DatabaseUnavailable
 from quality.http.render import render
 from quality.http.services import services
 from quality.i18n import lazy
@@ -75,7 +75,7 @@ async def login(request: Request) -> Response:
     elif needs_rehash(account.password_hash):  # (a reset one was just replaced by a fresh hash)
         # Hashed before borrowing a connection: a hash takes tens of milliseconds.
         new_hash = await asyncio.to_thread(hash_password, password)
-        await db.run(_store_hash, account.user_id, new_hash)
+        await db.run(store_rehash, account.user_id, new_hash)
     hours = services(request).settings.session_hours
     await start_session(db, request, account.user_id, hours)
     await _tidy(db, hours)
@@ -134,10 +134,6 @@ def safe_next_url(value: str | None) -> str:
     if parts.scheme or parts.netloc or "\\" in value:
         return "/"
     return value
-
-
-async def _store_hash(cur: Cursor, user_id: int, password_hash: str) -> None:
-    await cur.execute("UPDATE users SET password_hash = %s WHERE id = %s", (password_hash, user_id))
 
 
 async def _tidy(db: Database, hours: float) -> None:

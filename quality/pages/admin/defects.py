@@ -17,6 +17,7 @@ from quality import audit
 from quality.audit import Actor
 from quality.codes import APPROVED, DEFECT
 from quality.db import Cursor
+from quality.defects import add, catalogue, find, update
 from quality.fields import TEXT, Field, Validated, checkbox, validate
 from quality.http.render import render
 from quality.http.services import services
@@ -36,14 +37,9 @@ def _code_field(request: Request) -> Field:
                         missing=lazy("Enter the code."))
 
 
-async def _catalogue(cur: Cursor) -> list[tuple[str, str, str, bool]]:
-    await cur.execute("SELECT code, name, category, active FROM defect_codes ORDER BY code")
-    return [(code, name, category, bool(active)) for code, name, category, active in await cur.fetchall()]
-
-
 async def _list_page(request: Request, status: int = 200, **values: Any) -> Response:
     async with services(request).db.transaction() as cur:
-        defects = await _catalogue(cur)
+        defects = await catalogue(cur)
     context = {"defects": defects, "values": {}, "errors": {}, "notice": notice(request, NOTICES),
                **values}
     return render(request, LIST, context, status_code=status)
@@ -74,12 +70,10 @@ async def create(request: Request) -> Response:
     if checked.ok:
         code, name, category = (checked.values[key] for key in ("code", "name", "category"))
         async with services(request).db.transaction() as cur:
-            await cur.execute("SELECT 1 FROM defect_codes WHERE code = %s FOR UPDATE", (code,))
-            if await cur.fetchone():
+            if await find(cur, code, lock=True):
                 checked.errors["code"] = lazy("This code is in the catalogue already.")
             else:
-                await cur.execute("INSERT INTO defect_codes (code, name, category) VALUES (%s, %s, %s)",
-                                  (code, name, category))
+                await add(cur, code, name, category)
                 await audit.record(cur, Actor.of(request), "defect.create", code, None,
                                    {"name": name, "category": category, "active": True})
     if checked.ok:
@@ -96,12 +90,10 @@ def _path_code(request: Request) -> str:
 
 
 async def _defect_or_404(cur: Cursor, code: str, lock: bool = False) -> dict[str, Any]:
-    await cur.execute("SELECT name, category, active FROM defect_codes WHERE code = %s"
-                      + (" FOR UPDATE" if lock else ""), (code,))
-    row = await cur.fetchone()
-    if row is None:
+    found = await find(cur, code, lock)
+    if found is None:
         raise HTTPException(404, lazy("There is no such defect code."))
-    return {"name": row[0], "category": row[1], "active": bool(row[2])}
+    return {"name": found.name, "category": found.category, "active": found.active}
 
 
 @guard("admin.defects")
@@ -124,8 +116,7 @@ async def save(request: Request) -> Response:
         _check_approved(checked, code, active)
         after = {"name": checked.values["name"], "category": checked.values["category"], "active": active}
         if checked.ok and after != before:
-            await cur.execute("UPDATE defect_codes SET name = %s, category = %s, active = %s WHERE code = %s",
-                              (after["name"], after["category"], active, code))
+            await update(cur, code, after["name"], after["category"], active)
             changed = [key for key in after if after[key] != before[key]]
             await audit.record(cur, Actor.of(request), "defect.update", code,
                                {key: before[key] for key in changed}, {key: after[key] for key in changed})

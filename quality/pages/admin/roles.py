@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
-from dataclasses import dataclass
 from typing import Any
 
 from starlette.datastructures import FormData
@@ -23,6 +22,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from quality import audit
+from quality import roles as role_table
 from quality.accounts import (
     AccountError,
     Attempt,
@@ -30,7 +30,6 @@ from quality.accounts import (
     NotDelegable,
     changing,
     ensure_an_admin_remains,
-    role_permissions,
 )
 from quality.audit import Actor
 from quality.db import Cursor
@@ -57,31 +56,8 @@ NOTICES = {
 }
 
 
-@dataclass(frozen=True, slots=True)
-class Role:
-    id: int
-    name: str
-    description: str
-    users: int
-    permissions: frozenset[str]
-
-
 class Refused(ValueError):
     """A submission that cannot be applied; nothing was written."""
-
-
-async def _roles(cur: Cursor, lock: bool = False) -> dict[int, Role]:
-    await cur.execute(
-        "SELECT r.id, r.name, r.description, (SELECT COUNT(*) FROM users u WHERE u.role_id = r.id)"
-        " FROM roles r ORDER BY r.name" + (" FOR UPDATE" if lock else "")
-    )
-    rows = await cur.fetchall()
-    await cur.execute("SELECT role_id, permission FROM role_permissions")
-    granted: dict[int, set[str]] = {}
-    for role_id, permission in await cur.fetchall():
-        granted.setdefault(role_id, set()).add(permission)
-    return {id_: Role(id_, name, description, users, frozenset(granted.get(id_, ())))
-            for id_, name, description, users in rows}
 
 
 def _changeable(grantor: Grantor) -> frozenset[str]:
@@ -91,7 +67,7 @@ def _changeable(grantor: Grantor) -> frozenset[str]:
 
 async def _page(request: Request, status: int = 200, **values: Any) -> Response:
     async with services(request).db.transaction() as cur:
-        roles = await _roles(cur)
+        roles = await role_table.all_roles(cur)
         grantor = await Grantor.read(cur, Actor.of(request))
     context = {
         "roles": list(roles.values()), "permissions": PERMISSIONS, "changeable": _changeable(grantor),
@@ -124,7 +100,7 @@ async def _apply(cur: Cursor, grantor: Grantor, wanted: dict[int, frozenset[str]
                  ) -> dict[int, tuple[list[str], list[str]]]:
     """Set each role's permissions; audit each role that changed. Returns what
     was added and removed per role. Run inside `changing`."""
-    roles = await _roles(cur, lock=True)
+    roles = await role_table.all_roles(cur, lock=True)
     missing = set(wanted) - roles.keys()
     if missing:
         raise Refused(lazy("A role on this page no longer exists; reload the page."))
@@ -135,13 +111,7 @@ async def _apply(cur: Cursor, grantor: Grantor, wanted: dict[int, frozenset[str]
         if not (added or removed):
             continue
         grantor.check_matrix(role.name, role.permissions, permissions)
-        if removed:
-            await cur.execute(
-                f"DELETE FROM role_permissions WHERE role_id = %s"
-                f" AND permission IN ({', '.join(['%s'] * len(removed))})", (role_id, *removed))
-        if added:
-            await cur.executemany("INSERT INTO role_permissions (role_id, permission) VALUES (%s, %s)",
-                                  [(role_id, name) for name in added])
+        await role_table.change_permissions(cur, role_id, added, removed)
         await audit.record(cur, grantor.actor, "role.permissions", role.name,
                            {"permissions": sorted(role.permissions)}, {"permissions": sorted(permissions)})
         changed[role_id] = (added, removed)
@@ -191,7 +161,7 @@ async def save_row(request: Request) -> Response:
     if not is_htmx(request):
         return await _page(request, status, matrix_error=error) if error else done("/admin/roles", "matrix")
     async with services(request).db.transaction() as cur:
-        role = (await _roles(cur))[role_id]
+        role = (await role_table.all_roles(cur))[role_id]
         grantor = await Grantor.read(cur, Actor.of(request))
     context = {"role": role, "permissions": PERMISSIONS, "changeable": _changeable(grantor),
                "row_error": error, "row_changed": changed}
@@ -199,16 +169,10 @@ async def save_row(request: Request) -> Response:
 
 
 async def _role_or_404(cur: Cursor, role_id: int) -> tuple[str, str]:
-    await cur.execute("SELECT name, description FROM roles WHERE id = %s FOR UPDATE", (role_id,))
-    row = await cur.fetchone()
+    row = await role_table.locked(cur, role_id)
     if row is None:
         raise HTTPException(404, lazy("There is no such role."))
     return row
-
-
-async def _name_taken(cur: Cursor, name: str) -> bool:
-    await cur.execute("SELECT 1 FROM roles WHERE name = %s", (name,))
-    return await cur.fetchone() is not None
 
 
 @guard("admin.roles")
@@ -217,11 +181,10 @@ async def create(request: Request) -> Response:
     if checked.ok:
         name, description = checked.values["name"], checked.values["description"]
         async with services(request).db.transaction() as cur:
-            if await _name_taken(cur, name):
+            if await role_table.name_taken(cur, name):
                 checked.errors["name"] = lazy("A role with this name exists already.")
             else:
-                await cur.execute("INSERT INTO roles (name, description) VALUES (%s, %s)",
-                                  (name, description))
+                await role_table.create(cur, name, description)
                 await audit.record(cur, Actor.of(request), "role.create", name, None,
                                    {"name": name, "description": description})
     if checked.ok:
@@ -239,12 +202,12 @@ async def rename(request: Request) -> Response:
             async with changing(services(request).db, Actor.of(request)) as (cur, grantor):
                 old, _description = await _role_or_404(cur, role_id)
                 if name != old:
-                    grantor.check_role_kept(old, (await role_permissions(cur))[old],
+                    grantor.check_role_kept(old, (await role_table.permissions_by_name(cur))[old],
                                             Attempt("role.rename", old, {"name": old}, {"name": name}))
-                if name != old and await _name_taken(cur, name):
+                if name != old and await role_table.name_taken(cur, name):
                     checked.errors["name"] = lazy("A role with this name exists already.")
                 elif name != old:
-                    await cur.execute("UPDATE roles SET name = %s WHERE id = %s", (name, role_id))
+                    await role_table.rename(cur, role_id, name)
                     await audit.record(cur, grantor.actor, "role.rename", old, {"name": old}, {"name": name})
         except NotDelegable as exc:
             return await _page(request, 403, rename={role_id: (name, exc.args[0])})
@@ -262,14 +225,11 @@ async def delete(request: Request) -> Response:
     try:
         async with changing(services(request).db, Actor.of(request)) as (cur, grantor):
             name, description = await _role_or_404(cur, role_id)
-            permissions = sorted((await role_permissions(cur))[name])
+            permissions = sorted((await role_table.permissions_by_name(cur))[name])
             was = {"name": name, "description": description, "permissions": permissions}
             grantor.check_role_kept(name, permissions, Attempt("role.delete", name, was, None))
-            # Locks the role's users, so nobody is given the role while it goes.
-            await cur.execute("SELECT COUNT(*) FROM users WHERE role_id = %s FOR UPDATE", (role_id,))
-            (users,) = await cur.fetchone() or (0,)
+            users = await role_table.delete_unless_given(cur, role_id)
             if not users:
-                await cur.execute("DELETE FROM roles WHERE id = %s", (role_id,))
                 await audit.record(cur, grantor.actor, "role.delete", name, was, None)
     except NotDelegable as exc:
         return await _page(request, 403, rename={role_id: (name, exc.args[0])})

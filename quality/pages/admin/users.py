@@ -28,7 +28,6 @@ from quality.accounts import (
     create_user,
     find_user,
     list_users,
-    role_permissions,
     set_password,
     update_user,
 )
@@ -40,6 +39,8 @@ from quality.http.services import services
 from quality.i18n import lazy
 from quality.pages.admin import done, notice
 from quality.permissions import guard
+from quality.roles import names as role_names
+from quality.roles import permissions_by_name
 
 LIST, EDIT = "admin/users.html", "admin/user.html"
 NOTICES = {
@@ -78,14 +79,9 @@ def _create_fields(roles: list[str]) -> tuple[Field, ...]:
     )
 
 
-async def _role_names(cur: Cursor) -> list[str]:
-    await cur.execute("SELECT name FROM roles ORDER BY name")
-    return [name for (name,) in await cur.fetchall()]
-
-
 async def _delegable(cur: Cursor, request: Request) -> tuple[Grantor, dict[str, frozenset[str]]]:
     """The signed-in actor with what they hold, and every role's permissions."""
-    return await Grantor.read(cur, Actor.of(request)), await role_permissions(cur)
+    return await Grantor.read(cur, Actor.of(request)), await permissions_by_name(cur)
 
 
 def _givable(grantor: Grantor, roles: dict[str, frozenset[str]]) -> list[str]:
@@ -104,7 +100,7 @@ def _filters(request: Request, roles: list[str]) -> dict[str, str]:
 
 async def _list_page(request: Request, status: int = 200, **values: Any) -> Response:
     async with services(request).db.transaction() as cur:
-        roles = await _role_names(cur)
+        roles = await role_names(cur)
         filters = _filters(request, roles)
         active = {"yes": True, "no": False}.get(filters["active"])
         accounts = await list_users(cur, filters["q"], filters["role"], active)
@@ -125,7 +121,7 @@ async def users_page(request: Request) -> Response:
 async def create(request: Request) -> Response:
     form = await request.form()
     async with services(request).db.transaction() as cur:
-        roles = await _role_names(cur)
+        roles = await role_names(cur)
     checked = validate(form, _create_fields(roles))
     if checked.ok:
         values = checked.values
@@ -149,7 +145,7 @@ async def _account_or_404(request: Request) -> tuple[Account, list[str]]:
             account = await find_user(cur, request.path_params["user_id"])
         except NoSuchUser:
             raise HTTPException(404, lazy("There is no such user.")) from None
-        return account, await _role_names(cur)
+        return account, await role_names(cur)
 
 
 async def _edit_page(request: Request, account: Account, status: int = 200, **values: Any) -> Response:

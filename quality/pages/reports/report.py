@@ -26,7 +26,8 @@ from typing import NamedTuple
 from urllib.parse import urlencode
 
 from quality.clock import to_plant, utc_now
-from quality.db import Cursor, Database
+from quality.db import Database
+from quality.defects import names as defect_names
 from quality.i18n import count, percent
 from quality.scan_filter import ScanFilter
 from quality.shifts import Shifts
@@ -98,7 +99,7 @@ async def _by_shift_and_operator(db: Database, scan_filter: ScanFilter, now: dat
     async with db.transaction() as cur:
         by_shift = await aggregate(cur, Question.per_shift(scan_filter), now)
         by_operator = rank(await aggregate(cur, Question.per(scan_filter, "operator"), now))[:TOP]
-        return by_shift, by_operator, await _defect_names(cur)
+        return by_shift, by_operator, await defect_names(cur)
 
 
 async def _by_order(db: Database, scan_filter: ScanFilter, now: datetime) -> list[tuple[str, Figures]]:
@@ -110,11 +111,6 @@ async def _by_order(db: Database, scan_filter: ScanFilter, now: datetime) -> lis
     for order, figures in by_order:
         figures.defects = top[order].defects
     return by_order
-
-
-async def _defect_names(cur: Cursor) -> dict[str, str]:
-    await cur.execute("SELECT code, name FROM defect_codes")
-    return dict(await cur.fetchall())
 
 
 @functools.lru_cache(maxsize=4096)
