@@ -1,10 +1,14 @@
-"""The live streams (/scan/stream, /fgscan/stream, /scans/stream): none keeps
-a stream slot past its end, whatever it was sent."""
+"""The live streams (/scan/stream, /fgscan/stream, /scans/stream): each ends
+soon after its user may no longer see it, and none keeps a stream slot past
+its end, whatever it was sent."""
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
+from collections.abc import Callable
 from typing import Any
+from urllib.parse import urlencode
 
 import httpx2
 import pytest
@@ -14,7 +18,11 @@ from hypothesis import strategies as st
 from starlette.testclient import TestClient
 
 from quality.scans.feed import STREAMS_PER_USER
+from quality.scans.views import SESSION_CHECK_SECONDS
+from quality.settings import Settings
+from tests.admin_support import query
 from tests.conftest import LiveServer, app_services, csrf_token_in, login
+from tests.test_admin_roles import matrix_form
 
 STREAM_PATHS = ("/scans/stream", "/scan/stream", "/fgscan/stream")
 
@@ -26,6 +34,83 @@ async def signed_in(server: LiveServer, username: str) -> httpx2.AsyncClient:
                                              "csrf_token": csrf_token_in(page.text)})
     assert answer.status_code == 303, answer.status_code
     return http
+
+
+# -- a stream ends when its user loses what let them open it ----------------------
+
+async def csrf(http: httpx2.AsyncClient, page: str) -> str:
+    return csrf_token_in((await http.get(page)).text)
+
+
+def user_id(settings: Settings, username: str) -> int:
+    return query(settings, f"SELECT id FROM users WHERE username = '{username}'")[0][0]
+
+
+async def demote_to_operator(admin: httpx2.AsyncClient, _user: httpx2.AsyncClient,
+                             settings: Settings, username: str) -> None:
+    target = user_id(settings, username)
+    answer = await admin.post(f"/admin/users/{target}", data={
+        "csrf_token": await csrf(admin, f"/admin/users/{target}"), "full_name": "",
+        "role": "operator", "active": "on"})
+    assert answer.status_code == 303 and "?done=saved" in answer.headers["location"]
+
+
+async def take_fg_from_operators(admin: httpx2.AsyncClient, _user: httpx2.AsyncClient,
+                                 settings: Settings, _username: str) -> None:
+    form = matrix_form(settings, await csrf(admin, "/admin/roles"), operator={"scan.quality"})
+    answer = await admin.post("/admin/roles/matrix", content=urlencode(form), headers={
+        "content-type": "application/x-www-form-urlencoded"})
+    assert answer.status_code == 303 and "?done=matrix" in answer.headers["location"]
+
+
+async def disable(admin: httpx2.AsyncClient, _user: httpx2.AsyncClient,
+                  settings: Settings, username: str) -> None:
+    target = user_id(settings, username)
+    answer = await admin.post(f"/admin/users/{target}/disable",
+                              data={"csrf_token": await csrf(admin, f"/admin/users/{target}")})
+    assert answer.status_code == 303 and "?done=disabled" in answer.headers["location"]
+
+
+async def sign_out(_admin: httpx2.AsyncClient, user: httpx2.AsyncClient,
+                   _settings: Settings, _username: str) -> None:
+    answer = await user.post("/logout", data={"csrf_token": await csrf(user, "/account")},
+                             follow_redirects=False)
+    assert answer.status_code == 303
+
+
+async def drained(stream: httpx2.Response) -> bytes:
+    return b"".join([chunk async for chunk in stream.aiter_bytes()])
+
+
+@pytest.mark.parametrize(("role", "path", "revoke", "reconnected"), [
+    ("supervisor", "/scans/stream", demote_to_operator, 403),
+    ("operator", "/fgscan/stream", take_fg_from_operators, 403),
+    ("operator", "/scan/stream", disable, 303),
+    ("supervisor", "/scans/stream", sign_out, 303),
+], ids=["role-changed", "permission-untick", "disabled", "signed-out"])
+async def test_an_open_stream_ends_soon_after_its_user_may_no_longer_see_it(
+    live_server: LiveServer, settings: Settings, make_user: Any, role: str, path: str,
+    revoke: Callable[..., Any], reconnected: int,
+) -> None:
+    make_user("ada", "admin")
+    make_user("sue", role)
+    admin, user = await signed_in(live_server, "ada"), await signed_in(live_server, "sue")
+    try:
+        async with user.stream("GET", path) as stream:
+            assert stream.status_code == 200
+            read = asyncio.create_task(drained(stream))  # done when the stream ends
+            await asyncio.sleep(2 * SESSION_CHECK_SECONDS)
+            assert not read.done()  # it held through its checks while nothing changed
+            await revoke(admin, user, settings, "sue")
+            # Generous against the promised 2 s, far below the stream's own 600 s deadline.
+            async with asyncio.timeout(5):
+                assert (await read).startswith(b"retry:")
+        # Reconnecting is refused like any request.
+        async with user.stream("GET", path) as again:
+            assert again.status_code == reconnected
+    finally:
+        await admin.aclose()
+        await user.aclose()
 
 
 # -- a stream's parameters are checked before it takes a slot ---------------------

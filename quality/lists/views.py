@@ -20,7 +20,7 @@ from quality.lists.queries import fetch_page, totals
 from quality.permissions import guard
 from quality.scans import STATIONS
 from quality.scans.feed import ScanWatcher
-from quality.scans.views import SESSION_CHECK_SECONDS, LiveStream, session_holds, stream_position
+from quality.scans.views import SESSION_CHECK_SECONDS, LiveStream, still_allowed, stream_position
 from quality.services import services
 
 TEMPLATE = "lists/page.html"
@@ -78,19 +78,19 @@ async def stream(request: Request) -> Response:
     macros = services(request).renderer.macros(ROWS_TEMPLATE, language)
     # Live lists share the scan pages' stream bounds per user and per process.
     return LiveStream(request, _row_events(services(request).scan_watcher, listing.filter, since,
-                                           macros, lambda: session_holds(request)))
+                                           macros, lambda: still_allowed(request)))
 
 
 async def _row_events(watcher: ScanWatcher, scan_filter: ScanFilter, since: int, macros: Any,
-                      signed_in: Callable[[], Awaitable[bool]]) -> AsyncGenerator[bytes, None]:
+                      allowed: Callable[[], Awaitable[bool]]) -> AsyncGenerator[bytes, None]:
     feeds = [feed for key, feed in watcher.feeds.items() if scan_filter.station in (None, key)]
     sent: set[int] = set()
     yield b"retry: 2000\n\n"
     deadline = time.monotonic() + STREAM_SECONDS
     quiet_since = time.monotonic()
-    # The session is re-checked every few seconds (the process's trusted
-    # cache: no database work), so a stream ends soon after its session.
-    while time.monotonic() < deadline and await signed_in():
+    # The session and permission are re-checked every second (the process's
+    # trusted cache: no database work), so a stream ends soon after either.
+    while time.monotonic() < deadline and await allowed():
         changes = [feed.next_change() for feed in feeds]
         fresh = sorted(
             (row for feed in feeds for row in feed.rows_after(since)

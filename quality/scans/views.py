@@ -41,16 +41,16 @@ from quality.scans.store import (
     save_scan,
 )
 from quality.services import services
-from quality.user_sessions import session_alive
+from quality.user_sessions import TRUST_SECONDS, session_allows
 
 TEMPLATE = "scans/page.html"
 # A stream ends after this long and the browser reconnects. Meanwhile it checks
-# its session every SESSION_CHECK_SECONDS, and ends within seconds of the
-# session's end; the check is the process's trusted-session cache, so an open
-# page costs no database work while no session is revoked.
+# its session and its route's permission every SESSION_CHECK_SECONDS, and ends
+# within 2 s of either's loss; the check is the process's trusted-session cache,
+# as a page's is, so an open page costs no database work while nothing is revoked.
 STREAM_SECONDS = 600.0
 KEEPALIVE_SECONDS = 15.0
-SESSION_CHECK_SECONDS = 2.0
+SESSION_CHECK_SECONDS = TRUST_SECONDS
 COALESCE_SECONDS = 0.2  # bursts of scans become one update per page
 RESCAN_TEMPLATE = "scans/_rescan.html"
 COUNTER_TEMPLATE = "scans/_counter.html"
@@ -302,7 +302,7 @@ async def _table_events(request: Request, feed: StationFeed, seen: int | None
     last = feed.event_frame(language) if seen == feed.version else None
     deadline = time.monotonic() + STREAM_SECONDS
     sent_at = time.monotonic()
-    while time.monotonic() < deadline and await session_holds(request):
+    while time.monotonic() < deadline and await still_allowed(request):
         change = feed.next_change()
         frame = feed.event_frame(language)
         if frame is not last:
@@ -319,12 +319,13 @@ async def _table_events(request: Request, feed: StationFeed, seen: int | None
         await asyncio.sleep(COALESCE_SECONDS)
 
 
-async def session_holds(request: Request) -> bool:
-    """Whether a live stream's session still holds. Unconfirmed (database
-    unreachable) counts as ended: the browser reconnects, and the reconnection
-    is checked like any request."""
+async def still_allowed(request: Request) -> bool:
+    """Whether a live stream's user may still see it: their session holds and
+    they still have the permission its route's guard declares. Unconfirmed
+    (database unreachable) counts as no: the browser reconnects, and the
+    reconnection is checked like any request."""
     try:
-        return await session_alive(request)
+        return await session_allows(request, request.scope["route"].endpoint.permission)
     except DatabaseUnavailable:
         return False
 
