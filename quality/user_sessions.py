@@ -125,11 +125,15 @@ async def load_user(request: Request) -> User | None:
     return user
 
 
-async def session_alive(request: Request) -> bool:
-    """Whether this request's session still holds, checked again (a long
-    response, such as an event stream, outlives the check made at its start)."""
+async def session_allows(request: Request, permission: str) -> bool:
+    """Whether this request's session still holds and its user may still
+    `permission`, checked again (a long response, such as an event stream,
+    outlives the check made at its start) on the same trust as a page's check."""
     token = request.session.get("t")
-    return isinstance(token, str) and await _lookup(request, _token_id(token)) is not None
+    if not isinstance(token, str):
+        return False
+    user = await _lookup(request, _token_id(token))
+    return user is not None and user.can(permission)
 
 
 async def _lookup(request: Request, session_id: bytes) -> User | None:

@@ -393,13 +393,11 @@ async def test_the_live_first_page_gets_only_new_matching_scans(
     await watcher.load()
     scan_filter = read_filter({"order": "CP00000042"}, settings).filter
     macros = Renderer(ZONE).macros("scan_list/_rows.html", "en")
-    slot = watcher.streams.take(1)
-    assert slot is not None
 
-    async def signed_in() -> bool:
+    async def allowed() -> bool:
         return True
 
-    events = _row_events(watcher, scan_filter, 0, macros, slot, signed_in)
+    events = _row_events(watcher, scan_filter, 0, macros, allowed)
     assert await anext(events) == b"retry: 2000\n\n"
     for piece in ("CP00000041-0001", "CP00000042-0001"):
         watcher.saved(await save_scan(db, "quality", scan_input(piece, "104"), 1, UTC_SHIFTS))

@@ -211,12 +211,19 @@ class StationFeed:
 
 
 class StreamSlot:
-    """One open live-table stream; given back once, however often released."""
+    """One open live-table stream; given back once, however often released.
+    Held as a context, it is given back when the block ends, however it ends."""
 
     def __init__(self, slots: StreamSlots, user_id: int) -> None:
         self._slots = slots
         self.user_id = user_id
         self._held = True
+
+    def __enter__(self) -> StreamSlot:
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self.release()
 
     def release(self) -> None:
         if self._held:

@@ -4,12 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncGenerator, Awaitable, Callable
 from typing import Any
 
-from starlette.background import BackgroundTask
 from starlette.requests import Request
-from starlette.responses import Response, StreamingResponse
+from starlette.responses import Response
 from starlette.routing import Route
 
 from quality.http.errors import error_page
@@ -19,10 +18,10 @@ from quality.http.services import services
 from quality.i18n import lazy
 from quality.pages.scan_list import export
 from quality.pages.scan_list.queries import fetch_page, totals
-from quality.pages.stations.views import SESSION_CHECK_SECONDS, session_holds
+from quality.pages.stations.views import SESSION_CHECK_SECONDS, LiveStream, still_allowed, stream_position
 from quality.permissions import guard
 from quality.scan_filter import ListRequest, ScanFilter, read_filter
-from quality.scans.feed import ScanWatcher, StreamSlot
+from quality.scans.feed import ScanWatcher
 
 TEMPLATE = "scan_list/page.html"
 ROWS_TEMPLATE = "scan_list/_rows.html"
@@ -74,59 +73,45 @@ async def stream(request: Request) -> Response:
     listing = _listing(request)
     if not listing.ok:
         return error_page(request, 400, lazy("The filter is not valid."))
-    # Live lists share the scan pages' stream bounds per user and per process.
-    slot = services(request).scan_watcher.streams.take(request.state.user.id)
-    if slot is None:
-        return error_page(request, 429, lazy("Too many live tables are open. Close a page and reload."),
-                          {"Retry-After": "30"})
-    seen = request.headers.get("last-event-id") or request.query_params.get("v", "")
-    since = int(seen) if seen.isdigit() else 0
+    since = stream_position(request) or 0
     language = request_language(request, services(request).settings.language)
     macros = services(request).renderer.macros(ROWS_TEMPLATE, language)
-    return StreamingResponse(
-        _row_events(services(request).scan_watcher, listing.filter, since, macros, slot,
-                    lambda: session_holds(request)),
-        media_type="text/event-stream",
-        headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"},
-        background=BackgroundTask(slot.release),
-    )
+    # Live lists share the scan pages' stream bounds per user and per process.
+    return LiveStream(request, _row_events(services(request).scan_watcher, listing.filter, since,
+                                           macros, lambda: still_allowed(request)))
 
 
 async def _row_events(watcher: ScanWatcher, scan_filter: ScanFilter, since: int, macros: Any,
-                      slot: StreamSlot, signed_in: Callable[[], Awaitable[bool]]
-                      ) -> AsyncIterator[bytes]:
+                      allowed: Callable[[], Awaitable[bool]]) -> AsyncGenerator[bytes, None]:
     feeds = [feed for key, feed in watcher.feeds.items() if scan_filter.station in (None, key)]
     sent: set[int] = set()
-    try:
-        yield b"retry: 2000\n\n"
-        deadline = time.monotonic() + STREAM_SECONDS
-        quiet_since = time.monotonic()
-        # The session is re-checked every few seconds (the process's trusted
-        # cache: no database work), so a stream ends soon after its session.
-        while time.monotonic() < deadline and await signed_in():
-            changes = [feed.next_change() for feed in feeds]
-            fresh = sorted(
-                (row for feed in feeds for row in feed.rows_after(since)
-                 if row.id not in sent and scan_filter.matches(row)),
-                key=lambda row: (row.created_at, row.id), reverse=True)
-            if fresh:
-                sent.update(row.id for row in fresh)
-                html = "".join(str(macros.row(row)) for row in fresh)
-                data = "".join(f"data: {line}\n" for line in html.splitlines())
-                yield f"event: rows\nid: {max(sent)}\n{data}\n".encode()
-                quiet_since = time.monotonic()
-            elif time.monotonic() - quiet_since >= KEEPALIVE_SECONDS:
-                yield b": keep-alive\n\n"
-                quiet_since = time.monotonic()
-            waits = [asyncio.ensure_future(change.wait()) for change in changes]
-            done, pending = await asyncio.wait(waits, timeout=SESSION_CHECK_SECONDS,
-                                               return_when=asyncio.FIRST_COMPLETED)
-            for waiting in pending:
-                waiting.cancel()
-            if done:
-                await asyncio.sleep(COALESCE_SECONDS)
-    finally:
-        slot.release()
+    yield b"retry: 2000\n\n"
+    deadline = time.monotonic() + STREAM_SECONDS
+    quiet_since = time.monotonic()
+    # The session and permission are re-checked every second (the process's
+    # trusted cache: no database work), so a stream ends soon after either.
+    while time.monotonic() < deadline and await allowed():
+        changes = [feed.next_change() for feed in feeds]
+        fresh = sorted(
+            (row for feed in feeds for row in feed.rows_after(since)
+             if row.id not in sent and scan_filter.matches(row)),
+            key=lambda row: (row.created_at, row.id), reverse=True)
+        if fresh:
+            sent.update(row.id for row in fresh)
+            html = "".join(str(macros.row(row)) for row in fresh)
+            data = "".join(f"data: {line}\n" for line in html.splitlines())
+            yield f"event: rows\nid: {max(sent)}\n{data}\n".encode()
+            quiet_since = time.monotonic()
+        elif time.monotonic() - quiet_since >= KEEPALIVE_SECONDS:
+            yield b": keep-alive\n\n"
+            quiet_since = time.monotonic()
+        waits = [asyncio.ensure_future(change.wait()) for change in changes]
+        done, pending = await asyncio.wait(waits, timeout=SESSION_CHECK_SECONDS,
+                                           return_when=asyncio.FIRST_COMPLETED)
+        for waiting in pending:
+            waiting.cancel()
+        if done:
+            await asyncio.sleep(COALESCE_SECONDS)
 
 
 routes = [
