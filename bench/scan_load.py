@@ -53,9 +53,9 @@ from quality.accounts import create_user  # noqa: E402
 from quality.clock import utc_now  # noqa: E402
 from quality.codes import APPROVED  # noqa: E402
 from quality.db import Database  # noqa: E402
+from quality.http.slots import STREAMS_PER_USER  # noqa: E402
 from quality.localdb import LocalMariaDB  # noqa: E402
 from quality.migrate import migrate  # noqa: E402
-from quality.scans.feed import STREAMS_PER_USER  # noqa: E402
 from quality.scans.store import ROW_SELECT  # noqa: E402
 from quality.settings import DatabaseURL, Settings  # noqa: E402
 from quality.shifts import Shifts  # noqa: E402

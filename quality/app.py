@@ -21,6 +21,7 @@ from quality.http.errors import handlers
 from quality.http.middleware import RequestMiddleware
 from quality.http.services import LifespanState, Services
 from quality.http.session_cookie import SessionMiddleware
+from quality.http.slots import STREAMS_PER_PROCESS, STREAMS_PER_USER, StreamSlots
 from quality.http.templates import STATIC_DIR, Renderer
 from quality.logs import configure_logging
 from quality.metrics import Metrics
@@ -71,7 +72,8 @@ def create_app(settings: Settings | None = None) -> Starlette:
         summariser = Summariser(db, Shifts.of_plant(settings))
         summariser.start()
         try:
-            yield {"services": Services(settings, db, watcher, metrics, renderer, sessions)}
+            yield {"services": Services(settings, db, watcher, metrics, renderer, sessions,
+                                          StreamSlots(STREAMS_PER_USER, STREAMS_PER_PROCESS))}
         finally:
             await summariser.stop()
             await watcher.stop()

@@ -43,9 +43,7 @@ def test_no_page_imports_another_page() -> None:
     crossings = sorted(
         (importer, imported) for importer in pages
         for imported in graph.find_modules_directly_imported_by(importer)
-        if imported in pages and page_of(imported) != page_of(importer)
-        # Until one live-stream module serves every stream (issue 16, item 3).
-        and (importer, imported) != ("quality.pages.scan_list.views", "quality.pages.stations.views"))
+        if imported in pages and page_of(imported) != page_of(importer))
     assert crossings == []
 
 

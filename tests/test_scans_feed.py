@@ -15,16 +15,9 @@ from markupsafe import Markup
 
 from quality.clock import utc_now
 from quality.db import Database
+from quality.http.slots import STREAMS_PER_USER, StreamSlots
 from quality.http.templates import Renderer
-from quality.scans.feed import (
-    STREAMS_PER_USER,
-    TABLE_SIZE,
-    RenderedRow,
-    ScanWatcher,
-    StationFeed,
-    StreamSlots,
-    TableMarkup,
-)
+from quality.scans.feed import TABLE_SIZE, RenderedRow, ScanWatcher, StationFeed, TableMarkup
 from quality.scans.store import Saved, ScanRow
 from quality.session_cache import SessionCache
 from quality.settings import DatabaseURL, Settings

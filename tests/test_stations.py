@@ -15,7 +15,7 @@ from starlette.testclient import TestClient
 
 from quality.app import create_app
 from quality.clock import utc_now
-from quality.scans.feed import STREAMS_PER_USER
+from quality.http.slots import STREAMS_PER_USER
 from quality.settings import Settings
 from quality.shifts import Shifts
 from tests.conftest import LiveServer, app_services, csrf_token_in, execute, login, run_async

@@ -15,6 +15,7 @@ from starlette.requests import HTTPConnection
 
 if TYPE_CHECKING:  # imported for the type checker only: these modules import this one
     from quality.db import Database
+    from quality.http.slots import StreamSlots
     from quality.http.templates import Renderer
     from quality.metrics import Metrics
     from quality.scans.feed import ScanWatcher
@@ -29,6 +30,7 @@ class Services:
     metrics: Metrics
     renderer: Renderer
     sessions: SessionCache
+    streams: StreamSlots  # the live streams open (quality/http/live.py)
 
 
 class LifespanState(TypedDict):

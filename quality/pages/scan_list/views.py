@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
-import time
 from collections.abc import AsyncGenerator, Awaitable, Callable
 from typing import Any
 
@@ -11,6 +9,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from quality.http import live
 from quality.http.errors import error_page
 from quality.http.language import request_language
 from quality.http.render import render
@@ -18,16 +17,13 @@ from quality.http.services import services
 from quality.i18n import lazy
 from quality.pages.scan_list import export
 from quality.pages.scan_list.queries import fetch_page, totals
-from quality.pages.stations.views import SESSION_CHECK_SECONDS, LiveStream, still_allowed, stream_position
 from quality.permissions import guard
 from quality.scan_filter import ListRequest, ScanFilter, read_filter
 from quality.scans.feed import ScanWatcher
+from quality.sse import event
 
 TEMPLATE = "scan_list/page.html"
 ROWS_TEMPLATE = "scan_list/_rows.html"
-STREAM_SECONDS = 600.0  # then the browser reconnects, which checks the session again
-KEEPALIVE_SECONDS = 15.0
-COALESCE_SECONDS = 0.2
 
 
 def _listing(request: Request) -> ListRequest:
@@ -73,45 +69,31 @@ async def stream(request: Request) -> Response:
     listing = _listing(request)
     if not listing.ok:
         return error_page(request, 400, lazy("The filter is not valid."))
-    since = stream_position(request) or 0
+    since = live.position(request) or 0
     language = request_language(request, services(request).settings.language)
     macros = services(request).renderer.macros(ROWS_TEMPLATE, language)
     # Live lists share the scan pages' stream bounds per user and per process.
-    return LiveStream(request, _row_events(services(request).scan_watcher, listing.filter, since,
-                                           macros, lambda: still_allowed(request)))
+    return live.LiveStream(request, _row_events(services(request).scan_watcher, listing.filter, since,
+                                                macros, lambda: live.still_allowed(request)))
 
 
-async def _row_events(watcher: ScanWatcher, scan_filter: ScanFilter, since: int, macros: Any,
-                      allowed: Callable[[], Awaitable[bool]]) -> AsyncGenerator[bytes, None]:
+def _row_events(watcher: ScanWatcher, scan_filter: ScanFilter, since: int, macros: Any,
+                allowed: Callable[[], Awaitable[bool]]) -> AsyncGenerator[bytes, None]:
+    """New matching scans as rows to put on top, newest first, each sent once."""
     feeds = [feed for key, feed in watcher.feeds.items() if scan_filter.station in (None, key)]
     sent: set[int] = set()
-    yield b"retry: 2000\n\n"
-    deadline = time.monotonic() + STREAM_SECONDS
-    quiet_since = time.monotonic()
-    # The session and permission are re-checked every second (the process's
-    # trusted cache: no database work), so a stream ends soon after either.
-    while time.monotonic() < deadline and await allowed():
-        changes = [feed.next_change() for feed in feeds]
-        fresh = sorted(
+
+    def fresh() -> bytes | None:
+        rows = sorted(
             (row for feed in feeds for row in feed.rows_after(since)
              if row.id not in sent and scan_filter.matches(row)),
             key=lambda row: (row.created_at, row.id), reverse=True)
-        if fresh:
-            sent.update(row.id for row in fresh)
-            html = "".join(str(macros.row(row)) for row in fresh)
-            data = "".join(f"data: {line}\n" for line in html.splitlines())
-            yield f"event: rows\nid: {max(sent)}\n{data}\n".encode()
-            quiet_since = time.monotonic()
-        elif time.monotonic() - quiet_since >= KEEPALIVE_SECONDS:
-            yield b": keep-alive\n\n"
-            quiet_since = time.monotonic()
-        waits = [asyncio.ensure_future(change.wait()) for change in changes]
-        done, pending = await asyncio.wait(waits, timeout=SESSION_CHECK_SECONDS,
-                                           return_when=asyncio.FIRST_COMPLETED)
-        for waiting in pending:
-            waiting.cancel()
-        if done:
-            await asyncio.sleep(COALESCE_SECONDS)
+        if not rows:
+            return None
+        sent.update(row.id for row in rows)
+        return event("rows", max(sent), "".join(str(macros.row(row)) for row in rows))
+
+    return live.events(lambda: [feed.next_change() for feed in feeds], fresh, allowed)
 
 
 routes = [

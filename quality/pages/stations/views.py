@@ -4,26 +4,20 @@ two small reads the page makes while a scan is typed: the piece's latest verdict
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
-import re
 import secrets
-import time
 from collections.abc import AsyncGenerator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
 from markupsafe import Markup
-from starlette.exceptions import HTTPException
 from starlette.requests import Request
-from starlette.responses import Response, StreamingResponse
+from starlette.responses import Response
 from starlette.routing import Route
-from starlette.types import Receive, Scope, Send
 
 from quality.clock import utc_now
-from quality.db import DatabaseUnavailable
 from quality.fields import validate
+from quality.http import live
 from quality.http.errors import error_page
 from quality.http.htmx import is_htmx
 from quality.http.language import request_language
@@ -41,20 +35,10 @@ from quality.scans.store import (
     piece_verdict,
     save_scan,
 )
-from quality.session_cache import TRUST_SECONDS
 from quality.shifts import Shifts
 from quality.stations import STATIONS, Station, station_at
-from quality.user_sessions import session_allows
 
 TEMPLATE = "stations/page.html"
-# A stream ends after this long and the browser reconnects. Meanwhile it checks
-# its session and its route's permission every SESSION_CHECK_SECONDS, and ends
-# within 2 s of either's loss; the check is the process's trusted-session cache,
-# as a page's is, so an open page costs no database work while nothing is revoked.
-STREAM_SECONDS = 600.0
-KEEPALIVE_SECONDS = 15.0
-SESSION_CHECK_SECONDS = TRUST_SECONDS
-COALESCE_SECONDS = 0.2  # bursts of scans become one update per page
 RESCAN_TEMPLATE = "stations/_rescan.html"
 COUNTER_TEMPLATE = "stations/_counter.html"
 # What an htmx submit's answer swaps in (a normal request gets the whole page).
@@ -223,49 +207,7 @@ async def submit_when_unavailable(request: Request) -> Response:
 
 async def stream(request: Request) -> Response:
     feed = services(request).scan_watcher.feeds[_station(request).key]
-    return LiveStream(request, _table_events(request, feed, stream_position(request)))
-
-
-class LiveStream(StreamingResponse):
-    """A live event stream, holding one of the process's stream slots exactly
-    while it runs: taken as the response starts (a 429 instead when none is
-    free), given back however it ends (its events' end, an error, the client
-    leaving before or during the body, cancellation). Its parameters were
-    checked before it was made, so nothing fails between taking and holding."""
-
-    def __init__(self, request: Request, events: AsyncGenerator[bytes, None]) -> None:
-        super().__init__(events, media_type="text/event-stream",
-                         headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"})
-        self._request = request
-        self._events = events
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        # Closed however the response ends, even if it never began.
-        async with contextlib.aclosing(self._events):
-            slot = services(self._request).scan_watcher.streams.take(self._request.state.user.id)
-            if slot is None:
-                refused = error_page(self._request, 429, lazy(
-                    "Too many live tables are open. Close a page and reload."), {"Retry-After": "30"})
-                await refused(scope, receive, send)
-                return
-            with slot:
-                await super().__call__(scope, receive, send)
-
-
-# A scan id as the streams send it (`id:`) and the pages write it (`v`): at most BIGINT's digits.
-_SCAN_ID = re.compile(r"[0-9]{1,20}")
-
-
-def stream_position(request: Request) -> int | None:
-    """The newest scan the page already has: the browser's Last-Event-ID when it
-    reconnects, else the page's `v`; None when neither says. Anything else is a
-    400, answered before the stream takes a slot."""
-    seen = request.headers.get("last-event-id") or request.query_params.get("v", "")
-    if not seen:
-        return None
-    if not _SCAN_ID.fullmatch(seen):
-        raise HTTPException(400, lazy("This live table's position is not valid. Reload the page."))
-    return int(seen)
+    return live.LiveStream(request, _table_events(request, feed, live.position(request)))
 
 
 def _station(request: Request) -> Station:
@@ -298,39 +240,21 @@ def _station_routes(station: Station) -> list[Route]:
     ]
 
 
-async def _table_events(request: Request, feed: StationFeed, seen: int | None
-                        ) -> AsyncGenerator[bytes, None]:
+def _table_events(request: Request, feed: StationFeed, seen: int | None) -> AsyncGenerator[bytes, None]:
+    """The station's table, sent whole at each change in the page's language
+    (a page that has the newest already gets it at the next change)."""
     language = request_language(request, services(request).settings.language)
-    yield b"retry: 2000\n\n"
     last = feed.event_frame(language) if seen == feed.version else None
-    deadline = time.monotonic() + STREAM_SECONDS
-    sent_at = time.monotonic()
-    while time.monotonic() < deadline and await still_allowed(request):
-        change = feed.next_change()
-        frame = feed.event_frame(language)
-        if frame is not last:
-            yield frame
-            last, sent_at = frame, time.monotonic()
-        elif time.monotonic() - sent_at >= KEEPALIVE_SECONDS:
-            yield b": keep-alive\n\n"
-            sent_at = time.monotonic()
-        try:
-            async with asyncio.timeout(SESSION_CHECK_SECONDS):
-                await change.wait()
-        except TimeoutError:
-            continue
-        await asyncio.sleep(COALESCE_SECONDS)
 
+    def fresh() -> bytes | None:
+        nonlocal last
+        frame = feed.event_frame(language)  # the same bytes until the table changes
+        if frame is last:
+            return None
+        last = frame
+        return frame
 
-async def still_allowed(request: Request) -> bool:
-    """Whether a live stream's user may still see it: their session holds and
-    they still have the permission its route's guard declares. Unconfirmed
-    (database unreachable) counts as no: the browser reconnects, and the
-    reconnection is checked like any request."""
-    try:
-        return await session_allows(request, request.scope["route"].endpoint.permission)
-    except DatabaseUnavailable:
-        return False
+    return live.events(lambda: [feed.next_change()], fresh, lambda: live.still_allowed(request))
 
 
 routes = [route for station in STATIONS.values() for route in _station_routes(station)]
