@@ -23,12 +23,12 @@ from asyncmy.errors import IntegrityError
 from quality import audit
 from quality.audit import SYSTEM, Actor
 from quality.db import DUPLICATE_KEY, Cursor, Database, error_code
+from quality.http.sessions import end_user_sessions
 from quality.i18n import lazy
 from quality.passwords import hash_password
 from quality.roles import id_of as role_named
 from quality.roles import permissions_by_name
 from quality.throttle import verify_counted
-from quality.user_sessions import end_user_sessions
 
 USERNAME = re.compile(r"^[a-z0-9][a-z0-9._-]{1,63}$")
 MIN_PASSWORD = 8

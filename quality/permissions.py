@@ -13,8 +13,8 @@ from starlette.responses import Response
 from quality.db import DatabaseUnavailable
 from quality.http.csrf import verify_csrf
 from quality.http.errors import NotSignedIn
+from quality.http.sessions import load_user
 from quality.i18n import lazy
-from quality.user_sessions import load_user
 
 # Seeded by migration 0001; roles get them through the permission matrix.
 PERMISSIONS = {

@@ -4,7 +4,7 @@ Each process trusts a session it checked for up to `TRUST_SECONDS` after the
 last proof that nothing was revoked since: the database's `auth_version`
 counter, which triggers bump on every sign-out and every change to users,
 roles' permissions or sessions' ends (migration 0006), and which the scan
-watcher reads every 0.5 s (quality/scans/feed.py). quality/user_sessions.py
+watcher reads every 0.5 s (quality/scans/feed.py). quality/http/sessions.py
 checks sessions and fills it.
 """
 

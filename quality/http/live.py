@@ -38,10 +38,10 @@ from starlette.types import Receive, Scope, Send
 from quality.db import DatabaseUnavailable
 from quality.http.errors import error_page
 from quality.http.services import services
+from quality.http.sessions import session_allows
 from quality.i18n import lazy
 from quality.session_cache import TRUST_SECONDS
 from quality.sse import KEEPALIVE, RETRY
-from quality.user_sessions import session_allows
 
 STREAM_SECONDS = 600.0
 KEEPALIVE_SECONDS = 15.0

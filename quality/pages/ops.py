@@ -14,9 +14,9 @@ from starlette.routing import Route
 
 from quality.db import DatabaseUnavailable, PoolTimeout
 from quality.http.services import services
+from quality.http.sessions import client_address
 from quality.i18n import lazy
 from quality.permissions import PUBLIC, guard
-from quality.user_sessions import client_address
 
 log = logging.getLogger(__name__)
 

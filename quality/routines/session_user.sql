@@ -1,4 +1,4 @@
--- session_user: the session check in one round trip (quality/user_sessions.py
+-- session_user: the session check in one round trip (quality/http/sessions.py
 -- calls it). Slides the session's expiry when it is due, within its cap, and
 -- returns its user, role, permissions, expiry, start and language; nothing for
 -- a session that has ended. Ends with COMMIT.

@@ -9,10 +9,10 @@ from starlette.routing import Route
 from quality.accounts import set_language
 from quality.http.errors import error_page
 from quality.http.services import services
+from quality.http.sessions import current_session_id
 from quality.i18n import LANGUAGES, lazy
 from quality.pages.account.sign_in import safe_next_url
 from quality.permissions import SIGNED_IN, guard
-from quality.user_sessions import current_session_id
 
 
 @guard(SIGNED_IN)

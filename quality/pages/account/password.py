@@ -24,10 +24,10 @@ from quality.audit import Actor
 from quality.fields import Field, Validated, keep, validate
 from quality.http.render import render
 from quality.http.services import services
+from quality.http.sessions import current_session_id
 from quality.i18n import lazy
 from quality.permissions import SIGNED_IN, guard
 from quality.throttle import Throttled, password_wait_message
-from quality.user_sessions import current_session_id
 
 TEMPLATE = "account/account.html"
 _ANY = re.compile(r".*", re.S)

@@ -25,18 +25,18 @@ from quality.audit import Actor
 from quality.db import Database, DatabaseUnavailable
 from quality.http.render import render
 from quality.http.services import services
-from quality.i18n import lazy
-from quality.pages.account.password import check_new_password
-from quality.passwords import hash_password, needs_rehash
-from quality.permissions import PUBLIC, SIGNED_IN, guard
-from quality.throttle import Throttled, forget_old_attempts, sign_in_wait_message, verify_counted
-from quality.user_sessions import (
+from quality.http.sessions import (
     client_address,
     end_session,
     load_user,
     purge_sessions,
     start_session,
 )
+from quality.i18n import lazy
+from quality.pages.account.password import check_new_password
+from quality.passwords import hash_password, needs_rehash
+from quality.permissions import PUBLIC, SIGNED_IN, guard
+from quality.throttle import Throttled, forget_old_attempts, sign_in_wait_message, verify_counted
 
 log = logging.getLogger(__name__)
 
