@@ -363,6 +363,8 @@ class Galera:
     def app_database(self) -> Iterator[AppDatabase]:
         """A fresh database and its user, reachable through every node and
         HAProxy, with the trust setting off as a DBA leaves it; dropped after."""
+        for node in self.nodes:  # an earlier test may have broken the cluster: say so here
+            node.wait_synced(timeout=10.0)
         self.set_trust_function_creators(False)
         app = _create_app_database(self.writer)
         for node in self.nodes:  # DDL reaches the other nodes asynchronously
