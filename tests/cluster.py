@@ -44,7 +44,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from asyncmy.errors import MySQLError
 
+from quality.db import DatabaseError
 from quality.localdb import LocalDatabaseError, LocalMariaDB
 from quality.settings import DatabaseURL
 from tests.conftest import STOCK_SERVER, execute, run_async
@@ -213,10 +215,17 @@ class GaleraNode(Server):
 
     def wait_synced(self, timeout: float = SYNC_SECONDS) -> None:
         deadline = time.monotonic() + timeout
-        while self.status("wsrep_local_state_comment") != "Synced":
+        while self.state() != "Synced":
             if time.monotonic() > deadline:
                 raise LocalDatabaseError(f"{self.name} not synced after {timeout:g}s: {self.log_tail()}")
             time.sleep(0.2)
+
+    def state(self) -> str:
+        """The node's state in the cluster, or why it has none."""
+        try:
+            return self.status("wsrep_local_state_comment") or "no wsrep state"
+        except (DatabaseError, MySQLError) as exc:
+            return str(exc)  # a node not ready yet answers every statement with 1047
 
 
 class HAProxy:
@@ -367,8 +376,9 @@ class Galera:
             node.wait_synced(timeout=10.0)
         self.set_trust_function_creators(False)
         app = _create_app_database(self.writer)
-        for node in self.nodes:  # DDL reaches the other nodes asynchronously
-            node.query("SET SESSION wsrep_sync_wait = 1", f"SHOW GRANTS FOR `{app.user}`@'127.0.0.1'")
+        for node in self.nodes:  # what the writer did reaches the others a moment later
+            node.query("SET SESSION wsrep_sync_wait = 1",
+                       f"SELECT 1 FROM mysql.global_priv WHERE User = '{app.user}'")
         try:
             yield app
         finally:
