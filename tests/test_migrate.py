@@ -227,7 +227,13 @@ def two_at_once(first: DatabaseURL, second: DatabaseURL, admin: DatabaseURL, *pr
     """Two `quality migrate` started together: both succeed, one applies everything
     once, the other waits for the lock and finds nothing to do."""
     processes = [quality_process(url, "migrate") for url in (first, second)]
-    results = [(*process.communicate(timeout=240), process.returncode) for process in processes]
+    try:
+        results = [(*process.communicate(timeout=240), process.returncode) for process in processes]
+    finally:
+        for process in processes:
+            if process.poll() is None:
+                process.kill()
+                process.communicate()
     assert [code for _, _, code in results] == [0, 0], results
     assert sorted(out.strip() for out, _, _ in results) == [applied_line(available()),
                                                             "quality: schema is current"]
@@ -285,6 +291,7 @@ async def test_a_migration_whose_connection_is_killed_resumes_there(
     with dba_database(mariadb) as (app, admin):
         await asyncio.to_thread(migrate_up_to, app, tmp_path, 3)
         blocker = database_for(admin, maxsize=1)
+        process: subprocess.Popen[str] | None = None
         try:
             async with blocker.transaction() as cur:
                 # Until this transaction ends, ALTER TABLE scans waits for its metadata lock.
@@ -295,6 +302,9 @@ async def test_a_migration_whose_connection_is_killed_resumes_there(
                 stdout, stderr = await asyncio.to_thread(process.communicate, timeout=60)
         finally:
             await blocker.close()
+            if process is not None and process.poll() is None:  # the test failed before the kill
+                process.kill()
+                process.communicate()
         killed = subprocess.CompletedProcess(process.args, process.returncode, stdout, stderr)
         assert killed.returncode == 2, stderr
         assert "0004_admin stopped at step 6 of 8 (ALTER TABLE scans" in failure_line(killed)
@@ -362,7 +372,7 @@ async def test_a_live_migration_lock_is_waited_for_and_its_loss_noticed(db: Data
         held.check()  # its heartbeat kept it: not stale
         async with db.transaction() as cur:  # as a process that took it over would
             await cur.execute("UPDATE schema_migrations_lock SET holder = 'another:1:x'")
-        await asyncio.sleep(0.5)
+        await asyncio.sleep(1.0)  # ten heartbeats: the first notices
         with pytest.raises(MigrationError, match="another process took over the migration lock"):
             held.check()
 
