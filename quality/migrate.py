@@ -62,6 +62,7 @@ from quality.db import (
     CHARSET,
     COLLATION,
     DUPLICATE_KEY,
+    TRANSIENT,
     Cursor,
     Database,
     DatabaseError,
@@ -323,7 +324,7 @@ _LOCK_WAIT_SECONDS = 120.0
 _LOCK_POLL_SECONDS = 0.25
 # Another taker won: its row is there, or (Galera) its row certified first, or
 # (one server) it holds the row uncommitted.
-_TAKEN = {DUPLICATE_KEY, 1205, 1213}
+_TAKEN = {DUPLICATE_KEY, *TRANSIENT}
 
 
 class MigrationLock:
