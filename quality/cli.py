@@ -16,6 +16,8 @@ from contextlib import asynccontextmanager
 from importlib.metadata import version
 from pathlib import Path
 
+from asyncmy.errors import MySQLError
+
 from quality import audit, demo
 from quality.accounts import (
     AccountError,
@@ -25,7 +27,7 @@ from quality.accounts import (
     set_password,
     update_user,
 )
-from quality.db import Database, DatabaseUnavailable
+from quality.db import Database, DatabaseError, DatabaseUnavailable, describe
 from quality.localdb import LocalDatabaseError, LocalMariaDB
 from quality.logs import configure_logging
 from quality.metrics import prepare_multiprocess_dir
@@ -35,7 +37,8 @@ from quality.shifts import Shifts
 
 # Exit statuses: 2 is argparse's usage error (and a command that failed);
 # a bad setting is EX_CONFIG from sysexits.h, so scripts and supervisors can
-# tell "fix the configuration" from "fix the command line".
+# tell "fix the configuration" from "fix the command line"; 1 is a database
+# error no command expected.
 EXIT_CONFIG = 78
 
 log = logging.getLogger(__name__)
@@ -58,6 +61,10 @@ def main(argv: list[str] | None = None) -> None:
     except (CommandError, LocalDatabaseError, MigrationError, AccountError, DatabaseUnavailable) as exc:
         print(f"quality: {exc}", file=sys.stderr)
         raise SystemExit(2) from None
+    except (MySQLError, DatabaseError) as exc:
+        # Whatever the command: one line, never a traceback.
+        print(f"quality: the database answered {describe(exc)}", file=sys.stderr)
+        raise SystemExit(1) from None
     except KeyboardInterrupt:
         raise SystemExit(130) from None
 
@@ -65,7 +72,8 @@ def main(argv: list[str] | None = None) -> None:
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="quality", description=__doc__,
-        epilog=f"Exit status: 0 done, 2 bad usage or the command failed, {EXIT_CONFIG} a bad setting.",
+        epilog=f"Exit status: 0 done, 2 bad usage or the command failed, {EXIT_CONFIG} a bad setting, "
+               "1 an unexpected database error.",
     )
     parser.add_argument("--version", action="version", version=f"%(prog)s {version('quality')}")
     commands = parser.add_subparsers(required=True, metavar="COMMAND")

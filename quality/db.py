@@ -166,6 +166,14 @@ def error_code(exc: BaseException) -> int | None:
     return args[0] if args and isinstance(args[0], int) else None
 
 
+def describe(exc: BaseException) -> str:
+    """An error on one line: the server's code and message, or the error's own text."""
+    code = error_code(exc)
+    if code is not None and len(exc.args) > 1:
+        return f"error {code}: {exc.args[1]}"
+    return str(exc)
+
+
 def is_connection_lost(exc: BaseException) -> bool:
     if isinstance(exc, ConnectionError):
         return True

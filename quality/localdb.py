@@ -18,7 +18,7 @@ import signal
 import socket
 import subprocess
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import IO
 
@@ -48,6 +48,7 @@ class LocalMariaDB:
         buffer_pool: str = "128M",
         server_options: Sequence[str] = (),
         tcp_port: int | None = None,
+        environment: Mapping[str, str] | None = None,
     ) -> None:
         self.dir = Path(base_dir).resolve() / "mariadb"
         self.datadir = self.dir / "data"
@@ -64,6 +65,9 @@ class LocalMariaDB:
         # given here come last, so they override the defaults below.
         self.server_options = tuple(server_options)
         self.tcp_port = tcp_port
+        # The server process's environment (a Galera node finds its state
+        # transfer scripts on PATH); by default this process's own.
+        self.environment = environment
         self._users_lock: IO[str] | None = None
         self._process: subprocess.Popen[bytes] | None = None
         self.started_here = False
@@ -213,6 +217,7 @@ class LocalMariaDB:
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
             start_new_session=True,
+            env=self.environment,
         )
         self._process = process
         deadline = time.monotonic() + timeout

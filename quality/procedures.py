@@ -128,6 +128,17 @@ async def stale(cur: Cursor, directory: Path = ROUTINES_DIR) -> list[str]:
             if recorded.get(routine.name) != routine.checksum]
 
 
+async def to_apply(cur: Cursor, directory: Path = ROUTINES_DIR, *, everything: bool = False) -> list[str]:
+    """The routines `apply` would create: all of them with `everything`, else the stale ones."""
+    return list(routines(directory)) if everything else await stale(cur, directory)
+
+
+def statements(names: list[str], directory: Path = ROUTINES_DIR) -> list[str]:
+    """What `apply` sends to create these routines (for the migrations' preflight)."""
+    tree = routines(directory)
+    return [sql for name in names for sql in (f"DROP PROCEDURE IF EXISTS {name}", tree[name].statement)]
+
+
 @functools.cache
 def _parameters(name: str) -> tuple[str, ...]:
     routine = routines().get(name)

@@ -39,6 +39,9 @@ from quality.migrate import migrate
 from quality.settings import DatabaseURL, Settings
 from quality.shifts import Shifts
 
+# The Galera cluster and the primary + replica (`galera`, `replica_pair`).
+pytest_plugins = ["tests.cluster"]
+
 T = TypeVar("T")
 PASSWORD = "correct-horse-42"
 # The default settings' shifts (plant zone UTC), for tests that call save_scan directly.

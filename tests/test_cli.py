@@ -155,6 +155,13 @@ def test_migrate_reports_current_schema(db_url: DatabaseURL) -> None:
     assert "schema is current" in result.stdout
 
 
+def test_a_database_error_is_one_line_whatever_the_command(empty_db_url: DatabaseURL) -> None:
+    result = quality(empty_db_url, "user", "list")
+    assert result.returncode == 1
+    assert result.stderr.splitlines() == [
+        f"quality: the database answered error 1146: Table '{empty_db_url.database}.users' doesn't exist"]
+
+
 def test_user_add_with_password_from_stdin(db_url: DatabaseURL) -> None:
     result = quality(db_url, "user", "add", "Maria", "--role", "supervisor", "--password-stdin",
                      stdin="line-three-secret\n")
