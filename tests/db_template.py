@@ -64,10 +64,11 @@ async def _read_recipe(cur: Cursor, database: str) -> Recipe:
         " ORDER BY TABLE_NAME", (database,))
     listed = await cur.fetchall()
     others = [f"{name} ({kind})" for name, kind in listed if kind != "BASE TABLE"]
-    if events or others:
+    others += [f"{events} event(s)"] if events else []
+    if others:
         raise NotImplementedError(
-            f"tests/db_template.py copies tables, triggers and routines only; the migrations "
-            f"also made {others or ''}{f' {events} event(s)' if events else ''}: teach it those")
+            "tests/db_template.py copies tables, triggers and routines only; the migrations "
+            f"also made {', '.join(others)}: teach it those")
     tables, seeded = [], []
     for (name, _) in listed:
         await cur.execute(f"SHOW CREATE TABLE `{database}`.`{name}`")
