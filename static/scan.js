@@ -381,7 +381,9 @@
     if (!signInNeeded) {
       section.querySelector(".pending-note").textContent = visible.length ? MESSAGES.pendingNote : "";
     }
-    if (queue.length && !visible.length && !sending) {
+    // Once scans are pending, one queued behind them shows when due too, not at
+    // the next retry (up to MAX_RETRY_MS away).
+    if (queue.length > visible.length && (visible.length || !sending)) {
       setTimeout(renderPending, SHOW_PENDING_AFTER_MS);
     }
   }
