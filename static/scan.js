@@ -12,7 +12,7 @@
   const page = document.querySelector(".scan-page");
   if (!page) return;
 
-  // Every text this script shows, translated by the page (templates/scans/page.html);
+  // Every text this script shows, translated by the page (templates/stations/page.html);
   // `%(name)s` in a text is filled by `fill`.
   const MESSAGES = JSON.parse(document.getElementById("scan-messages").textContent);
   const fill = (text, values) => text.replace(/%\((\w+)\)s/g, (_match, name) => values[name]);

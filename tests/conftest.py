@@ -36,11 +36,11 @@ from starlette.testclient import TestClient
 from quality.accounts import create_user
 from quality.app import create_app
 from quality.db import Database
-from quality.lists.filters import Shifts
+from quality.http.services import Services
 from quality.localdb import LocalMariaDB
 from quality.migrate import migrate
-from quality.services import Services
 from quality.settings import DatabaseURL, Settings
+from quality.shifts import Shifts
 from tests.db_template import Recipe, copy_database, differences, recipe_of
 
 # The Galera cluster and the primary + replica (`galera`, `replica_pair`).

@@ -48,7 +48,7 @@ def test_healthz_is_503_when_the_database_is_unreachable(
         assert response.status_code == 503
         # One word for the caller; what went wrong (paths, users, hosts) only in the log.
         assert response.json() == {"status": "unavailable", "reason": "unreachable"}
-        assert any(record.name == "quality.ops" and "Can't connect" in record.getMessage()
+        assert any(record.name == "quality.pages.ops" and "Can't connect" in record.getMessage()
                    for record in caplog.records)
         page = client.get("/login")
         assert page.status_code == 200  # the sign-in page needs no database
