@@ -27,6 +27,7 @@ from quality.http.middleware import RequestMiddleware
 from quality.http.render import STATIC_DIR, Renderer
 from quality.http.session_cookie import SessionMiddleware
 from quality.lists import views as list_views
+from quality.lists.exporter import Exporter
 from quality.lists.filters import Shifts
 from quality.logs import configure_logging
 from quality.metrics import Metrics
@@ -58,6 +59,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
             timeout=settings.pool_timeout,
             recycle=settings.pool_recycle,
             query_timeout=settings.query_timeout,
+            bulk_share=settings.pool_bulk_share,
         )
         await db.open()
         metrics.watch_pool(db)
@@ -68,9 +70,11 @@ def create_app(settings: Settings | None = None) -> Starlette:
         await watcher.start()
         summariser = Summariser(db, Shifts.of_plant(settings))
         summariser.start()
+        exporter = Exporter(settings.exports_per_user, settings.exports_per_process)
         try:
-            yield {"services": Services(settings, db, watcher, metrics, renderer, sessions)}
+            yield {"services": Services(settings, db, watcher, metrics, renderer, sessions, exporter)}
         finally:
+            exporter.close()
             await summariser.stop()
             await watcher.stop()
             await db.close()

@@ -31,7 +31,7 @@ from starlette.routing import Route
 
 from quality import charts
 from quality.clock import utc_now
-from quality.db import Cursor, Database
+from quality.db import Cursor, Database, DatabaseUnavailable
 from quality.http.render import render
 from quality.i18n import count, lazy, percent, request_language, translator
 from quality.lists.filters import MAX_RANGE, ListRequest, ScanFilter, Shifts, read_filter
@@ -71,18 +71,23 @@ def report_filter(scan_filter: ScanFilter, now: datetime) -> ScanFilter:
 
 
 async def build(db: Database, scan_filter: ScanFilter, now: datetime | None = None) -> Report:
-    """The report's figures, read on two connections at once: days and shifts
-    (hour rows folded into shifts in Python), then operators and the defect
-    names on one; orders (ranked, then the top ones' defects) on the other.
+    """The report's figures, read on two connections at once, in the pool's
+    bulk lane: days and shifts (hour rows folded into shifts in Python), then
+    operators and the defect names on one; orders (ranked, then the top ones'
+    defects) on the other.
     Nothing is lost by that: transactions are READ COMMITTED, so each statement
     reads its own moment anyway, and `aggregate` makes each answer exact on its own."""
     now = now or utc_now()
     scan_filter = report_filter(scan_filter, now)
     shifts = scan_filter.shifts
     assert shifts is not None and scan_filter.start is not None and scan_filter.end is not None
-    async with asyncio.TaskGroup() as tasks:
-        shifts_and_operators = tasks.create_task(_by_shift_and_operator(db, scan_filter, now))
-        orders = tasks.create_task(_by_order(db, scan_filter, now))
+    try:
+        async with asyncio.TaskGroup() as tasks:
+            shifts_and_operators = tasks.create_task(_by_shift_and_operator(db, scan_filter, now))
+            orders = tasks.create_task(_by_order(db, scan_filter, now))
+    except* DatabaseUnavailable as unavailable:
+        # The task group wraps it; unwrapped, it is the 503 any busy page gives.
+        raise unavailable.exceptions[0] from None
     by_shift, by_operator, names = shifts_and_operators.result()
     by_order = orders.result()
     by_day: dict[date, Figures] = defaultdict(Figures)
@@ -104,7 +109,7 @@ async def _by_shift_and_operator(db: Database, scan_filter: ScanFilter, now: dat
     """Figures per production day and shift, the top operators, the defect codes' names."""
     assert scan_filter.shifts is not None and scan_filter.start is not None and scan_filter.end is not None
     fold = functools.partial(_shift_of_hour, scan_filter.shifts)
-    async with db.transaction() as cur:
+    async with db.bulk.transaction() as cur:
         by_shift = await aggregate(cur, scan_filter, "hour", now, fold=fold, shifts=scan_filter.shifts)
         by_operator = rank(await aggregate(cur, scan_filter, "operator", now))[:TOP]
         return by_shift, by_operator, await _defect_names(cur)
@@ -113,7 +118,7 @@ async def _by_shift_and_operator(db: Database, scan_filter: ScanFilter, now: dat
 async def _by_order(db: Database, scan_filter: ScanFilter, now: datetime) -> list[tuple[str, Figures]]:
     """The top orders. Orders are many: they are ranked without defects (in SQL),
     then the defects of the top ones read."""
-    async with db.transaction() as cur:
+    async with db.bulk.transaction() as cur:
         by_order = list((await aggregate(cur, scan_filter, "order", now, defects=False, top=TOP)).items())
         top = await aggregate(cur, scan_filter, "order", now, within=[order for order, _ in by_order])
     for order, figures in by_order:

@@ -1,6 +1,6 @@
 """What a request handler may use from its process: settings, the database pool,
-the live scan tables, metrics, the template renderer and the sessions it trusts,
-in one typed object.
+the live scan tables, metrics, the template renderer, the sessions it trusts
+and the exports' places and thread, in one typed object.
 
 The app's lifespan builds it once and hands it to every request as lifespan
 state; `services(request)` is the one way a handler reaches it.
@@ -16,6 +16,7 @@ from starlette.requests import HTTPConnection
 if TYPE_CHECKING:  # imported for the type checker only: these modules import this one
     from quality.db import Database
     from quality.http.render import Renderer
+    from quality.lists.exporter import Exporter
     from quality.metrics import Metrics
     from quality.scans.feed import ScanWatcher
     from quality.settings import Settings
@@ -29,6 +30,7 @@ class Services:
     metrics: Metrics
     renderer: Renderer
     sessions: SessionCache
+    exporter: Exporter
 
 
 class LifespanState(TypedDict):

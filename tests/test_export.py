@@ -15,6 +15,7 @@ import shutil
 import struct
 import subprocess
 import zipfile
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -149,8 +150,9 @@ async def test_rows_past_a_sheets_last_row_go_on_to_the_next_sheet(db: Database,
     english = words("en")
     batches = all_rows(db, scan_filter, batch=30)
     # 40 rows a sheet: the header and 39 scans, as Excel's 1,048,576 would be.
-    body = b"".join([chunk async for chunk in xlsx_chunks(await anext(batches), batches, ZONE, english,
-                                                          sheet_rows=40)])
+    with ThreadPoolExecutor(1) as formatter:
+        body = b"".join([chunk async for chunk in xlsx_chunks(await anext(batches), batches, ZONE, english,
+                                                              formatter, sheet_rows=40)])
     book = openpyxl.load_workbook(io.BytesIO(body), read_only=True)
     assert book.sheetnames == ["Scans", "Scans (2)", "Scans (3)"]
     data = []

@@ -7,7 +7,7 @@ OFFSET, so page 1,000 reads the same 51 index entries as page 1.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -116,13 +116,15 @@ async def _select(cur: DbCursor, scan_filter: ScanFilter, spans: list[Span] | No
 
 
 async def all_rows(db: Database, scan_filter: ScanFilter,
-                   batch: int = EXPORT_BATCH) -> AsyncIterator[list[ScanRow]]:
+                   batch: int = EXPORT_BATCH) -> AsyncGenerator[list[ScanRow]]:
     """Every filtered row, newest first, in batches: each batch is its own short
-    transaction, so no connection is held while the client reads."""
+    transaction in the pool's bulk lane, so no connection is held while the
+    client reads, and however many exports run, they hold at most the lane's
+    share of the connections."""
     now = utc_now()
     before = None
     while True:
-        async with db.transaction() as cur:
+        async with db.bulk.transaction() as cur:
             page = await fetch_page(cur, scan_filter, before=before, size=batch, now=now)
         if page.rows:
             yield page.rows
