@@ -6,6 +6,10 @@ pool's bulk lane. Each batch is formatted on the process's export thread
 as it is made: CSV batch by batch, and XLSX too (`quality/lists/xlsx.py`
 streams the zipped workbook as its rows are written). A user, and the
 process, run a bounded number of exports at once; one more is a 429.
+
+CSV is opened by spreadsheet programs, which run a cell that starts like a
+formula: every text cell that could is written with OWASP's leading `'`. (XLSX
+cells are inline strings, never formulas.)
 """
 
 from __future__ import annotations
@@ -43,6 +47,8 @@ COLUMNS = (lazy("Time"), lazy("Station"), lazy("Operator"), lazy("Piece"), lazy(
            lazy("Re-scan"))
 XLSX_TYPE = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
 RETRY_AFTER_SECONDS = 10
+# What a spreadsheet takes as the start of a formula (OWASP, CSV injection).
+_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 
 
 @dataclass(frozen=True)
@@ -76,8 +82,16 @@ def row_values(row: ScanRow, timezone: ZoneInfo, words: Words) -> list[Cell]:
 
 
 def csv_values(row: ScanRow, timezone: ZoneInfo, words: Words) -> list[str]:
-    """A row's values as CSV text: the time in ISO 8601 with the plant's offset."""
-    return [_local_time(row, timezone).isoformat(timespec="seconds"), *_text_values(row, words)]
+    """A row's values as CSV text: the time in ISO 8601 with the plant's offset,
+    then its text, none of which a spreadsheet would run."""
+    return [_local_time(row, timezone).isoformat(timespec="seconds"),
+            *(as_text(value) for value in _text_values(row, words))]
+
+
+def as_text(value: str) -> str:
+    """A value a spreadsheet would run as a formula, with the leading `'` that
+    makes it text (OWASP); any other value as it is."""
+    return "'" + value if value.startswith(_FORMULA_START) else value
 
 
 def _local_time(row: ScanRow, timezone: ZoneInfo) -> datetime:
