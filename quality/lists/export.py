@@ -128,10 +128,17 @@ class _Export(StreamingResponse):
 
     def __init__(self, body: AsyncGenerator[bytes], rows: AsyncGenerator[list[ScanRow]], slot: Slot,
                  **options: Any) -> None:
-        super().__init__(body, **options)
+        super().__init__(self._released_at_the_end(body), **options)
         self._body = body
         self._rows = rows
         self._slot = slot
+
+    async def _released_at_the_end(self, body: AsyncGenerator[bytes]) -> AsyncGenerator[bytes]:
+        async for chunk in body:
+            yield chunk
+        # Before the answer's end reaches the client: one who exports again at
+        # once is not refused for the export just finished.
+        self._slot.release()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         try:
