@@ -18,7 +18,6 @@ import shutil
 import struct
 import subprocess
 import zipfile
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -32,6 +31,7 @@ from starlette.testclient import TestClient
 from quality.db import Database
 from quality.demo import fill
 from quality.lists.export import csv_values, row_values, words, xlsx_chunks
+from quality.lists.exporter import Exporter
 from quality.lists.filters import read_filter
 from quality.lists.queries import all_rows
 from quality.lists.xlsx import WorkbookStream
@@ -154,9 +154,10 @@ async def test_rows_past_a_sheets_last_row_go_on_to_the_next_sheet(db: Database,
     english = words("en")
     batches = all_rows(db, scan_filter, batch=30)
     # 40 rows a sheet: the header and 39 scans, as Excel's 1,048,576 would be.
-    with ThreadPoolExecutor(1) as formatter:
-        body = b"".join([chunk async for chunk in xlsx_chunks(await anext(batches), batches, ZONE, english,
-                                                              formatter, sheet_rows=40)])
+    exporter = Exporter(1, 1)
+    body = b"".join([chunk async for chunk in xlsx_chunks(await anext(batches), batches, ZONE, english,
+                                                          exporter.format, sheet_rows=40)])
+    exporter.close()
     book = openpyxl.load_workbook(io.BytesIO(body), read_only=True)
     assert book.sheetnames == ["Scans", "Scans (2)", "Scans (3)"]
     data = []

@@ -1,9 +1,10 @@
 """What a process gives its exports, against a real server: a bounded number
 of places per user and in all (one more is a 429 saying to wait, in the
 user's language), given back however an export ends (finished, failed
-mid-stream, or its client hanging up, which cancels it); and a bounded share of
+mid-stream, or its client hanging up, which cancels it); a bounded share of
 the database pool for exports, totals and reports, so that while they crowd
-in, scans, sign-ins and /healthz still get connections."""
+in, scans, sign-ins and /healthz still get connections; and a thread of their
+own to format rows on, a slice at a time with rests between."""
 
 from __future__ import annotations
 
@@ -21,6 +22,7 @@ import asyncmy
 import httpx2
 import pytest
 
+from quality.lists.exporter import SLICE_ROWS, Exporter
 from quality.settings import DatabaseURL, Settings
 from tests.conftest import PASSWORD, LiveServer, csrf_token_in, eventually, execute, run_async
 from tests.test_scans import GOOD
@@ -239,3 +241,29 @@ def test_exports_totals_and_reports_leave_scans_sign_in_and_healthz_their_connec
             assert locked_sessions(db_url) <= 3
         statuses = [answer.result() for answer in answers]
         assert set(statuses) <= {200, 503} and 200 in statuses
+
+
+async def test_rows_are_formatted_on_the_exports_own_thread_a_slice_at_a_time() -> None:
+    exporter = Exporter(1, 1)
+    loop = asyncio.get_running_loop()
+    # The default executor, which sign-in hashes passwords on, is all busy.
+    busy = threading.Event()
+    hashing = [loop.run_in_executor(None, busy.wait) for _ in range(64)]
+    written: list[tuple[str, int]] = []
+
+    def write(rows: Any) -> bytes:
+        written.append((threading.current_thread().name, len(rows)))
+        time.sleep(0.01)  # a slice's work, holding what formatting holds
+        return b"".join(rows)
+
+    started = time.monotonic()
+    try:
+        formatted = await asyncio.wait_for(exporter.format([b"x"] * (2 * SLICE_ROWS + 50), write), 10)
+    finally:
+        busy.set()
+        await asyncio.gather(*hashing)
+        exporter.close()
+    assert formatted == b"x" * (2 * SLICE_ROWS + 50)
+    assert written == [("export_0", SLICE_ROWS), ("export_0", SLICE_ROWS), ("export_0", 50)]
+    # Each slice is followed by a rest as long as its work: the event loop's turn.
+    assert time.monotonic() - started >= 0.06

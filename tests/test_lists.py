@@ -8,7 +8,6 @@ import csv
 import dataclasses
 import io
 from collections.abc import AsyncIterator, Callable, Iterator
-from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -21,6 +20,7 @@ from quality.db import Database
 from quality.demo import fill
 from quality.http.render import Renderer
 from quality.lists.export import COLUMNS, row_values, words, xlsx_chunks
+from quality.lists.exporter import Exporter
 from quality.lists.filters import Cursor, Shifts, read_filter
 from quality.lists.queries import all_rows, fetch_page, totals
 from quality.lists.views import _row_events
@@ -339,14 +339,15 @@ async def test_xlsx_bytes_leave_before_the_last_rows_are_read(db: Database, sett
 
     rest = counted()
     first = await anext(rest)
-    with ThreadPoolExecutor(1) as formatter:
-        chunks = xlsx_chunks(first, rest, ZONE, words("en"), formatter)
-        body = [await anext(chunks), await anext(chunks)]
-        # The parts before the sheet leave at once, and compressed rows follow
-        # (deflate holds back a little) while most batches are still unread.
-        assert body[0].startswith(b"PK") and len(body[1]) > 1000
-        assert batches_read <= 2
-        body += [chunk async for chunk in chunks]
+    exporter = Exporter(1, 1)
+    chunks = xlsx_chunks(first, rest, ZONE, words("en"), exporter.format)
+    body = [await anext(chunks), await anext(chunks)]
+    # The parts before the sheet leave at once, and compressed rows follow
+    # (deflate holds back a little) while most batches are still unread.
+    assert body[0].startswith(b"PK") and len(body[1]) > 1000
+    assert batches_read <= 2
+    body += [chunk async for chunk in chunks]
+    exporter.close()
     assert batches_read == 5
     sheet = openpyxl.load_workbook(io.BytesIO(b"".join(body)), read_only=True).active
     # Empty values are no cells; read them back as "". Times are dates in

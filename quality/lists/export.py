@@ -14,13 +14,11 @@ cells are inline strings, never formulas.)
 
 from __future__ import annotations
 
-import asyncio
 import csv
 import functools
 import io
 import re
-from collections.abc import AsyncGenerator, AsyncIterator, Callable, Iterable
-from concurrent.futures import Executor
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -118,7 +116,9 @@ def _disposition(name: str) -> dict[str, str]:
     return {"Content-Disposition": f'attachment; filename="{name}"', "Cache-Control": "no-store"}
 
 
-Chunks = Callable[[list[ScanRow], AsyncIterator[list[ScanRow]], ZoneInfo, Words, Executor],
+# Rows to bytes on the export thread: `Exporter.format`.
+Format = Callable[[Sequence[ScanRow], Callable[[Sequence[ScanRow]], bytes]], Awaitable[bytes]]
+Chunks = Callable[[list[ScanRow], AsyncIterator[list[ScanRow]], ZoneInfo, Words, Format],
                   AsyncGenerator[bytes]]
 
 
@@ -168,7 +168,7 @@ async def _export(request: Request, chunks: Chunks, media_type: str, extension: 
         slot.release()
         raise
     body = chunks(first, batches, services(request).settings.timezone,
-                  words(request_language(request, services(request).settings.language)), exporter.formatter)
+                  words(request_language(request, services(request).settings.language)), exporter.format)
     return _Export(body, batches, slot, media_type=media_type,
                    headers=_disposition(file_name(listing.filter, extension)))
 
@@ -203,7 +203,7 @@ class _CsvText:
         # The byte-order mark tells spreadsheet programs it is UTF-8.
         return "\ufeff".encode() + self._lines([self._words.header])
 
-    def rows(self, rows: list[ScanRow]) -> bytes:
+    def rows(self, rows: Iterable[ScanRow]) -> bytes:
         return self._lines(csv_values(row, self._timezone, self._words) for row in rows)
 
     def _lines(self, values: Iterable[list[str]]) -> bytes:
@@ -215,13 +215,12 @@ class _CsvText:
 
 
 async def _csv_chunks(first: list[ScanRow], rest: AsyncIterator[list[ScanRow]], timezone: ZoneInfo,
-                      words: Words, formatter: Executor) -> AsyncGenerator[bytes]:
-    loop = asyncio.get_running_loop()
+                      words: Words, format_rows: Format) -> AsyncGenerator[bytes]:
     text = _CsvText(timezone, words)
     yield text.header()
     batch = first
     while batch:
-        yield await loop.run_in_executor(formatter, text.rows, batch)
+        yield await format_rows(batch, text.rows)
         batch = await anext(rest, [])
 
 
@@ -231,18 +230,20 @@ async def xlsx_export(request: Request) -> Response:
 
 
 async def xlsx_chunks(first: list[ScanRow], rest: AsyncIterator[list[ScanRow]], timezone: ZoneInfo,
-                      words: Words, formatter: Executor, sheet_rows: int = SHEET_ROWS
+                      words: Words, format_rows: Format, sheet_rows: int = SHEET_ROWS
                       ) -> AsyncGenerator[bytes]:
     """The workbook's bytes, one piece per batch of rows. Rows beyond a
     sheet's last row go on to the next sheet: Scans, Scans (2), ..."""
-    loop = asyncio.get_running_loop()
     book = WorkbookStream(words.sheet_name, words.header, (26,) + (16,) * (len(COLUMNS) - 1),
                           sheet_rows=sheet_rows)
+
+    def write(rows: Sequence[ScanRow]) -> bytes:
+        return book.rows(row_values(row, timezone, words) for row in rows)
+
     yield book.start()
     batch = first
     while batch:
-        chunk = await loop.run_in_executor(
-            formatter, book.rows, (row_values(row, timezone, words) for row in batch))
+        chunk = await format_rows(batch, write)
         if chunk:
             yield chunk
         batch = await anext(rest, [])

@@ -19,7 +19,7 @@ from quality.scans.store import ScanRow
 from quality.summary import Figures, aggregate
 
 PAGE_SIZE = 50
-EXPORT_BATCH = 2000
+EXPORT_BATCH = 1000  # rows a batch: its read and parse hold the event loop a couple of ms
 
 # Each row with the defect name its code had when it was scanned (migration 0004),
 # read from scans alone, walking the filter's own index in order.
