@@ -33,7 +33,7 @@ from quality.demo import fill
 from quality.lists.export import csv_values, row_values, words, xlsx_chunks
 from quality.lists.exporter import Exporter
 from quality.lists.filters import read_filter
-from quality.lists.queries import all_rows
+from quality.lists.queries import all_rows, scan_row
 from quality.lists.xlsx import WorkbookStream
 from quality.scans.store import ScanRow, save_scan
 from quality.settings import Settings
@@ -150,7 +150,7 @@ async def test_rows_past_a_sheets_last_row_go_on_to_the_next_sheet(db: Database,
                                                                    tmp_path: Path) -> None:
     await fill(db, 100, 2, PLANT_SHIFTS, seed=3)
     scan_filter = read_filter({}, settings).filter
-    everything = [row async for batch in all_rows(db, scan_filter) for row in batch]
+    everything = [scan_row(values) async for batch in all_rows(db, scan_filter) for values in batch]
     english = words("en")
     batches = all_rows(db, scan_filter, batch=30)
     # 40 rows a sheet: the header and 39 scans, as Excel's 1,048,576 would be.

@@ -22,11 +22,11 @@ from quality.http.render import Renderer
 from quality.lists.export import COLUMNS, row_values, words, xlsx_chunks
 from quality.lists.exporter import Exporter
 from quality.lists.filters import Cursor, Shifts, read_filter
-from quality.lists.queries import all_rows, fetch_page, totals
+from quality.lists.queries import Raw, all_rows, fetch_page, scan_row, totals
 from quality.lists.views import _row_events
 from quality.lists.xlsx import WorkbookStream
 from quality.scans.feed import ScanWatcher, TableMarkup
-from quality.scans.store import ScanRow, save_scan
+from quality.scans.store import save_scan
 from quality.settings import Settings, SettingsError, load_settings
 from quality.summary import summarise_all
 from quality.user_sessions import SessionCache
@@ -195,7 +195,7 @@ async def test_pages_visit_every_row_once_both_ways_while_scans_arrive(
 async def test_pages_read_the_same_rows_deep_or_shallow(db: Database, settings: Settings,
                                                         seeded: list[Scan]) -> None:
     scan_filter = read_filter({}, settings).filter
-    rows = [row async for batch in all_rows(db, scan_filter, batch=100) for row in batch]
+    rows = [scan_row(values) async for batch in all_rows(db, scan_filter, batch=100) for values in batch]
     assert [row.id for row in rows] == [s.id for s in sorted(
         seeded, key=lambda s: (s.created_at, s.id), reverse=True)]
     deep = Cursor.of(rows[2000])
@@ -331,7 +331,7 @@ async def test_xlsx_bytes_leave_before_the_last_rows_are_read(db: Database, sett
     scan_filter = read_filter({}, settings).filter
     batches_read = 0
 
-    async def counted() -> AsyncIterator[list[ScanRow]]:
+    async def counted() -> AsyncIterator[list[Raw]]:
         nonlocal batches_read
         async for batch in all_rows(db, scan_filter, batch=500):
             batches_read += 1
@@ -354,7 +354,7 @@ async def test_xlsx_bytes_leave_before_the_last_rows_are_read(db: Database, sett
     # the plant's time.
     rows = [[value or "" for value in row] + [""] * (len(COLUMNS) - len(row))
             for row in sheet.iter_rows(values_only=True)]
-    everything = [row async for batch in all_rows(db, scan_filter) for row in batch]
+    everything = [scan_row(values) async for batch in all_rows(db, scan_filter) for values in batch]
     want = [row_values(row, ZONE, words("en")) for row in everything]
     assert rows == [list(COLUMNS)] + [[time.replace(tzinfo=None), *rest] for time, *rest in want]
 

@@ -32,7 +32,7 @@ from starlette.types import Receive, Scope, Send
 from quality.http.errors import error_page
 from quality.i18n import lazy, lazy_plural, request_language, translator
 from quality.lists.filters import ScanFilter, read_filter
-from quality.lists.queries import all_rows
+from quality.lists.queries import Raw, all_rows, scan_row
 from quality.lists.xlsx import SHEET_ROWS, Cell, WorkbookStream
 from quality.permissions import guard
 from quality.scans import STATIONS
@@ -117,8 +117,8 @@ def _disposition(name: str) -> dict[str, str]:
 
 
 # Rows to bytes on the export thread: `Exporter.format`.
-Format = Callable[[Sequence[ScanRow], Callable[[Sequence[ScanRow]], bytes]], Awaitable[bytes]]
-Chunks = Callable[[list[ScanRow], AsyncIterator[list[ScanRow]], ZoneInfo, Words, Format],
+Format = Callable[[Sequence[Raw], Callable[[Sequence[Raw]], bytes]], Awaitable[bytes]]
+Chunks = Callable[[list[Raw], AsyncIterator[list[Raw]], ZoneInfo, Words, Format],
                   AsyncGenerator[bytes]]
 
 
@@ -126,7 +126,7 @@ class _Export(StreamingResponse):
     """A streamed export that gives its place back however it ends: finished,
     failed, cancelled, or left by its client mid-stream."""
 
-    def __init__(self, body: AsyncGenerator[bytes], rows: AsyncGenerator[list[ScanRow]], slot: Slot,
+    def __init__(self, body: AsyncGenerator[bytes], rows: AsyncGenerator[list[Raw]], slot: Slot,
                  **options: Any) -> None:
         super().__init__(self._released_at_the_end(body), **options)
         self._body = body
@@ -203,8 +203,8 @@ class _CsvText:
         # The byte-order mark tells spreadsheet programs it is UTF-8.
         return "\ufeff".encode() + self._lines([self._words.header])
 
-    def rows(self, rows: Iterable[ScanRow]) -> bytes:
-        return self._lines(csv_values(row, self._timezone, self._words) for row in rows)
+    def rows(self, rows: Iterable[Raw]) -> bytes:
+        return self._lines(csv_values(scan_row(values), self._timezone, self._words) for values in rows)
 
     def _lines(self, values: Iterable[list[str]]) -> bytes:
         self._writer.writerows(values)
@@ -214,7 +214,7 @@ class _CsvText:
         return text.encode()
 
 
-async def _csv_chunks(first: list[ScanRow], rest: AsyncIterator[list[ScanRow]], timezone: ZoneInfo,
+async def _csv_chunks(first: list[Raw], rest: AsyncIterator[list[Raw]], timezone: ZoneInfo,
                       words: Words, format_rows: Format) -> AsyncGenerator[bytes]:
     text = _CsvText(timezone, words)
     yield text.header()
@@ -229,7 +229,7 @@ async def xlsx_export(request: Request) -> Response:
     return await _export(request, xlsx_chunks, XLSX_TYPE, "xlsx")
 
 
-async def xlsx_chunks(first: list[ScanRow], rest: AsyncIterator[list[ScanRow]], timezone: ZoneInfo,
+async def xlsx_chunks(first: list[Raw], rest: AsyncIterator[list[Raw]], timezone: ZoneInfo,
                       words: Words, format_rows: Format, sheet_rows: int = SHEET_ROWS
                       ) -> AsyncGenerator[bytes]:
     """The workbook's bytes, one piece per batch of rows. Rows beyond a
@@ -237,8 +237,8 @@ async def xlsx_chunks(first: list[ScanRow], rest: AsyncIterator[list[ScanRow]], 
     book = WorkbookStream(words.sheet_name, words.header, (26,) + (16,) * (len(COLUMNS) - 1),
                           sheet_rows=sheet_rows)
 
-    def write(rows: Sequence[ScanRow]) -> bytes:
-        return book.rows(row_values(row, timezone, words) for row in rows)
+    def write(rows: Sequence[Raw]) -> bytes:
+        return book.rows(row_values(scan_row(values), timezone, words) for values in rows)
 
     yield book.start()
     batch = first

@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import AsyncGenerator
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 from quality.clock import utc_now
 from quality.db import Cursor as DbCursor
@@ -43,7 +44,11 @@ class Page:
         return self.newer is None
 
 
-def _row(values: tuple) -> ScanRow:
+# A row as read: ScanRow's fields in order, the two flags 0 or 1.
+Raw = tuple[Any, ...]
+
+
+def scan_row(values: Raw) -> ScanRow:
     *row, approved, rescan = values
     return ScanRow(*row, bool(approved), bool(rescan))
 
@@ -53,13 +58,13 @@ async def fetch_page(cur: DbCursor, scan_filter: ScanFilter, *, before: Cursor |
                      now: datetime | None = None) -> Page:
     spans = scan_filter.time_spans(now or utc_now())
     if after is not None:  # a newer page: read upwards from the cursor, show newest first
-        found = await _seek(cur, scan_filter, spans, after, True, size + 1)
+        found = [scan_row(values) for values in await _seek(cur, scan_filter, spans, after, True, size + 1)]
         more = len(found) > size
         rows = found[:size][::-1]
         if not rows:
             return Page([], None, after)
         return Page(rows, Cursor.of(rows[0]) if more else None, Cursor.of(rows[-1]))
-    found = await _seek(cur, scan_filter, spans, before, False, size + 1)
+    found = [scan_row(values) for values in await _seek(cur, scan_filter, spans, before, False, size + 1)]
     rows = found[:size]
     newer = Cursor.of(rows[0]) if before is not None and rows else before
     older = Cursor.of(rows[-1]) if len(found) > size else None
@@ -70,13 +75,13 @@ Span = tuple[datetime | None, datetime | None]
 
 
 async def _seek(cur: DbCursor, scan_filter: ScanFilter, spans: list[Span] | None, cursor: Cursor | None,
-                upward: bool, limit: int) -> list[ScanRow]:
+                upward: bool, limit: int) -> list[Raw]:
     """Up to `limit` rows past the cursor. A filter of many time spans (a shift on
     every day) is read a span at a time, nearest first: each is one index range
     read in order, where all of them at once would be sorted."""
     if spans is None or len(spans) < 2:
         return await _select(cur, scan_filter, spans, cursor, upward, limit)
-    rows: list[ScanRow] = []
+    rows: list[Raw] = []
     for span in sorted(spans, key=lambda span: span[0] or datetime.min, reverse=not upward):
         start, end = span
         if cursor is not None and (
@@ -90,7 +95,7 @@ async def _seek(cur: DbCursor, scan_filter: ScanFilter, spans: list[Span] | None
 
 
 async def _select(cur: DbCursor, scan_filter: ScanFilter, spans: list[Span] | None, cursor: Cursor | None,
-                  upward: bool, limit: int) -> list[ScanRow]:
+                  upward: bool, limit: int) -> list[Raw]:
     """One ordered index read; a checker filter is two (one per checker column,
     merged by UNION), since an OR of two indexes would sort every match."""
     direction = "" if upward else " DESC"
@@ -112,25 +117,26 @@ async def _select(cur: DbCursor, scan_filter: ScanFilter, spans: list[Span] | No
                + f" ORDER BY created_at{direction}, id{direction} LIMIT %s")
         params.append(limit)
     await cur.execute(sql, params)
-    return [_row(values) for values in await cur.fetchall()]
+    return await cur.fetchall()
 
 
 async def all_rows(db: Database, scan_filter: ScanFilter,
-                   batch: int = EXPORT_BATCH) -> AsyncGenerator[list[ScanRow]]:
-    """Every filtered row, newest first, in batches: each batch is its own short
-    transaction in the pool's bulk lane, so no connection is held while the
-    client reads, and however many exports run, they hold at most the lane's
-    share of the connections."""
-    now = utc_now()
+                   batch: int = EXPORT_BATCH) -> AsyncGenerator[list[Raw]]:
+    """Every filtered row as read (`scan_row` makes it a ScanRow: the exports
+    do that on their own thread, not on the event loop), newest first, in
+    batches: each batch is its own short transaction in the pool's bulk lane,
+    so no connection is held while the client reads, and however many exports
+    run, they hold at most the lane's share of the connections."""
+    spans = scan_filter.time_spans(utc_now())
     before = None
     while True:
         async with db.bulk.transaction() as cur:
-            page = await fetch_page(cur, scan_filter, before=before, size=batch, now=now)
-        if page.rows:
-            yield page.rows
-        if page.older is None:
+            rows = await _seek(cur, scan_filter, spans, before, False, batch)
+        if rows:
+            yield rows
+        if len(rows) < batch:
             return
-        before = page.older
+        before = Cursor(rows[-1][2], rows[-1][0])  # its created_at and id
 
 
 async def totals(cur: DbCursor, scan_filter: ScanFilter, now: datetime | None = None) -> Figures:
