@@ -36,8 +36,9 @@ def test_lists_bench_times_every_page_and_both_exports() -> None:
 
 
 def test_plant_day_runs_both_phases_and_reports_every_figure() -> None:
-    report = run_bench("bench/plant_day.py", "--scans", "2000", "--seconds", "3", "--stations", "4",
-                       "--lists", "2", "--reporters", "2", "--minute", "2", "--admins", "1", "--exports", "2")
+    report = run_bench("bench/plant_day.py", "--scans", "2000", "--seconds", "3", "--rounds", "1",
+                       "--stations", "4", "--lists", "2", "--reporters", "2", "--minute", "2",
+                       "--admins", "1", "--exports", "2")
     assert "without exports   :" in report and "with 2 exports    :" in report
     assert "ratio: scan p99 with exports / without =" in report
     assert "app resident memory:" in report and "/healthz slowest answer in the whole run:" in report
