@@ -22,7 +22,7 @@ import asyncmy
 import httpx2
 import pytest
 
-from quality.lists.exporter import REST_PER_WORK, SLICE_ROWS, Exporter
+from quality.lists.exporter import SLICE_ROWS, WAIT_SECONDS, Exporter
 from quality.settings import DatabaseURL, Settings
 from tests.conftest import PASSWORD, LiveServer, csrf_token_in, eventually, execute, run_async
 from tests.test_scans import GOOD
@@ -253,10 +253,8 @@ async def test_rows_are_formatted_on_the_exports_own_thread_a_slice_at_a_time() 
 
     def write(rows: Any) -> bytes:
         written.append((threading.current_thread().name, len(rows)))
-        time.sleep(0.01)  # a slice's work, holding what formatting holds
         return b"".join(rows)
 
-    started = time.monotonic()
     try:
         formatted = await asyncio.wait_for(exporter.format([b"x"] * (2 * SLICE_ROWS + 50), write), 10)
     finally:
@@ -265,5 +263,31 @@ async def test_rows_are_formatted_on_the_exports_own_thread_a_slice_at_a_time() 
         exporter.close()
     assert formatted == b"x" * (2 * SLICE_ROWS + 50)
     assert written == [("export_0", SLICE_ROWS), ("export_0", SLICE_ROWS), ("export_0", 50)]
-    # Each slice's work is followed by a rest: the event loop's turn.
-    assert time.monotonic() - started >= 3 * 0.01 * (1 + REST_PER_WORK)
+
+
+async def test_the_export_thread_waits_while_the_event_loop_is_busy() -> None:
+    exporter = Exporter(1, 1)
+    slices: list[float] = []
+
+    def write(rows: Any) -> bytes:
+        slices.append(time.monotonic())
+        time.sleep(0.001)  # a slice's work
+        return b""
+
+    formatting = asyncio.ensure_future(exporter.format([b""] * (SLICE_ROWS * 1000), write))
+    await asyncio.sleep(0.1)  # formatting at full speed while the loop is free
+    assert len(slices) > 20
+    # The loop busy for 0.5 s (a long report, say): it does not beat, so the
+    # thread writes a slice only every WAIT_SECONDS, instead of every millisecond.
+    started = time.monotonic()
+    time.sleep(0.5)  # noqa: ASYNC251 - the point: the event loop kept busy
+    ended = time.monotonic()
+    during = [at for at in slices if started + 0.02 < at < ended]
+    assert len(during) <= 0.5 / WAIT_SECONDS + 2
+    # Cancelled (its client left), it stops after the slice it is writing.
+    formatting.cancel()
+    await asyncio.sleep(0.2)
+    written = len(slices)
+    await asyncio.sleep(0.2)
+    assert len(slices) == written
+    exporter.close()
