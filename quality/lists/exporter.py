@@ -21,9 +21,9 @@ from quality.slots import Slots
 T = TypeVar("T")
 # Rows formatted at a stretch: one to two milliseconds of work.
 SLICE_ROWS = 200
-# After each slice the thread lets go of the GIL at least this long, so the
-# event loop, if it waits for it, gets it now rather than after Python's 5 ms.
-REST_SECONDS = 0.0005
+# After each slice the thread lets go of the GIL as long as the slice took: the
+# event loop, if it waits for it, gets it now rather than after Python's 5 ms,
+# and exports never take more than half of the process's turns.
 # While exports run the event loop beats this often; a beat older than
 # BUSY_SECONDS means it is busy (a report, a burst of scans, a garbage
 # collection), and the thread waits for it, though never past WAIT_SECONDS
@@ -72,8 +72,9 @@ class Exporter:
             self._wait_for_the_loop()
             if stop.is_set():
                 break
+            began = time.perf_counter()
             parts.append(write(rows[start:start + SLICE_ROWS]))
-            time.sleep(REST_SECONDS)
+            time.sleep(time.perf_counter() - began)
         return b"".join(parts)
 
     def _wait_for_the_loop(self) -> None:

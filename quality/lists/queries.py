@@ -7,6 +7,7 @@ OFFSET, so page 1,000 reads the same 51 index entries as page 1.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncGenerator
 from dataclasses import dataclass
 from datetime import datetime
@@ -126,17 +127,29 @@ async def all_rows(db: Database, scan_filter: ScanFilter,
     do that on their own thread, not on the event loop), newest first, in
     batches: each batch is its own short transaction in the pool's bulk lane,
     so no connection is held while the client reads, and however many exports
-    run, they hold at most the lane's share of the connections."""
+    run, they hold at most the lane's share of the connections. The next batch
+    is read while the caller works on this one."""
     spans = scan_filter.time_spans(utc_now())
-    before = None
-    while True:
+
+    async def read(before: Cursor | None) -> list[Raw]:
         async with db.bulk.transaction() as cur:
-            rows = await _seek(cur, scan_filter, spans, before, False, batch)
-        if rows:
-            yield rows
-        if len(rows) < batch:
-            return
-        before = Cursor(rows[-1][2], rows[-1][0])  # its created_at and id
+            return await _seek(cur, scan_filter, spans, before, False, batch)
+
+    reading = asyncio.ensure_future(read(None))
+    try:
+        while True:
+            rows = await reading
+            if len(rows) == batch:
+                reading = asyncio.ensure_future(read(Cursor(rows[-1][2], rows[-1][0])))  # its created_at, id
+            if rows:
+                yield rows
+            if len(rows) < batch:
+                return
+    finally:
+        # Left early (the client gone, an error): the read ahead is not wanted;
+        # its transaction gives its connection back as it is cancelled.
+        reading.cancel()
+        reading.add_done_callback(lambda task: task.cancelled() or task.exception())
 
 
 async def totals(cur: DbCursor, scan_filter: ScanFilter, now: datetime | None = None) -> Figures:
