@@ -18,10 +18,11 @@ from starlette.types import ASGIApp
 
 from quality.db import Database
 from quality.http.errors import handlers
+from quality.http.exporter import Exporter
 from quality.http.middleware import RequestMiddleware
 from quality.http.services import LifespanState, Services
 from quality.http.session_cookie import SessionMiddleware
-from quality.http.slots import STREAMS_PER_PROCESS, STREAMS_PER_USER, StreamSlots
+from quality.http.slots import STREAMS_PER_PROCESS, STREAMS_PER_USER, Slots
 from quality.http.templates import STATIC_DIR, Renderer
 from quality.logs import configure_logging
 from quality.metrics import Metrics
@@ -61,6 +62,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
             timeout=settings.pool_timeout,
             recycle=settings.pool_recycle,
             query_timeout=settings.query_timeout,
+            bulk_share=settings.pool_bulk_share,
         )
         await db.open()
         metrics.watch_pool(db)
@@ -71,10 +73,12 @@ def create_app(settings: Settings | None = None) -> Starlette:
         await watcher.start()
         summariser = Summariser(db, Shifts.of_plant(settings))
         summariser.start()
+        exporter = Exporter(settings.exports_per_user, settings.exports_per_process)
         try:
             yield {"services": Services(settings, db, watcher, metrics, renderer, sessions,
-                                          StreamSlots(STREAMS_PER_USER, STREAMS_PER_PROCESS))}
+                                        Slots(STREAMS_PER_USER, STREAMS_PER_PROCESS), exporter)}
         finally:
+            exporter.close()
             await summariser.stop()
             await watcher.stop()
             await db.close()

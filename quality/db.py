@@ -22,7 +22,11 @@ own small pool of asyncmy connections:
 * server-independent: every session sets the app's sql_mode and collation,
   whatever a DBA configured, and says (`encrypted`) whether it uses TLS;
 * observable: `stats()` gives size, in use, idle, waiting, timeouts and
-  discarded connections; `observe_wait`, when set, is told each acquire's wait.
+  discarded connections; `observe_wait`, when set, is told each acquire's wait;
+* shared fairly: work that comes in crowds and can wait (exports, reports,
+  list totals) goes through `db.bulk.transaction()`, a lane that holds at most
+  a share of the connections, so scans, sign-ins and /healthz always find the
+  rest free.
 
 Transient errors: a transaction can lose to concurrent ones through no fault
 of its own: a deadlock (1213; on Galera a certification failure comes with the
@@ -57,6 +61,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 import random
 import ssl
 import time
@@ -287,6 +292,63 @@ class Cursor:
         self._cursor = self.pooled.conn.cursor()
 
 
+@dataclass
+class LaneStats:
+    maxsize: int
+    in_use: int  # transactions in the lane (holding a connection or about to)
+    waiting: int  # callers waiting for a place in the lane
+    timeouts: int
+
+
+class Lane:
+    """A share of the pool for work that comes in crowds and can wait: exports,
+    reports, list totals. At most `maxsize` of its transactions hold connections
+    at once, however many are asked for, so the rest of the pool stays free for
+    scans, sign-ins and /healthz. A caller waits for a place in the lane and
+    then for a connection within the pool's one timeout, and after it gets
+    `PoolTimeout` (a 503), as any request does."""
+
+    def __init__(self, db: Database, maxsize: int) -> None:
+        self._db = db
+        self.maxsize = maxsize
+        self._places = asyncio.Semaphore(maxsize)
+        self._in_use = self._waiting = self._timeouts = 0
+
+    @asynccontextmanager
+    async def transaction(self) -> AsyncIterator[Cursor]:
+        """`Database.transaction()` for the lane's work."""
+        started = time.monotonic()
+        await self._enter()
+        try:
+            left = max(0.0, self._db.timeout - (time.monotonic() - started))
+            async with self._db.transaction(acquire_timeout=left) as cursor:
+                yield cursor
+        finally:
+            self._in_use -= 1
+            self._places.release()
+
+    async def _enter(self) -> None:
+        if not self._places.locked():  # a place is free: taken at once, no timer
+            await self._places.acquire()
+        else:
+            self._waiting += 1
+            try:
+                async with asyncio.timeout(self._db.timeout):
+                    await self._places.acquire()
+            except TimeoutError:
+                self._timeouts += 1
+                raise PoolTimeout(
+                    f"no database connection free for bulk reads after {self._db.timeout:g}s (all "
+                    f"{self.maxsize} of their share in use, {self._waiting - 1} other request(s) waiting)"
+                ) from None
+            finally:
+                self._waiting -= 1
+        self._in_use += 1
+
+    def stats(self) -> LaneStats:
+        return LaneStats(self.maxsize, self._in_use, self._waiting, self._timeouts)
+
+
 class Database:
     """The process's connection pool (create in the app's lifespan, one per process)."""
 
@@ -300,6 +362,7 @@ class Database:
         recycle: float = 3600.0,
         query_timeout: float = 10.0,
         leak_after: float | None = None,
+        bulk_share: float = 0.25,
     ) -> None:
         self.connect_kwargs = connect_kwargs
         self.minsize = minsize
@@ -321,6 +384,8 @@ class Database:
         self._acquired = self._timeouts = self._discarded = self._created = 0
         # Told every acquire's wait in seconds (the metrics' histogram).
         self.observe_wait: Callable[[float], None] | None = None
+        # Exports, reports and list totals: at most this share of the connections.
+        self.bulk = Lane(self, max(1, math.ceil(bulk_share * maxsize)))
 
     # -- lifecycle ---------------------------------------------------------
 

@@ -7,7 +7,8 @@ emptied at server start by `prepare_multiprocess_dir`), and whichever worker
 answers a scrape sums every worker's files. Counters and histograms of workers
 that exited still count; the pool gauges (`livesum`) count live workers only.
 
-Pool figures are kept by the pool itself (`Database.stats()`); each process
+Pool figures are kept by the pool itself (`Database.stats()`, and its bulk
+lane's `db.bulk.stats()`); each process
 copies them into the metrics once a second and again just before it answers a
 scrape, so the scan path pays nothing for them. The acquire-wait histogram is
 observed at each acquire.
@@ -45,6 +46,12 @@ _POOL_COUNTERS = (
     ("discarded", "Connections closed as dead, expired or interrupted"),
     ("created", "Connections opened"),
     ("acquired", "Connections lent out"),
+)
+# The pool's bulk lane (exports, reports, list totals): its share of the connections.
+_LANE_GAUGES = (
+    ("in_use", "Bulk transactions holding (or about to hold) a connection"),
+    ("waiting", "Bulk transactions waiting for a place in the lane"),
+    ("max", "Most connections bulk transactions may hold"),
 )
 
 
@@ -109,7 +116,15 @@ class Metrics:
             name: Counter(f"quality_db_pool_{name}", help_text, registry=self.registry)
             for name, help_text in _POOL_COUNTERS
         }
-        self._counted = dict.fromkeys(self.pool_counters, 0)
+        self.lane_gauges = {
+            name: Gauge(f"quality_db_pool_bulk_{name}", help_text, registry=self.registry,
+                        multiprocess_mode="livesum")
+            for name, help_text in _LANE_GAUGES
+        }
+        self.lane_timeouts = Counter("quality_db_pool_bulk_timeouts",
+                                     "Bulk transactions that gave up waiting for a place in the lane",
+                                     registry=self.registry)
+        self._counted = dict.fromkeys([*self.pool_counters, "bulk_timeouts"], 0)
         self._db: Database | None = None
         self._publisher: asyncio.Task[None] | None = None
 
@@ -137,10 +152,17 @@ class Metrics:
         for name, gauge in self.pool_gauges.items():
             gauge.set(getattr(stats, "maxsize" if name == "max" else name))
         for name, counter in self.pool_counters.items():
-            total = getattr(stats, name)
-            if total > self._counted[name]:
-                counter.inc(total - self._counted[name])
-                self._counted[name] = total
+            self._count(name, counter, getattr(stats, name))
+        lane = self._db.bulk.stats()
+        for name, gauge in self.lane_gauges.items():
+            gauge.set(getattr(lane, "maxsize" if name == "max" else name))
+        self._count("bulk_timeouts", self.lane_timeouts, lane.timeouts)
+
+    def _count(self, name: str, counter: Counter, total: int) -> None:
+        """Move a counter up to the pool's own running total."""
+        if total > self._counted[name]:
+            counter.inc(total - self._counted[name])
+            self._counted[name] = total
 
     async def _publish_forever(self) -> None:
         while True:

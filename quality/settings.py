@@ -160,6 +160,11 @@ class Settings:
     pool_timeout: float = 5.0
     pool_recycle: float = 3600.0
     query_timeout: float = 10.0
+    # The share of the pool exports, reports and list totals may hold at once.
+    pool_bulk_share: float = 0.25
+    # Exports running at once, per user and in all (each process).
+    exports_per_user: int = 2
+    exports_per_process: int = 4
     log_level: str = "INFO"
     log_format: str = "text"
     timezone: ZoneInfo = field(default_factory=lambda: ZoneInfo("UTC"))
@@ -303,6 +308,15 @@ def load_settings(env: dict[str, str] | None = None, env_file: Path | None = Pat
         order=read.pattern("QUALITY_ORDER_PATTERN", CodePatterns.order),
     )
 
+    bulk_share = read.number("QUALITY_POOL_BULK_SHARE", 0.25, minimum=0.01)
+    if bulk_share > 1:
+        raise SettingsError(f"QUALITY_POOL_BULK_SHARE={bulk_share:g} must be at most 1 (the whole pool)")
+    exports_per_process = read.number("QUALITY_EXPORTS_PER_PROCESS", 4, minimum=1, integer=True)
+    exports_per_user = read.number("QUALITY_EXPORTS_PER_USER", 2, minimum=1, integer=True)
+    if exports_per_user > exports_per_process:
+        raise SettingsError(f"QUALITY_EXPORTS_PER_USER={exports_per_user} is larger than "
+                            f"QUALITY_EXPORTS_PER_PROCESS={exports_per_process}")
+
     port = read.number("QUALITY_PORT", 8000, minimum=1, integer=True)
     if port > 65535:
         raise SettingsError(f"QUALITY_PORT={port} must be at most 65535")
@@ -315,6 +329,9 @@ def load_settings(env: dict[str, str] | None = None, env_file: Path | None = Pat
         pool_timeout=read.number("QUALITY_POOL_TIMEOUT", 5.0, minimum=0.05),
         pool_recycle=read.number("QUALITY_POOL_RECYCLE", 3600.0, minimum=1),
         query_timeout=read.number("QUALITY_QUERY_TIMEOUT", 10.0, minimum=0.01),
+        pool_bulk_share=bulk_share,
+        exports_per_user=exports_per_user,
+        exports_per_process=exports_per_process,
         log_level=read.choice("QUALITY_LOG_LEVEL", "INFO", ("DEBUG", "INFO", "WARNING", "ERROR")),
         log_format=read.choice("QUALITY_LOG_FORMAT", "text", ("text", "json")),
         timezone=timezone,

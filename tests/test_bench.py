@@ -33,3 +33,13 @@ def test_lists_bench_times_every_page_and_both_exports() -> None:
         assert page in report
     assert "export csv: 3,000 rows" in report
     assert "export xlsx: 3,000 rows" in report
+
+
+def test_plant_day_runs_both_phases_and_reports_every_figure() -> None:
+    report = run_bench("bench/plant_day.py", "--scans", "2000", "--seconds", "3", "--rounds", "1",
+                       "--stations", "4", "--lists", "2", "--reporters", "2", "--minute", "2",
+                       "--admins", "1", "--exports", "2")
+    assert "without exports   :" in report and "with 2 exports    :" in report
+    assert "ratio: scan p99 with exports / without =" in report
+    assert "app resident memory:" in report and "/healthz slowest answer in the whole run:" in report
+    assert "exports: " in report and "errors: 0" in report

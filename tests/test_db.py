@@ -425,3 +425,79 @@ async def test_errors_that_running_again_cannot_cure_are_raised_at_once(db: Data
     with pytest.raises(asyncmy.errors.OperationalError):
         await db.run(broken)
     assert runs == 1
+
+
+async def test_the_bulk_lane_holds_at_most_its_share_and_the_rest_stays_free(db_url: DatabaseURL) -> None:
+    # 5 connections, a 40 % share: bulk work holds 2 at most, however much of it
+    # there is; the others wait for the lane within the pool timeout and then
+    # give up, while ordinary transactions still find the other 3 free.
+    db = database_for(db_url, maxsize=5, timeout=1.0, bulk_share=0.4)
+    await db.open()
+    holding = asyncio.Semaphore(0)
+    release = asyncio.Event()
+
+    async def bulk_read() -> None:
+        async with db.bulk.transaction() as cur:
+            await cur.execute("SELECT COUNT(*) FROM scans")
+            holding.release()
+            await release.wait()
+
+    readers = [asyncio.create_task(bulk_read()) for _ in range(6)]
+    await holding.acquire()
+    await holding.acquire()
+    await asyncio.sleep(0.1)
+    lane = db.bulk.stats()
+    assert (lane.maxsize, lane.in_use, lane.waiting) == (2, 2, 4)
+    assert db.stats().in_use == 2
+    assert await count_connections(db_url) <= 5
+
+    # Three ordinary transactions at once, while the lane is full and four wait.
+    async def ordinary(n: int) -> int:
+        async with db.transaction() as cur:
+            await cur.execute("SELECT %s", (n,))
+            return (await cur.fetchone())[0]
+
+    assert await asyncio.gather(*(ordinary(n) for n in range(3))) == [0, 1, 2]
+
+    # The waiters give up after the pool timeout with the pool's own error.
+    waited = await asyncio.gather(*readers[2:], return_exceptions=True)
+    assert all(isinstance(error, PoolTimeout) and "bulk" in str(error) for error in waited)
+    assert db.bulk.stats().timeouts == 4 and db.bulk.stats().waiting == 0
+    release.set()
+    await asyncio.gather(*readers[:2])
+    assert db.bulk.stats().in_use == 0 and db.stats().in_use == 0
+    await db.close()
+
+
+async def test_the_bulk_lane_gives_its_place_back_on_error_and_cancellation(db_url: DatabaseURL) -> None:
+    db = database_for(db_url, maxsize=3, timeout=5.0, bulk_share=0.1)  # a lane of one
+    await db.open()
+    with pytest.raises(RuntimeError, match="boom"):
+        async with db.bulk.transaction() as cur:
+            await cur.execute("SELECT 1")
+            raise RuntimeError("boom")
+
+    started = asyncio.Event()
+
+    async def slow() -> None:
+        async with db.bulk.transaction() as cur:
+            started.set()
+            await cur.execute("SELECT SLEEP(30)")
+
+    running = asyncio.create_task(slow())
+    await started.wait()
+    waiting = asyncio.create_task(slow())
+    await asyncio.sleep(0.1)
+    assert db.bulk.stats().waiting == 1
+    for task in (waiting, running):  # one waiting for a place, one mid-statement
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+    assert (db.bulk.stats().in_use, db.bulk.stats().waiting) == (0, 0)
+    async with asyncio.timeout(1):  # the place is free again: no wait
+        assert await rows_in(db, "SELECT 7") == [(7,)]
+        async with db.bulk.transaction() as cur:
+            await cur.execute("SELECT 8")
+            assert await cur.fetchone() == (8,)
+    assert db.stats().in_use == 0
+    await db.close()

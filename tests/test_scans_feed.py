@@ -15,7 +15,7 @@ from markupsafe import Markup
 
 from quality.clock import utc_now
 from quality.db import Database
-from quality.http.slots import STREAMS_PER_USER, StreamSlots
+from quality.http.slots import STREAMS_PER_USER
 from quality.http.templates import Renderer
 from quality.scans.feed import TABLE_SIZE, RenderedRow, ScanWatcher, StationFeed, TableMarkup
 from quality.scans.store import Saved, ScanRow
@@ -242,18 +242,6 @@ async def test_open_pages_cost_no_database_work(settings: Settings, make_user: A
     # database (one acquire per poll, every 0.5 s), plus the /metrics read itself;
     # the pages' session re-checks were answered by the process's trusted sessions.
     assert during <= 8, during
-
-
-def test_stream_slots_are_bounded_per_user_and_per_process() -> None:
-    slots = StreamSlots(per_user=2, per_process=3)
-    first, second = slots.take(1), slots.take(1)
-    assert first and second and slots.take(1) is None  # user 1 at their bound
-    third = slots.take(2)
-    assert third and slots.take(3) is None  # the process at its bound
-    first.release()
-    first.release()  # given back once, however often released
-    assert slots.open == 2
-    assert slots.take(3) is not None and slots.take(1) is None
 
 
 async def test_each_poll_confirms_the_session_revocation_counter(

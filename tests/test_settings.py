@@ -20,6 +20,8 @@ def test_defaults_match_the_spec() -> None:
     assert (settings.pool_min, settings.pool_max) == (3, 20)
     assert (settings.pool_timeout, settings.pool_recycle, settings.query_timeout) == (5, 3600, 10)
     assert settings.session_hours == 12 and settings.log_format == "text"
+    assert settings.pool_bulk_share == 0.25
+    assert (settings.exports_per_user, settings.exports_per_process) == (2, 4)
 
 
 def test_values_are_typed() -> None:
@@ -30,9 +32,14 @@ def test_values_are_typed() -> None:
         "QUALITY_POOL_TIMEOUT": "0.5",
         "QUALITY_TIMEZONE": "Europe/Bucharest",
         "QUALITY_LOG_FORMAT": "JSON",
+        "QUALITY_POOL_BULK_SHARE": "0.5",
+        "QUALITY_EXPORTS_PER_USER": "1",
+        "QUALITY_EXPORTS_PER_PROCESS": "3",
     })
     assert settings.database_url == DatabaseURL("app", "p@ss", "plant", "db.local", 3307)
     assert settings.pool_max == 7 and settings.pool_timeout == 0.5
+    assert settings.pool_bulk_share == 0.5
+    assert (settings.exports_per_user, settings.exports_per_process) == (1, 3)
     assert str(settings.timezone) == "Europe/Bucharest" and settings.log_format == "json"
 
 
@@ -71,6 +78,11 @@ def test_unix_socket_url_round_trips() -> None:
         ({"QUALITY_PORT": "abc"}, "QUALITY_PORT"),
         ({"QUALITY_PORT": "70000"}, "QUALITY_PORT"),
         ({"QUALITY_FORWARDED_ALLOW_IPS": "10.0.0.1, proxy.local"}, "QUALITY_FORWARDED_ALLOW_IPS"),
+        ({"QUALITY_POOL_BULK_SHARE": "0"}, "QUALITY_POOL_BULK_SHARE"),
+        ({"QUALITY_POOL_BULK_SHARE": "1.5"}, "QUALITY_POOL_BULK_SHARE"),
+        ({"QUALITY_EXPORTS_PER_USER": "0"}, "QUALITY_EXPORTS_PER_USER"),
+        ({"QUALITY_EXPORTS_PER_PROCESS": "many"}, "QUALITY_EXPORTS_PER_PROCESS"),
+        ({"QUALITY_EXPORTS_PER_USER": "5", "QUALITY_EXPORTS_PER_PROCESS": "4"}, "QUALITY_EXPORTS_PER_USER"),
     ],
 )
 def test_bad_values_name_the_setting(env: dict[str, str], named: str) -> None:

@@ -1,6 +1,6 @@
 """What a request handler may use from its process: settings, the database pool,
-the live scan tables, metrics, the template renderer and the sessions it trusts,
-in one typed object.
+the live scan tables, metrics, the template renderer, the sessions it trusts
+and the exports' places and thread, in one typed object.
 
 The app's lifespan builds it once and hands it to every request as lifespan
 state; `services(request)` is the one way a handler reaches it.
@@ -15,7 +15,8 @@ from starlette.requests import HTTPConnection
 
 if TYPE_CHECKING:  # imported for the type checker only: these modules import this one
     from quality.db import Database
-    from quality.http.slots import StreamSlots
+    from quality.http.exporter import Exporter
+    from quality.http.slots import Slots
     from quality.http.templates import Renderer
     from quality.metrics import Metrics
     from quality.scans.feed import ScanWatcher
@@ -30,7 +31,8 @@ class Services:
     metrics: Metrics
     renderer: Renderer
     sessions: SessionCache
-    streams: StreamSlots  # the live streams open (quality/http/live.py)
+    streams: Slots  # the live streams open (quality/http/live.py)
+    exporter: Exporter  # the exports' places and thread (quality/pages/scan_list/export.py)
 
 
 class LifespanState(TypedDict):

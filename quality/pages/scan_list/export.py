@@ -1,32 +1,41 @@
 """CSV and XLSX exports of exactly the filtered rows, in constant memory.
 
-Rows come in keyset batches, each read in its own short transaction. CSV goes
-to the client batch by batch, and so does XLSX (`quality/lists/xlsx.py`
-streams the zipped workbook as its rows are written).
+Rows come in keyset batches, each read in its own short transaction in the
+pool's bulk lane. Each batch is formatted on the process's export thread
+(`quality/lists/exporter.py`), never on the event loop, and goes to the client
+as it is made: CSV batch by batch, and XLSX too (`quality/lists/xlsx.py`
+streams the zipped workbook as its rows are written). A user, and the
+process, run a bounded number of exports at once; one more is a 429.
+
+CSV is opened by spreadsheet programs, which run a cell that starts like a
+formula: every text cell that could is written with OWASP's leading `'`. (XLSX
+cells are inline strings, never formulas.)
 """
 
 from __future__ import annotations
 
-import asyncio
 import csv
 import functools
 import io
 import re
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 from zoneinfo import ZoneInfo
 
 from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 from starlette.routing import Route
+from starlette.types import Receive, Scope, Send
 
 from quality.clock import to_plant
 from quality.http.errors import error_page
 from quality.http.language import request_language
 from quality.http.services import services
-from quality.i18n import lazy, translator
-from quality.pages.scan_list.queries import all_rows
+from quality.http.slots import Slot
+from quality.i18n import lazy, lazy_plural, translator
+from quality.pages.scan_list.queries import Raw, all_rows, scan_row
 from quality.pages.scan_list.xlsx import SHEET_ROWS, Cell, WorkbookStream
 from quality.permissions import guard
 from quality.scan_filter import ScanFilter, read_filter
@@ -37,6 +46,9 @@ COLUMNS = (lazy("Time"), lazy("Station"), lazy("Operator"), lazy("Piece"), lazy(
            lazy("Checker 1"), lazy("Checker 2"), lazy("Defect code"), lazy("Defect"), lazy("Verdict"),
            lazy("Re-scan"))
 XLSX_TYPE = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
+RETRY_AFTER_SECONDS = 10
+# What a spreadsheet takes as the start of a formula (OWASP, CSV injection).
+_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 
 
 @dataclass(frozen=True)
@@ -70,8 +82,16 @@ def row_values(row: ScanRow, timezone: ZoneInfo, words: Words) -> list[Cell]:
 
 
 def csv_values(row: ScanRow, timezone: ZoneInfo, words: Words) -> list[str]:
-    """A row's values as CSV text: the time in ISO 8601 with the plant's offset."""
-    return [_local_time(row, timezone).isoformat(timespec="seconds"), *_text_values(row, words)]
+    """A row's values as CSV text: the time in ISO 8601 with the plant's offset,
+    then its text, none of which a spreadsheet would run."""
+    return [_local_time(row, timezone).isoformat(timespec="seconds"),
+            *(as_text(value) for value in _text_values(row, words))]
+
+
+def as_text(value: str) -> str:
+    """A value a spreadsheet would run as a formula, with the leading `'` that
+    makes it text (OWASP); any other value as it is."""
+    return "'" + value if value.startswith(_FORMULA_START) else value
 
 
 def _local_time(row: ScanRow, timezone: ZoneInfo) -> datetime:
@@ -98,7 +118,37 @@ def _disposition(name: str) -> dict[str, str]:
     return {"Content-Disposition": f'attachment; filename="{name}"', "Cache-Control": "no-store"}
 
 
-Chunks = Callable[[list[ScanRow], AsyncIterator[list[ScanRow]], ZoneInfo, Words], AsyncIterator[bytes]]
+# Rows to bytes on the export thread: `Exporter.format`.
+Format = Callable[[Sequence[Raw], Callable[[Sequence[Raw]], bytes]], Awaitable[bytes]]
+Chunks = Callable[[list[Raw], AsyncIterator[list[Raw]], ZoneInfo, Words, Format],
+                  AsyncGenerator[bytes]]
+
+
+class _Export(StreamingResponse):
+    """A streamed export that gives its place back however it ends: finished,
+    failed, cancelled, or left by its client mid-stream."""
+
+    def __init__(self, body: AsyncGenerator[bytes], rows: AsyncGenerator[list[Raw]], slot: Slot,
+                 **options: Any) -> None:
+        super().__init__(self._released_at_the_end(body), **options)
+        self._body = body
+        self._rows = rows
+        self._slot = slot
+
+    async def _released_at_the_end(self, body: AsyncGenerator[bytes]) -> AsyncGenerator[bytes]:
+        async for chunk in body:
+            yield chunk
+        # Before the answer's end reaches the client: one who exports again at
+        # once is not refused for the export just finished.
+        self._slot.release()
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        try:
+            await super().__call__(scope, receive, send)
+        finally:
+            self._slot.release()
+            await self._body.aclose()
+            await self._rows.aclose()
 
 
 async def _export(request: Request, chunks: Chunks, media_type: str, extension: str) -> Response:
@@ -106,16 +156,35 @@ async def _export(request: Request, chunks: Chunks, media_type: str, extension: 
     listing = read_filter(request.query_params, services(request).settings)
     if not listing.ok:
         return error_page(request, 400, lazy("The filter is not valid."))
+    exporter = services(request).exporter
+    user_id = request.state.user.id
+    slot = exporter.slots.take(user_id)
+    if slot is None:
+        return _too_many(request, exporter.slots.per_user if exporter.slots.user_full(user_id) else None)
     batches = all_rows(services(request).db, listing.filter)
-    # The first batch is read before answering, so a busy database is a 503,
-    # not a truncated file.
-    first = await anext(batches, [])
-    return StreamingResponse(
-        chunks(first, batches, services(request).settings.timezone,
-               words(request_language(request, services(request).settings.language))),
-        media_type=media_type,
-        headers=_disposition(file_name(listing.filter, extension)),
-    )
+    try:
+        # The first batch is read before answering, so a busy database is a
+        # 503, not a truncated file.
+        first = await anext(batches, [])
+    except BaseException:
+        slot.release()
+        raise
+    body = chunks(first, batches, services(request).settings.timezone,
+                  words(request_language(request, services(request).settings.language)), exporter.format)
+    return _Export(body, batches, slot, media_type=media_type,
+                   headers=_disposition(file_name(listing.filter, extension)))
+
+
+def _too_many(request: Request, per_user: int | None) -> Response:
+    """429: the user's own exports (`per_user` of them) or the process's are running."""
+    if per_user is not None:
+        message = lazy_plural("Your export is still running. Wait for it to finish, then export again.",
+                              "Your %(num)s exports are still running. Wait for one to finish, "
+                              "then export again.", per_user)
+    else:
+        message = lazy("The server is making as many exports as it can at once. Wait a moment for "
+                       "one to finish, then export again.")
+    return error_page(request, 429, message, {"Retry-After": str(RETRY_AFTER_SECONDS)})
 
 
 @guard("scans.export")
@@ -123,18 +192,37 @@ async def csv_export(request: Request) -> Response:
     return await _export(request, _csv_chunks, "text/csv; charset=utf-8", "csv")
 
 
-async def _csv_chunks(first: list[ScanRow], rest: AsyncIterator[list[ScanRow]],
-                      timezone: ZoneInfo, words: Words) -> AsyncIterator[bytes]:
-    buffer = io.StringIO()
-    writer = csv.writer(buffer)
-    buffer.write("\ufeff")  # the byte-order mark tells spreadsheet programs it is UTF-8
-    writer.writerow(words.header)
+class _CsvText:
+    """Rows as CSV bytes, one batch at a time, through one reused buffer."""
+
+    def __init__(self, timezone: ZoneInfo, words: Words) -> None:
+        self._buffer = io.StringIO()
+        self._writer = csv.writer(self._buffer)
+        self._timezone = timezone
+        self._words = words
+
+    def header(self) -> bytes:
+        # The byte-order mark tells spreadsheet programs it is UTF-8.
+        return "\ufeff".encode() + self._lines([self._words.header])
+
+    def rows(self, rows: Iterable[Raw]) -> bytes:
+        return self._lines(csv_values(scan_row(values), self._timezone, self._words) for values in rows)
+
+    def _lines(self, values: Iterable[list[str]]) -> bytes:
+        self._writer.writerows(values)
+        text = self._buffer.getvalue()
+        self._buffer.seek(0)
+        self._buffer.truncate()
+        return text.encode()
+
+
+async def _csv_chunks(first: list[Raw], rest: AsyncIterator[list[Raw]], timezone: ZoneInfo,
+                      words: Words, format_rows: Format) -> AsyncGenerator[bytes]:
+    text = _CsvText(timezone, words)
+    yield text.header()
     batch = first
     while batch:
-        writer.writerows(csv_values(row, timezone, words) for row in batch)
-        yield buffer.getvalue().encode()
-        buffer.seek(0)
-        buffer.truncate()
+        yield await format_rows(batch, text.rows)
         batch = await anext(rest, [])
 
 
@@ -143,17 +231,21 @@ async def xlsx_export(request: Request) -> Response:
     return await _export(request, xlsx_chunks, XLSX_TYPE, "xlsx")
 
 
-async def xlsx_chunks(first: list[ScanRow], rest: AsyncIterator[list[ScanRow]], timezone: ZoneInfo,
-                      words: Words, sheet_rows: int = SHEET_ROWS) -> AsyncIterator[bytes]:
+async def xlsx_chunks(first: list[Raw], rest: AsyncIterator[list[Raw]], timezone: ZoneInfo,
+                      words: Words, format_rows: Format, sheet_rows: int = SHEET_ROWS
+                      ) -> AsyncGenerator[bytes]:
     """The workbook's bytes, one piece per batch of rows. Rows beyond a
     sheet's last row go on to the next sheet: Scans, Scans (2), ..."""
     book = WorkbookStream(words.sheet_name, words.header, (26,) + (16,) * (len(COLUMNS) - 1),
                           sheet_rows=sheet_rows)
+
+    def write(rows: Sequence[Raw]) -> bytes:
+        return book.rows(row_values(scan_row(values), timezone, words) for values in rows)
+
     yield book.start()
     batch = first
     while batch:
-        # Formatting and compressing a batch is CPU work: keep it off the event loop.
-        chunk = await asyncio.to_thread(book.rows, (row_values(row, timezone, words) for row in batch))
+        chunk = await format_rows(batch, write)
         if chunk:
             yield chunk
         batch = await anext(rest, [])

@@ -7,9 +7,11 @@ OFFSET, so page 1,000 reads the same 51 index entries as page 1.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+import asyncio
+from collections.abc import AsyncGenerator
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 from quality.clock import utc_now
 from quality.db import Cursor, Database
@@ -19,7 +21,7 @@ from quality.summary.figures import Figures
 from quality.summary.query import Question, aggregate
 
 PAGE_SIZE = 50
-EXPORT_BATCH = 2000
+EXPORT_BATCH = 1000  # rows a batch: its read and parse hold the event loop a couple of ms
 
 # Each row with the defect name its code had when it was scanned (migration 0004),
 # read from scans alone, walking the filter's own index in order.
@@ -43,7 +45,11 @@ class Page:
         return self.newer is None
 
 
-def _row(values: tuple) -> ScanRow:
+# A row as read: ScanRow's fields in order, the two flags 0 or 1.
+Raw = tuple[Any, ...]
+
+
+def scan_row(values: Raw) -> ScanRow:
     *row, approved, rescan = values
     return ScanRow(*row, bool(approved), bool(rescan))
 
@@ -53,13 +59,13 @@ async def fetch_page(cur: Cursor, scan_filter: ScanFilter, *, before: PageKey | 
                      now: datetime | None = None) -> Page:
     spans = scan_filter.time_spans(now or utc_now())
     if after is not None:  # a newer page: read upwards from the cursor, show newest first
-        found = await _seek(cur, scan_filter, spans, after, True, size + 1)
+        found = [scan_row(values) for values in await _seek(cur, scan_filter, spans, after, True, size + 1)]
         more = len(found) > size
         rows = found[:size][::-1]
         if not rows:
             return Page([], None, after)
         return Page(rows, PageKey.of(rows[0]) if more else None, PageKey.of(rows[-1]))
-    found = await _seek(cur, scan_filter, spans, before, False, size + 1)
+    found = [scan_row(values) for values in await _seek(cur, scan_filter, spans, before, False, size + 1)]
     rows = found[:size]
     newer = PageKey.of(rows[0]) if before is not None and rows else before
     older = PageKey.of(rows[-1]) if len(found) > size else None
@@ -70,13 +76,13 @@ Span = tuple[datetime | None, datetime | None]
 
 
 async def _seek(cur: Cursor, scan_filter: ScanFilter, spans: list[Span] | None, cursor: PageKey | None,
-                upward: bool, limit: int) -> list[ScanRow]:
+                upward: bool, limit: int) -> list[Raw]:
     """Up to `limit` rows past the cursor. A filter of many time spans (a shift on
     every day) is read a span at a time, nearest first: each is one index range
     read in order, where all of them at once would be sorted."""
     if spans is None or len(spans) < 2:
         return await _select(cur, scan_filter, spans, cursor, upward, limit)
-    rows: list[ScanRow] = []
+    rows: list[Raw] = []
     for span in sorted(spans, key=lambda span: span[0] or datetime.min, reverse=not upward):
         start, end = span
         if cursor is not None and (
@@ -90,7 +96,7 @@ async def _seek(cur: Cursor, scan_filter: ScanFilter, spans: list[Span] | None, 
 
 
 async def _select(cur: Cursor, scan_filter: ScanFilter, spans: list[Span] | None, cursor: PageKey | None,
-                  upward: bool, limit: int) -> list[ScanRow]:
+                  upward: bool, limit: int) -> list[Raw]:
     """One ordered index read; a checker filter is two (one per checker column,
     merged by UNION), since an OR of two indexes would sort every match."""
     direction = "" if upward else " DESC"
@@ -112,23 +118,38 @@ async def _select(cur: Cursor, scan_filter: ScanFilter, spans: list[Span] | None
                + f" ORDER BY created_at{direction}, id{direction} LIMIT %s")
         params.append(limit)
     await cur.execute(sql, params)
-    return [_row(values) for values in await cur.fetchall()]
+    return await cur.fetchall()
 
 
 async def all_rows(db: Database, scan_filter: ScanFilter,
-                   batch: int = EXPORT_BATCH) -> AsyncIterator[list[ScanRow]]:
-    """Every filtered row, newest first, in batches: each batch is its own short
-    transaction, so no connection is held while the client reads."""
-    now = utc_now()
-    before = None
-    while True:
-        async with db.transaction() as cur:
-            page = await fetch_page(cur, scan_filter, before=before, size=batch, now=now)
-        if page.rows:
-            yield page.rows
-        if page.older is None:
-            return
-        before = page.older
+                   batch: int = EXPORT_BATCH) -> AsyncGenerator[list[Raw]]:
+    """Every filtered row as read (`scan_row` makes it a ScanRow: the exports
+    do that on their own thread, not on the event loop), newest first, in
+    batches: each batch is its own short transaction in the pool's bulk lane,
+    so no connection is held while the client reads, and however many exports
+    run, they hold at most the lane's share of the connections. The next batch
+    is read while the caller works on this one."""
+    spans = scan_filter.time_spans(utc_now())
+
+    async def read(before: PageKey | None) -> list[Raw]:
+        async with db.bulk.transaction() as cur:
+            return await _seek(cur, scan_filter, spans, before, False, batch)
+
+    reading = asyncio.ensure_future(read(None))
+    try:
+        while True:
+            rows = await reading
+            if len(rows) == batch:
+                reading = asyncio.ensure_future(read(PageKey(rows[-1][2], rows[-1][0])))  # its created_at, id
+            if rows:
+                yield rows
+            if len(rows) < batch:
+                return
+    finally:
+        # Left early (the client gone, an error): the read ahead is not wanted;
+        # its transaction gives its connection back as it is cancelled.
+        reading.cancel()
+        reading.add_done_callback(lambda task: task.cancelled() or task.exception())
 
 
 async def totals(cur: Cursor, scan_filter: ScanFilter, now: datetime | None = None) -> Figures:
