@@ -226,6 +226,7 @@ class PoolStats:
     timeouts: int
     discarded: int
     created: int
+    reruns: int  # transactions run again after a transient error (`run`)
 
 
 class _Pooled:
@@ -354,7 +355,7 @@ class Database:
         self._housekeeper: asyncio.Task[None] | None = None
         self._server_idle_limit: float | None = None
         self._cipher: str | None = None  # TLS cipher of the connections; "" when plain
-        self._acquired = self._timeouts = self._discarded = self._created = 0
+        self._acquired = self._timeouts = self._discarded = self._created = self._reruns = 0
         # Told every acquire's wait in seconds (the metrics' histogram).
         self.observe_wait: Callable[[float], None] | None = None
 
@@ -433,6 +434,7 @@ class Database:
                                 _name(body), tried, exc)
                     raise Contended(f"the transaction kept losing to concurrent ones: {exc}") from exc
                 log.info("%s met a transient error (%s); running it again", _name(body), exc)
+                self._reruns += 1
                 pause = _FIRST_PAUSE * 2 ** (tried - 1)
                 await asyncio.sleep(_PAUSES.uniform(pause / 2, pause))
         raise AssertionError("unreachable")
@@ -741,4 +743,5 @@ class Database:
             timeouts=self._timeouts,
             discarded=self._discarded,
             created=self._created,
+            reruns=self._reruns,
         )

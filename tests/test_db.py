@@ -383,6 +383,7 @@ async def test_the_loser_of_a_deadlock_is_run_again(db: Database) -> None:
     done = await asyncio.gather(db.run(bump, 1, 2), db.run(bump, 2, 1))
     assert done == ["1 then 2", "2 then 1"]
     assert sorted(Counter(runs).values()) == [1, 2]  # the deadlock's loser ran twice
+    assert db.stats().reruns == 1  # and /metrics counts it
     assert await rows_in(db, "SELECT id, n FROM probe ORDER BY id") == [(1, 2), (2, 2)]
     assert db.stats().in_use == 0
 

@@ -132,7 +132,8 @@ def test_metrics_expose_pool_requests_and_logins(client: TestClient, make_user: 
     for name in (
         "quality_db_pool_size", "quality_db_pool_in_use", "quality_db_pool_idle",
         "quality_db_pool_waiting", "quality_db_pool_timeouts_total",
-        "quality_db_pool_discarded_total", "quality_db_pool_acquire_wait_seconds_bucket",
+        "quality_db_pool_discarded_total", "quality_db_pool_reruns_total",
+        "quality_db_pool_acquire_wait_seconds_bucket",
         'quality_http_requests_total{method="GET",route="/healthz",status="200"}',
         "quality_http_request_duration_seconds_bucket", "quality_login_failures_total 1.0",
     ):
