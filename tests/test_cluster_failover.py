@@ -1,17 +1,21 @@
-"""The Galera writer node SIGKILLed behind HAProxy (tests/cluster.py) while
-five stations scan through two app hosts, each re-sending a submission until
-it is acknowledged, as the scan page does; then the node restarted and HAProxy
-failing back to it while they go on. Nothing acknowledged may be lost or
-saved twice, nobody may see a 500, and scanning must be back within 20 s."""
+"""The Galera writer node SIGKILLed behind HAProxy (tests/cluster.py; a
+cluster of this module's own) while five stations scan through two app hosts,
+each re-sending a submission until it is acknowledged, as the scan page does;
+then the node restarted and HAProxy failing back to it while they go on.
+Nothing acknowledged may be lost or saved twice, nobody may see a 500, and
+scanning must be back within 20 s."""
 
 from __future__ import annotations
 
 import asyncio
 import secrets
+import shutil
+import tempfile
 import time
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import httpx2
 import pytest
@@ -88,6 +92,19 @@ async def _users(app: AppDatabase, port: int) -> None:
         await db.close()
 
 
+@pytest.fixture(scope="module")
+def galera() -> Iterator[Galera]:
+    """A cluster of its own, so that the kill and the rejoin leave the session's alone."""
+    base = Path(tempfile.mkdtemp(prefix="qgf-", dir="/tmp"))  # short: unix socket paths
+    cluster = Galera(base)
+    try:
+        cluster.start()
+        yield cluster
+    finally:
+        cluster.stop()
+        shutil.rmtree(base, ignore_errors=True)
+
+
 async def test_a_killed_writer_loses_and_doubles_nothing_acknowledged(galera: Galera) -> None:
     writer = galera.writer
     with galera.app_database() as app:
@@ -120,7 +137,7 @@ async def test_a_killed_writer_loses_and_doubles_nothing_acknowledged(galera: Ga
             logged = [server.output() for server in servers]
             for server in servers:
                 server.stop()
-            if not writer.is_running():  # later tests need the whole cluster
+            if not writer.is_running():  # to drop the test's database
                 writer.start()
 
         first_after_kill = floor.since(killed_at)[0] - killed_at
