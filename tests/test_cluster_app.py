@@ -205,7 +205,6 @@ async def test_a_node_without_quorum_answers_503_keeping_the_input(hosts: Hosts)
             answer = await there.post("/scan", data=data, headers={**HTMX, "X-CSRF-Token": csrf})
             assert answer.status_code == 503, answer.text[-300:]
             assert "CP00066666-0001" in answer.text and f'value="{submission}"' in answer.text
-            assert (await there.get("/healthz")).status_code == 503  # a load balancer takes it out
             # The other host, on a node that kept quorum, goes on scanning.
             other = {**data, "submission_id": secrets.token_hex(16)}
             assert (await here.post("/scan", data=other, headers={**HTMX, "X-CSRF-Token": csrf})
