@@ -26,10 +26,9 @@ from starlette.routing import Route
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from quality.db import Database
-from quality.lists.filters import Shifts
-from quality.scans.form import ScanInput
-from quality.scans.store import save_scan
+from quality.scans.store import ScanInput, save_scan
 from quality.settings import DatabaseURL, Settings
+from quality.shifts import Shifts
 
 BENCH_USER_ID = 1  # the first account scan_load.py creates
 SHIFTS = Shifts(Settings.shifts, ZoneInfo("UTC"))  # as scan_load.py runs the app

@@ -42,11 +42,11 @@ from scan_load import PASSWORD, SHIFTS, App, query  # noqa: E402
 from quality.accounts import AccountError, create_user  # noqa: E402
 from quality.db import Database  # noqa: E402
 from quality.demo import fill  # noqa: E402
-from quality.lists.filters import Shifts  # noqa: E402
 from quality.localdb import LocalMariaDB  # noqa: E402
 from quality.migrate import migrate  # noqa: E402
 from quality.settings import DatabaseURL, Settings  # noqa: E402
-from quality.summary import layout_of  # noqa: E402
+from quality.shifts import Shifts  # noqa: E402
+from quality.summary.tables import layout_of  # noqa: E402
 
 
 async def prepare(url: DatabaseURL, scans: int) -> None:

@@ -51,14 +51,14 @@ sys.path.insert(0, str(ROOT))
 
 from quality.accounts import create_user  # noqa: E402
 from quality.clock import utc_now  # noqa: E402
+from quality.codes import APPROVED  # noqa: E402
 from quality.db import Database  # noqa: E402
-from quality.lists.filters import Shifts  # noqa: E402
+from quality.http.slots import STREAMS_PER_USER  # noqa: E402
 from quality.localdb import LocalMariaDB  # noqa: E402
 from quality.migrate import migrate  # noqa: E402
-from quality.scans.feed import STREAMS_PER_USER  # noqa: E402
-from quality.scans.form import APPROVED_DEFECT  # noqa: E402
 from quality.scans.store import ROW_SELECT  # noqa: E402
 from quality.settings import DatabaseURL, Settings  # noqa: E402
+from quality.shifts import Shifts  # noqa: E402
 
 PASSWORD = "bench-password-1"
 SHIFTS = Shifts(Settings.shifts, ZoneInfo("UTC"))  # the app's, as the bench runs it
@@ -370,7 +370,7 @@ async def bare_client(url: DatabaseURL, clients: int, seconds: float) -> dict[st
                     (bytes.fromhex(form["submission_id"]), form["operator_code"],
                      form["piece_code"], form["piece_code"][:10], form["checker1_code"],
                      form["checker2_code"], form["defect_code"],
-                     form["defect_code"] == APPROVED_DEFECT, now, *SHIFTS.around(now)))
+                     form["defect_code"] == APPROVED, now, *SHIFTS.around(now)))
                 await cur.fetchall()
                 await cur.nextset()
                 await cur.execute(

@@ -23,10 +23,12 @@ from asyncmy.errors import IntegrityError
 from quality import audit
 from quality.audit import SYSTEM, Actor
 from quality.db import DUPLICATE_KEY, Cursor, Database, error_code
+from quality.http.sessions import end_user_sessions
 from quality.i18n import lazy
 from quality.passwords import hash_password
+from quality.roles import id_of as role_named
+from quality.roles import permissions_by_name
 from quality.throttle import verify_counted
-from quality.user_sessions import end_user_sessions
 
 USERNAME = re.compile(r"^[a-z0-9][a-z0-9._-]{1,63}$")
 MIN_PASSWORD = 8
@@ -84,11 +86,10 @@ def check_password(password: str) -> str:
 
 
 async def role_id(cur: Cursor, role: str) -> int:
-    await cur.execute("SELECT id FROM roles WHERE name = %s", (role,))
-    row = await cur.fetchone()
-    if row is None:
+    found = await role_named(cur, role)
+    if found is None:
         raise AccountError(lazy("No role named %(role)s.", role=repr(role)), "role")
-    return row[0]
+    return found
 
 
 # -- Delegation: nobody grants what they do not hold (SPEC §6 "Admin") --------
@@ -176,16 +177,6 @@ class Grantor:
                         {"permissions": sorted(after)}), missing)
 
 
-async def role_permissions(cur: Cursor) -> dict[str, frozenset[str]]:
-    """Every role's permissions, by role name."""
-    await cur.execute("SELECT r.name, rp.permission FROM roles r"
-                      " LEFT JOIN role_permissions rp ON rp.role_id = r.id")
-    found: dict[str, set[str]] = {}
-    for role, permission in await cur.fetchall():
-        found.setdefault(role, set()).update([permission] if permission else [])
-    return {role: frozenset(permissions) for role, permissions in found.items()}
-
-
 @asynccontextmanager
 async def changing(db: Database, actor: Actor) -> AsyncIterator[tuple[Cursor, Grantor]]:
     """The transaction of every change to accounts and roles: first the admin
@@ -207,7 +198,7 @@ async def changing(db: Database, actor: Actor) -> AsyncIterator[tuple[Cursor, Gr
 async def _check_roles(cur: Cursor, grantor: Grantor, roles: Iterable[str], attempt: Attempt) -> None:
     """The account rule: the actor holds every permission of each of `roles`
     (the account's own, the one given)."""
-    permissions = await role_permissions(cur)
+    permissions = await permissions_by_name(cur)
     for role in dict.fromkeys(roles):
         grantor.check_role(role, permissions[role], attempt)
 
@@ -364,6 +355,17 @@ async def update_user(
         await ensure_an_admin_remains(cur)
         await audit.record(cur, actor, "user.update", account.username, before, after)
         return await find_user(cur, account.id)
+
+
+async def store_rehash(cur: Cursor, user_id: int, password_hash: str) -> None:
+    """The same password, hashed again at today's cost (at a sign-in); not a change."""
+    await cur.execute("UPDATE users SET password_hash = %s WHERE id = %s", (password_hash, user_id))
+
+
+async def set_language(cur: Cursor, user_id: int, language: str) -> None:
+    """A user's choice of UI language (the users trigger moves auth_version, so
+    every process drops the session it trusts and reads it again)."""
+    await cur.execute("UPDATE users SET language = %s WHERE id = %s", (language, user_id))
 
 
 async def lock_admins(cur: Cursor) -> None:

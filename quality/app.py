@@ -16,26 +16,29 @@ from starlette.routing import Mount
 from starlette.staticfiles import StaticFiles
 from starlette.types import ASGIApp
 
-from quality import account, auth, home, language, ops, reports
-from quality.admin import audit as admin_audit
-from quality.admin import defects as admin_defects
-from quality.admin import roles as admin_roles
-from quality.admin import users as admin_users
 from quality.db import Database
 from quality.http.errors import handlers
 from quality.http.middleware import RequestMiddleware
-from quality.http.render import STATIC_DIR, Renderer
+from quality.http.services import LifespanState, Services
 from quality.http.session_cookie import SessionMiddleware
-from quality.lists import views as list_views
-from quality.lists.filters import Shifts
+from quality.http.slots import STREAMS_PER_PROCESS, STREAMS_PER_USER, StreamSlots
+from quality.http.templates import STATIC_DIR, Renderer
 from quality.logs import configure_logging
 from quality.metrics import Metrics
-from quality.scans import views as scan_views
+from quality.pages import home, ops
+from quality.pages.account import language, password, sign_in
+from quality.pages.admin import audit as admin_audit
+from quality.pages.admin import defects as admin_defects
+from quality.pages.admin import roles as admin_roles
+from quality.pages.admin import users as admin_users
+from quality.pages.reports import views as reports
+from quality.pages.scan_list import views as scan_list
+from quality.pages.stations import views as stations
 from quality.scans.feed import ScanWatcher, TableMarkup
-from quality.services import LifespanState, Services
+from quality.session_cache import SessionCache
 from quality.settings import Settings, load_settings
-from quality.summary import Summariser
-from quality.user_sessions import SessionCache
+from quality.shifts import Shifts
+from quality.summary.writer import Summariser
 
 
 def create_app(settings: Settings | None = None) -> Starlette:
@@ -69,7 +72,8 @@ def create_app(settings: Settings | None = None) -> Starlette:
         summariser = Summariser(db, Shifts.of_plant(settings))
         summariser.start()
         try:
-            yield {"services": Services(settings, db, watcher, metrics, renderer, sessions)}
+            yield {"services": Services(settings, db, watcher, metrics, renderer, sessions,
+                                          StreamSlots(STREAMS_PER_USER, STREAMS_PER_PROCESS))}
         finally:
             await summariser.stop()
             await watcher.stop()
@@ -80,13 +84,13 @@ def create_app(settings: Settings | None = None) -> Starlette:
         outermost=lambda inner: RequestMiddleware(inner, metrics=metrics),
         routes=[
             *home.routes,
-            *auth.routes,
+            *sign_in.routes,
             *language.routes,
-            *scan_views.routes,
-            *list_views.routes,
+            *stations.routes,
+            *scan_list.routes,
             *reports.routes,
             *ops.routes,
-            *account.routes,
+            *password.routes,
             *admin_users.routes,
             *admin_roles.routes,
             *admin_defects.routes,

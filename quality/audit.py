@@ -16,7 +16,7 @@ from starlette.requests import Request
 
 from quality.clock import utc_now
 from quality.db import Cursor
-from quality.user_sessions import client_address
+from quality.http.sessions import client_address
 
 Values = Mapping[str, Any]
 

@@ -28,12 +28,12 @@ from quality.accounts import (
     update_user,
 )
 from quality.db import Database, DatabaseError, DatabaseUnavailable, describe
-from quality.lists.filters import Shifts
 from quality.localdb import LocalDatabaseError, LocalMariaDB
 from quality.logs import configure_logging
 from quality.metrics import prepare_multiprocess_dir
-from quality.migrate import MigrationError, available, migrate
+from quality.migrate import MigrationError, migrate, pending
 from quality.settings import Settings, SettingsError, load_settings
+from quality.shifts import Shifts
 
 # Exit statuses: 2 is argparse's usage error (and a command that failed);
 # a bad setting is EX_CONFIG from sysexits.h, so scripts and supervisors can
@@ -253,20 +253,10 @@ def _show_admin_password(password: str) -> None:
 
 
 async def _require_current_schema(db: Database) -> None:
-    async with db.transaction() as cur:
-        await cur.execute(
-            "SELECT COUNT(*) FROM information_schema.tables"
-            " WHERE table_schema = DATABASE() AND table_name = 'schema_migrations'"
-        )
-        (exists,) = await cur.fetchone() or (0,)
-        applied: set[int] = set()
-        if exists:
-            await cur.execute("SELECT version FROM schema_migrations")
-            applied = {row[0] for row in await cur.fetchall()}
-    pending = [m for m in available() if m.version not in applied]
-    if pending:
+    missing = await pending(db)
+    if missing:
         raise CommandError(
-            f"the database lacks {len(pending)} migration(s); run 'quality migrate' first"
+            f"the database lacks {len(missing)} migration(s); run 'quality migrate' first"
         )
 
 

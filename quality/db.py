@@ -53,6 +53,11 @@ server stayed unable to serve the last `TransientError`, both a 503 like a
 pool timeout. Any other error is raised at once. The
 body must be safe to run again: database work only, no side effect outside it
 (set cookies, caches or counters once `run` has returned).
+
+Longer than 600 lines because the pool is one object: its slots, idle
+connections, healing, recycling, draining and transient-error runs all keep
+the same few counters and one semaphore honest, and each promise has its test
+in tests/test_db.py.
 """
 
 from __future__ import annotations

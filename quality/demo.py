@@ -18,10 +18,11 @@ from datetime import timedelta
 from zoneinfo import ZoneInfo
 
 from quality.accounts import create_user
-from quality.clock import utc_now
+from quality.clock import to_plant, utc_now
+from quality.codes import APPROVED
 from quality.db import Cursor, Database
-from quality.lists.filters import Shifts
-from quality.summary import summarise_all
+from quality.shifts import Shifts
+from quality.summary.writer import summarise_all
 
 DEMO_USER = "demo-data"
 BATCH = 5000  # rows per multi-row INSERT, each in its own transaction
@@ -109,7 +110,7 @@ async def _demo_user(db: Database) -> int:
 
 async def _catalogue(cur: Cursor) -> tuple[list[str], int]:
     """The active defect codes, and the next free order number."""
-    await cur.execute("SELECT code FROM defect_codes WHERE active AND code <> '000' ORDER BY code")
+    await cur.execute("SELECT code FROM defect_codes WHERE active AND code <> %s ORDER BY code", (APPROVED,))
     defects = [code for (code,) in await cur.fetchall()]
     await cur.execute("SELECT MAX(order_code) FROM scans WHERE order_code LIKE 'CP________'")
     (highest,) = await cur.fetchone() or (None,)
@@ -133,7 +134,7 @@ def _scans(rng: random.Random, count: int, days: float, timezone: ZoneInfo, user
     for _ in range(count):
         at += step * rng.uniform(0.5, 1.5)
         at = min(at, end)
-        local = at.replace(tzinfo=ZoneInfo("UTC")).astimezone(timezone)
+        local = to_plant(at, timezone)
         shift = _SHIFT_OF_HOUR[local.hour]
         crew = _CREWS[shift]
         factor = day_factor.setdefault(local.toordinal(), rng.uniform(0.5, 1.8))
@@ -151,7 +152,7 @@ def _scans(rng: random.Random, count: int, days: float, timezone: ZoneInfo, user
         if rescan:
             reject_rate /= 4  # reworked pieces mostly pass
         approved = rng.random() >= reject_rate
-        defect = "000" if approved else rng.choices(defects, defect_weights[shift])[0]
+        defect = APPROVED if approved else rng.choices(defects, defect_weights[shift])[0]
         if not approved and not rescan and rng.random() < _RESCAN_SHARE:
             pending.append((station, piece, order_code))
         checker1, checker2 = rng.sample(crew.checkers, 2)

@@ -26,7 +26,6 @@ from babel.support import Translations
 from jinja2 import pass_eval_context
 from jinja2.nodes import EvalContext
 from markupsafe import escape
-from starlette.requests import HTTPConnection
 
 log = logging.getLogger(__name__)
 
@@ -124,15 +123,6 @@ def accepted_language(header: str, default: str) -> str:
         if base in LANGUAGES:
             return base
     return default
-
-
-def request_language(connection: HTTPConnection, default: str) -> str:
-    """The language of the answer: the signed-in user's choice, else before
-    sign-in the browser's, else the plant's (`QUALITY_LANGUAGE`)."""
-    user = getattr(connection.state, "user", None)
-    if user is not None:
-        return user.language if user.language in LANGUAGES else default
-    return accepted_language(connection.headers.get("accept-language", ""), default)
 
 
 def translator(language: str) -> Callable[[str], str]:

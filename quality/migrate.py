@@ -1,7 +1,9 @@
 """Versioned SQL migrations: `quality/migrations/NNNN_name.sql`, applied in order, once.
 
 Each applied file is recorded in `schema_migrations` with its checksum, so an
-edited migration is caught instead of silently diverging.
+edited migration is caught instead of silently diverging. Stored procedures,
+one current copy each in `quality/routines/`, are created again after the
+migrations whenever a file changed (quality/procedures.py).
 
 Migrations run in the app's own sessions (quality/db.py), so procedures are
 created under the app's sql_mode and collation whatever the server's defaults.
@@ -58,6 +60,7 @@ from types import TracebackType
 
 from asyncmy.errors import MySQLError
 
+from quality import procedures
 from quality.db import (
     CHARSET,
     COLLATION,
@@ -66,7 +69,6 @@ from quality.db import (
     Cursor,
     Database,
     DatabaseError,
-    TransientError,
     describe,
     error_code,
 )
@@ -150,19 +152,32 @@ def available(directory: Path = MIGRATIONS_DIR) -> list[Migration]:
     return found
 
 
-async def migrate(db: Database, directory: Path = MIGRATIONS_DIR) -> list[str]:
-    """Apply every pending migration; return the names of those applied."""
+async def migrate(db: Database, directory: Path = MIGRATIONS_DIR, routines: Path | None = None) -> list[str]:
+    """Apply every pending migration, then the routines whose files changed;
+    return the names of the migrations applied. The tree's routines are
+    written for the schema its own migrations build: another `directory` (a
+    part of the schema, in tests) gets the routines of `routines` only."""
     migrations = available(directory)
+    if routines is None and directory == MIGRATIONS_DIR:
+        routines = procedures.ROUTINES_DIR
     async with db.transaction() as cur, _quietly(cur):
         recorded = await _recorded(cur)
-        await preflight(cur, (statement for migration in migrations if migration.version not in recorded
-                              for statement in migration.statements()))
+        waiting = [migration for migration in migrations if migration.version not in recorded]
+        renewed = await procedures.to_apply(cur, routines, everything=bool(waiting)) if routines else []
+        await preflight(cur, [*(statement for migration in waiting for statement in migration.statements()),
+                              *procedures.statements(renewed, routines or procedures.ROUTINES_DIR)])
     async with MigrationLock(db) as lock, db.transaction() as cur:
         # Schema changes may take longer than a request's statement limit.
         await cur.execute("SET SESSION max_statement_time = 0")
         try:
             await _align_database_default(cur)
-            return await _apply_pending(cur, migrations, lock)
+            done = await _apply_pending(cur, migrations, lock)
+            if routines is not None:
+                lock.check()
+                # A migration may have replaced a routine: after one, all of them.
+                async with _quietly(cur):
+                    await procedures.apply(cur, routines, everything=bool(done))
+            return done
         finally:
             # A connection that cannot take this is broken, and the pool drops it.
             with contextlib.suppress(MySQLError, DatabaseError):
@@ -410,7 +425,7 @@ class MigrationLock:
                     "INSERT INTO schema_migrations_lock (id, holder, taken_at, heartbeat_at)"
                     " VALUES (1, %s, UTC_TIMESTAMP(6), UTC_TIMESTAMP(6))", (self.holder,))
             return None
-        except (MySQLError, TransientError) as exc:
+        except (MySQLError, DatabaseError) as exc:  # TransientError too
             if error_code(exc) not in _TAKEN:
                 raise
         try:
@@ -429,7 +444,7 @@ class MigrationLock:
                 await cur.execute(
                     "UPDATE schema_migrations_lock SET holder = %s, taken_at = UTC_TIMESTAMP(6),"
                     " heartbeat_at = UTC_TIMESTAMP(6) WHERE id = 1", (self.holder,))
-        except (MySQLError, TransientError) as exc:
+        except (MySQLError, DatabaseError) as exc:  # TransientError too
             if error_code(exc) not in _TAKEN:
                 raise
             return "another process taking it at the same time"
@@ -572,4 +587,14 @@ async def _run_step(cur: Cursor, migration: Migration, number: int, count: int, 
 def _opening(statement: str) -> str:
     line = statement.splitlines()[0].strip()
     return line if len(line) <= 70 else line[:69] + "…"
+
+
+async def pending(db: Database) -> list[str]:
+    """What `migrate` would do to this database: migrations not applied, and
+    routines whose files changed."""
+    async with db.transaction() as cur:
+        applied = await _recorded(cur)
+        routines = await procedures.stale(cur)
+    return [migration.label for migration in available() if migration.version not in applied] + [
+        f"routine {name}" for name in routines]
 

@@ -12,8 +12,9 @@ from starlette.responses import Response
 
 from quality.db import DatabaseUnavailable
 from quality.http.csrf import verify_csrf
+from quality.http.errors import NotSignedIn
+from quality.http.sessions import load_user
 from quality.i18n import lazy
-from quality.user_sessions import load_user
 
 # Seeded by migration 0001; roles get them through the permission matrix.
 PERMISSIONS = {
@@ -33,10 +34,6 @@ PUBLIC = None  # no session needed (login page, health check)
 Handler = Callable[[Request], Awaitable[Response]]
 
 log = logging.getLogger(__name__)
-
-
-class NotSignedIn(Exception):
-    """The request needs a session and has none (or it ended)."""
 
 
 def guard(permission: str | None, *, when_unavailable: Handler | None = None

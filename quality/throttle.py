@@ -1,5 +1,5 @@
 """Password checks throttled in the database, so every process sees the same
-counts. Signing in (quality/auth.py) and changing one's own password
+counts. Signing in (quality/pages/account/sign_in.py) and changing one's own password
 (quality/accounts.py) check a password only through `verify_counted`.
 
 Counters. A check counts against three counters (table `login_attempts`): its

@@ -12,7 +12,7 @@
   const page = document.querySelector(".scan-page");
   if (!page) return;
 
-  // Every text this script shows, translated by the page (templates/scans/page.html);
+  // Every text this script shows, translated by the page (templates/stations/page.html);
   // `%(name)s` in a text is filled by `fill`.
   const MESSAGES = JSON.parse(document.getElementById("scan-messages").textContent);
   const fill = (text, values) => text.replace(/%\((\w+)\)s/g, (_match, name) => values[name]);
@@ -381,7 +381,9 @@
     if (!signInNeeded) {
       section.querySelector(".pending-note").textContent = visible.length ? MESSAGES.pendingNote : "";
     }
-    if (queue.length && !visible.length && !sending) {
+    // Once scans are pending, one queued behind them shows when due too, not at
+    // the next retry (up to MAX_RETRY_MS away).
+    if (queue.length > visible.length && (visible.length || !sending)) {
       setTimeout(renderPending, SHOW_PENDING_AFTER_MS);
     }
   }

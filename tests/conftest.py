@@ -1,9 +1,11 @@
-"""Test fixtures: one private MariaDB per run, a fresh migrated database per test.
+"""Test fixtures: one private MariaDB per run (per xdist worker: tests stop and
+freeze it), a fresh migrated database per test.
 
 The server is the project's own `LocalMariaDB` on a temporary directory, so the
 tests exercise the same start-up code `quality serve` uses. Its defaults are a
 stock server's, not the project's preferred ones, and test databases are created
 the way a DBA would (`CREATE DATABASE name`): the schema must bring its own.
+Each test's database is a copy of one migrated once per run (tests/db_template.py).
 """
 
 from __future__ import annotations
@@ -22,22 +24,24 @@ import tempfile
 import time
 import urllib.request
 import uuid
-from collections.abc import AsyncIterator, Callable, Coroutine, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Iterator
 from pathlib import Path
 from typing import Any, TypeVar
 from zoneinfo import ZoneInfo
 
 import pytest
+from asyncmy.errors import MySQLError
 from starlette.testclient import TestClient
 
 from quality.accounts import create_user
 from quality.app import create_app
 from quality.db import Database
-from quality.lists.filters import Shifts
+from quality.http.services import Services
 from quality.localdb import LocalMariaDB
 from quality.migrate import migrate
-from quality.services import Services
 from quality.settings import DatabaseURL, Settings
+from quality.shifts import Shifts
+from tests.db_template import Recipe, copy_database, differences, recipe_of
 
 # The Galera cluster and the primary + replica (`galera`, `replica_pair`).
 pytest_plugins = ["tests.cluster"]
@@ -73,10 +77,23 @@ async def execute(url: DatabaseURL, *statements: str) -> list[list[tuple[Any, ..
     return results
 
 
+# What a test server's files take (most of it InnoDB's redo log), with room to spare.
+SERVER_ROOM = 1 << 30
+
+
+def server_dir(prefix: str) -> Path:
+    """A new directory for a test server's files: in memory (/dev/shm) when it has
+    room, where the server's fsyncs cost nothing (on a disk they were most of
+    each test's setup), else in /tmp. Either path is short, as unix sockets need."""
+    memory = Path("/dev/shm")
+    if memory.is_dir() and os.access(memory, os.W_OK) and shutil.disk_usage(memory).free > SERVER_ROOM:
+        return Path(tempfile.mkdtemp(prefix=prefix, dir=memory))
+    return Path(tempfile.mkdtemp(prefix=prefix, dir="/tmp"))
+
+
 @pytest.fixture(scope="session")
 def mariadb() -> Iterator[LocalMariaDB]:
-    # Short path: unix socket paths are limited to ~100 characters.
-    base = Path(tempfile.mkdtemp(prefix="qdb-", dir="/tmp"))
+    base = server_dir("qdb-")
     # utf8mb4_general_ci: what MariaDB packages default to for utf8mb4.
     server = LocalMariaDB(base, buffer_pool="64M", server_options=STOCK_SERVER)
     server.ensure_running()
@@ -85,15 +102,17 @@ def mariadb() -> Iterator[LocalMariaDB]:
     shutil.rmtree(base, ignore_errors=True)
 
 
-def migrated(url: DatabaseURL) -> DatabaseURL:
-    async def apply() -> None:
-        db = database_for(url, maxsize=1)
-        try:
-            await migrate(db)
-        finally:
-            await db.close()
+async def using(url: DatabaseURL, work: Callable[[Database], Awaitable[T]]) -> T:
+    """`work` done with a pool of one connection to `url`, closed after."""
+    db = database_for(url, maxsize=1)
+    try:
+        return await work(db)
+    finally:
+        await db.close()
 
-    run_async(apply())
+
+def migrated(url: DatabaseURL) -> DatabaseURL:
+    run_async(using(url, migrate))
     return url
 
 
@@ -106,14 +125,56 @@ def new_database(mariadb: LocalMariaDB, options: str = "") -> Iterator[DatabaseU
     try:
         yield dataclasses.replace(server, database=name)
     finally:
-        run_async(execute(server, f"DROP DATABASE `{name}`"))
+        run_async(using(server, lambda db: drop_database(db, name)))
+
+
+async def drop_database(db: Database, name: str) -> None:
+    """Drop `name`, first ending its connections: a statement a test cancelled runs
+    on in the server, holding its locks, and DROP would wait for it."""
+    async with db.transaction() as cur:
+        await cur.execute("SELECT ID FROM information_schema.PROCESSLIST WHERE DB = %s", (name,))
+        leftovers = await cur.fetchall()
+    for (thread,) in leftovers:
+        with contextlib.suppress(MySQLError):  # it may have ended meanwhile
+            async with db.transaction() as cur:
+                await cur.execute(f"KILL {thread}")
+    async with db.transaction() as cur:
+        await cur.execute(f"DROP DATABASE `{name}`")
+
+
+@dataclasses.dataclass(frozen=True)
+class Template:
+    """A database migrated once, and how to copy it."""
+
+    name: str
+    recipe: Recipe
+
+    def copy_into(self, url: DatabaseURL) -> DatabaseURL:
+        run_async(using(url, lambda db: copy_database(db, self.recipe, self.name)))
+        return url
+
+
+@pytest.fixture(scope="session")
+def migrated_template(mariadb: LocalMariaDB) -> Iterator[Template]:
+    """The database `db_url` copies, checked first against one migrated for real."""
+    with new_database(mariadb) as url:
+        template = Template(url.database, run_async(using(migrated(url), recipe_of)))
+        with new_database(mariadb) as fresh, new_database(mariadb) as copy:
+            found = run_async(compare(migrated(fresh), template.copy_into(copy)))
+        assert not found, "a copy of the migrated template differs:\n" + "\n".join(found)
+        yield template
+
+
+async def compare(migrated_url: DatabaseURL, copied_url: DatabaseURL) -> list[str]:
+    return await using(migrated_url, lambda migrated_db: using(
+        copied_url, lambda copied_db: differences(migrated_db, copied_db)))
 
 
 @pytest.fixture
-def db_url(mariadb: LocalMariaDB) -> Iterator[DatabaseURL]:
+def db_url(mariadb: LocalMariaDB, migrated_template: Template) -> Iterator[DatabaseURL]:
     """A fresh database, created with the server's defaults, with every migration applied."""
     with new_database(mariadb) as url:
-        yield migrated(url)
+        yield migrated_template.copy_into(url)
 
 
 @pytest.fixture

@@ -6,7 +6,7 @@ from typing import Any
 
 from starlette.testclient import TestClient
 
-from quality.admin.audit import PAGE
+from quality.pages.admin.audit import PAGE
 from quality.settings import Settings
 from tests.admin_support import query, sign_in
 from tests.conftest import login

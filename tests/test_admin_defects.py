@@ -11,7 +11,7 @@ from starlette.testclient import TestClient
 from quality.settings import Settings
 from tests.admin_support import audit_rows, query, sign_in, snapshot
 from tests.conftest import execute, run_async
-from tests.test_scans import post_scan
+from tests.test_stations import post_scan
 
 
 @pytest.fixture

@@ -21,7 +21,7 @@ from quality.accounts import create_user
 from quality.settings import Settings
 from tests.cluster import AppDatabase, Galera
 from tests.conftest import PASSWORD, LiveServer, csrf_token_in, database_for, migrated, run_async
-from tests.test_scans import GOOD, HTMX
+from tests.test_stations import GOOD, HTMX
 
 pytestmark = [pytest.mark.cluster, pytest.mark.xdist_group("cluster")]
 

@@ -27,7 +27,7 @@ from quality.settings import Settings
 from tests.cluster import AppDatabase, Galera
 from tests.conftest import PASSWORD, LiveServer, csrf_token_in, database_for, execute, migrated
 from tests.test_cluster_app import SECRET
-from tests.test_scans import GOOD, HTMX
+from tests.test_stations import GOOD, HTMX
 
 pytestmark = [pytest.mark.cluster, pytest.mark.xdist_group("cluster")]
 

@@ -10,9 +10,9 @@ import pytest
 
 from quality.db import Database
 from quality.demo import DemoDataRefused, fill
-from quality.lists.filters import Shifts
 from quality.scans.store import save_scan
 from quality.settings import Settings
+from quality.shifts import Shifts
 from tests.conftest import UTC_SHIFTS
 from tests.test_scans_store import scan_input
 

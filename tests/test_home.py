@@ -6,8 +6,8 @@ from typing import Any
 
 from starlette.testclient import TestClient
 
-from quality.home import DESTINATIONS
-from quality.scans import STATIONS, station_at
+from quality.pages.home import DESTINATIONS
+from quality.stations import STATIONS, station_at
 from tests.conftest import login
 
 

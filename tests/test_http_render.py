@@ -19,8 +19,9 @@ from starlette.responses import Response
 from starlette.routing import Route
 from starlette.testclient import TestClient
 
-from quality.http.render import Renderer, is_htmx, number
+from quality.http.htmx import is_htmx
 from quality.http.session_cookie import SessionMiddleware
+from quality.http.templates import Renderer, number
 from quality.i18n import template_callables
 
 CONTEXT = {"status": 404, "title": "Not found", "message": "Nothing here."}

@@ -17,7 +17,7 @@ from babel.numbers import format_decimal
 from starlette.testclient import TestClient
 
 from quality.app import create_app
-from quality.http.render import PACKAGE_DIR, TEMPLATES_DIR
+from quality.http.templates import PACKAGE_DIR, TEMPLATES_DIR
 from quality.i18n import (
     LANGUAGES,
     LOCALE_DIR,

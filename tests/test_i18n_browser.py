@@ -11,7 +11,7 @@ from playwright.async_api import expect
 
 from quality.settings import Settings
 from tests.conftest import LiveServer, browser_login
-from tests.test_scans_browser import scan
+from tests.test_stations_browser import scan
 
 pytestmark = pytest.mark.browser
 

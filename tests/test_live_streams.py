@@ -17,8 +17,8 @@ from hypothesis import settings as hypothesis_settings
 from hypothesis import strategies as st
 from starlette.testclient import TestClient
 
-from quality.scans.feed import STREAMS_PER_USER
-from quality.scans.views import SESSION_CHECK_SECONDS
+from quality.http.live import CHECK_SECONDS
+from quality.http.slots import STREAMS_PER_USER
 from quality.settings import Settings
 from tests.admin_support import query
 from tests.conftest import LiveServer, app_services, csrf_token_in, login
@@ -99,7 +99,7 @@ async def test_an_open_stream_ends_soon_after_its_user_may_no_longer_see_it(
         async with user.stream("GET", path) as stream:
             assert stream.status_code == 200
             read = asyncio.create_task(drained(stream))  # done when the stream ends
-            await asyncio.sleep(2 * SESSION_CHECK_SECONDS)
+            await asyncio.sleep(2 * CHECK_SECONDS)
             assert not read.done()  # it held through its checks while nothing changed
             await revoke(admin, user, settings, "sue")
             # Generous against the promised 2 s, far below the stream's own 600 s deadline.
@@ -116,7 +116,7 @@ async def test_an_open_stream_ends_soon_after_its_user_may_no_longer_see_it(
 # -- a stream's parameters are checked before it takes a slot ---------------------
 
 def open_slots(client: TestClient) -> int:
-    return app_services(client).scan_watcher.streams.open
+    return app_services(client).streams.open
 
 
 def stream_status(client: TestClient, path: str, **request: Any) -> int:

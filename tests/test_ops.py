@@ -11,6 +11,7 @@ import threading
 import time
 import urllib.error
 import urllib.request
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -19,7 +20,7 @@ from starlette.testclient import TestClient
 from quality.app import create_app
 from quality.localdb import LocalMariaDB
 from quality.settings import Settings
-from tests.conftest import LiveServer, app_services, login
+from tests.conftest import LiveServer, app_services, eventually, login
 
 LOCAL = ("127.0.0.1", 50000)  # an operator's probe on the app's own machine
 
@@ -47,7 +48,7 @@ def test_healthz_is_503_when_the_database_is_unreachable(
         assert response.status_code == 503
         # One word for the caller; what went wrong (paths, users, hosts) only in the log.
         assert response.json() == {"status": "unavailable", "reason": "unreachable"}
-        assert any(record.name == "quality.ops" and "Can't connect" in record.getMessage()
+        assert any(record.name == "quality.pages.ops" and "Can't connect" in record.getMessage()
                    for record in caplog.records)
         page = client.get("/login")
         assert page.status_code == 200  # the sign-in page needs no database
@@ -94,6 +95,7 @@ def test_healthz_says_slow_when_the_database_stops_answering(
         watchdog = threading.Timer(30, os.kill, (pid, signal.SIGCONT))
         watchdog.start()
         try:
+            assert eventually(lambda: stopped(pid))
             response = client.get("/healthz")
             frozen_throughout = watchdog.is_alive()
         finally:
@@ -102,6 +104,17 @@ def test_healthz_says_slow_when_the_database_stops_answering(
         assert frozen_throughout
         assert response.status_code == 503
         assert response.json() == {"status": "unavailable", "reason": "slow"}
+
+
+def stopped(pid: int) -> bool:
+    """Whether every thread of `pid` has stopped. SIGSTOP reaches them one by one,
+    each as it next gets a CPU: on a busy machine one may still answer a query
+    milliseconds after the signal was sent."""
+    try:
+        return all(stat.read_text().rsplit(")", 1)[1].split()[0] == "T"
+                   for stat in Path(f"/proc/{pid}/task").glob("*/stat"))
+    except FileNotFoundError:  # a thread ended while we looked
+        return False
 
 
 def test_healthz_tells_strangers_only_ok_or_unavailable(settings: Settings) -> None:

@@ -13,8 +13,8 @@ from starlette.testclient import TestClient
 
 from quality.app import create_app
 from quality.db import Database
+from quality.http.services import services
 from quality.permissions import PERMISSIONS, PUBLIC, SIGNED_IN, guard
-from quality.services import services
 from quality.settings import Settings
 from tests.conftest import csrf_token_in, eventually, execute, login, run_async
 

@@ -18,13 +18,15 @@ from starlette.testclient import TestClient
 
 from quality.db import Database
 from quality.demo import fill, rebuild_counters
-from quality.lists.filters import read_filter
-from quality.reports import Report, build
+from quality.pages.reports.report import Report, build
+from quality.scan_filter import read_filter
 from quality.scans.store import save_scan
 from quality.settings import Settings
-from quality.summary import LAG, aggregate, layout_of, summarise_all, summarise_once
+from quality.summary.query import Question, aggregate
+from quality.summary.tables import layout_of
+from quality.summary.writer import LAG, summarise_all, summarise_once
 from tests.conftest import UTC_SHIFTS, database_for, execute, login, run_async
-from tests.test_lists import (
+from tests.test_scan_list import (
     PLANT_SHIFTS,
     Scan,
     all_scans,
@@ -155,7 +157,7 @@ async def test_the_top_groups_are_exact_while_new_scans_change_the_ranking(
         scans = await all_scans(db)
         for (scan_filter, within), top in itertools.product(filters, (1, 3, 5, 8)):
             async with db.transaction() as cur:
-                ranked = await aggregate(cur, scan_filter, "order", defects=False, top=top)
+                ranked = await aggregate(cur, Question.ranked(scan_filter, "order", top))
             assert list(ranked) == ranking(scans, within, lambda s: s.order)[:top]
             for order, figures in ranked.items():
                 assert (figures.scans, figures.approved, figures.rejected) == expected_totals(
@@ -221,7 +223,7 @@ async def test_the_top_groups_count_what_the_partial_days_add(
     scan_filter = read_filter({"from": "2026-06-01T12:00", "to": "2026-06-04T00:00"}, utc).filter
     for top, leaders in ((1, ["CP00000003"]), (2, ["CP00000003", "CP00000001"])):
         async with db.transaction() as cur:
-            ranked = await aggregate(cur, scan_filter, "order", defects=False, top=top)
+            ranked = await aggregate(cur, Question.ranked(scan_filter, "order", top))
         assert list(ranked) == leaders
         assert ranked["CP00000003"].rejected == 6
 

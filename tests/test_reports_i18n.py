@@ -14,7 +14,7 @@ from quality.i18n import translations
 from quality.scans.store import save_scan
 from quality.settings import Settings
 from tests.conftest import UTC_SHIFTS, database_for, execute, login, run_async
-from tests.test_lists import plant_settings
+from tests.test_scan_list import plant_settings
 from tests.test_scans_store import scan_input
 
 SINGULAR = "%(scans)s scan; pieces approved: %(approved)s, rejected: %(rejected)s; rejection rate: %(rate)s."

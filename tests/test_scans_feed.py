@@ -15,19 +15,12 @@ from markupsafe import Markup
 
 from quality.clock import utc_now
 from quality.db import Database
-from quality.http.render import Renderer
-from quality.scans.feed import (
-    STREAMS_PER_USER,
-    TABLE_SIZE,
-    RenderedRow,
-    ScanWatcher,
-    StationFeed,
-    StreamSlots,
-    TableMarkup,
-)
+from quality.http.slots import STREAMS_PER_USER, StreamSlots
+from quality.http.templates import Renderer
+from quality.scans.feed import TABLE_SIZE, RenderedRow, ScanWatcher, StationFeed, TableMarkup
 from quality.scans.store import Saved, ScanRow
+from quality.session_cache import SessionCache
 from quality.settings import DatabaseURL, Settings
-from quality.user_sessions import SessionCache
 from tests.conftest import LiveServer, csrf_token_in, database_for, execute
 
 
@@ -134,7 +127,7 @@ def test_the_tables_frame_is_the_templates_own() -> None:
     renderer = Renderer(ZoneInfo("UTC"))
     markup = TableMarkup(renderer)
     for language in ("en", "ro"):
-        macros = renderer.macros("scans/_table.html", language)
+        macros = renderer.macros("stations/_table.html", language)
         rows = "<tr><td>one</td></tr>"
         for version in (7, 8):
             assert markup.table(rows, version, language) == str(macros.table(Markup(rows), version))

@@ -9,8 +9,7 @@ from typing import Any
 
 from quality.clock import utc_now
 from quality.db import Database
-from quality.scans.form import ScanInput
-from quality.scans.store import Verdict, operator_scans, piece_verdict, save_scan
+from quality.scans.store import ScanInput, Verdict, operator_scans, piece_verdict, save_scan
 from quality.settings import DatabaseURL
 from tests.conftest import UTC_SHIFTS, database_for
 

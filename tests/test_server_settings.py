@@ -50,7 +50,7 @@ from tests.conftest import (
     run_async,
 )
 from tests.test_cli import quality
-from tests.test_scans import post_scan
+from tests.test_stations import post_scan
 
 DBA_SQL_MODE = (
     "ANSI_QUOTES,ONLY_FULL_GROUP_BY,STRICT_ALL_TABLES,PIPES_AS_CONCAT,NO_ZERO_DATE,"

@@ -18,9 +18,10 @@ from quality.db import Database
 from quality.demo import fill
 from quality.migrate import available
 from quality.scans.store import save_scan
-from quality.summary import ROLLUPS, hour_of, layout_of, summarise_all, summarise_once
+from quality.summary.tables import ROLLUPS, hour_of, layout_of
+from quality.summary.writer import summarise_all, summarise_once
 from tests.conftest import UTC_SHIFTS
-from tests.test_lists import PLANT_SHIFTS, all_scans
+from tests.test_scan_list import PLANT_SHIFTS, all_scans
 from tests.test_scans_store import scan_input
 
 FILLED = ("scan_hourly", "scan_daily_order", "scan_daily_operator", "scan_checker_hourly")

@@ -11,11 +11,16 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from quality.db import DatabaseUnavailable
-from quality.http.render import is_htmx, render
+from quality.http.htmx import is_htmx
+from quality.http.render import render
 from quality.i18n import lazy
-from quality.permissions import NotSignedIn
 
 log = logging.getLogger(__name__)
+
+
+class NotSignedIn(Exception):
+    """The request needs a session and has none (or it ended): the guard
+    (quality/permissions.py) raises it, `not_signed_in` answers it."""
 
 TITLES = {
     400: lazy("Bad request"),

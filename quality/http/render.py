@@ -1,183 +1,18 @@
-"""The one way to answer with HTML: a whole page, or for an htmx request just
-the named blocks of the same template (jinja2-fragments), so a fragment is
-never a second copy of the page's markup."""
+"""The one way a handler answers with HTML: `render(request, template, ...)`,
+through the process's renderer (quality/http/templates.py decides page or
+fragment)."""
 
 from __future__ import annotations
 
-import functools
-import hashlib
-from collections.abc import Mapping, Sequence
-from datetime import UTC, date, datetime
-from pathlib import Path
+from collections.abc import Mapping
 from typing import Any
-from zoneinfo import ZoneInfo
 
-import jinja2
-from babel import Locale
-from babel.dates import (
-    DateTimePattern,
-    format_date,
-    get_datetime_format,
-    get_time_format,
-    parse_pattern,
-)
-from babel.numbers import format_decimal
-from jinja2_fragments import render_blocks
 from starlette.requests import Request
 from starlette.responses import HTMLResponse
 
-from quality.http.csrf import csrf_token
-from quality.i18n import (
-    DEFAULT_LANGUAGE,
-    LANGUAGES,
-    count,
-    percent,
-    request_language,
-    template_callables,
-)
-from quality.services import services
-
-PACKAGE_DIR = Path(__file__).resolve().parents[1]
-
-
-def _assets(name: str) -> Path:
-    """`templates/` or `static/`: beside the package in a checkout (and an editable
-    install), inside it when installed from a wheel (setup.py copies them there)."""
-    installed = PACKAGE_DIR / name
-    return installed if installed.is_dir() else PACKAGE_DIR.parent / name
-
-
-TEMPLATES_DIR = _assets("templates")
-STATIC_DIR = _assets("static")
-
-
-def is_htmx(request: Request) -> bool:
-    """An htmx request, not a full navigation that happens to carry the header."""
-    return (
-        request.headers.get("hx-request") == "true"
-        and request.headers.get("sec-fetch-mode") != "navigate"
-    )
-
-
-class Renderer:
-    def __init__(self, timezone: ZoneInfo, helpers: Mapping[str, Any] | None = None,
-                 language: str = DEFAULT_LANGUAGE) -> None:
-        self.env = jinja2.Environment(
-            loader=jinja2.FileSystemLoader(TEMPLATES_DIR),
-            autoescape=True,
-            undefined=jinja2.StrictUndefined,
-            extensions=["jinja2.ext.i18n"],
-            auto_reload=False,
-        )
-        self.env.install_null_translations(newstyle=True)  # type: ignore[attr-defined]
-        self.timezone = timezone
-        self.language = language  # the plant's, when the request names none we speak
-        self._static_versions = _static_versions()
-        self.env.globals["static_url"] = self.static_url
-        self.env.globals["languages"] = LANGUAGES
-        self.env.filters["local_time"] = self.local_time
-        self.env.filters["local_datetime"] = self.local_datetime
-        self.env.filters["number"] = number
-        self.env.filters["percent"] = share
-        self.env.globals.update(helpers or {})
-
-    def static_url(self, path: str) -> str:
-        return f"/static/{path}?v={self._static_versions.get(path, '0')}"
-
-    def local_time(self, value: datetime | None, fmt: str = "%Y-%m-%d %H:%M:%S") -> str:
-        """Times are stored in UTC; people read them in the plant's zone."""
-        if value is None:
-            return ""
-        if value.tzinfo is None:
-            value = value.replace(tzinfo=UTC)
-        return value.astimezone(self.timezone).strftime(fmt)
-
-    @jinja2.pass_context
-    def local_datetime(self, context: jinja2.runtime.Context, value: datetime) -> str:
-        """A date and time the way the page's language writes them, in the plant's
-        zone: Babel's `format_datetime(value, "medium")`, in parts, since every
-        row of a live table has one: the day's part is written once per day."""
-        if value.tzinfo is None:
-            value = value.replace(tzinfo=UTC)
-        local = value.astimezone(self.timezone)
-        locale = context["locale"]
-        joined, time_pattern = _medium_datetime(locale)
-        day = local.date()
-        written_time = time_pattern.apply(local.timetz(), locale, reference_date=day)
-        return joined.replace("{0}", written_time).replace("{1}", _medium_date(day, locale))
-
-    def macros(self, template: str, language: str) -> Any:
-        """A template's macros in a language, for HTML pieces shared by many responses."""
-        return self.env.get_template(template).make_module(template_callables(language))
-
-    def render(
-        self,
-        request: Request,
-        template: str,
-        context: Mapping[str, Any] | None = None,
-        *,
-        block: str | Sequence[str] | None = None,
-        status_code: int = 200,
-        headers: Mapping[str, str] | None = None,
-    ) -> HTMLResponse:
-        language = request_language(request, self.language)
-        values = {
-            **template_callables(language),
-            "request": request,
-            "user": getattr(request.state, "user", None),
-            "csrf_token": csrf_token(request),
-            **(context or {}),
-        }
-        if block is not None and is_htmx(request):
-            names = [block] if isinstance(block, str) else list(block)
-            html = render_blocks(self.env, template, names, values)
-        else:
-            html = self.env.get_template(template).render(values)
-        response = HTMLResponse(html, status_code=status_code, headers=headers)
-        response.headers["Vary"] = "HX-Request"
-        # A signed-in page is never kept: not by a proxy, nor in the browser's
-        # history for the next person at a shared terminal.
-        response.headers["Cache-Control"] = "no-store" if values["user"] else "no-cache, private"
-        return response
+from quality.http.services import services
 
 
 def render(request: Request, template: str, context: Mapping[str, Any] | None = None,
            **options: Any) -> HTMLResponse:
     return services(request).renderer.render(request, template, context, **options)
-
-
-@jinja2.pass_context
-def number(context: jinja2.runtime.Context, value: float) -> str:
-    """A count or measure with the page's language's separators."""
-    locale = context["locale"]
-    if type(value) is int:
-        return count(value, str(locale))  # the whole locale, territory included
-    return format_decimal(value, locale=locale)
-
-
-@jinja2.pass_context
-def share(context: jinja2.runtime.Context, value: float | None) -> str:
-    """A rejection rate or other share as the page's language writes it."""
-    return percent(value, context["language"])
-
-
-@functools.cache
-def _medium_datetime(locale: Locale) -> tuple[str, DateTimePattern]:
-    """How a language joins a date and a time ("{1}, {0}"), and writes a time."""
-    joined = get_datetime_format("medium", locale=locale).replace("'", "")
-    return joined, parse_pattern(get_time_format("medium", locale=locale))
-
-
-@functools.lru_cache(maxsize=64)
-def _medium_date(day: date, locale: Locale) -> str:
-    return format_date(day, "medium", locale=locale)
-
-
-def _static_versions() -> dict[str, str]:
-    """A short content hash per static file, so browsers drop stale copies."""
-    versions = {}
-    for path in STATIC_DIR.rglob("*"):
-        if path.is_file():
-            digest = hashlib.sha256(path.read_bytes()).hexdigest()[:10]
-            versions[path.relative_to(STATIC_DIR).as_posix()] = digest
-    return versions

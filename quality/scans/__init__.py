@@ -1,44 +1,4 @@
-"""Operator scan stations: /scan (quality, at production) and /fgscan (finished goods)."""
-
-from __future__ import annotations
-
-from dataclasses import dataclass
-
-from quality.i18n import lazy
-
-
-@dataclass(frozen=True)
-class Station:
-    key: str  # stored in scans.station
-    path: str
-    permission: str
-    title: str
-    summary: str  # what the home page says about it
-
-    @property
-    def stream_path(self) -> str:
-        return self.path + "/stream"
-
-    @property
-    def piece_path(self) -> str:
-        """A piece's latest verdict here (the page's re-scan marker)."""
-        return self.path + "/piece"
-
-    @property
-    def operator_path(self) -> str:
-        """An operator's scans here this shift (the page's counter)."""
-        return self.path + "/operator"
-
-
-STATIONS = {
-    "quality": Station("quality", "/scan", "scan.quality", lazy("Quality scan"),
-                       lazy("Scan pieces at production.")),
-    "fg": Station("fg", "/fgscan", "scan.fg", lazy("Finished goods scan"), lazy("Scan finished goods.")),
-}
-_AT_PATH = {path: station for station in STATIONS.values()
-            for path in (station.path, station.stream_path, station.piece_path, station.operator_path)}
-
-
-def station_at(route_path: str) -> Station:
-    """The station whose page or stream is served at this route path."""
-    return _AT_PATH[route_path]
+"""Scans, the domain's records: saving each exactly once and reading them back
+(`store`), and each process's live tables of every station's latest scans
+(`feed`). No page lives here: /scan and /fgscan are quality/pages/stations/,
+the scan list /scans is quality/pages/scan_list/."""

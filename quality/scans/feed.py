@@ -20,15 +20,15 @@ import asyncio
 import logging
 import time
 from collections.abc import Iterable
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, Protocol
 
 from markupsafe import Markup
 
 from quality.db import Database, DatabaseUnavailable
-from quality.http.render import Renderer
-from quality.scans import STATIONS
 from quality.scans.store import Saved, ScanRow, latest, newer
-from quality.user_sessions import SessionCache
+from quality.session_cache import SessionCache
+from quality.sse import event
+from quality.stations import STATIONS
 
 log = logging.getLogger(__name__)
 
@@ -63,11 +63,17 @@ _VERSION_SLOT = "<!--version-->"
 _ROWS_SLOT = "<!--rows-->"
 
 
+class Templates(Protocol):
+    """What renders the table: the app's renderer (quality/http/templates.py)."""
+
+    def macros(self, template: str, language: str) -> Any: ...
+
+
 class TableMarkup:
     """The table, a row and an order's counts, in a language: the macros of
     templates/scans/_table.html."""
 
-    def __init__(self, renderer: Renderer) -> None:
+    def __init__(self, renderer: Templates) -> None:
         self._renderer = renderer
         self._macros: dict[str, Any] = {}
         self._frames: dict[str, tuple[str, str]] = {}
@@ -75,7 +81,7 @@ class TableMarkup:
     def _in(self, language: str) -> Any:
         macros = self._macros.get(language)
         if macros is None:
-            macros = self._macros[language] = self._renderer.macros("scans/_table.html", language)
+            macros = self._macros[language] = self._renderer.macros("stations/_table.html", language)
         return macros
 
     def table(self, rows: str, version: int, language: str) -> str:
@@ -192,8 +198,7 @@ class StationFeed:
         """The table as one server-sent event, encoded once per change and language."""
         frame = self._frame.get(language)
         if frame is None:
-            data = "".join(f"data: {line}\n" for line in self.table_html(language).splitlines())
-            frame = self._frame[language] = f"event: table\nid: {self.version}\n{data}\n".encode()
+            frame = self._frame[language] = event("table", self.version, self.table_html(language))
         return frame
 
     def rows_after(self, scan_id: int) -> list[ScanRow]:
@@ -205,56 +210,6 @@ class StationFeed:
         return self._changed
 
 
-class StreamSlot:
-    """One open live-table stream; given back once, however often released.
-    Held as a context, it is given back when the block ends, however it ends."""
-
-    def __init__(self, slots: StreamSlots, user_id: int) -> None:
-        self._slots = slots
-        self.user_id = user_id
-        self._held = True
-
-    def __enter__(self) -> StreamSlot:
-        return self
-
-    def __exit__(self, *_exc: object) -> None:
-        self.release()
-
-    def release(self) -> None:
-        if self._held:
-            self._held = False
-            self._slots.release(self.user_id)
-
-
-class StreamSlots:
-    """The live-table streams a process keeps open: at most `per_user` for one
-    user and `per_process` in all, so neither one browser left opening tabs nor
-    a crowd of them ties up the process."""
-
-    def __init__(self, per_user: int, per_process: int) -> None:
-        self.per_user = per_user
-        self.per_process = per_process
-        self._by_user: dict[int, int] = {}
-        self.open = 0
-
-    def take(self, user_id: int) -> StreamSlot | None:
-        if self.open >= self.per_process or self._by_user.get(user_id, 0) >= self.per_user:
-            return None
-        self.open += 1
-        self._by_user[user_id] = self._by_user.get(user_id, 0) + 1
-        return StreamSlot(self, user_id)
-
-    def release(self, user_id: int) -> None:
-        self.open -= 1
-        left = self._by_user.pop(user_id) - 1
-        if left:
-            self._by_user[user_id] = left
-
-
-STREAMS_PER_USER = 6
-STREAMS_PER_PROCESS = 500
-
-
 class ScanWatcher:
     """The process's one reader of other processes' scans."""
 
@@ -264,7 +219,6 @@ class ScanWatcher:
         self.sessions = sessions
         self.interval = interval
         self.feeds = {key: StationFeed(key, markup) for key in STATIONS}
-        self.streams = StreamSlots(STREAMS_PER_USER, STREAMS_PER_PROCESS)
         self._seen_max = 0
         self._gaps: dict[int, float] = {}
         self._loaded = False

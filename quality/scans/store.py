@@ -5,17 +5,17 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 from datetime import datetime
-from typing import TYPE_CHECKING
+from typing import Any
 
 from asyncmy.errors import IntegrityError, OperationalError
 
+from quality import defects
 from quality.clock import utc_now
+from quality.codes import APPROVED
 from quality.db import DUPLICATE_KEY, Cursor, Database, DatabaseUnavailable, error_code
 from quality.i18n import lazy
-from quality.scans.form import ScanInput
-
-if TYPE_CHECKING:  # quality.lists.filters reads this module's rows
-    from quality.lists.filters import Shifts
+from quality.procedures import call
+from quality.shifts import Shifts
 
 log = logging.getLogger(__name__)
 
@@ -37,6 +37,23 @@ class SubmissionConflict(ValueError):
 class SaveContended(DatabaseUnavailable):
     """The save met concurrent saves of its submission (duplicate-key races)
     every time it was tried; nothing was saved, and sent again later it goes through."""
+
+
+@dataclass(frozen=True)
+class ScanInput:
+    """A scan to save, its codes checked (quality/pages/stations/form.py)."""
+
+    submission_id: bytes
+    operator_code: str
+    piece_code: str
+    order_code: str
+    checker1_code: str
+    checker2_code: str
+    defect_code: str
+
+    @property
+    def approved(self) -> bool:
+        return self.defect_code == APPROVED
 
 
 @dataclass(frozen=True, slots=True)
@@ -124,9 +141,10 @@ async def _record_scan(db: Database, station: str, scan: ScanInput, user_id: int
     (scan_id, rescan, defect_name, approved, rejected,
      was_approved, was_code, was_name, operator_scans) = await db.run(
         _call_record_scan,
-        (station, scan.submission_id, scan.operator_code, scan.piece_code, scan.order_code,
-         scan.checker1_code, scan.checker2_code, scan.defect_code, scan.approved, user_id,
-         created_at, shift_start, shift_end),
+        {"station": station, "submission": scan.submission_id, "operator": scan.operator_code,
+         "piece": scan.piece_code, "order": scan.order_code, "checker1": scan.checker1_code,
+         "checker2": scan.checker2_code, "defect": scan.defect_code, "approved": scan.approved,
+         "user": user_id, "at": created_at, "shift_start": shift_start, "shift_end": shift_end},
     )
     row = ScanRow(
         scan_id, station, created_at, scan.operator_code, scan.piece_code, scan.order_code,
@@ -137,8 +155,8 @@ async def _record_scan(db: Database, station: str, scan: ScanInput, user_id: int
     return Saved(row, approved, rejected, previous=previous, operator_scans=operator_scans)
 
 
-async def _call_record_scan(cur: Cursor, params: tuple) -> tuple:
-    await cur.execute("CALL record_scan(%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)", params)
+async def _call_record_scan(cur: Cursor, arguments: dict[str, Any]) -> tuple:
+    await call(cur, "record_scan", **arguments)
     found = await cur.fetchone()
     await cur.nextset()
     return found
@@ -180,8 +198,7 @@ async def operator_scans(db: Database, station: str, operator_code: str,
 async def _in_catalogue(db: Database, code: str) -> bool:
     """Whether a code record_scan refused is in the catalogue (so: inactive)."""
     async with db.transaction() as cur:
-        await cur.execute("SELECT 1 FROM defect_codes WHERE code = %s", (code,))
-        return await cur.fetchone() is not None
+        return await defects.find(cur, code) is not None
 
 
 async def _saved_before(db: Database, station: str, scan: ScanInput) -> Saved | None:

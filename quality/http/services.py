@@ -1,0 +1,44 @@
+"""What a request handler may use from its process: settings, the database pool,
+the live scan tables, metrics, the template renderer and the sessions it trusts,
+in one typed object.
+
+The app's lifespan builds it once and hands it to every request as lifespan
+state; `services(request)` is the one way a handler reaches it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, TypedDict
+
+from starlette.requests import HTTPConnection
+
+if TYPE_CHECKING:  # imported for the type checker only: these modules import this one
+    from quality.db import Database
+    from quality.http.slots import StreamSlots
+    from quality.http.templates import Renderer
+    from quality.metrics import Metrics
+    from quality.scans.feed import ScanWatcher
+    from quality.session_cache import SessionCache
+    from quality.settings import Settings
+
+@dataclass(frozen=True, slots=True)
+class Services:
+    settings: Settings
+    db: Database
+    scan_watcher: ScanWatcher
+    metrics: Metrics
+    renderer: Renderer
+    sessions: SessionCache
+    streams: StreamSlots  # the live streams open (quality/http/live.py)
+
+
+class LifespanState(TypedDict):
+    """What the lifespan yields; Starlette copies it into every request's state."""
+
+    services: Services
+
+
+def services(connection: HTTPConnection) -> Services:
+    """The process's services, as the lifespan built them."""
+    return connection.state.services

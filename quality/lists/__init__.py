@@ -1,2 +1,0 @@
-"""The supervisors' scan lists (/scans): filters, keyset pages, totals, the live
-first page and the exports."""

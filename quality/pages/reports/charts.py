@@ -1,0 +1,157 @@
+"""The reports' charts as inline SVG, drawn on the server: readable without
+JavaScript, printable, with a title, a description and a tooltip per mark for
+screen readers, and every mark a link to the scan list behind it."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from markupsafe import Markup, escape
+
+from quality.i18n import lazy, percent
+from quality.pages.reports.report import Links, Report
+
+WIDTH = 640
+LEFT, RIGHT, TOP, BOTTOM = 48, 12, 12, 28
+
+
+def for_report(report: Report, links: Links, tr: Callable[[str], str], language: str) -> dict[str, Markup]:
+    """The three charts of a report: rejection rate by day, top defects, day by shift;
+    their texts translated with `tr` (quality.i18n.translator) and shares written
+    as `language` writes them, their marks linking where the report's tables
+    link for the same figures."""
+    return {
+        "rate_by_day": _rate_line(report, links, tr, language),
+        "top_defects": _defect_bars(report, links, tr),
+        "heat_map": _heat_map(report, links, tr, language),
+    }
+
+
+def _svg(chart_id: str, title: str, description: str, height: int, body: str) -> Markup:
+    return Markup(
+        f'<svg class="chart" id="{chart_id}" viewBox="0 0 {WIDTH} {height}" role="img"'
+        f' aria-labelledby="{chart_id}-title {chart_id}-desc" data-testid="{chart_id}">'
+        f'<title id="{chart_id}-title">{escape(title)}</title>'
+        f'<desc id="{chart_id}-desc">{escape(description)}</desc>{body}</svg>'
+    )
+
+
+def _escaped(text: str) -> str:
+    """Text escaped for HTML as a plain string, to fill with `%`: a mark's tooltip
+    is escaped once per chart, not once per mark, since what fills it (days,
+    counts, shares as `percent` writes them, escaped labels) holds nothing to escape."""
+    return str(escape(text))
+
+
+def _rate_line(report: Report, links: Links, tr: Callable[[str], str], language: str) -> Markup:
+    height = 220
+    plot_w, plot_h = WIDTH - LEFT - RIGHT, height - TOP - BOTTOM
+    rates = [report.by_day.get(day) for day in report.days]
+    values = [figures.rejection_rate for figures in rates if figures and figures.rejection_rate is not None]
+    top = max([0.05, *values])
+    top = (int(top * 20) + 1) / 20  # the next 5 %
+    step = plot_w / max(len(report.days) - 1, 1)
+
+    def x(i: int) -> float:
+        return LEFT + i * step
+
+    def y(rate: float) -> float:
+        return TOP + plot_h * (1 - rate / top)
+
+    parts = [f'<line class="axis" x1="{LEFT}" y1="{TOP + plot_h}" x2="{WIDTH - RIGHT}" y2="{TOP + plot_h}"/>',
+             f'<line class="axis" x1="{LEFT}" y1="{TOP}" x2="{LEFT}" y2="{TOP + plot_h}"/>']
+    for tick in range(5):
+        rate = top * tick / 4
+        parts.append(f'<text x="{LEFT - 6}" y="{y(rate) + 4:.1f}" text-anchor="end">'
+                     f'{percent(rate, language, 0)}</text>')
+    label_every = max(1, len(report.days) // 10)
+    tip_text = _escaped(tr(lazy("%(day)s: %(rate)s rejected (%(rejected)s of %(pieces)s pieces)")))
+    segment: list[str] = []
+    lines: list[list[str]] = [segment]
+    for i, day in enumerate(report.days):
+        cx = f"{x(i):.1f}"
+        if i % label_every == 0:
+            parts.append(f'<text x="{cx}" y="{height - 8}" text-anchor="middle">{day:%d.%m}</text>')
+        figures = report.by_day.get(day)
+        rate = figures.rejection_rate if figures else None
+        if rate is None:
+            segment = []
+            lines.append(segment)
+            continue
+        cy = f"{y(rate):.1f}"
+        segment.append(f"{cx},{cy}")
+        start, end = report.shifts.day_span(day)
+        pieces = figures.approved + figures.rejected
+        tip = tip_text % {"day": day.isoformat(), "rate": percent(rate, language),
+                          "rejected": figures.rejected, "pieces": pieces}
+        parts.append(f'<a href="{escape(links.scans(start, end))}"><circle class="point" cx="{cx}"'
+                     f' cy="{cy}" r="4"><title>{tip}</title></circle></a>')
+    polylines = [f'<polyline class="line" points="{" ".join(points)}"/>' for points in lines if points]
+    return _svg("rate-by-day", tr(lazy("Rejection rate by day")),
+                tr(lazy("Share of pieces rejected (by their latest scan) on each production day; "
+                        "each point links to that day's scans.")), height, "".join(polylines + parts))
+
+
+def _defect_bars(report: Report, links: Links, tr: Callable[[str], str]) -> Markup:
+    shown = report.by_defect[:8]
+    hrefs = links.rejected_with([code for code, _, _ in shown])
+    bar_h, gap, label_w = 22, 6, 220
+    height = max(TOP + len(shown) * (bar_h + gap) + 8, 60)
+    most = max([count for _, _, count in shown] or [1])
+    parts = []
+    for i, (code, name, count) in enumerate(shown):
+        top = TOP + i * (bar_h + gap)
+        width = (WIDTH - label_w - 60) * count / most
+        href = escape(hrefs[i])
+        tip = tr(lazy("%(code)s %(name)s: %(count)s rejected scans", code=code, name=name, count=count))
+        parts.append(
+            f'<a href="{href}"><text x="{label_w - 8}" y="{top + bar_h * 0.7:.1f}" text-anchor="end">'
+            f'{escape(code)} {escape(name[:28])}</text>'
+            f'<rect class="bar" x="{label_w}" y="{top}" width="{max(width, 1):.1f}" height="{bar_h}">'
+            f'<title>{escape(tip)}</title></rect>'
+            f'<text x="{label_w + width + 6:.1f}" y="{top + bar_h * 0.7:.1f}">{count}</text></a>')
+    if not shown:
+        parts.append(f'<text x="{WIDTH / 2}" y="36" text-anchor="middle">'
+                     f'{escape(tr(lazy("No rejected scans in this range.")))}</text>')
+    return _svg("top-defects", tr(lazy("Top defects")),
+                tr(lazy("Rejected scans per defect code, most frequent first; each bar links to those"
+                        " scans.")),
+                height, "".join(parts))
+
+
+def _heat_map(report: Report, links: Links, tr: Callable[[str], str], language: str) -> Markup:
+    labels = report.shifts.labels()
+    cell_h, label_w = 26, 96
+    height = TOP + len(labels) * cell_h + 28
+    cell_w = (WIDTH - label_w - RIGHT) / max(len(report.days), 1)
+    worst = max([f.rejection_rate or 0 for f in report.by_shift.values()] + [0.01])
+    tip_text = _escaped(tr(lazy("%(day)s shift %(shift)s (%(hours)s): %(rate)s rejected, %(scans)s scans")))
+    no_pieces = _escaped(tr(lazy("no pieces")))
+    # What every row repeats, written once: a 90-day map has 270 cells.
+    xs = [f"{label_w + col * cell_w:.1f}" for col in range(len(report.days))]
+    iso_days = [day.isoformat() for day in report.days]
+    size = f'width="{max(cell_w - 1, 1):.1f}" height="{cell_h - 2}"'
+    parts = []
+    for row, label in enumerate(labels):
+        y = TOP + row * cell_h
+        hours = _escaped(label)
+        parts.append(f'<text x="{label_w - 6}" y="{y + cell_h * 0.65:.1f}" text-anchor="end">{hours}</text>')
+        for col, day in enumerate(report.days):
+            figures = report.by_shift.get((day, row))
+            rate = figures.rejection_rate if figures else None
+            # From pale to full red with the rejection rate; grey where nothing was scanned.
+            fill = "#e6e8eb" if rate is None else f"rgba(179,38,30,{0.08 + 0.92 * rate / worst:.2f})"
+            start, end = report.shifts.span(day, row)
+            scanned = figures.scans if figures else 0
+            tip = tip_text % {"day": iso_days[col], "shift": row + 1, "hours": hours, "scans": scanned,
+                              "rate": no_pieces if rate is None else percent(rate, language)}
+            parts.append(f'<a href="{escape(links.scans(start, end))}"><rect x="{xs[col]}" y="{y}" {size}'
+                         f' fill="{fill}"><title>{tip}</title></rect></a>')
+    label_every = max(1, len(report.days) // 10)
+    for col, day in enumerate(report.days):
+        if col % label_every == 0:
+            parts.append(f'<text x="{label_w + (col + 0.5) * cell_w:.1f}" y="{height - 8}"'
+                         f' text-anchor="middle">{day:%d.%m}</text>')
+    return _svg("heat-map", tr(lazy("Rejection rate by day and shift")),
+                tr(lazy("One cell per production day and shift, darker red for a higher share of rejected"
+                        " pieces; each cell links to that shift's scans.")), height, "".join(parts))

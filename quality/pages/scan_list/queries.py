@@ -1,0 +1,136 @@
+"""Reading the filtered scans: keyset pages (newest first), batches for the
+exports, and the filter's totals.
+
+Pages seek past the last row seen on (created_at, id) instead of counting an
+OFFSET, so page 1,000 reads the same 51 index entries as page 1.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from datetime import datetime
+
+from quality.clock import utc_now
+from quality.db import Cursor, Database
+from quality.scan_filter import PageKey, ScanFilter
+from quality.scans.store import ScanRow
+from quality.summary.figures import Figures
+from quality.summary.query import Question, aggregate
+
+PAGE_SIZE = 50
+EXPORT_BATCH = 2000
+
+# Each row with the defect name its code had when it was scanned (migration 0004),
+# read from scans alone, walking the filter's own index in order.
+_SELECT = (
+    "SELECT s.id, s.station, s.created_at, s.operator_code, s.piece_code, s.order_code,"
+    " s.checker1_code, s.checker2_code, s.defect_code, s.defect_name, s.approved, s.is_rescan"
+    " FROM scans s"
+)
+_OLDER = "(s.created_at < %s OR (s.created_at = %s AND s.id < %s))"
+_NEWER = "(s.created_at > %s OR (s.created_at = %s AND s.id > %s))"
+
+
+@dataclass(frozen=True)
+class Page:
+    rows: list[ScanRow]
+    newer: PageKey | None  # the newer page starts after this row; None on the first page
+    older: PageKey | None  # the older page starts before this row; None on the last page
+
+    @property
+    def is_first(self) -> bool:
+        return self.newer is None
+
+
+def _row(values: tuple) -> ScanRow:
+    *row, approved, rescan = values
+    return ScanRow(*row, bool(approved), bool(rescan))
+
+
+async def fetch_page(cur: Cursor, scan_filter: ScanFilter, *, before: PageKey | None = None,
+                     after: PageKey | None = None, size: int = PAGE_SIZE,
+                     now: datetime | None = None) -> Page:
+    spans = scan_filter.time_spans(now or utc_now())
+    if after is not None:  # a newer page: read upwards from the cursor, show newest first
+        found = await _seek(cur, scan_filter, spans, after, True, size + 1)
+        more = len(found) > size
+        rows = found[:size][::-1]
+        if not rows:
+            return Page([], None, after)
+        return Page(rows, PageKey.of(rows[0]) if more else None, PageKey.of(rows[-1]))
+    found = await _seek(cur, scan_filter, spans, before, False, size + 1)
+    rows = found[:size]
+    newer = PageKey.of(rows[0]) if before is not None and rows else before
+    older = PageKey.of(rows[-1]) if len(found) > size else None
+    return Page(rows, newer, older)
+
+
+Span = tuple[datetime | None, datetime | None]
+
+
+async def _seek(cur: Cursor, scan_filter: ScanFilter, spans: list[Span] | None, cursor: PageKey | None,
+                upward: bool, limit: int) -> list[ScanRow]:
+    """Up to `limit` rows past the cursor. A filter of many time spans (a shift on
+    every day) is read a span at a time, nearest first: each is one index range
+    read in order, where all of them at once would be sorted."""
+    if spans is None or len(spans) < 2:
+        return await _select(cur, scan_filter, spans, cursor, upward, limit)
+    rows: list[ScanRow] = []
+    for span in sorted(spans, key=lambda span: span[0] or datetime.min, reverse=not upward):
+        start, end = span
+        if cursor is not None and (
+                (upward and end is not None and end <= cursor.created_at)
+                or (not upward and start is not None and start > cursor.created_at)):
+            continue  # wholly on the side of the cursor already seen
+        rows += await _select(cur, scan_filter, [span], cursor, upward, limit - len(rows))
+        if len(rows) >= limit:
+            break
+    return rows
+
+
+async def _select(cur: Cursor, scan_filter: ScanFilter, spans: list[Span] | None, cursor: PageKey | None,
+                  upward: bool, limit: int) -> list[ScanRow]:
+    """One ordered index read; a checker filter is two (one per checker column,
+    merged by UNION), since an OR of two indexes would sort every match."""
+    direction = "" if upward else " DESC"
+    seek, seek_params = "", []
+    if cursor is not None:
+        seek = f" AND {_NEWER if upward else _OLDER}"
+        seek_params = [cursor.created_at, cursor.created_at, cursor.id]
+    columns = ["checker1_code", "checker2_code"] if scan_filter.checker is not None else [None]
+    parts, params = [], []
+    for column in columns:
+        where, values = scan_filter.conditions(spans, column)
+        parts.append(f"{_SELECT} WHERE {where}{seek}"
+                     f" ORDER BY s.created_at{direction}, s.id{direction} LIMIT %s")
+        params += [*values, *seek_params, limit]
+    if len(parts) == 1:
+        sql = parts[0]
+    else:
+        sql = (" UNION ".join(f"({part})" for part in parts)
+               + f" ORDER BY created_at{direction}, id{direction} LIMIT %s")
+        params.append(limit)
+    await cur.execute(sql, params)
+    return [_row(values) for values in await cur.fetchall()]
+
+
+async def all_rows(db: Database, scan_filter: ScanFilter,
+                   batch: int = EXPORT_BATCH) -> AsyncIterator[list[ScanRow]]:
+    """Every filtered row, newest first, in batches: each batch is its own short
+    transaction, so no connection is held while the client reads."""
+    now = utc_now()
+    before = None
+    while True:
+        async with db.transaction() as cur:
+            page = await fetch_page(cur, scan_filter, before=before, size=batch, now=now)
+        if page.rows:
+            yield page.rows
+        if page.older is None:
+            return
+        before = page.older
+
+
+async def totals(cur: Cursor, scan_filter: ScanFilter, now: datetime | None = None) -> Figures:
+    """Scans, and pieces by their latest scan, for the filter."""
+    return (await aggregate(cur, Question.totals(scan_filter), now)).get(None, Figures())

@@ -1,0 +1,303 @@
+"""The scan filter: query parameters validated through the one form path,
+turned into one `ScanFilter` that drives the scan list, its totals, its live
+update, its exports, the reports and their links.
+
+What a filter may ask of a scan is described once (`CRITERIA`, `FLAGS`); its
+SQL condition on `scans`, its terms for the summary tables and its test of a
+scan in memory are each derived from that description."""
+
+from __future__ import annotations
+
+import functools
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime, time, timedelta
+from typing import Any, NamedTuple
+from urllib.parse import urlencode
+from zoneinfo import ZoneInfo
+
+from quality.clock import FIRST_DAY, LAST_DAY, in_calendar, to_utc
+from quality.codes import APPROVED, CHECKER, DEFECT, OPERATOR, ORDER, PIECE
+from quality.fields import Field, Validated, validate
+from quality.i18n import lazy
+from quality.scans.store import ScanRow
+from quality.settings import CodePatterns, Settings
+from quality.shifts import Shifts
+from quality.stations import STATIONS
+
+MAX_RANGE = timedelta(days=400)
+# A shift filter without dates looks this far back: it becomes one time range
+# per day, and a bounded number of them keeps the query an index range scan.
+SHIFT_LOOKBACK = timedelta(days=92)
+_DATE = re.compile(r"(\d{4})-(\d{2})-(\d{2})(?:[T ](\d{2}):(\d{2})(?::(\d{2}))?)?")
+_YES = re.compile(r"1|ON|TRUE|YES")
+_PAGE_KEY = re.compile(r"\d{20}-\d{1,19}")
+_NOT_A_DATE = {"from": lazy("From is not a real date or time."), "to": lazy("To is not a real date or time.")}
+_OUTSIDE_CALENDAR = {
+    "from": lazy("From must be between %(first)s and %(last)s.", first=FIRST_DAY, last=LAST_DAY),
+    "to": lazy("To must be between %(first)s and %(last)s.", first=FIRST_DAY, last=LAST_DAY),
+}
+FILTER_NAMES = ("station", "from", "to", "shift", "operator", "order", "piece", "checker", "defect",
+                "rejected", "rescans")
+
+
+def _trim(value: str) -> str:
+    return value.strip()
+
+
+def _trim_lower(value: str) -> str:
+    return value.strip().lower()
+
+
+@functools.cache
+def filter_fields(codes: CodePatterns) -> tuple[Field, ...]:
+    """Every parameter the scan list, its exports and its stream take."""
+    return (
+        Field("station", lazy("Station"), re.compile("|".join(STATIONS)), " or ".join(STATIONS), 16,
+              _trim_lower, required=False),
+        Field("from", lazy("From"), _DATE, lazy("2026-11-27 or 2026-11-27T06:00"), 19, _trim, required=False),
+        Field("to", lazy("To"), _DATE, lazy("2026-11-27 or 2026-11-27T14:00"), 19, _trim, required=False),
+        Field("shift", lazy("Shift"), re.compile(r"[1-9]"), "1", 1, required=False),
+        OPERATOR.field(codes, "operator", required=False),
+        ORDER.field(codes, "order", required=False),
+        PIECE.field(codes, "piece", required=False),
+        CHECKER.field(codes, "checker", required=False),
+        DEFECT.field(codes, "defect", required=False),
+        Field("rejected", lazy("Rejected only"), _YES, "1", 5, required=False),
+        Field("rescans", lazy("Re-scans only"), _YES, "1", 5, required=False),
+        Field("before", lazy("Page"), _PAGE_KEY, lazy("a page link"), 40, required=False),
+        Field("after", lazy("Page"), _PAGE_KEY, lazy("a page link"), 40, required=False),
+    )
+
+
+@dataclass(frozen=True)
+class PageKey:
+    """Where a page of the list starts: just past this (created_at, id), the
+    key pages seek on (keyset pagination)."""
+
+    created_at: datetime
+    id: int
+
+    @classmethod
+    def parse(cls, text: str) -> PageKey:
+        stamp, _, scan_id = text.partition("-")
+        created_at = datetime.strptime(stamp, "%Y%m%d%H%M%S%f")
+        if not in_calendar(created_at.date()):
+            raise ValueError(f"a page link outside the calendar: {text}")
+        return cls(created_at, int(scan_id))
+
+    @classmethod
+    def of(cls, row: ScanRow) -> PageKey:
+        return cls(row.created_at, row.id)
+
+    def __str__(self) -> str:
+        return f"{self.created_at:%Y%m%d%H%M%S%f}-{self.id}"
+
+
+class Criterion(NamedTuple):
+    """A value a filter may ask of a scan: found in any of the scan's `columns`
+    (a `ScanRow` attribute and a column of `scans` alike), and in `summary`,
+    the summary tables' column for it (None: no summary holds it)."""
+
+    name: str  # the ScanFilter attribute holding the value
+    columns: tuple[str, ...]
+    summary: str | None
+
+
+class Flag(NamedTuple):
+    """A yes/no a filter may ask: when set, the scan's `column` must be `value`,
+    which the summary tables know as (`summary` column, comparison, value)."""
+
+    name: str
+    column: str
+    value: bool
+    summary: tuple[str, str, Any]
+
+
+CRITERIA = (
+    Criterion("station", ("station",), "station"),
+    Criterion("operator", ("operator_code",), "operator_code"),
+    Criterion("order", ("order_code",), "order_code"),
+    Criterion("piece", ("piece_code",), None),
+    Criterion("defect", ("defect_code",), "defect_code"),
+    Criterion("checker", ("checker1_code", "checker2_code"), "checker_code"),
+)
+FLAGS = (
+    # The summaries hold no verdict per scan: a rejected scan is one whose defect does not approve.
+    Flag("rejected", "approved", False, ("defect_code", "<>", APPROVED)),
+    Flag("rescans", "is_rescan", True, ("is_rescan", "=", True)),
+)
+Term = tuple[str, str, Any]  # summary column, comparison, value
+
+
+@dataclass(frozen=True)
+class ScanFilter:
+    station: str | None = None
+    start: datetime | None = None  # naive UTC, inclusive
+    end: datetime | None = None  # naive UTC, exclusive
+    shift: int | None = None  # 0-based index into Shifts.starts
+    operator: str | None = None
+    order: str | None = None
+    piece: str | None = None
+    checker: str | None = None
+    defect: str | None = None
+    rejected: bool = False
+    rescans: bool = False
+    shifts: Shifts | None = field(default=None, compare=False)
+    values: Mapping[str, str] = field(default_factory=dict, compare=False)  # as typed
+
+    def _asked(self) -> list[tuple[Criterion, str]]:
+        return [(criterion, value) for criterion in CRITERIA
+                if (value := getattr(self, criterion.name)) is not None]
+
+    def _flags(self) -> list[Flag]:
+        return [flag for flag in FLAGS if getattr(self, flag.name)]
+
+    def conditions(self, spans: list[tuple[datetime | None, datetime | None]] | None,
+                   column: str | None = None) -> tuple[str, list[Any]]:
+        """The SQL condition on `scans s` and its parameters, for these time spans
+        (from `time_spans`; None: any time). With `column`, a value that may be
+        in several columns (the checker) is looked for in that one only (one
+        branch of a UNION)."""
+        sql: list[str] = []
+        params: list[Any] = []
+        for criterion, value in self._asked():
+            columns = (column,) if column in criterion.columns else criterion.columns
+            either = " OR ".join(f"s.{name} = %s" for name in columns)
+            sql.append(either if len(columns) == 1 else f"({either})")
+            params += [value] * len(columns)
+        sql += [f"s.{flag.column} = {'TRUE' if flag.value else 'FALSE'}" for flag in self._flags()]
+        if spans is not None:
+            ranges = []
+            for start, end in spans:
+                bounds = [*(["s.created_at >= %s"] if start else []), *(["s.created_at < %s"] if end else [])]
+                ranges.append("(" + (" AND ".join(bounds) or "TRUE") + ")")
+                params += [moment for moment in (start, end) if moment]
+            sql.append("(" + (" OR ".join(ranges) or "FALSE") + ")")
+        return " AND ".join(sql) or "TRUE", params
+
+    def time_spans(self, now: datetime) -> list[tuple[datetime | None, datetime | None]] | None:
+        """The time ranges the filter covers (naive UTC, [start, end)); None for any time."""
+        if self.shift is not None:
+            assert self.shifts is not None
+            end = self.end or now + timedelta(days=1)
+            start = self.start or end - SHIFT_LOOKBACK
+            return list(self.shifts.spans_within(self.shift, start, end))
+        if self.start is None and self.end is None:
+            return None
+        return [(self.start, self.end)]
+
+    def summary_terms(self) -> list[Term] | None:
+        """Everything but time as (summary column, comparison, value), for the
+        summary tables of quality/summary/; None when they cannot answer (a
+        criterion no summary holds)."""
+        terms: list[Term] = []
+        for criterion, value in self._asked():
+            if criterion.summary is None:
+                return None
+            terms.append((criterion.summary, "=", value))
+        return terms + [flag.summary for flag in self._flags()]
+
+    def matches(self, row: ScanRow) -> bool:
+        """Whether a scan belongs to this filter: the live list's test for new scans."""
+        for criterion, value in self._asked():
+            if all(getattr(row, name) != value for name in criterion.columns):
+                return False
+        if any(getattr(row, flag.column) != flag.value for flag in self._flags()):
+            return False
+        if (self.start is not None and row.created_at < self.start) or (
+                self.end is not None and row.created_at >= self.end):
+            return False
+        return self.shift is None or (self.shifts is not None and self.shifts.of(row.created_at)[1]
+                                      == self.shift)
+
+    def query(self, **changes: str | None) -> str:
+        """This filter's query string, with some parameters changed (None drops one)."""
+        values = {name: self.values.get(name, "") for name in FILTER_NAMES}
+        values.update({name.rstrip("_"): value or "" for name, value in changes.items()})
+        return "&".join(_parameter(name, value) for name, value in values.items() if value)
+
+
+@functools.lru_cache(maxsize=4096)
+def _parameter(name: str, value: str) -> str:
+    """One encoded query parameter; a report page writes the same ones thousands of times."""
+    return urlencode({name: value})
+
+
+@dataclass
+class ListRequest:
+    """A validated request for the list: its filter, the page cursor, and what
+    was wrong with the parameters (then the filter is empty and shows nothing)."""
+
+    filter: ScanFilter
+    checked: Validated
+    before: PageKey | None = None
+    after: PageKey | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.checked.ok
+
+
+def read_filter(params: Mapping[str, Any], settings: Settings) -> ListRequest:
+    """Validate the list's query parameters; unknown parameters are ignored."""
+    checked = validate(params, filter_fields(settings.codes))
+    values, errors = checked.values, checked.errors
+    shifts = Shifts.of_plant(settings)
+    start = _moment(values, errors, "from", settings.timezone, end_of_day=False)
+    end = _moment(values, errors, "to", settings.timezone, end_of_day=True)
+    if start is not None and end is not None and "to" not in errors:
+        if end <= start:
+            errors["to"] = lazy("To must be later than From.")
+        elif end - start > MAX_RANGE:
+            errors["to"] = lazy("The range may span at most %(days)s days.", days=MAX_RANGE.days)
+    shift = None
+    if values.get("shift") and "shift" not in errors:
+        shift = int(values["shift"]) - 1
+        if shift >= len(settings.shifts):
+            errors["shift"] = lazy("Shift must be 1 to %(last)s.", last=len(settings.shifts))
+    cursors = {}
+    for name in ("before", "after"):
+        if values.get(name) and name not in errors:
+            try:
+                cursors[name] = PageKey.parse(values[name])
+            except ValueError:
+                errors[name] = lazy("This page link is broken; start again from the first page.")
+    if errors:
+        return ListRequest(ScanFilter(shifts=shifts, values=values), checked)
+
+    def given(name: str) -> str | None:
+        return values.get(name) or None
+
+    scan_filter = ScanFilter(
+        station=given("station"), start=start, end=end, shift=shift,
+        operator=given("operator"), order=given("order"), piece=given("piece"),
+        checker=given("checker"), defect=given("defect"),
+        rejected=bool(values.get("rejected")), rescans=bool(values.get("rescans")),
+        shifts=shifts, values=values,
+    )
+    return ListRequest(scan_filter, checked, cursors.get("before"), cursors.get("after"))
+
+
+def _moment(values: dict[str, str], errors: dict[str, str], name: str, timezone: ZoneInfo, *,
+            end_of_day: bool) -> datetime | None:
+    """A typed local date or date-time as naive UTC; a bare date as "to" means
+    the end of that day."""
+    text = values.get(name)
+    if not text or name in errors:
+        return None
+    found = _DATE.fullmatch(text)
+    assert found
+    year, month, day, hour, minute, second = (int(part) if part else 0 for part in found.groups())
+    try:
+        local = datetime(year, month, day, hour, minute, second, tzinfo=timezone)
+    except ValueError:
+        errors[name] = _NOT_A_DATE[name]
+        return None
+    if not in_calendar(local.date()):
+        errors[name] = _OUTSIDE_CALENDAR[name]
+        return None
+    if end_of_day and found[4] is None:
+        local = datetime.combine(local.date() + timedelta(days=1), time(), timezone)
+    return to_utc(local)
