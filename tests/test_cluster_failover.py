@@ -50,12 +50,20 @@ class Floor:
         return sorted(at for _, at in self.acknowledged if at > moment)
 
 
-async def _station(server: LiveServer, username: str, floor: Floor, number: int) -> None:
-    async with httpx2.AsyncClient(base_url=server.url, timeout=15) as http:
-        page = await http.get("/login")
-        await http.post("/login", data={"username": username, "password": PASSWORD,
-                                        "csrf_token": csrf_token_in(page.text)})
-        csrf = csrf_token_in((await http.get("/scan")).text)
+async def _signed_in(server: LiveServer, username: str) -> tuple[httpx2.AsyncClient, str]:
+    """A station's browser, signed in, and its CSRF token."""
+    http = httpx2.AsyncClient(base_url=server.url, timeout=15)
+    page = await http.get("/login")
+    answer = await http.post("/login", data={"username": username, "password": PASSWORD,
+                                             "csrf_token": csrf_token_in(page.text)})
+    assert answer.status_code == 303, (answer.status_code, answer.text[-500:])
+    page = await http.get("/scan")
+    assert page.status_code == 200, (page.status_code, page.text[-500:])
+    return http, csrf_token_in(page.text)
+
+
+async def _station(http: httpx2.AsyncClient, csrf: str, floor: Floor, number: int) -> None:
+    try:
         scan = 0
         while not floor.stop.is_set():
             scan += 1
@@ -74,11 +82,17 @@ async def _station(server: LiveServer, username: str, floor: Floor, number: int)
                 await asyncio.sleep(0.1)
             else:
                 raise AssertionError(f"station {number}: {submission} never acknowledged")
+    finally:
+        await http.aclose()
 
 
-async def _until(check: Callable[[], bool], seconds: float = PHASE_AT_MOST) -> None:
-    deadline = time.monotonic() + seconds
+async def _until(check: Callable[[], bool], stations: list[asyncio.Task[None]]) -> None:
+    """Until `check` holds; a station that stopped says why."""
+    deadline = time.monotonic() + PHASE_AT_MOST
     while not check():
+        for station in stations:
+            if station.done():
+                station.result()
         assert time.monotonic() < deadline, "a phase did not end within its bound"
         await asyncio.sleep(0.1)
 
@@ -117,19 +131,20 @@ async def test_a_killed_writer_loses_and_doubles_nothing_acknowledged(galera: Ga
         try:
             for server in servers:
                 await asyncio.to_thread(server.start)
-            stations = [asyncio.create_task(_station(servers[n % 2], f"station{n}", floor, n))
-                        for n in range(STATIONS)]
-            await _until(lambda: len(floor.acknowledged) >= 2 * STATIONS)
+            browsers = [await _signed_in(servers[n % 2], f"station{n}") for n in range(STATIONS)]
+            stations = [asyncio.create_task(_station(http, csrf, floor, n))
+                        for n, (http, csrf) in enumerate(browsers)]
+            await _until(lambda: len(floor.acknowledged) >= 2 * STATIONS, stations)
 
             await asyncio.to_thread(writer.kill)
             killed_at = time.monotonic()  # the node is gone: what is acknowledged now, another saved
-            await _until(lambda: len(floor.since(killed_at)) >= AFTER_EACH_STEP * STATIONS)
+            await _until(lambda: len(floor.since(killed_at)) >= AFTER_EACH_STEP * STATIONS, stations)
 
             restarted_at = time.monotonic()
             await asyncio.to_thread(writer.start)  # rejoins; HAProxy fails back to it
             await _failed_back(galera, app)
             back_at = time.monotonic()
-            await _until(lambda: len(floor.since(back_at)) >= AFTER_EACH_STEP * STATIONS)
+            await _until(lambda: len(floor.since(back_at)) >= AFTER_EACH_STEP * STATIONS, stations)
             floor.stop.set()
             await asyncio.wait_for(asyncio.gather(*stations), PHASE_AT_MOST)
         finally:
