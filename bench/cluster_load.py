@@ -48,7 +48,7 @@ async def load(hosts: list[App], clients: int, seconds: float,
     sessions = [await signed_in(hosts[n % len(hosts)].base) for n in range(clients)]
     latencies: list[float] = []
     answers: Counter[int | str] = Counter()
-    saved_at: list[float] = []
+    saved_at: list[tuple[float, float]] = []  # (POST sent, answered) of each saved scan
     started = time.monotonic()
     deadline = started + seconds
 
@@ -57,7 +57,7 @@ async def load(hosts: list[App], clients: int, seconds: float,
         while time.monotonic() < deadline:
             form = scan_form(n, index)
             while True:  # the same submission until acknowledged
-                began = time.perf_counter()
+                began, sent_at = time.perf_counter(), time.monotonic()
                 try:
                     answer = await http.post("/scan", data=form,
                                              headers={"HX-Request": "true", "X-CSRF-Token": csrf})
@@ -67,7 +67,7 @@ async def load(hosts: list[App], clients: int, seconds: float,
                     latencies.append(time.perf_counter() - began)
                     answers[answer.status_code] += 1
                     if answer.status_code == 200:
-                        saved_at.append(time.monotonic())
+                        saved_at.append((sent_at, time.monotonic()))
                         break
                 if time.monotonic() > deadline + 30:
                     return  # a bound: never acknowledged
@@ -92,7 +92,7 @@ async def load(hosts: list[App], clients: int, seconds: float,
         "not_200": {key: count for key, count in answers.items() if key != 200},
     }
     if killed_at is not None:
-        after = [at for at in saved_at if at > killed_at]
+        after = sorted(answered for sent, answered in saved_at if sent > killed_at)
         result["first_saved_after_kill_s"] = after[0] - killed_at if after else None
     return result
 

@@ -40,14 +40,16 @@ TRIES_PER_SCAN = 600  # re-sends of one submission, 0.1 s apart at least
 
 @dataclass
 class Floor:
-    """What the stations saw: acknowledged submissions (when), every answer's status."""
+    """What the stations saw: acknowledged submissions (when the POST that was
+    acknowledged was sent, when it was answered), every answer's status."""
 
-    acknowledged: list[tuple[str, float]] = field(default_factory=list)
+    acknowledged: list[tuple[str, float, float]] = field(default_factory=list)
     answers: Counter[int | str] = field(default_factory=Counter)
     stop: asyncio.Event = field(default_factory=asyncio.Event)
 
     def since(self, moment: float) -> list[float]:
-        return sorted(at for _, at in self.acknowledged if at > moment)
+        """When the scans sent after `moment` were acknowledged."""
+        return sorted(answered for _, sent, answered in self.acknowledged if sent > moment)
 
 
 async def _signed_in(server: LiveServer, username: str) -> tuple[httpx2.AsyncClient, str]:
@@ -70,6 +72,7 @@ async def _station(http: httpx2.AsyncClient, csrf: str, floor: Floor, number: in
             submission = secrets.token_hex(16)
             data = {**GOOD, "piece_code": f"CP{number:04d}{scan:04d}-0001", "submission_id": submission}
             for _ in range(TRIES_PER_SCAN):  # the same submission until acknowledged
+                sent_at = time.monotonic()
                 try:
                     answer = await http.post("/scan", data=data, headers={**HTMX, "X-CSRF-Token": csrf})
                 except httpx2.TransportError as exc:
@@ -77,7 +80,7 @@ async def _station(http: httpx2.AsyncClient, csrf: str, floor: Floor, number: in
                 else:
                     floor.answers[answer.status_code] += 1
                     if answer.status_code == 200:
-                        floor.acknowledged.append((submission, time.monotonic()))
+                        floor.acknowledged.append((submission, sent_at, time.monotonic()))
                         break
                 await asyncio.sleep(0.1)
             else:
@@ -161,7 +164,7 @@ async def test_a_killed_writer_loses_and_doubles_nothing_acknowledged(galera: Ga
               f" {len(floor.acknowledged)} acknowledged; answers {dict(floor.answers)}")
         assert first_after_kill < BACK_WITHIN
         assert set(floor.answers) <= {200, 503}  # never a 500, nor a dropped request
-        submissions = [submission for submission, _ in floor.acknowledged]
+        submissions = [submission for submission, _, _ in floor.acknowledged]
         assert len(set(submissions)) == len(submissions)
         saved = galera.nodes[1].query(
             f"USE `{app.name}`", "SET SESSION wsrep_sync_wait = 1",
