@@ -28,13 +28,19 @@ own small pool of asyncmy connections:
   a share of the connections, so scans, sign-ins and /healthz always find the
   rest free.
 
-Transient errors: a transaction can lose to concurrent ones through no fault
-of its own: a deadlock (1213; on Galera a certification failure comes with the
-same code, at any statement or at COMMIT) or a lock wait timeout (1205). The
-server has then rolled it back (for 1205 `transaction()` rolls back the rest),
-and running it again usually goes through. `transaction()` cannot do that: the
-body of a `with` block runs once. A transaction that is safe to run again goes
-through `Database.run`, as a function of the cursor:
+Transient errors: a transaction can fail through no fault of its own: it lost
+to concurrent ones (a deadlock, 1213, which on Galera is also a certification
+failure, at any statement or at COMMIT; a lock wait timeout, 1205), or its
+server cannot serve now (Galera's 1047 "WSREP has not yet prepared node for
+application use" from a node without quorum or still joining; 1053 from a
+server shutting down). Nothing of it was saved (`transaction()` rolls back
+what the server left open), and running it again usually goes through. These
+errors leave the cursor as `TransientError`, a `DatabaseUnavailable` (a 503,
+never a 500); for the last two the connection and its idle siblings are
+dropped, as they lead to the same node, so that the next one is opened anew
+(behind a proxy, perhaps on another node). `transaction()` cannot run its body
+again: the body of a `with` block runs once. A transaction that is safe to run
+again goes through `Database.run`, as a function of the cursor:
 
     async def bump(cur: Cursor, key: str) -> int:
         await cur.execute("UPDATE counters SET n = n + 1 WHERE k = %s", (key,))
@@ -46,8 +52,9 @@ through `Database.run`, as a function of the cursor:
 
 `run` calls it in a transaction of its own, up to `RUN_TRIES` times, after a
 short random pause that doubles each time (contenders don't meet again in
-step); when every try lost it raises `Contended`, a `DatabaseUnavailable` (a
-503 like a pool timeout, never a 500). Any other error is raised at once. The
+step); when every try lost to concurrent ones it raises `Contended`, when the
+server stayed unable to serve the last `TransientError`, both a 503 like a
+pool timeout. Any other error is raised at once. The
 body must be safe to run again: database work only, no side effect outside it
 (set cookies, caches or counters once `run` has returned).
 
@@ -86,9 +93,12 @@ _CONNECTION_LOST = {
     2055,  # CR_SERVER_LOST_EXTENDED
     1053,  # ER_SERVER_SHUTDOWN
     1927,  # ER_CONNECTION_KILLED (MariaDB)
-    4031,  # ER_CLIENT_INTERACTION_TIMEOUT (wait_timeout, MariaDB/MySQL 8)
     0,  # asyncmy's InterfaceError "Not connected"
 }
+# MySQL 8 says why it closes an idle connection (wait_timeout) before closing
+# it; MariaDB just closes it, and uses the same number for "referenced trigger
+# does not exist" (ER_REFERENCED_TRG_DOES_NOT_EXIST).
+_MYSQL_IDLE_TIMEOUT = 4031  # ER_CLIENT_INTERACTION_TIMEOUT
 _STATEMENT_TIMEOUT = {1969, 3024}  # MariaDB max_statement_time, MySQL max_execution_time
 DUPLICATE_KEY = 1062  # ER_DUP_ENTRY: a unique key already holds the value
 # Its own generator: the pool never moves the process's shared random state.
@@ -138,11 +148,18 @@ class TLSRequired(DatabaseUnavailable):
 
 # -- transient errors: run the transaction again ---------------------------------
 
-# Errors after which the same transaction, run again, will likely go through.
-TRANSIENT = {
+# The transaction lost to concurrent ones.
+CONTENTION = {
     1213,  # ER_LOCK_DEADLOCK; also Galera's certification failure
     1205,  # ER_LOCK_WAIT_TIMEOUT
 }
+# The connection's server cannot serve now; another connection may reach one that can.
+NODE_UNAVAILABLE = {
+    1047,  # ER_UNKNOWN_COM_ERROR: Galera's node without quorum, or not synced yet
+    1053,  # ER_SERVER_SHUTDOWN
+}
+# Errors after which the same transaction, run again, will likely go through.
+TRANSIENT = CONTENTION | NODE_UNAVAILABLE
 RUN_TRIES = 4
 _FIRST_PAUSE = 0.02  # seconds before the second try; doubles, each drawn between half and all of it
 _PAUSES = random.Random()  # its own generator, like _STAGGER
@@ -150,13 +167,20 @@ P = ParamSpec("P")
 T = TypeVar("T")
 
 
+class TransientError(DatabaseUnavailable):
+    """The server rolled the transaction back for a reason outside it (one of
+    `TRANSIENT`); nothing of it was saved, and run again it may go through.
+    Its args are the server's (code, message), as the driver's error had them."""
+
+    @property
+    def contention(self) -> bool:
+        """It lost to concurrent transactions (rather than meeting a server that cannot serve)."""
+        return error_code(self) in CONTENTION
+
+
 class Contended(DatabaseUnavailable):
     """A transaction lost to concurrent ones (deadlock, lock wait timeout) each
     of the `RUN_TRIES` times it ran; nothing of it was saved."""
-
-
-def is_transient(exc: BaseException) -> bool:
-    return isinstance(exc, MySQLError) and error_code(exc) in TRANSIENT
 
 
 def _name(body: Callable[..., Any]) -> str:
@@ -179,10 +203,20 @@ def describe(exc: BaseException) -> str:
     return str(exc)
 
 
-def is_connection_lost(exc: BaseException) -> bool:
+def is_connection_lost(exc: BaseException, conn: Any = None) -> bool:
+    """Whether the error means the connection is gone; `conn`, the connection it
+    came from, tells MySQL's idle timeout from MariaDB's code of the same number."""
     if isinstance(exc, ConnectionError):
         return True
-    return isinstance(exc, MySQLError) and error_code(exc) in _CONNECTION_LOST
+    if not isinstance(exc, MySQLError):
+        return False
+    code = error_code(exc)
+    return code in _CONNECTION_LOST or (
+        code == _MYSQL_IDLE_TIMEOUT and conn is not None and not _is_mariadb(conn))
+
+
+def _is_mariadb(conn: Any) -> bool:
+    return "mariadb" in conn.get_server_info().lower()
 
 
 def transaction_open(conn: Any) -> bool:
@@ -202,6 +236,7 @@ class PoolStats:
     timeouts: int
     discarded: int
     created: int
+    reruns: int  # transactions run again after a transient error (`run`)
 
 
 class _Pooled:
@@ -257,8 +292,15 @@ class Cursor:
         return list(await self._cursor.fetchall())
 
     async def nextset(self) -> bool | None:
-        """Move past the current result set (e.g. the status after a CALL)."""
-        return await self._cursor.nextset()
+        """Move past the current result set (e.g. the status after a CALL): it
+        reads from the server, so a procedure's later statement may fail here."""
+        self.in_flight = True
+        try:
+            return await self._cursor.nextset()
+        except (MySQLError, OSError) as exc:
+            raise self._db.translate(exc, self.pooled.conn) from exc
+        finally:
+            self.in_flight = False
 
     async def _cursor_execute(self, sql: str, params: Any) -> int:
         return await self._cursor.execute(sql, params)
@@ -275,13 +317,13 @@ class Cursor:
             try:
                 return await call(sql, params)
             except (MySQLError, OSError) as exc:
-                if is_connection_lost(exc) and first and not retried:
+                if is_connection_lost(exc, self.pooled.conn) and first and not retried:
                     # Nothing was written in this transaction yet: move to a new
                     # connection and run the statement again.
                     retried = True
                     await self._switch_connection(exc)
                     continue
-                raise self._db.translate(exc) from exc
+                raise self._db.translate(exc, self.pooled.conn) from exc
             finally:
                 self.in_flight = False
 
@@ -381,7 +423,7 @@ class Database:
         self._housekeeper: asyncio.Task[None] | None = None
         self._server_idle_limit: float | None = None
         self._cipher: str | None = None  # TLS cipher of the connections; "" when plain
-        self._acquired = self._timeouts = self._discarded = self._created = 0
+        self._acquired = self._timeouts = self._discarded = self._created = self._reruns = 0
         # Told every acquire's wait in seconds (the metrics' histogram).
         self.observe_wait: Callable[[float], None] | None = None
         # Exports, reports and list totals: at most this share of the connections.
@@ -437,8 +479,8 @@ class Database:
             yield cursor
             if cursor.sent:
                 await self._commit(cursor)
-        except BaseException:
-            discard = await self._abandon(cursor)
+        except BaseException as exc:
+            discard = await self._abandon(cursor) or self._node_unavailable(exc)
             raise
         finally:
             self._release(cursor.pooled, discard)
@@ -454,17 +496,26 @@ class Database:
             try:
                 async with self.transaction() as cur:
                     return await body(cur, *args, **kwargs)
-            except MySQLError as exc:
-                if not is_transient(exc):
-                    raise
+            except TransientError as exc:
                 if tried == RUN_TRIES:
+                    if not exc.contention:
+                        raise  # the server stayed unable to serve: a 503 saying so
                     log.warning("%s lost to concurrent transactions %d times (%s); giving up",
                                 _name(body), tried, exc)
                     raise Contended(f"the transaction kept losing to concurrent ones: {exc}") from exc
-                log.info("%s lost to a concurrent transaction (%s); running it again", _name(body), exc)
+                log.info("%s met a transient error (%s); running it again", _name(body), exc)
+                self._reruns += 1
                 pause = _FIRST_PAUSE * 2 ** (tried - 1)
                 await asyncio.sleep(_PAUSES.uniform(pause / 2, pause))
         raise AssertionError("unreachable")
+
+    def _node_unavailable(self, exc: BaseException) -> bool:
+        """Whether the transaction's server said it cannot serve: then its
+        connection goes, and the idle ones too (they reach the same node)."""
+        if isinstance(exc, TransientError) and not exc.contention:
+            self.discard_idle()
+            return True
+        return False
 
     async def _commit(self, cursor: Cursor) -> None:
         if not transaction_open(cursor.pooled.conn):
@@ -473,11 +524,11 @@ class Database:
         try:
             await cursor.pooled.conn.commit()
         except (MySQLError, OSError) as exc:
-            if is_connection_lost(exc):
+            if is_connection_lost(exc, cursor.pooled.conn):
                 raise ConnectionLost(
                     "connection lost during COMMIT: the transaction may or may not be saved"
                 ) from exc
-            raise self.translate(exc) from exc
+            raise self.translate(exc, cursor.pooled.conn) from exc
         finally:
             cursor.in_flight = False
 
@@ -504,11 +555,17 @@ class Database:
             return True
         return False
 
-    def translate(self, exc: BaseException) -> BaseException:
+    def translate(self, exc: BaseException, conn: Any = None) -> BaseException:
+        """The typed error a driver error stands for (the one place they are
+        turned into 503s); other errors as they are."""
         code = error_code(exc)
         if code in _STATEMENT_TIMEOUT:
             return QueryTimeout(f"statement stopped after the {self.query_timeout:g}s query timeout")
-        if is_connection_lost(exc):
+        if code in TRANSIENT and isinstance(exc, MySQLError):
+            # Before the connection-lost test: a server shutting down (1053)
+            # rolled the transaction back, so it is safe to run again.
+            return TransientError(*exc.args)
+        if is_connection_lost(exc, conn):
             return ConnectionLost(f"database connection lost mid-transaction: {exc}")
         return exc
 
@@ -655,7 +712,7 @@ class Database:
         return True
 
     async def _configure(self, conn: Any) -> None:
-        is_mariadb = "mariadb" in conn.get_server_info().lower()
+        is_mariadb = _is_mariadb(conn)
         async with conn.cursor() as cur:
             # READ COMMITTED: no gap locks, so concurrent scans of different new
             # pieces never wait for each other; every transaction here is short
@@ -756,4 +813,5 @@ class Database:
             timeouts=self._timeouts,
             discarded=self._discarded,
             created=self._created,
+            reruns=self._reruns,
         )

@@ -46,6 +46,8 @@ _POOL_COUNTERS = (
     ("discarded", "Connections closed as dead, expired or interrupted"),
     ("created", "Connections opened"),
     ("acquired", "Connections lent out"),
+    ("reruns", "Transactions run again after a deadlock, Galera certification failure, lock wait"
+               " timeout or a node that could not serve"),
 )
 # The pool's bulk lane (exports, reports, list totals): its share of the connections.
 _LANE_GAUGES = (

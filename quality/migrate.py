@@ -64,8 +64,8 @@ from quality import procedures
 from quality.db import (
     CHARSET,
     COLLATION,
+    CONTENTION,
     DUPLICATE_KEY,
-    TRANSIENT,
     Cursor,
     Database,
     DatabaseError,
@@ -340,7 +340,7 @@ _LOCK_WAIT_SECONDS = 120.0
 _LOCK_POLL_SECONDS = 0.25
 # Another taker won: its row is there, or (Galera) its row certified first, or
 # (one server) it holds the row uncommitted.
-_TAKEN = {DUPLICATE_KEY, *TRANSIENT}
+_TAKEN = {DUPLICATE_KEY, *CONTENTION}
 
 
 class MigrationLock:
@@ -425,7 +425,7 @@ class MigrationLock:
                     "INSERT INTO schema_migrations_lock (id, holder, taken_at, heartbeat_at)"
                     " VALUES (1, %s, UTC_TIMESTAMP(6), UTC_TIMESTAMP(6))", (self.holder,))
             return None
-        except MySQLError as exc:
+        except (MySQLError, DatabaseError) as exc:  # TransientError too
             if error_code(exc) not in _TAKEN:
                 raise
         try:
@@ -444,7 +444,7 @@ class MigrationLock:
                 await cur.execute(
                     "UPDATE schema_migrations_lock SET holder = %s, taken_at = UTC_TIMESTAMP(6),"
                     " heartbeat_at = UTC_TIMESTAMP(6) WHERE id = 1", (self.holder,))
-        except MySQLError as exc:
+        except (MySQLError, DatabaseError) as exc:  # TransientError too
             if error_code(exc) not in _TAKEN:
                 raise
             return "another process taking it at the same time"

@@ -32,6 +32,7 @@ import json
 import os
 import secrets
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -43,6 +44,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import asyncmy
 import pytest
 from asyncmy.errors import MySQLError
 
@@ -219,6 +221,51 @@ class GaleraNode(Server):
             if time.monotonic() > deadline:
                 raise LocalDatabaseError(f"{self.name} not synced after {timeout:g}s: {self.log_tail()}")
             time.sleep(0.2)
+
+    def kill(self) -> None:
+        """SIGKILL, as a crash or a power cut would stop it; `start()` brings it back."""
+        pid = self._pid()
+        assert pid is not None, f"{self.name} is not running"
+        os.kill(pid, signal.SIGKILL)
+        if self._process is not None:
+            self._process.wait(30)
+            self._process = None
+        deadline = time.monotonic() + 30
+        while self.is_running():
+            if time.monotonic() > deadline:
+                raise LocalDatabaseError(f"{self.name} still answers after SIGKILL")
+            time.sleep(0.1)
+
+    @contextlib.contextmanager
+    def isolated(self) -> Iterator[None]:
+        """The node cut off from its peers (it loses quorum, they keep it) while
+        inside; after, it rejoins and is synced again."""
+        self.query("SET GLOBAL wsrep_provider_options = 'gmcast.isolate=1'")
+        try:
+            deadline = time.monotonic() + SYNC_SECONDS
+            while self.bare("SHOW GLOBAL STATUS LIKE 'wsrep_cluster_status'")[0][1] == "Primary":
+                if time.monotonic() > deadline:
+                    raise LocalDatabaseError(f"{self.name} still in the primary component when isolated")
+                time.sleep(0.2)
+            yield
+        finally:
+            self.bare("SET GLOBAL wsrep_provider_options = 'gmcast.isolate=0'")
+            self.wait_synced()
+
+    def bare(self, statement: str) -> list[tuple[Any, ...]]:
+        """One statement as the maintenance account on a plain connection: a
+        node without quorum answers SET and SHOW only, and the app's pool,
+        which sets its sessions up with a SELECT, cannot connect to it."""
+        async def run() -> list[tuple[Any, ...]]:
+            conn = await asyncmy.connect(**self.admin_url.connect_kwargs())
+            try:
+                async with conn.cursor() as cur:
+                    await cur.execute(statement)
+                    return list(await cur.fetchall())
+            finally:
+                conn.close()
+
+        return run_async(run())
 
     def state(self) -> str:
         """The node's state in the cluster, or why it has none."""

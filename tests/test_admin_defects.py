@@ -10,6 +10,7 @@ from starlette.testclient import TestClient
 
 from quality.settings import Settings
 from tests.admin_support import audit_rows, query, sign_in, snapshot
+from tests.conftest import execute, run_async
 from tests.test_stations import post_scan
 
 
@@ -82,3 +83,28 @@ def test_a_retired_code_is_refused_at_the_scan_page_and_old_scans_keep_their_nam
     assert unknown.status_code == 422 and "Unknown defect code." in unknown.text
     assert query(settings, "SELECT defect_name FROM scans") == [("Scratch",)]
     assert "Scratch" in client.get("/scan").text
+
+
+def test_a_save_that_loses_a_race_once_is_run_again_and_audited_once(
+    admin: tuple[TestClient, str], settings: Settings
+) -> None:
+    # The first try of each save loses, as to a concurrent transaction or a
+    # Galera certification failure; a MEMORY table keeps the count through the rollback.
+    client, token = admin
+    assert settings.database_url
+    run_async(execute(
+        settings.database_url,
+        "CREATE TABLE tries (n INT) ENGINE=MEMORY",
+        "CREATE TRIGGER loses_once BEFORE INSERT ON audit_log FOR EACH ROW BEGIN"
+        " INSERT INTO tries VALUES (1);"
+        " IF (SELECT COUNT(*) FROM tries) % 2 = 1 THEN"
+        " SIGNAL SQLSTATE '40001' SET MESSAGE_TEXT = 'Deadlock found', MYSQL_ERRNO = 1213; END IF; END"))
+    assert client.post("/admin/defects", data={"csrf_token": token, "code": "402", "name": "Burr",
+                                                "category": "Surface"},
+                       follow_redirects=False).status_code == 303
+    assert client.post("/admin/defects/402", data={"csrf_token": token, "name": "Sharp burr",
+                                                    "category": "Surface", "active": "on"},
+                       follow_redirects=False).status_code == 303
+    assert query(settings, "SELECT name FROM defect_codes WHERE code = '402'") == [("Sharp burr",)]
+    assert [row[1] for row in audit_rows(settings) if row[2] == "402"] == ["defect.create", "defect.update"]
+    assert query(settings, "SELECT COUNT(*) FROM tries") == [(4,)]  # each save ran twice

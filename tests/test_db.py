@@ -20,6 +20,8 @@ from quality.db import (
     DatabaseUnavailable,
     PoolTimeout,
     QueryTimeout,
+    TransientError,
+    error_code,
     transaction_open,
 )
 from quality.localdb import LocalMariaDB
@@ -381,6 +383,7 @@ async def test_the_loser_of_a_deadlock_is_run_again(db: Database) -> None:
     done = await asyncio.gather(db.run(bump, 1, 2), db.run(bump, 2, 1))
     assert done == ["1 then 2", "2 then 1"]
     assert sorted(Counter(runs).values()) == [1, 2]  # the deadlock's loser ran twice
+    assert db.stats().reruns == 1  # and /metrics counts it
     assert await rows_in(db, "SELECT id, n FROM probe ORDER BY id") == [(1, 2), (2, 2)]
     assert db.stats().in_use == 0
 
@@ -501,3 +504,73 @@ async def test_the_bulk_lane_gives_its_place_back_on_error_and_cancellation(db_u
             assert await cur.fetchone() == (8,)
     assert db.stats().in_use == 0
     await db.close()
+
+
+async def test_a_lock_wait_in_a_transaction_not_run_again_is_unavailable_not_a_500(
+    db: Database, db_url: DatabaseURL
+) -> None:
+    await probe_rows(db, 1)
+    holder = await asyncmy.connect(**db_url.connect_kwargs(), autocommit=False)
+    try:
+        async with holder.cursor() as locking:
+            await locking.execute("SELECT n FROM probe WHERE id = 1 FOR UPDATE")
+        with pytest.raises(TransientError) as raised:
+            async with db.transaction() as cur:
+                await cur.execute("SET SESSION innodb_lock_wait_timeout = 1")
+                await cur.execute("UPDATE probe SET n = n + 1 WHERE id = 1")
+    finally:
+        await holder.rollback()
+        holder.close()
+    assert isinstance(raised.value, DatabaseUnavailable) and error_code(raised.value) == 1205
+    assert raised.value.contention
+    assert await rows_in(db, "SELECT n FROM probe") == [(0,)]
+
+
+async def failing_procedure(db: Database, code: int) -> None:
+    """`fails()`: a result set, then the server's error `code`, as a procedure's
+    later statement meets it."""
+    async with db.transaction() as cur:
+        await cur.execute(
+            "CREATE PROCEDURE fails() BEGIN SELECT 1;"
+            f" SIGNAL SQLSTATE 'HY000' SET MYSQL_ERRNO = {code}, MESSAGE_TEXT = 'as the server says'; END")
+
+
+async def call_fails(cur: Cursor) -> None:
+    await cur.execute("CALL fails()")
+    await cur.fetchall()
+    await cur.nextset()
+
+
+async def test_a_deadlock_met_after_a_procedures_first_result_is_run_again(db: Database) -> None:
+    await failing_procedure(db, 1213)
+    with pytest.raises(Contended):  # every try lost; each was run again
+        await db.run(call_fails)
+    assert db.stats().in_use == 0
+
+
+async def test_a_node_that_cannot_serve_costs_its_connections_and_is_tried_again(db: Database) -> None:
+    await failing_procedure(db, 1047)  # Galera: "WSREP has not yet prepared node for application use"
+    async with db.transaction() as a, db.transaction() as b:  # two idle ones after, leading to the same node
+        await a.execute("SELECT 1")
+        await b.execute("SELECT 1")
+    discarded = db.stats().discarded
+    with pytest.raises(TransientError) as raised:  # a 503 saying so, not "contended"
+        await db.run(call_fails)
+    assert error_code(raised.value) == 1047 and not raised.value.contention
+    # Each try's connection went, and the idle ones the first try left behind.
+    assert db.stats().discarded >= discarded + RUN_TRIES + 1
+    assert db.stats().in_use == 0
+
+
+async def test_mariadbs_4031_is_an_error_of_the_statement_not_a_lost_connection(db: Database) -> None:
+    # On MySQL 8, 4031 says the connection was closed for idling; MariaDB uses
+    # the number for "referenced trigger does not exist".
+    async with db.transaction() as cur:
+        await cur.execute("CREATE TABLE probe (id INT PRIMARY KEY)")
+    created = db.stats().created
+    with pytest.raises(asyncmy.errors.MySQLError) as raised:
+        async with db.transaction() as cur:
+            await cur.execute("CREATE TRIGGER probe_b BEFORE INSERT ON probe FOR EACH ROW"
+                              " FOLLOWS no_such_trigger SET NEW.id = NEW.id")
+    assert error_code(raised.value) == 4031
+    assert db.stats().created == created  # no reconnection, no statement run twice

@@ -145,7 +145,8 @@ def test_metrics_expose_pool_requests_and_logins(client: TestClient, make_user: 
     for name in (
         "quality_db_pool_size", "quality_db_pool_in_use", "quality_db_pool_idle",
         "quality_db_pool_waiting", "quality_db_pool_timeouts_total",
-        "quality_db_pool_discarded_total", "quality_db_pool_acquire_wait_seconds_bucket",
+        "quality_db_pool_discarded_total", "quality_db_pool_reruns_total",
+        "quality_db_pool_acquire_wait_seconds_bucket",
         "quality_db_pool_bulk_in_use 0.0", "quality_db_pool_bulk_waiting 0.0", "quality_db_pool_bulk_max 2.0",
         "quality_db_pool_bulk_timeouts_total 0.0",
         'quality_http_requests_total{method="GET",route="/healthz",status="200"}',

@@ -13,7 +13,7 @@ from datetime import datetime, timedelta
 from typing import NamedTuple
 
 from quality.clock import utc_now
-from quality.db import Cursor, Database, DatabaseUnavailable
+from quality.db import Cursor, Database, DatabaseUnavailable, TransientError
 from quality.shifts import Shifts
 from quality.summary.tables import ROLLUPS, SCAN_COLUMNS, SHIFTS, Fact, Rollup, deltas, layout_of, shift_hour
 
@@ -52,7 +52,32 @@ async def _add(cur: Cursor, rollup: Rollup, rows: list[tuple]) -> None:
 async def summarise_once(db: Database, shifts: Shifts, now: datetime | None = None) -> int:
     """Fold the next batch of settled scans into every summary table, scan_shifts
     by these shifts; returns how many."""
-    cutoff = (now or utc_now()) - LAG
+    try:
+        done = await _summarise_batch(db, shifts, (now or utc_now()) - LAG)
+    except TransientError as exc:
+        if not exc.contention:
+            raise
+        # SKIP LOCKED keeps processes apart on one server only: on Galera each
+        # node locks its own copy of the row, and the loser learns at COMMIT
+        # (a certification failure) that another process had it.
+        log.debug("scan summary: another process had the batch (%s)", exc)
+        return 0
+    if done is None:
+        return 0
+    count, rebuilt = done
+    if rebuilt:
+        # Filled in one transaction, the table can keep the row count the server
+        # estimated while it was nearly empty, and a report's many shifts are
+        # then read by a full scan; ANALYZE ends a transaction, so after it.
+        async with db.transaction() as cur:
+            await cur.execute("ANALYZE TABLE scan_shifts")
+            await cur.fetchall()
+    return count
+
+
+async def _summarise_batch(db: Database, shifts: Shifts, cutoff: datetime) -> tuple[int, bool] | None:
+    """One batch of scans older than `cutoff` folded in: how many, and whether
+    scan_shifts was rebuilt; None when another process is at it."""
     async with db.transaction() as cur:
         # scan_shift_state comes along, so an idle turn stays two statements.
         await cur.execute("SELECT s.last_scan_id, h.layout, h.last_scan_id, h.built_at"
@@ -60,7 +85,7 @@ async def summarise_once(db: Database, shifts: Shifts, now: datetime | None = No
                           " WHERE s.id = 1 FOR UPDATE SKIP LOCKED")
         found = await cur.fetchone()
         if found is None:  # another process is at it
-            return 0
+            return None
         await cur.execute(f"SELECT {SCAN_COLUMNS} FROM scans s WHERE s.id > %s ORDER BY s.id LIMIT %s",
                           (found[0], BATCH))
         rows = []
@@ -76,14 +101,7 @@ async def summarise_once(db: Database, shifts: Shifts, now: datetime | None = No
             await cur.execute("UPDATE scan_summary_state SET last_scan_id = %s WHERE id = 1", (summarised,))
         held = ShiftState(*found[1:]) if found[1] is not None else None
         rebuilt = await _keep_shifts(cur, shifts, held, changes, found[0], summarised)
-    if rebuilt:
-        # Filled in one transaction, the table can keep the row count the server
-        # estimated while it was nearly empty, and a report's many shifts are
-        # then read by a full scan; ANALYZE ends a transaction, so after it.
-        async with db.transaction() as cur:
-            await cur.execute("ANALYZE TABLE scan_shifts")
-            await cur.fetchall()
-    return len(rows)
+    return len(rows), rebuilt
 
 
 class ShiftState(NamedTuple):

@@ -69,16 +69,22 @@ async def create(request: Request) -> Response:
         _check_approved(checked, checked.values["code"], True)
     if checked.ok:
         code, name, category = (checked.values[key] for key in ("code", "name", "category"))
-        async with services(request).db.transaction() as cur:
-            if await find(cur, code, lock=True):
-                checked.errors["code"] = lazy("This code is in the catalogue already.")
-            else:
-                await add(cur, code, name, category)
-                await audit.record(cur, Actor.of(request), "defect.create", code, None,
-                                   {"name": name, "category": category, "active": True})
+        if not await services(request).db.run(_add_defect, Actor.of(request), code, name, category):
+            checked.errors["code"] = lazy("This code is in the catalogue already.")
     if checked.ok:
         return done("/admin/defects", "created")
     return await _list_page(request, 422, values=checked.values, errors=checked.errors)
+
+
+async def _add_defect(cur: Cursor, actor: Actor, code: str, name: str, category: str) -> bool:
+    """Add the code with its audit entry unless the catalogue has it; whether
+    it was added (safe to run again: `Database.run`)."""
+    if await find(cur, code, lock=True):
+        return False
+    await add(cur, code, name, category)
+    await audit.record(cur, actor, "defect.create", code, None,
+                       {"name": name, "category": category, "active": True})
+    return True
 
 
 def _path_code(request: Request) -> str:
@@ -111,19 +117,29 @@ async def save(request: Request) -> Response:
     form = await request.form()
     checked = validate(form, (NAME, CATEGORY))
     active = checkbox(form, "active")
-    async with services(request).db.transaction() as cur:
-        before = await _defect_or_404(cur, code, lock=True)
-        _check_approved(checked, code, active)
-        after = {"name": checked.values["name"], "category": checked.values["category"], "active": active}
-        if checked.ok and after != before:
-            await update(cur, code, after["name"], after["category"], active)
-            changed = [key for key in after if after[key] != before[key]]
-            await audit.record(cur, Actor.of(request), "defect.update", code,
-                               {key: before[key] for key in changed}, {key: after[key] for key in changed})
+    _check_approved(checked, code, active)
+    after = {"name": checked.values["name"], "category": checked.values["category"], "active": active}
+    if checked.ok:
+        await services(request).db.run(_update_defect, Actor.of(request), code, after)
+    else:
+        async with services(request).db.transaction() as cur:
+            await _defect_or_404(cur, code)
     if checked.ok:
         return done(f"/admin/defects/{code}", "saved")
     return render(request, EDIT, {"code": code, "values": after, "errors": checked.errors, "notice": None},
                   status_code=422)
+
+
+async def _update_defect(cur: Cursor, actor: Actor, code: str, after: dict[str, Any]) -> None:
+    """Save what changed of the code, with its audit entry; 404 if it is gone
+    (safe to run again: `Database.run`)."""
+    before = await _defect_or_404(cur, code, lock=True)
+    if after == before:
+        return
+    await update(cur, code, after["name"], after["category"], after["active"])
+    changed = [key for key in after if after[key] != before[key]]
+    await audit.record(cur, actor, "defect.update", code,
+                       {key: before[key] for key in changed}, {key: after[key] for key in changed})
 
 
 routes = [

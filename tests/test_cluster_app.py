@@ -1,0 +1,223 @@
+"""Two app hosts on two nodes of a Galera cluster (tests/cluster.py), each
+pointed at its node directly, as a plant would run them behind a load
+balancer: what one does conflicts with what the other does at the other node
+(Galera certifies at COMMIT and the loser gets 1213), and a node that loses
+quorum answers 1047. Nobody may see a 500, and nothing may be logged as an
+ERROR: the database layer runs such transactions again or answers 503."""
+
+from __future__ import annotations
+
+import asyncio
+import secrets
+from collections import Counter
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import httpx2
+import pytest
+
+from quality.accounts import create_user
+from quality.settings import Settings
+from tests.cluster import AppDatabase, Galera
+from tests.conftest import PASSWORD, LiveServer, csrf_token_in, database_for, migrated, run_async
+from tests.test_stations import GOOD, HTMX
+
+pytestmark = [pytest.mark.cluster, pytest.mark.xdist_group("cluster")]
+
+SECRET = "cluster-test-secret-0123456789abcdef"  # shared: a session cookie holds on either host
+CAUSAL = "SET SESSION wsrep_sync_wait = 1"  # a read waits for what the cluster committed before it
+USERS = ("floor1", "floor2")
+
+
+@dataclass
+class Hosts:
+    galera: Galera
+    app: AppDatabase
+    servers: list[LiveServer]
+
+    def rows(self, sql: str) -> list[tuple[Any, ...]]:
+        """A query's rows through the third node, after what the cluster committed before it."""
+        return self.galera.nodes[2].query(f"USE `{self.app.name}`", CAUSAL, sql)[2]
+
+    def problems(self) -> list[str]:
+        """What the hosts logged as ERROR, tracebacks included."""
+        return [line for server in self.servers for line in server.output().splitlines()
+                if " ERROR " in line or "Traceback" in line]
+
+
+def _host_settings(app: AppDatabase, port: int) -> Settings:
+    return Settings(database_url=app.url(port), secret_key=SECRET, pool_min=1, pool_max=10,
+                    pool_timeout=5.0)
+
+
+async def _users(app: AppDatabase, port: int) -> None:
+    db = database_for(app.url(port), maxsize=1)
+    try:
+        for name in USERS:
+            await create_user(db, name, PASSWORD, "operator")
+    finally:
+        await db.close()
+
+
+@pytest.fixture(scope="module")
+def hosts(galera: Galera) -> Iterator[Hosts]:
+    """Host 1 on node 1, host 2 on node 2, the database migrated, two operators."""
+    with galera.app_database() as app:
+        galera.set_trust_function_creators(True)
+        migrated(app.url(galera.nodes[0].port))
+        run_async(_users(app, galera.nodes[0].port))
+        servers = [LiveServer(_host_settings(app, node.port)) for node in galera.nodes[:2]]
+        try:
+            for server in servers:  # one after the other: each ensures the admin account
+                server.start()
+            yield Hosts(galera, app, servers)
+        finally:
+            for server in servers:
+                server.stop()
+
+
+async def _signed_in(server: LiveServer, username: str) -> httpx2.AsyncClient:
+    http = httpx2.AsyncClient(base_url=server.url, timeout=60)
+    page = await http.get("/login")
+    answer = await http.post("/login", data={"username": username, "password": PASSWORD,
+                                             "csrf_token": csrf_token_in(page.text)})
+    assert answer.status_code == 303, answer.text[-300:]
+    return http
+
+
+def _on(server: LiveServer, signed_in: httpx2.AsyncClient) -> httpx2.AsyncClient:
+    """The same browser's session, used through another host."""
+    return httpx2.AsyncClient(base_url=server.url, timeout=60, cookies=signed_in.cookies)
+
+
+async def _closing(*clients: httpx2.AsyncClient) -> None:
+    await asyncio.gather(*(client.aclose() for client in clients))
+
+
+async def test_simultaneous_sign_outs_on_two_nodes_all_go_through(hosts: Hosts) -> None:
+    # Each sign-out deletes its session, and a trigger bumps the one auth_version row.
+    first, second = hosts.servers
+    browsers = [await _signed_in(first, USERS[n % 2]) for n in range(60)]
+    (before,) = hosts.rows("SELECT COUNT(*) FROM sessions")
+    try:
+        tokens = [csrf_token_in((await http.get("/")).text) for http in browsers]
+        there = [_on(second, http) if n % 2 else http for n, http in enumerate(browsers)]
+        answers = await asyncio.gather(*(
+            http.post("/logout", data={"csrf_token": token}, follow_redirects=False)
+            for http, token in zip(there, tokens, strict=True)))
+        assert Counter(answer.status_code for answer in answers) == {303: 60}
+        assert hosts.rows("SELECT COUNT(*) FROM sessions") == [(before[0] - 60,)]
+        # Ended on both hosts, whichever took the sign-out (a host trusts its check for 1 s).
+        await asyncio.sleep(1.2)
+        for http in browsers[:4]:
+            for host in (first, second):
+                assert (await http.get(f"{host.url}/scan", follow_redirects=False)).status_code == 303
+    finally:
+        await _closing(*browsers, *(http for http in there if http not in browsers))
+    assert hosts.problems() == []
+
+
+async def test_sessions_due_to_slide_used_through_both_hosts_at_once(hosts: Hosts) -> None:
+    first, second = hosts.servers
+    here = [await _signed_in(first, USERS[n % 2]) for n in range(12)]
+    there = [_on(second, http) for http in here]
+    try:
+        # Due to slide; host 2 never checked these sessions, host 1 trusts its check for 1 s.
+        hosts.galera.nodes[2].query(
+            f"UPDATE `{hosts.app.name}`.sessions SET expires_at = UTC_TIMESTAMP(6) + INTERVAL 2 MINUTE")
+        await asyncio.sleep(1.2)
+        answers = await asyncio.gather(*(
+            http.get("/scan", follow_redirects=False) for _ in range(3) for http in (*here, *there)))
+        assert Counter(answer.status_code for answer in answers) == {200: 72}
+        assert hosts.rows("SELECT COUNT(*) FROM sessions"
+                          " WHERE expires_at > UTC_TIMESTAMP(6) + INTERVAL 1 HOUR") == [(12,)]
+    finally:
+        await _closing(*here, *there)
+    assert hosts.problems() == []
+
+
+async def test_copies_of_one_scan_split_over_two_hosts_save_one_row(hosts: Hosts) -> None:
+    first, second = hosts.servers
+    here = await _signed_in(first, USERS[0])
+    there = _on(second, here)
+    try:
+        csrf = csrf_token_in((await here.get("/scan")).text)
+        submission = secrets.token_hex(16)
+        data = {**GOOD, "piece_code": "CP00077777-0001", "submission_id": submission}
+        answers = await asyncio.gather(*(
+            http.post("/scan", data=data, headers={**HTMX, "X-CSRF-Token": csrf})
+            for http in (here, there) * 5))
+        assert [answer.status_code for answer in answers] == [200] * 10
+        assert hosts.rows(f"SELECT COUNT(*) FROM scans WHERE submission_id = UNHEX('{submission}')") == [(1,)]
+    finally:
+        await _closing(here, there)
+    assert hosts.problems() == []
+
+
+def _conflicts(galera: Galera) -> int:
+    """Transactions the cluster rolled back for conflicting with another node's, so far."""
+    return sum(int(node.status(name) or 0) for node in galera.nodes
+               for name in ("wsrep_local_cert_failures", "wsrep_local_bf_aborts"))
+
+
+async def test_the_summarisers_of_both_hosts_keep_totals_right_without_errors(hosts: Hosts) -> None:
+    # Batches of old scans arrive at once, so both summarisers want the same
+    # batch; on Galera each takes its own node's row lock (SKIP LOCKED skips
+    # nothing) and one of them loses at COMMIT.
+    before = _conflicts(hosts.galera)
+    for round_ in range(4):
+        hosts.galera.nodes[2].query(
+            f"USE `{hosts.app.name}`",
+            "INSERT INTO scans (station, submission_id, operator_code, piece_code, order_code,"
+            " checker1_code, checker2_code, defect_code, approved, created_at, created_by)"
+            f" SELECT 'quality', UNHEX(MD5(CONCAT('{round_}-', seq))), 'OP07',"
+            " CONCAT('CP', LPAD(seq MOD 3000, 8, '0'), '-0001'), CONCAT('CP', LPAD(seq MOD 3000, 8, '0')),"
+            " 'OC12', 'OC13', IF(seq MOD 7, '000', '101'), seq MOD 7 <> 0,"
+            " UTC_TIMESTAMP(6) - INTERVAL 10 MINUTE, (SELECT MIN(id) FROM users)"
+            " FROM seq_1_to_6000")
+        await asyncio.sleep(1.5)
+    (scans,) = hosts.rows("SELECT COUNT(*) FROM scans")
+
+    def summarised() -> tuple[Any, ...]:
+        return hosts.rows("SELECT (SELECT last_scan_id FROM scan_summary_state WHERE id = 1),"
+                          " (SELECT MAX(id) FROM scans), (SELECT SUM(scans) FROM scan_summary)")[0]
+
+    for _ in range(150):  # each summariser runs every second: bounded, not timed
+        last, newest, total = summarised()
+        if last == newest:
+            break
+        await asyncio.sleep(0.2)
+    assert last == newest and int(total) == scans[0]
+    assert _conflicts(hosts.galera) > before  # the race happened: a summariser lost it
+    assert hosts.problems() == []
+
+
+async def test_a_node_without_quorum_answers_503_keeping_the_input(hosts: Hosts) -> None:
+    first, second = hosts.servers
+    here = await _signed_in(first, USERS[1])
+    there = _on(second, here)
+    try:
+        csrf = csrf_token_in((await there.get("/scan")).text)
+        submission = secrets.token_hex(16)
+        data = {**GOOD, "piece_code": "CP00066666-0001", "submission_id": submission}
+        with hosts.galera.nodes[1].isolated():
+            answer = await there.post("/scan", data=data, headers={**HTMX, "X-CSRF-Token": csrf})
+            assert answer.status_code == 503, answer.text[-300:]
+            assert "CP00066666-0001" in answer.text and f'value="{submission}"' in answer.text
+            # The other host, on a node that kept quorum, goes on scanning.
+            other = {**data, "submission_id": secrets.token_hex(16)}
+            assert (await here.post("/scan", data=other, headers={**HTMX, "X-CSRF-Token": csrf})
+                    ).status_code == 200
+        # Back in the cluster, the same submission goes through, once.
+        for _ in range(50):
+            answer = await there.post("/scan", data=data, headers={**HTMX, "X-CSRF-Token": csrf})
+            if answer.status_code == 200:
+                break
+            assert answer.status_code == 503
+            await asyncio.sleep(0.2)
+        assert answer.status_code == 200
+        assert hosts.rows(f"SELECT COUNT(*) FROM scans WHERE submission_id = UNHEX('{submission}')") == [(1,)]
+    finally:
+        await _closing(here, there)
+    assert hosts.problems() == []
