@@ -151,8 +151,14 @@ class CodePatterns:
     order: str = r"CP\d{8}"  # the first order_length characters of a piece code
 
 
+DEFAULT_TIMEZONE = "UTC"
+
+
 @dataclass(frozen=True)
 class Settings:
+    """The settings and their defaults: `load_settings` reads each from the
+    environment and falls back on the default written here, the one place it is."""
+
     database_url: DatabaseURL | None = None
     secret_key: str | None = None
     pool_min: int = 3
@@ -167,7 +173,7 @@ class Settings:
     exports_per_process: int = 4
     log_level: str = "INFO"
     log_format: str = "text"
-    timezone: ZoneInfo = field(default_factory=lambda: ZoneInfo("UTC"))
+    timezone: ZoneInfo = field(default_factory=lambda: ZoneInfo(DEFAULT_TIMEZONE))
     language: str = "en"  # the UI's language for users who chose none
     session_hours: float = 12.0
     data_dir: Path = Path("var")
@@ -288,12 +294,12 @@ def load_settings(env: dict[str, str] | None = None, env_file: Path | None = Pat
     if secret_key is not None and len(secret_key) < 16:
         raise SettingsError("QUALITY_SECRET_KEY must be at least 16 characters")
 
-    pool_min = read.number("QUALITY_POOL_MIN", 3, minimum=0, integer=True)
-    pool_max = read.number("QUALITY_POOL_MAX", 20, minimum=1, integer=True)
+    pool_min = read.number("QUALITY_POOL_MIN", Settings.pool_min, minimum=0, integer=True)
+    pool_max = read.number("QUALITY_POOL_MAX", Settings.pool_max, minimum=1, integer=True)
     if pool_min > pool_max:
         raise SettingsError(f"QUALITY_POOL_MIN={pool_min} is larger than QUALITY_POOL_MAX={pool_max}")
 
-    zone_name = read.raw("QUALITY_TIMEZONE") or "UTC"
+    zone_name = read.raw("QUALITY_TIMEZONE") or DEFAULT_TIMEZONE
     try:
         timezone = ZoneInfo(zone_name)
     except (ZoneInfoNotFoundError, ValueError):
@@ -304,20 +310,22 @@ def load_settings(env: dict[str, str] | None = None, env_file: Path | None = Pat
         piece=read.pattern("QUALITY_PIECE_PATTERN", CodePatterns.piece),
         checker=read.pattern("QUALITY_CHECKER_PATTERN", CodePatterns.checker),
         defect=read.pattern("QUALITY_DEFECT_PATTERN", CodePatterns.defect),
-        order_length=read.number("QUALITY_ORDER_LENGTH", 10, minimum=1, integer=True),
+        order_length=read.number("QUALITY_ORDER_LENGTH", CodePatterns.order_length, minimum=1, integer=True),
         order=read.pattern("QUALITY_ORDER_PATTERN", CodePatterns.order),
     )
 
-    bulk_share = read.number("QUALITY_POOL_BULK_SHARE", 0.25, minimum=0.01)
+    bulk_share = read.number("QUALITY_POOL_BULK_SHARE", Settings.pool_bulk_share, minimum=0.01)
     if bulk_share > 1:
         raise SettingsError(f"QUALITY_POOL_BULK_SHARE={bulk_share:g} must be at most 1 (the whole pool)")
-    exports_per_process = read.number("QUALITY_EXPORTS_PER_PROCESS", 4, minimum=1, integer=True)
-    exports_per_user = read.number("QUALITY_EXPORTS_PER_USER", 2, minimum=1, integer=True)
+    exports_per_process = read.number("QUALITY_EXPORTS_PER_PROCESS", Settings.exports_per_process,
+                                      minimum=1, integer=True)
+    exports_per_user = read.number("QUALITY_EXPORTS_PER_USER", Settings.exports_per_user,
+                                   minimum=1, integer=True)
     if exports_per_user > exports_per_process:
         raise SettingsError(f"QUALITY_EXPORTS_PER_USER={exports_per_user} is larger than "
                             f"QUALITY_EXPORTS_PER_PROCESS={exports_per_process}")
 
-    port = read.number("QUALITY_PORT", 8000, minimum=1, integer=True)
+    port = read.number("QUALITY_PORT", Settings.port, minimum=1, integer=True)
     if port > 65535:
         raise SettingsError(f"QUALITY_PORT={port} must be at most 65535")
 
@@ -326,21 +334,21 @@ def load_settings(env: dict[str, str] | None = None, env_file: Path | None = Pat
         secret_key=secret_key,
         pool_min=pool_min,
         pool_max=pool_max,
-        pool_timeout=read.number("QUALITY_POOL_TIMEOUT", 5.0, minimum=0.05),
-        pool_recycle=read.number("QUALITY_POOL_RECYCLE", 3600.0, minimum=1),
-        query_timeout=read.number("QUALITY_QUERY_TIMEOUT", 10.0, minimum=0.01),
+        pool_timeout=read.number("QUALITY_POOL_TIMEOUT", Settings.pool_timeout, minimum=0.05),
+        pool_recycle=read.number("QUALITY_POOL_RECYCLE", Settings.pool_recycle, minimum=1),
+        query_timeout=read.number("QUALITY_QUERY_TIMEOUT", Settings.query_timeout, minimum=0.01),
         pool_bulk_share=bulk_share,
         exports_per_user=exports_per_user,
         exports_per_process=exports_per_process,
-        log_level=read.choice("QUALITY_LOG_LEVEL", "INFO", ("DEBUG", "INFO", "WARNING", "ERROR")),
-        log_format=read.choice("QUALITY_LOG_FORMAT", "text", ("text", "json")),
+        log_level=read.choice("QUALITY_LOG_LEVEL", Settings.log_level, ("DEBUG", "INFO", "WARNING", "ERROR")),
+        log_format=read.choice("QUALITY_LOG_FORMAT", Settings.log_format, ("text", "json")),
         timezone=timezone,
-        language=read.choice("QUALITY_LANGUAGE", "en", tuple(LANGUAGES)),
-        session_hours=read.number("QUALITY_SESSION_HOURS", 12.0, minimum=0.01),
-        data_dir=Path(read.raw("QUALITY_DATA_DIR") or "var"),
+        language=read.choice("QUALITY_LANGUAGE", Settings.language, tuple(LANGUAGES)),
+        session_hours=read.number("QUALITY_SESSION_HOURS", Settings.session_hours, minimum=0.01),
+        data_dir=Path(read.raw("QUALITY_DATA_DIR") or Settings.data_dir),
         admin_password=read.raw("QUALITY_ADMIN_PASSWORD"),
         metrics_token=read.raw("QUALITY_METRICS_TOKEN"),
-        host=read.raw("QUALITY_HOST") or "127.0.0.1",
+        host=read.raw("QUALITY_HOST") or Settings.host,
         port=port,
         forwarded_allow_ips=read.addresses("QUALITY_FORWARDED_ALLOW_IPS"),
         codes=codes,

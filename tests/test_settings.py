@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from quality.settings import DatabaseURL, SettingsError, load_settings
+from quality.settings import DatabaseURL, Settings, SettingsError, load_settings
 from tests.conftest import make_certificates
 
 
@@ -22,6 +22,29 @@ def test_defaults_match_the_spec() -> None:
     assert settings.session_hours == 12 and settings.log_format == "text"
     assert settings.pool_bulk_share == 0.25
     assert (settings.exports_per_user, settings.exports_per_process) == (2, 4)
+
+
+def test_each_default_has_one_home_and_the_readme_shows_it() -> None:
+    # Settings() holds the defaults; reading an empty environment must give
+    # exactly them, and the README's table is the copy a reader sees.
+    assert load_settings({}, env_file=None) == Settings()
+    defaults = Settings()
+    shown = 0
+    for line in (Path(__file__).parents[1] / "README.md").read_text().splitlines():
+        cells = [cell.strip() for cell in line.split("|")[1:-1]]
+        if len(cells) != 3 or not cells[0].startswith("`QUALITY_"):
+            continue
+        names = [name.strip("` ") for name in cells[0].split(" / ")]
+        values = [value.strip() for value in cells[1].split(" / ")]
+        for name, value in zip(names, values, strict=False):
+            field = name.removeprefix("QUALITY_").lower()
+            default = getattr(defaults, field, None)
+            if isinstance(default, bool) or not isinstance(default, (int, float, str)):
+                continue
+            shown += 1
+            assert (float(value) == default if isinstance(default, (int, float))
+                    else value == default), (name, value, default)
+    assert shown >= 12
 
 
 def test_values_are_typed() -> None:
