@@ -202,6 +202,11 @@ async def test_a_node_without_quorum_answers_503_keeping_the_input(hosts: Hosts)
         submission = secrets.token_hex(16)
         data = {**GOOD, "piece_code": "CP00066666-0001", "submission_id": submission}
         with hosts.galera.nodes[1].isolated():
+            # Its host tells a load balancer, on the connections it holds (a
+            # node without quorum still answers `SELECT 1`); the other is healthy.
+            health = await there.get("/healthz")
+            assert health.status_code == 503 and health.json()["reason"] == "unreachable"
+            assert (await here.get("/healthz")).status_code == 200
             answer = await there.post("/scan", data=data, headers={**HTMX, "X-CSRF-Token": csrf})
             assert answer.status_code == 503, answer.text[-300:]
             assert "CP00066666-0001" in answer.text and f'value="{submission}"' in answer.text
