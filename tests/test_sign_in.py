@@ -5,7 +5,9 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import contextlib
+import gc
 import threading
+import warnings
 from collections import Counter
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
@@ -113,7 +115,8 @@ async def test_a_parallel_burst_gets_no_more_tries_than_the_limit(
                 answers = await asyncio.gather(*(http.post("/login", data=data) for _ in range(20)))
             return [answer.status_code for answer in answers]
 
-        first, second = await asyncio.gather(*(guesses(server) for server in servers))
+        with client_sockets_may_leak():
+            first, second = await asyncio.gather(*(guesses(server) for server in servers))
     finally:
         for server in servers:
             server.stop()
@@ -229,7 +232,22 @@ async def sign_in_at_once(server: LiveServer, attempts: list[tuple[str, str, str
             data = {"username": username, "password": password, "csrf_token": token}
             return (await http.post("/login", data=data)).status_code
 
-    return list(await asyncio.gather(*(sign_in(*attempt) for attempt in attempts)))
+    with client_sockets_may_leak():
+        return list(await asyncio.gather(*(sign_in(*attempt) for attempt in attempts)))
+
+
+@contextlib.contextmanager
+def client_sockets_may_leak() -> Iterator[None]:
+    """A burst of concurrent requests from this process's HTTP client now and
+    then leaves a socket of its own unclosed (seen once in eight whole-suite
+    runs, collected mid-burst): its ResourceWarning is the client's, not the
+    app's, which runs in a process of its own, so it is let pass here only."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", r"unclosed (transport|<socket)", ResourceWarning)
+        try:
+            yield
+        finally:
+            gc.collect()
 
 
 @pytest.fixture
