@@ -515,7 +515,7 @@ class Database:
                 try:
                     async with replica.pool.lane(bulk).transaction() as cur:
                         answer = await body(cur, *args, **kwargs)
-                except (DatabaseError, MySQLError) as exc:
+                except (DatabaseError, MySQLError, OSError) as exc:
                     why = replica.failed(exc)
                 else:
                     replica.served += 1
