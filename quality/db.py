@@ -26,7 +26,11 @@ own small pool of asyncmy connections:
 * shared fairly: work that comes in crowds and can wait (exports, reports,
   list totals) goes through `db.bulk.transaction()`, a lane that holds at most
   a share of the connections, so scans, sign-ins and /healthz always find the
-  rest free.
+  rest free;
+* one choice of server for reads: what may be a moment old (list pages past
+  the first, totals, reports, exports) goes through `db.read(body, ...)`,
+  which runs it on the read replica while that keeps up (quality/replica.py)
+  and otherwise, or when the replica fails it, here.
 
 Transient errors: a transaction can fail through no fault of its own: it lost
 to concurrent ones (a deadlock, 1213, which on Galera is also a certification

@@ -12,6 +12,7 @@ import os
 import re
 import secrets
 import signal
+import threading
 from collections.abc import Iterator
 from typing import Any
 
@@ -20,6 +21,8 @@ from starlette.testclient import TestClient
 
 from quality.accounts import create_user
 from quality.app import create_app
+from quality.db import Cursor
+from quality.replica import Replica
 from quality.settings import Settings
 from tests.cluster import AppDatabase, ReplicaPair
 from tests.conftest import csrf_token_in, database_for, eventually, login, migrated, run_async
@@ -274,3 +277,28 @@ def test_a_just_saved_scan_shows_on_the_users_own_next_page(
     before = _figures(station)
     assert piece in station.get("/scans/export.csv").text
     assert _figures(station)["reads"] == before["reads"] + 1
+
+
+async def test_a_read_the_replica_fails_half_way_runs_again_on_the_primary(
+        replica_pair: ReplicaPair, app_db: AppDatabase) -> None:
+    db = database_for(app_db.url(replica_pair.primary.port), maxsize=2)
+    db.replica = Replica(db, database_for(app_db.url(replica_pair.replica.port), maxsize=2), max_lag=5.0)
+    await db.open()
+    ran_on: list[int] = []
+
+    async def body(cur: Cursor) -> int:
+        await cur.execute("SELECT CONNECTION_ID(), @@port")
+        connection, port = await cur.fetchone()
+        ran_on.append(port)
+        if port == replica_pair.replica.port:  # its connection killed under the next statement
+            threading.Timer(0.3, replica_pair.replica.query, [f"KILL CONNECTION {connection}"]).start()
+        await cur.execute("SELECT SLEEP(%s)", (3 if port == replica_pair.replica.port else 0,))
+        await cur.fetchone()
+        return port
+
+    try:
+        assert await db.read(body) == replica_pair.primary.port
+    finally:
+        await db.close()
+    assert ran_on == [replica_pair.replica.port, replica_pair.primary.port]
+    assert db.replica.served == 0 and db.replica.fallbacks == {"failed": 1}
