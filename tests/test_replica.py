@@ -254,7 +254,7 @@ def test_a_just_saved_scan_shows_on_the_users_own_next_page(
         open_app: Any, replica_pair: ReplicaPair, app_db: AppDatabase) -> None:
     station = open_app(max_lag=60.0)
     other = open_app(max_lag=60.0)
-    assert eventually(lambda: _replica_in_use(station))
+    assert eventually(lambda: _replica_in_use(station) and _replica_in_use(other))
     replica_pair.replica.query("STOP SLAVE SQL_THREAD")  # the replica will lack the scan
     piece = "CP00044444-0001"
     try:
