@@ -145,12 +145,13 @@ async def prepare(url: DatabaseURL, seed: int, pages: int) -> None:
 
 
 class App:
-    def __init__(self, url: DatabaseURL, pool_max: int) -> None:
+    def __init__(self, url: DatabaseURL, pool_max: int, settings: dict[str, str] | None = None) -> None:
+        """`quality serve` on `url`; `settings`: more QUALITY_* variables."""
         self.port = free_port()
         self.base = f"http://127.0.0.1:{self.port}"
         env = {**os.environ, "QUALITY_DATABASE_URL": url.as_url(),
                "QUALITY_SECRET_KEY": secrets.token_urlsafe(32),
-               "QUALITY_POOL_MAX": str(pool_max), "QUALITY_LOG_LEVEL": "WARNING"}
+               "QUALITY_POOL_MAX": str(pool_max), "QUALITY_LOG_LEVEL": "WARNING", **(settings or {})}
         self.process = subprocess.Popen(
             [sys.executable, "-m", "quality", "serve", "--port", str(self.port)],
             env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,

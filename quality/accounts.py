@@ -12,11 +12,10 @@ from __future__ import annotations
 import asyncio
 import re
 import secrets
-from collections.abc import AsyncIterator, Iterable
-from contextlib import asynccontextmanager
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, Concatenate, ParamSpec, TypeVar
 
 from asyncmy.errors import IntegrityError
 
@@ -29,6 +28,9 @@ from quality.passwords import hash_password
 from quality.roles import id_of as role_named
 from quality.roles import permissions_by_name
 from quality.throttle import verify_counted
+
+P = ParamSpec("P")
+T = TypeVar("T")
 
 USERNAME = re.compile(r"^[a-z0-9][a-z0-9._-]{1,63}$")
 MIN_PASSWORD = 8
@@ -177,22 +179,32 @@ class Grantor:
                         {"permissions": sorted(after)}), missing)
 
 
-@asynccontextmanager
-async def changing(db: Database, actor: Actor) -> AsyncIterator[tuple[Cursor, Grantor]]:
-    """The transaction of every change to accounts and roles: first the admin
-    lock (so these changes run one at a time), then what `actor` holds, read
-    locked. A `NotDelegable` raised inside rolls the change back, and is
-    audited as `<action>.refused` in a transaction of its own."""
+async def changing(db: Database, actor: Actor,
+                   change: Callable[Concatenate[Cursor, Grantor, P], Awaitable[T]],
+                   *args: P.args, **kwargs: P.kwargs) -> T:
+    """`change(cursor, grantor, *args, **kwargs)` as the transaction of every
+    change to accounts and roles: first the admin lock (so these changes run
+    one at a time), then what `actor` holds, read locked. It goes through
+    `Database.run`, so a change that lost to a concurrent one (a deadlock; on
+    Galera a certification failure) runs again from the start: `change` must
+    return what it decided rather than leave it anywhere outside. A
+    `NotDelegable` raised inside rolls the change back, and is audited as
+    `<action>.refused` in a transaction of its own."""
+    async def locked(cur: Cursor) -> T:
+        await lock_admins(cur)
+        return await change(cur, await Grantor.read(cur, actor, lock=True), *args, **kwargs)
+
     try:
-        async with db.transaction() as cur:
-            await lock_admins(cur)
-            yield cur, await Grantor.read(cur, actor, lock=True)
+        return await db.run(locked)
     except NotDelegable as refusal:
-        attempt = refusal.attempt
-        async with db.transaction() as cur:
-            await audit.record(cur, actor, f"{attempt.action}.refused", attempt.target, attempt.before,
-                               {**(attempt.after or {}), "not_held": ", ".join(refusal.not_held)})
+        await db.run(_record_refusal, actor, refusal)
         raise
+
+
+async def _record_refusal(cur: Cursor, actor: Actor, refusal: NotDelegable) -> None:
+    attempt = refusal.attempt
+    await audit.record(cur, actor, f"{attempt.action}.refused", attempt.target, attempt.before,
+                       {**(attempt.after or {}), "not_held": ", ".join(refusal.not_held)})
 
 
 async def _check_roles(cur: Cursor, grantor: Grantor, roles: Iterable[str], attempt: Attempt) -> None:
@@ -253,7 +265,7 @@ async def create_user(
     password_hash = await asyncio.to_thread(hash_password, check_password(password))
     wanted = {"full_name": full_name, "role": role, "active": True,
               "must_change_password": must_change_password}
-    async with changing(db, actor) as (cur, grantor):
+    async def create(cur: Cursor, grantor: Grantor) -> int:
         await cur.execute("SELECT 1 FROM users WHERE username = %s", (username,))
         if await cur.fetchone():
             raise AccountError(lazy("User %(name)s already exists.", name=repr(username)), "username")
@@ -275,6 +287,8 @@ async def create_user(
         await audit.record(cur, actor, "user.create", username, None, wanted)
         return user_id
 
+    return await changing(db, actor, create)
+
 
 async def set_password(db: Database, target: int | str, password: str, *,
                        actor: Actor = SYSTEM, must_change: bool = False) -> None:
@@ -282,7 +296,7 @@ async def set_password(db: Database, target: int | str, password: str, *,
     user's sessions everywhere; with `must_change` they choose a new one at
     their next sign-in."""
     password_hash = await asyncio.to_thread(hash_password, check_password(password))
-    async with changing(db, actor) as (cur, grantor):
+    async def reset(cur: Cursor, grantor: Grantor) -> None:
         account = await find_user(cur, target, lock=True)
         attempt = Attempt("user.password.reset", account.username,
                           {"password": "(previous)", "must_change_password": account.must_change_password},
@@ -291,6 +305,8 @@ async def set_password(db: Database, target: int | str, password: str, *,
         await _store_password(cur, account.id, password_hash, must_change)
         await end_user_sessions(cur, account.id)
         await audit.record(cur, actor, attempt.action, attempt.target, attempt.before, attempt.after)
+
+    await changing(db, actor, reset)
 
 
 class WrongPassword(AccountError):
@@ -334,7 +350,7 @@ async def update_user(
     a role change applies from their next request. Refused with `LastAdmin` if
     no active administrator would remain, with `NotDelegable` if the account's
     role or the one given has a permission the actor lacks."""
-    async with changing(db, actor) as (cur, grantor):
+    async def update(cur: Cursor, grantor: Grantor) -> Account:
         account = await find_user(cur, target, lock=True)
         wanted = {"full_name": full_name, "role": role, "active": active}
         before = {key: getattr(account, key) for key, value in wanted.items()
@@ -355,6 +371,8 @@ async def update_user(
         await ensure_an_admin_remains(cur)
         await audit.record(cur, actor, "user.update", account.username, before, after)
         return await find_user(cur, account.id)
+
+    return await changing(db, actor, update)
 
 
 async def store_rehash(cur: Cursor, user_id: int, password_hash: str) -> None:

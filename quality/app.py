@@ -24,6 +24,7 @@ from quality.http.services import LifespanState, Services
 from quality.http.session_cookie import SessionMiddleware
 from quality.http.slots import STREAMS_PER_PROCESS, STREAMS_PER_USER, Slots
 from quality.http.templates import STATIC_DIR, Renderer
+from quality.http.writes import WritesMiddleware
 from quality.logs import configure_logging
 from quality.metrics import Metrics
 from quality.pages import home, ops
@@ -35,6 +36,7 @@ from quality.pages.admin import users as admin_users
 from quality.pages.reports import views as reports
 from quality.pages.scan_list import views as scan_list
 from quality.pages.stations import views as stations
+from quality.replica import Replica
 from quality.scans.feed import ScanWatcher, TableMarkup
 from quality.session_cache import SessionCache
 from quality.settings import Settings, load_settings
@@ -64,6 +66,8 @@ def create_app(settings: Settings | None = None) -> Starlette:
             query_timeout=settings.query_timeout,
             bulk_share=settings.pool_bulk_share,
         )
+        if settings.replica_url is not None:
+            db.replica = Replica(db, _replica_pool(settings), settings.replica_max_lag)
         await db.open()
         metrics.watch_pool(db)
         renderer = Renderer(settings.timezone, {"navigation": home.destinations_for},
@@ -107,11 +111,29 @@ def create_app(settings: Settings | None = None) -> Starlette:
                 secret_key=settings.secret_key,
                 max_age_seconds=int(settings.session_hours * 3600) + 7 * 86400,
             ),
+            *([Middleware(WritesMiddleware, max_lag=settings.replica_max_lag)]
+              if settings.replica_url is not None else []),
         ],
         exception_handlers=handlers,
         lifespan=lifespan,
     )
     return app
+
+
+def _replica_pool(settings: Settings) -> Database:
+    """The read replica's own pool, as bounded as the primary's. It opens no
+    connection before the first check, so a replica that is down at start-up
+    is a warning, not an error."""
+    assert settings.replica_url is not None
+    return Database(
+        settings.replica_url.connect_kwargs(),
+        minsize=0,
+        maxsize=settings.pool_max,
+        timeout=settings.pool_timeout,
+        recycle=settings.pool_recycle,
+        query_timeout=settings.query_timeout,
+        bulk_share=settings.pool_bulk_share,
+    )
 
 
 class _App(Starlette):

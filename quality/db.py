@@ -26,7 +26,11 @@ own small pool of asyncmy connections:
 * shared fairly: work that comes in crowds and can wait (exports, reports,
   list totals) goes through `db.bulk.transaction()`, a lane that holds at most
   a share of the connections, so scans, sign-ins and /healthz always find the
-  rest free.
+  rest free;
+* one choice of server for reads: what may be a moment old (list pages past
+  the first, totals, reports, exports) goes through `db.read(body, ...)`,
+  which runs it on the read replica while that keeps up (quality/replica.py)
+  and otherwise, or when the replica fails it, here.
 
 Transient errors: a transaction can fail through no fault of its own: it lost
 to concurrent ones (a deadlock, 1213, which on Galera is also a certification
@@ -76,13 +80,16 @@ from collections import deque
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from typing import Any, Concatenate, ParamSpec, TypeVar
+from typing import TYPE_CHECKING, Any, Concatenate, ParamSpec, TypeVar
 
 import asyncmy
 from asyncmy.constants import SERVER_STATUS
 from asyncmy.errors import MySQLError
 
 from quality.asyncmy_internals import last_server_status, stream_broken
+
+if TYPE_CHECKING:  # quality/replica.py imports this module
+    from quality.replica import Replica
 
 log = logging.getLogger(__name__)
 
@@ -428,6 +435,8 @@ class Database:
         self.observe_wait: Callable[[float], None] | None = None
         # Exports, reports and list totals: at most this share of the connections.
         self.bulk = Lane(self, max(1, math.ceil(bulk_share * maxsize)))
+        # A read replica of this database, if the plant has one (`read`).
+        self.replica: Replica | None = None
 
     # -- lifecycle ---------------------------------------------------------
 
@@ -443,9 +452,13 @@ class Database:
             log.error("database not reachable at start-up: %s", exc)
         self._log_encryption()
         self._housekeeper = asyncio.create_task(self._housekeep(), name="db-housekeeper")
+        if self.replica is not None:
+            await self.replica.open()
 
     async def close(self, drain_timeout: float = 10.0) -> None:
         """Refuse new work, wait for borrowed connections to return, close all."""
+        if self.replica is not None:
+            await self.replica.close()
         self._closing = True
         if self._housekeeper:
             self._housekeeper.cancel()
@@ -484,6 +497,40 @@ class Database:
             raise
         finally:
             self._release(cursor.pooled, discard)
+
+    # -- reads that may be a moment old: the replica or this database -----------
+
+    async def read(self, body: Callable[..., Awaitable[T]], *args: Any, bulk: bool = False,
+                   written_at: float | None = None, **kwargs: Any) -> T:
+        """`body(cursor, *args, **kwargs)`, which only reads, on the read replica
+        while it keeps up (quality/replica.py), else here: the one choice
+        between the two. For what may lag a moment behind the scans: list
+        pages past the first, totals, reports, exports; never for what a
+        station shows or a write. `written_at` is when the client last wrote
+        (the `quality_wrote` cookie): its own writes are read from here until
+        the replica has them. A replica that fails the read (down, killed,
+        refusing) is left for this database, which runs `body` again: the
+        answer comes slower, never wrong, never an error of the replica's.
+        `bulk` reads go through each server's bulk lane."""
+        replica = self.replica
+        if replica is not None:
+            why = replica.why_not(written_at)
+            if why is None:
+                try:
+                    async with replica.pool.lane(bulk).transaction() as cur:
+                        answer = await body(cur, *args, **kwargs)
+                except (DatabaseError, MySQLError, OSError) as exc:
+                    why = replica.failed(exc)
+                else:
+                    replica.served += 1
+                    return answer
+            replica.fallbacks[why] += 1
+        async with self.lane(bulk).transaction() as cur:
+            return await body(cur, *args, **kwargs)
+
+    def lane(self, bulk: bool) -> Database | Lane:
+        """The bulk lane for bulk work, else the whole pool."""
+        return self.bulk if bulk else self
 
     # -- running a transaction again (transient errors) -----------------------
 

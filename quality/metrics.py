@@ -11,7 +11,9 @@ Pool figures are kept by the pool itself (`Database.stats()`, and its bulk
 lane's `db.bulk.stats()`); each process
 copies them into the metrics once a second and again just before it answers a
 scrape, so the scan path pays nothing for them. The acquire-wait histogram is
-observed at each acquire.
+observed at each acquire. With a read replica (quality/replica.py), its
+figures come the same way: whether it answers, its lag, and the reads it
+served against those the primary answered instead, by reason.
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, gene
 from prometheus_client.multiprocess import MultiProcessCollector, mark_process_dead
 
 from quality.db import Database
+from quality.replica import REASONS
 
 MULTIPROCESS_ENV = "PROMETHEUS_MULTIPROC_DIR"
 PUBLISH_SECONDS = 1.0
@@ -126,7 +129,9 @@ class Metrics:
         self.lane_timeouts = Counter("quality_db_pool_bulk_timeouts",
                                      "Bulk transactions that gave up waiting for a place in the lane",
                                      registry=self.registry)
-        self._counted = dict.fromkeys([*self.pool_counters, "bulk_timeouts"], 0)
+        self._counted = dict.fromkeys([*self.pool_counters, "bulk_timeouts", "replica_reads",
+                                       *(f"fallbacks_{reason}" for reason in REASONS)], 0)
+        self.replica: _ReplicaFigures | None = None  # made by watch_pool when there is a replica
         self._db: Database | None = None
         self._publisher: asyncio.Task[None] | None = None
 
@@ -136,6 +141,8 @@ class Metrics:
         """Follow `db` from now on (call in the lifespan, on the serving loop)."""
         self._db = db
         db.observe_wait = self.pool_wait.observe
+        if db.replica is not None and self.replica is None:
+            self.replica = _ReplicaFigures(self.registry)
         self.publish_pool()
         self._publisher = asyncio.create_task(self._publish_forever(), name="pool-metrics")
 
@@ -159,6 +166,13 @@ class Metrics:
         for name, gauge in self.lane_gauges.items():
             gauge.set(getattr(lane, "maxsize" if name == "max" else name))
         self._count("bulk_timeouts", self.lane_timeouts, lane.timeouts)
+        if (replica := self._db.replica) is not None and (figures := self.replica) is not None:
+            figures.up.set(int(replica.reachable))
+            figures.lag.set(float("nan") if replica.lag is None else replica.lag)
+            self._count("replica_reads", figures.reads, replica.served)
+            for reason in REASONS:
+                self._count(f"fallbacks_{reason}", figures.fallbacks.labels(reason),
+                            replica.fallbacks[reason])
 
     def _count(self, name: str, counter: Counter, total: int) -> None:
         """Move a counter up to the pool's own running total."""
@@ -190,6 +204,23 @@ class Metrics:
             found = _LIVE_GAUGE_FILE.fullmatch(path.name)
             if found and not _alive(int(found[1])):
                 mark_process_dead(int(found[1]), self.directory)
+
+
+class _ReplicaFigures:
+    """The read replica's metrics. Its gauges show, across workers, the worst
+    view: any worker that cannot reach it, the largest lag."""
+
+    def __init__(self, registry: CollectorRegistry) -> None:
+        self.up = Gauge("quality_db_replica_up", "Whether the read replica answers (1) or not (0)",
+                        registry=registry, multiprocess_mode="livemin")
+        self.lag = Gauge("quality_db_replica_lag_seconds",
+                         "How far the read replica was behind the primary at the last check",
+                         registry=registry, multiprocess_mode="livemax")
+        self.reads = Counter("quality_db_replica_reads", "Reads the read replica answered",
+                             registry=registry)
+        self.fallbacks = Counter("quality_db_replica_fallbacks",
+                                 "Reads meant for the replica that the primary answered, by reason"
+                                 " (unreachable, lagging, own_write, failed)", ["reason"], registry=registry)
 
 
 def _alive(pid: int) -> bool:

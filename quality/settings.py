@@ -160,6 +160,10 @@ class Settings:
     environment and falls back on the default written here, the one place it is."""
 
     database_url: DatabaseURL | None = None
+    # A read replica of it (optional): lists past their first page, totals,
+    # reports and exports read there while it lags at most replica_max_lag seconds.
+    replica_url: DatabaseURL | None = None
+    replica_max_lag: float = 5.0
     secret_key: str | None = None
     pool_min: int = 3
     pool_max: int = 20
@@ -288,6 +292,15 @@ def load_settings(env: dict[str, str] | None = None, env_file: Path | None = Pat
         except ValueError as exc:
             raise SettingsError(f"QUALITY_DATABASE_URL is not usable: {exc}") from None
 
+    replica_url = None
+    if url := read.raw("QUALITY_REPLICA_URL"):
+        if database_url is None:
+            raise SettingsError("QUALITY_REPLICA_URL needs QUALITY_DATABASE_URL (the primary it follows)")
+        try:
+            replica_url = DatabaseURL.parse(url)
+        except ValueError as exc:
+            raise SettingsError(f"QUALITY_REPLICA_URL is not usable: {exc}") from None
+
     secret_key = read.raw("QUALITY_SECRET_KEY")
     if database_url is not None and secret_key is None:
         raise SettingsError("QUALITY_SECRET_KEY is required when QUALITY_DATABASE_URL is set")
@@ -331,6 +344,8 @@ def load_settings(env: dict[str, str] | None = None, env_file: Path | None = Pat
 
     return Settings(
         database_url=database_url,
+        replica_url=replica_url,
+        replica_max_lag=read.number("QUALITY_REPLICA_MAX_LAG", Settings.replica_max_lag, minimum=0.1),
         secret_key=secret_key,
         pool_min=pool_min,
         pool_max=pool_max,

@@ -4,13 +4,24 @@ sessions, and the `admin` account every install has."""
 from __future__ import annotations
 
 import asyncio
+import json
 
+import asyncmy
 import pytest
 
-from quality.accounts import AccountError, create_user, ensure_admin, set_password
+from quality.accounts import (
+    ADMIN_PERMISSIONS,
+    AccountError,
+    create_user,
+    ensure_admin,
+    set_password,
+    update_user,
+)
+from quality.audit import SYSTEM
 from quality.clock import utc_now
 from quality.db import Database
 from quality.passwords import verify_password
+from quality.settings import DatabaseURL
 
 
 async def stored_hash(db: Database, username: str) -> str:
@@ -109,3 +120,35 @@ async def insert_waits_on_a_lock(db: Database) -> bool:
             " WHERE info LIKE 'INSERT INTO users (username, full_name%%'")
         (waits,) = await cur.fetchone() or (0,)
     return waits > 0
+
+
+async def test_an_admin_save_that_loses_a_deadlock_runs_again_and_lands_once(
+        db: Database, db_url: DatabaseURL) -> None:
+    # A second connection takes the account's row, then the admin lock the save
+    # holds while it waits for that row: a real deadlock, and the save (it has
+    # written nothing, the other has) is the one InnoDB rolls back with 1213.
+    await create_user(db, "boss", "correct-horse-42", "admin")
+    user_id = await create_user(db, "dana", "correct-horse-42", "operator", "Dana")
+    other = await asyncmy.connect(**db_url.connect_kwargs(), autocommit=False)
+    try:
+        async with other.cursor() as cur:
+            await cur.execute("UPDATE users SET full_name = 'Dana (held)' WHERE id = %s", (user_id,))
+            await cur.execute("CREATE TEMPORARY TABLE weight (n INT) ENGINE=InnoDB")
+            await cur.execute("INSERT INTO weight SELECT seq FROM seq_1_to_2000")
+            saving = asyncio.create_task(update_user(db, user_id, actor=SYSTEM, full_name="Dana Pop"))
+            await asyncio.sleep(0.5)  # the save has the admin lock and waits for the row
+            assert not saving.done()
+            await cur.execute("SELECT name FROM permissions WHERE name IN (%s, %s) FOR UPDATE",
+                              ADMIN_PERMISSIONS)
+            await other.rollback()
+        account = await saving
+    finally:
+        other.close()
+    assert account.full_name == "Dana Pop"
+    assert db.stats().reruns == 1  # it lost once, and ran again
+    async with db.transaction() as cur:
+        await cur.execute("SELECT full_name FROM users WHERE id = %s", (user_id,))
+        assert await cur.fetchone() == ("Dana Pop",)
+        await cur.execute(
+            "SELECT after_value FROM audit_log WHERE action = 'user.update' AND target = 'dana'")
+        assert [json.loads(after) for (after,) in await cur.fetchall()] == [{"full_name": "Dana Pop"}]

@@ -43,3 +43,12 @@ def test_plant_day_runs_both_phases_and_reports_every_figure() -> None:
     assert "ratio: scan p99 with exports / without =" in report
     assert "app resident memory:" in report and "/healthz slowest answer in the whole run:" in report
     assert "exports: " in report and "errors: 0" in report
+
+
+def test_replica_reads_runs_its_three_phases_and_the_replica_serves() -> None:
+    report = run_bench("bench/replica_reads.py", "--seconds", "2", "--scans", "2000", "--readers", "2")
+    lines = {line.split("  ")[0]: line for line in report.splitlines() if "reads/s" in line}
+    assert set(lines) == {"primary only", "with the replica", "replica lagging (SQL thread stopped)"}
+    assert all("not 200: none" in line for line in lines.values())
+    assert "served: {'reads': " in lines["with the replica"]
+    assert "served: {'lagging': " in lines["replica lagging (SQL thread stopped)"]

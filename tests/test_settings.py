@@ -106,6 +106,11 @@ def test_unix_socket_url_round_trips() -> None:
         ({"QUALITY_EXPORTS_PER_USER": "0"}, "QUALITY_EXPORTS_PER_USER"),
         ({"QUALITY_EXPORTS_PER_PROCESS": "many"}, "QUALITY_EXPORTS_PER_PROCESS"),
         ({"QUALITY_EXPORTS_PER_USER": "5", "QUALITY_EXPORTS_PER_PROCESS": "4"}, "QUALITY_EXPORTS_PER_USER"),
+        ({"QUALITY_REPLICA_URL": "mysql://u:p@replica/db"}, "QUALITY_REPLICA_URL needs QUALITY_DATABASE_URL"),
+        ({"QUALITY_DATABASE_URL": "mysql://u:p@h/db", "QUALITY_SECRET_KEY": "k" * 20,
+          "QUALITY_REPLICA_URL": "mysql://u:p@replica/db?sslmode=on"}, "QUALITY_REPLICA_URL is not usable"),
+        ({"QUALITY_REPLICA_MAX_LAG": "soon"}, "QUALITY_REPLICA_MAX_LAG"),
+        ({"QUALITY_REPLICA_MAX_LAG": "0"}, "QUALITY_REPLICA_MAX_LAG"),
     ],
 )
 def test_bad_values_name_the_setting(env: dict[str, str], named: str) -> None:
@@ -128,6 +133,19 @@ def test_tls_options_parse_and_round_trip(certs: dict[str, Path]) -> None:
         "verify-full", str(certs["ca"]), str(certs["server"]), str(certs["key"]))
     assert DatabaseURL.parse(url.as_url()) == url
     assert "ssl" not in DatabaseURL.parse("mysql://u:p@h/q").connect_kwargs()
+
+
+def test_a_replica_url_takes_the_same_options_tls_included(certs: dict[str, Path]) -> None:
+    settings = load_settings({
+        "QUALITY_DATABASE_URL": "mysql://u:p@primary.plant/q", "QUALITY_SECRET_KEY": "k" * 20,
+        "QUALITY_REPLICA_URL": f"mysql://r:p@replica.plant:3307/q?ssl=verify-full&ssl_ca={certs['ca']}",
+        "QUALITY_REPLICA_MAX_LAG": "2.5",
+    })
+    assert settings.replica_url == DatabaseURL("r", "p", "q", "replica.plant", 3307, ssl="verify-full",
+                                               ssl_ca=str(certs["ca"]))
+    assert settings.replica_url.connect_kwargs()["ssl"].check_hostname
+    assert settings.replica_max_lag == 2.5
+    assert load_settings({}, env_file=None).replica_url is None
 
 
 @pytest.mark.parametrize(

@@ -34,7 +34,10 @@ async def healthz(request: Request) -> Response:
     still answers while refusing every table (1047). Anyone may
     ask; only an operator (`_trusted`) is told more than ok/unavailable: why
     (`busy`: no connection free, `unreachable`: connect or query failed, `slow`:
-    no answer in time), whether connections are encrypted and the pool's use.
+    no answer in time), whether connections are encrypted and the pool's use,
+    and, with a read replica, whether it answers, its lag and the reads it
+    served against those the primary answered instead. The replica never
+    makes the answer 503: without it the primary answers every read.
     What went wrong in detail goes to the log, never to the caller."""
     db = services(request).db
     try:
@@ -51,10 +54,16 @@ async def healthz(request: Request) -> Response:
     if not _trusted(request):
         return JSONResponse({"status": "ok"})
     stats = db.stats()
-    return JSONResponse(
-        {"status": "ok", "database": "reachable", "encrypted": db.encrypted,
-         "pool": {"size": stats.size, "in_use": stats.in_use, "max": stats.maxsize}}
-    )
+    body = {"status": "ok", "database": "reachable", "encrypted": db.encrypted,
+            "pool": {"size": stats.size, "in_use": stats.in_use, "max": stats.maxsize}}
+    if (replica := db.replica) is not None:
+        body["replica"] = {
+            "reachable": replica.reachable, "encrypted": replica.pool.encrypted,
+            "lag_seconds": None if replica.lag is None else round(replica.lag, 3),
+            "max_lag_seconds": replica.max_lag,
+            "reads": replica.served, "fallbacks": dict(replica.fallbacks),
+        }
+    return JSONResponse(body)
 
 
 @guard(PUBLIC)

@@ -135,8 +135,7 @@ async def save_matrix(request: Request) -> Response:
     form = await request.form()
     try:
         wanted = _wanted(form, _role_ids(form))
-        async with changing(services(request).db, Actor.of(request)) as (cur, grantor):
-            await _apply(cur, grantor, wanted)
+        await changing(services(request).db, Actor.of(request), _apply, wanted)
     except Refused as exc:
         return await _page(request, 422, matrix_error=exc.args[0])
     except NotDelegable as exc:
@@ -151,9 +150,8 @@ async def save_row(request: Request) -> Response:
     status, error, changed = 200, None, ([], [])
     try:
         wanted = _wanted(form, [role_id])
-        async with changing(services(request).db, Actor.of(request)) as (cur, grantor):
-            await _role_or_404(cur, role_id)
-            changed = (await _apply(cur, grantor, wanted)).get(role_id, changed)
+        changed = (await changing(services(request).db, Actor.of(request), _apply_to_role, role_id,
+                                  wanted)).get(role_id, changed)
     except Refused as exc:
         status, error = 422, exc.args[0]
     except NotDelegable as exc:
@@ -166,6 +164,12 @@ async def save_row(request: Request) -> Response:
     context = {"role": role, "permissions": PERMISSIONS, "changeable": _changeable(grantor),
                "row_error": error, "row_changed": changed}
     return render(request, TEMPLATE, context, block="role_row", status_code=status)
+
+
+async def _apply_to_role(cur: Cursor, grantor: Grantor, role_id: int, wanted: dict[int, frozenset[str]]
+                         ) -> dict[int, tuple[list[str], list[str]]]:
+    await _role_or_404(cur, role_id)
+    return await _apply(cur, grantor, wanted)
 
 
 async def _role_or_404(cur: Cursor, role_id: int) -> tuple[str, str]:
@@ -199,16 +203,8 @@ async def rename(request: Request) -> Response:
     if checked.ok:
         name = checked.values["name"]
         try:
-            async with changing(services(request).db, Actor.of(request)) as (cur, grantor):
-                old, _description = await _role_or_404(cur, role_id)
-                if name != old:
-                    grantor.check_role_kept(old, (await role_table.permissions_by_name(cur))[old],
-                                            Attempt("role.rename", old, {"name": old}, {"name": name}))
-                if name != old and await role_table.name_taken(cur, name):
-                    checked.errors["name"] = lazy("A role with this name exists already.")
-                elif name != old:
-                    await role_table.rename(cur, role_id, name)
-                    await audit.record(cur, grantor.actor, "role.rename", old, {"name": old}, {"name": name})
+            if not await changing(services(request).db, Actor.of(request), _rename, role_id, name):
+                checked.errors["name"] = lazy("A role with this name exists already.")
         except NotDelegable as exc:
             return await _page(request, 403, rename={role_id: (name, exc.args[0])})
     else:
@@ -219,20 +215,40 @@ async def rename(request: Request) -> Response:
     return await _page(request, 422, rename={role_id: (checked.values["name"], checked.errors["name"])})
 
 
+async def _rename(cur: Cursor, grantor: Grantor, role_id: int, name: str) -> bool:
+    """Rename a role (run inside `changing`); False when another role has the name."""
+    old, _description = await _role_or_404(cur, role_id)
+    if name == old:
+        return True
+    grantor.check_role_kept(old, (await role_table.permissions_by_name(cur))[old],
+                            Attempt("role.rename", old, {"name": old}, {"name": name}))
+    if await role_table.name_taken(cur, name):
+        return False
+    await role_table.rename(cur, role_id, name)
+    await audit.record(cur, grantor.actor, "role.rename", old, {"name": old}, {"name": name})
+    return True
+
+
+async def _delete(cur: Cursor, grantor: Grantor, role_id: int) -> tuple[str, int]:
+    """Delete a role unless it is given (run inside `changing`): its name and
+    how many users have it (0: deleted)."""
+    name, description = await _role_or_404(cur, role_id)
+    permissions = sorted((await role_table.permissions_by_name(cur))[name])
+    was = {"name": name, "description": description, "permissions": permissions}
+    grantor.check_role_kept(name, permissions, Attempt("role.delete", name, was, None))
+    users = await role_table.delete_unless_given(cur, role_id)
+    if not users:
+        await audit.record(cur, grantor.actor, "role.delete", name, was, None)
+    return name, users
+
+
 @guard("admin.roles")
 async def delete(request: Request) -> Response:
     role_id = request.path_params["role_id"]
     try:
-        async with changing(services(request).db, Actor.of(request)) as (cur, grantor):
-            name, description = await _role_or_404(cur, role_id)
-            permissions = sorted((await role_table.permissions_by_name(cur))[name])
-            was = {"name": name, "description": description, "permissions": permissions}
-            grantor.check_role_kept(name, permissions, Attempt("role.delete", name, was, None))
-            users = await role_table.delete_unless_given(cur, role_id)
-            if not users:
-                await audit.record(cur, grantor.actor, "role.delete", name, was, None)
+        name, users = await changing(services(request).db, Actor.of(request), _delete, role_id)
     except NotDelegable as exc:
-        return await _page(request, 403, rename={role_id: (name, exc.args[0])})
+        return await _page(request, 403, rename={role_id: (exc.attempt.target, exc.args[0])})
     if users:
         message = lazy("This role is given to at least one user; move them to another role first.")
         return await _page(request, 422, rename={role_id: (name, message)})

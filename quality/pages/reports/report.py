@@ -26,7 +26,7 @@ from typing import NamedTuple
 from urllib.parse import urlencode
 
 from quality.clock import to_plant, utc_now
-from quality.db import Database, DatabaseUnavailable
+from quality.db import Cursor, Database, DatabaseUnavailable
 from quality.defects import names as defect_names
 from quality.i18n import count, percent
 from quality.scan_filter import ScanFilter
@@ -64,9 +64,11 @@ def report_filter(scan_filter: ScanFilter, now: datetime) -> ScanFilter:
     return replace(scan_filter, start=start, end=end)
 
 
-async def build(db: Database, scan_filter: ScanFilter, now: datetime | None = None) -> Report:
+async def build(db: Database, scan_filter: ScanFilter, now: datetime | None = None, *,
+                written_at: float | None = None) -> Report:
     """The report's figures, read on two connections at once, in the pool's
-    bulk lane: days and shifts (hour rows folded into shifts in Python), then
+    bulk lane (of the read replica while it keeps up: `Database.read`, with
+    `written_at` as there): days and shifts (hour rows folded into shifts in Python), then
     operators and the defect names on one; orders (ranked, then the top ones'
     defects) on the other.
     Nothing is lost by that: transactions are READ COMMITTED, so each statement
@@ -77,8 +79,10 @@ async def build(db: Database, scan_filter: ScanFilter, now: datetime | None = No
     assert shifts is not None and scan_filter.start is not None and scan_filter.end is not None
     try:
         async with asyncio.TaskGroup() as tasks:
-            shifts_and_operators = tasks.create_task(_by_shift_and_operator(db, scan_filter, now))
-            orders = tasks.create_task(_by_order(db, scan_filter, now))
+            shifts_and_operators = tasks.create_task(db.read(
+                _by_shift_and_operator, scan_filter, now, bulk=True, written_at=written_at))
+            orders = tasks.create_task(db.read(_by_order, scan_filter, now, bulk=True,
+                                               written_at=written_at))
     except* DatabaseUnavailable as unavailable:
         # The task group wraps it; unwrapped, it is the 503 any busy page gives.
         raise unavailable.exceptions[0] from None
@@ -98,21 +102,19 @@ async def build(db: Database, scan_filter: ScanFilter, now: datetime | None = No
                   by_shift, by_order, by_operator, by_defect, total)
 
 
-async def _by_shift_and_operator(db: Database, scan_filter: ScanFilter, now: datetime) -> tuple[
+async def _by_shift_and_operator(cur: Cursor, scan_filter: ScanFilter, now: datetime) -> tuple[
         dict[tuple[date, int], Figures], list[tuple[str, Figures]], dict[str, str]]:
     """Figures per production day and shift, the top operators, the defect codes' names."""
-    async with db.bulk.transaction() as cur:
-        by_shift = await aggregate(cur, Question.per_shift(scan_filter), now)
-        by_operator = rank(await aggregate(cur, Question.per(scan_filter, "operator"), now))[:TOP]
-        return by_shift, by_operator, await defect_names(cur)
+    by_shift = await aggregate(cur, Question.per_shift(scan_filter), now)
+    by_operator = rank(await aggregate(cur, Question.per(scan_filter, "operator"), now))[:TOP]
+    return by_shift, by_operator, await defect_names(cur)
 
 
-async def _by_order(db: Database, scan_filter: ScanFilter, now: datetime) -> list[tuple[str, Figures]]:
+async def _by_order(cur: Cursor, scan_filter: ScanFilter, now: datetime) -> list[tuple[str, Figures]]:
     """The top orders. Orders are many: they are ranked without defects (in SQL),
     then the defects of the top ones read."""
-    async with db.bulk.transaction() as cur:
-        by_order = list((await aggregate(cur, Question.ranked(scan_filter, "order", TOP), now)).items())
-        top = await aggregate(cur, Question.per(scan_filter, "order", [order for order, _ in by_order]), now)
+    by_order = list((await aggregate(cur, Question.ranked(scan_filter, "order", TOP), now)).items())
+    top = await aggregate(cur, Question.per(scan_filter, "order", [order for order, _ in by_order]), now)
     for order, figures in by_order:
         figures.defects = top[order].defects
     return by_order

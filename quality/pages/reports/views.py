@@ -11,6 +11,7 @@ from quality.clock import utc_now
 from quality.http.language import request_language
 from quality.http.render import render
 from quality.http.services import services
+from quality.http.writes import written_at
 from quality.i18n import lazy, translator
 from quality.pages.reports import charts
 from quality.pages.reports.report import Links, build, group_rows, local_stamp, report_filter, shift_rows
@@ -27,7 +28,7 @@ async def page(request: Request) -> Response:
     if listing.ok:
         _check_span(listing, report_filter(listing.filter, utc_now()))
     if listing.ok:
-        report = await build(services(request).db, listing.filter)
+        report = await build(services(request).db, listing.filter, written_at=written_at(request))
         links = Links(report)
         language = request_language(request, services(request).settings.language)
         context.update({

@@ -34,6 +34,7 @@ from quality.http.errors import error_page
 from quality.http.language import request_language
 from quality.http.services import services
 from quality.http.slots import Slot
+from quality.http.writes import written_at
 from quality.i18n import lazy, lazy_plural, translator
 from quality.pages.scan_list.queries import Raw, all_rows, scan_row
 from quality.pages.scan_list.xlsx import SHEET_ROWS, Cell, WorkbookStream
@@ -161,7 +162,7 @@ async def _export(request: Request, chunks: Chunks, media_type: str, extension: 
     slot = exporter.slots.take(user_id)
     if slot is None:
         return _too_many(request, exporter.slots.per_user if exporter.slots.user_full(user_id) else None)
-    batches = all_rows(services(request).db, listing.filter)
+    batches = all_rows(services(request).db, listing.filter, written_at=written_at(request))
     try:
         # The first batch is read before answering, so a busy database is a
         # 503, not a truncated file.

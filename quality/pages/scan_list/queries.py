@@ -121,19 +121,20 @@ async def _select(cur: Cursor, scan_filter: ScanFilter, spans: list[Span] | None
     return await cur.fetchall()
 
 
-async def all_rows(db: Database, scan_filter: ScanFilter,
-                   batch: int = EXPORT_BATCH) -> AsyncGenerator[list[Raw]]:
+async def all_rows(db: Database, scan_filter: ScanFilter, batch: int = EXPORT_BATCH, *,
+                   written_at: float | None = None) -> AsyncGenerator[list[Raw]]:
     """Every filtered row as read (`scan_row` makes it a ScanRow: the exports
     do that on their own thread, not on the event loop), newest first, in
     batches: each batch is its own short transaction in the pool's bulk lane,
     so no connection is held while the client reads, and however many exports
     run, they hold at most the lane's share of the connections. The next batch
-    is read while the caller works on this one."""
+    is read while the caller works on this one. Each batch is read on the
+    replica while it keeps up (`Database.read`; `written_at` as there)."""
     spans = scan_filter.time_spans(utc_now())
 
     async def read(before: PageKey | None) -> list[Raw]:
-        async with db.bulk.transaction() as cur:
-            return await _seek(cur, scan_filter, spans, before, False, batch)
+        return await db.read(_seek, scan_filter, spans, before, False, batch, bulk=True,
+                             written_at=written_at)
 
     reading = asyncio.ensure_future(read(None))
     try:

@@ -14,6 +14,7 @@ from quality.http.errors import error_page
 from quality.http.language import request_language
 from quality.http.render import render
 from quality.http.services import services
+from quality.http.writes import written_at
 from quality.i18n import lazy
 from quality.pages.scan_list import export
 from quality.pages.scan_list.queries import fetch_page, totals
@@ -39,10 +40,14 @@ async def page(request: Request) -> Response:
         "shift_labels": listing.filter.shifts.labels() if listing.filter.shifts else [],
         "page": None,
     }
-    if listing.ok:
+    if listing.ok and listing.before is None and listing.after is None:
+        # The live first page, which new scans join as they come: the primary.
         async with services(request).db.transaction() as cur:
-            context["page"] = await fetch_page(cur, listing.filter, before=listing.before,
-                                               after=listing.after)
+            context["page"] = await fetch_page(cur, listing.filter)
+    elif listing.ok:  # a page further on: the replica may answer
+        context["page"] = await services(request).db.read(
+            fetch_page, listing.filter, before=listing.before, after=listing.after,
+            written_at=written_at(request))
     # A history restore after a back/forward wants the whole page, not the block.
     block = None if request.headers.get("hx-history-restore-request") else "list_view"
     # The address bar gets the filter without its empty fields: short enough to share.
@@ -57,9 +62,10 @@ async def totals_fragment(request: Request) -> Response:
     listing = _listing(request)
     if not listing.ok:
         return error_page(request, 400, lazy("The filter is not valid."))
-    # A long filter's totals read many rows: in the bulk lane, with exports and reports.
-    async with services(request).db.bulk.transaction() as cur:
-        counted = await totals(cur, listing.filter)
+    # A long filter's totals read many rows: in the bulk lane, with exports and
+    # reports, on the replica when it keeps up.
+    counted = await services(request).db.read(totals, listing.filter, bulk=True,
+                                              written_at=written_at(request))
     return render(request, "scan_list/_totals.html", {"totals": counted, "filter": listing.filter})
 
 
