@@ -7,7 +7,8 @@ saved by the same rules as a scan at a station.
    each row is checked as the scan form checks a scan (`scan_fields`), plus its
    station, time and order, and a bad row is rejected with its row number,
    column and reason while the rest go on.
-2. The rows are sorted by time, so each piece's scans are saved oldest first: a
+2. The rows are sorted by time, so each piece's scans are saved oldest first
+   (within one second, as the file's order runs: `read_file`): a
    scan of a piece already scanned is a re-scan, as at a station, and the piece's
    verdict and its order's counts end as its newest scan's.
 3. Batch by batch, one read finds which rows are stored already, by the natural
@@ -151,9 +152,11 @@ def read_file(path: Path, codes: CodePatterns, timezone: ZoneInfo, now: datetime
         (rows if isinstance(checked, Row) else rejected).append(checked)
     if not total:
         raise ImportFileError(f"{path} holds no scans, only its header")
-    # Stable: scans of a piece within one second keep the file's order, except
-    # that a row marked as a re-scan comes after one that is not.
-    rows.sort(key=lambda row: (row.at, row.marked_rescan))
+    # Scans of a piece within one second: a row marked as a re-scan after one
+    # that is not, else in the file's order read the way its times run (the
+    # export lists the newest first).
+    newest_first = len(rows) > 1 and rows[0].at > rows[-1].at
+    rows.sort(key=lambda row: (row.at, row.marked_rescan, -row.number if newest_first else row.number))
     return Parsed({name: text for name, (_, text) in header.items()}, rows, rejected, total)
 
 
@@ -236,10 +239,10 @@ def _time(text: str, timezone: ZoneInfo) -> datetime | LazyText:
     if at.tzinfo is None:
         local = at.replace(tzinfo=timezone)
         earlier, later = to_utc(local), to_utc(local.replace(fold=1))
-        if earlier != later:
-            return lazy("The plant's clocks showed this time twice (a DST change): give its UTC offset.")
         if to_plant(earlier, timezone).replace(tzinfo=None) != at:
             return lazy("The plant's clocks skipped this time (a DST change): give its UTC offset.")
+        if earlier != later:
+            return lazy("The plant's clocks showed this time twice (a DST change): give its UTC offset.")
         at = local
     utc = to_utc(at).replace(microsecond=0)
     if not in_calendar(utc.date()):
