@@ -163,10 +163,10 @@ def _local_secret(data_dir: Path) -> str:
 
 
 @asynccontextmanager
-async def _database(settings: Settings) -> AsyncIterator[Database]:
+async def _database(settings: Settings, connections: int = 2) -> AsyncIterator[Database]:
     assert settings.database_url is not None
     db = Database(
-        settings.database_url.connect_kwargs(), minsize=0, maxsize=2,
+        settings.database_url.connect_kwargs(), minsize=0, maxsize=connections,
         timeout=settings.pool_timeout, query_timeout=settings.query_timeout,
     )
     try:
@@ -175,11 +175,12 @@ async def _database(settings: Settings) -> AsyncIterator[Database]:
         await db.close()
 
 
-def _run_with_database(settings: Settings, work: Callable[[Database], Awaitable[None]]) -> None:
+def _run_with_database(settings: Settings, work: Callable[[Database], Awaitable[None]],
+                       connections: int = 2) -> None:
     settings, local = _with_database(settings)
 
     async def run() -> None:
-        async with _database(settings) as db:
+        async with _database(settings, connections) as db:
             await work(db)
 
     try:
@@ -375,7 +376,8 @@ def _import(settings: Settings, args: argparse.Namespace) -> None:
         print(scan_import.describe(outcome, args.file.name, dry_run=args.dry_run))
 
     # Catching up the summaries after a large import may read for minutes.
-    _run_with_database(dataclasses.replace(settings, query_timeout=3600.0), work)
+    _run_with_database(dataclasses.replace(settings, query_timeout=3600.0), work,
+                       connections=scan_import.SAVERS)
 
 
 # -- demo data -------------------------------------------------------------------

@@ -16,7 +16,8 @@ saved by the same rules as a scan at a station.
    each piece's latest stored scan; a row older than that is rejected, since
    saving it would make an older scan the piece's latest. Each new row is then
    saved by `save_scan` (the stored routine record_scan) with its own time: one
-   definition of a save. record_scan commits each scan itself, so a row's
+   definition of a save. A piece's rows are saved one after another, several
+   pieces at once. record_scan commits each scan itself, so a row's
    transaction lasts milliseconds, and the summariser, which takes ids that
    stay uncommitted for 30 s as never coming, misses none; a batch that fails
    part-way is simply run again, its saved rows found stored by their key.
@@ -28,10 +29,12 @@ A dry run reads the same, decides the same, and saves nothing.
 
 from __future__ import annotations
 
+import asyncio
 import csv
 import hashlib
 import secrets
-from collections.abc import Callable, Iterator
+from collections import defaultdict
+from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -53,6 +56,7 @@ from quality.summary.writer import summarise_all
 
 IMPORT_USER = "import"  # the account imported scans are saved by
 BATCH = 1000
+SAVERS = 4  # pieces saved at once, each on a connection of its own
 
 # The export's columns by what the import calls them; the ones a scan needs first.
 _FIELDS = ("time", "station", "operator_code", "piece_code", "order", "checker1_code", "checker2_code",
@@ -288,8 +292,12 @@ async def run(db: Database, parsed: Parsed, shifts: Shifts, *, file_name: str, d
     for rows in _batches(parsed.rows, batch):
         async with db.transaction() as cur:
             stored = await _stored(cur, rows)
-        for row in rows:
-            await _one(db, row, stored, seen, outcome, active, parsed.header, shifts, user_id, dry_run)
+
+        async def save(piece_rows: list[Row], stored: _Stored = stored) -> None:
+            for row in piece_rows:
+                await _one(db, row, stored, seen, outcome, active, parsed.header, shifts, user_id, dry_run)
+
+        await _each_piece(rows, save)
         done += len(rows)
         if progress:
             progress(done, len(parsed.rows))
@@ -345,6 +353,21 @@ def describe(outcome: Outcome, file_name: str, *, dry_run: bool) -> str:
 
 def _no_such_defect() -> LazyText:
     return lazy("Not a defect code in use: the defect catalogue lacks it, or it is no longer active.")
+
+
+async def _each_piece(rows: list[Row], save: Callable[[list[Row]], Awaitable[None]]) -> None:
+    """`save` each piece's rows, in their order, `SAVERS` pieces at a time: each
+    save commits, and commits made together share the server's flush to disk."""
+    pieces: dict[Piece, list[Row]] = defaultdict(list)
+    for row in rows:
+        pieces[row.piece].append(row)
+    waiting = iter(pieces.values())
+
+    async def saver() -> None:
+        for piece_rows in waiting:
+            await save(piece_rows)
+
+    await asyncio.gather(*(saver() for _ in range(SAVERS)))
 
 
 def _batches(rows: list[Row], size: int) -> Iterator[list[Row]]:
