@@ -378,14 +378,17 @@ def _batches(rows: list[Row], size: int) -> Iterator[list[Row]]:
 async def _stored(cur: Cursor, rows: list[Row]) -> _Stored:
     """The stored scans of the batch's pieces (their keys), and each piece's latest scan's time."""
     pieces = sorted({row.scan.piece_code for row in rows})
-    marks = ", ".join(["%s"] * len(pieces))
-    await cur.execute("SELECT station, piece_code, created_at, defect_code, operator_code FROM scans"
-                      f" WHERE piece_code IN ({marks})", pieces)
-    keys = {(station, piece, at.replace(microsecond=0), defect, operator)
-            for station, piece, at, defect, operator in await cur.fetchall()}
-    await cur.execute("SELECT v.station, v.piece_code, s.created_at FROM piece_verdicts v"
-                      f" JOIN scans s ON s.id = v.last_scan_id WHERE v.piece_code IN ({marks})", pieces)
-    latest = {(station, piece): at.replace(microsecond=0) for station, piece, at in await cur.fetchall()}
+    # Walks scans by its piece index, and looks each verdict up by its key.
+    await cur.execute(
+        "SELECT s.station, s.piece_code, s.created_at, s.defect_code, s.operator_code, v.last_scan_id = s.id"
+        " FROM scans s LEFT JOIN piece_verdicts v ON v.station = s.station AND v.piece_code = s.piece_code"
+        f" WHERE s.piece_code IN ({', '.join(['%s'] * len(pieces))})", pieces)
+    keys: set[Key] = set()
+    latest: dict[Piece, datetime] = {}
+    for station, piece, at, defect, operator, is_latest in await cur.fetchall():
+        keys.add((station, piece, at.replace(microsecond=0), defect, operator))
+        if is_latest:
+            latest[station, piece] = at.replace(microsecond=0)
     return _Stored(keys, latest)
 
 

@@ -43,3 +43,10 @@ def test_plant_day_runs_both_phases_and_reports_every_figure() -> None:
     assert "ratio: scan p99 with exports / without =" in report
     assert "app resident memory:" in report and "/healthz slowest answer in the whole run:" in report
     assert "exports: " in report and "errors: 0" in report
+
+
+def test_import_bench_imports_the_file_and_then_finds_every_row_stored() -> None:
+    report = run_bench("bench/import_bench.py", "--rows", "600", "--batch", "100")
+    assert "import into an empty database:" in report and "rows/s" in report
+    assert "imported history.csv: 600 scans (" in report
+    assert "imported history.csv: 0 scans (0 re-scans), 600 duplicates" in report
