@@ -43,7 +43,7 @@ from zoneinfo import ZoneInfo
 from quality import audit
 from quality.accounts import create_user
 from quality.clock import in_calendar, to_plant, to_utc, utc_now
-from quality.codes import scan_fields
+from quality.codes import DEFECT, scan_fields
 from quality.db import Cursor, Database
 from quality.fields import validate
 from quality.i18n import LANGUAGES, LazyText, lazy, translator
@@ -206,6 +206,7 @@ def _row(number: int, values: list[str], header: dict[str, tuple[int, str]], cod
     """A row checked as the scan form checks a scan, plus its station, time and order."""
     cells = {column: from_text(values[position]) if position < len(values) else ""
              for column, (position, _) in header.items()}
+    cells["defect_code"] = _leading_zeros(cells["defect_code"])
 
     def rejected(column: str, reason: str) -> Rejected:
         return Rejected(number, header[column][1], reason)
@@ -230,6 +231,13 @@ def _row(number: int, values: list[str], header: dict[str, tuple[int, str]], cod
     scan = ScanInput(_submission(station, at, values_), values_["operator_code"], values_["piece_code"],
                      order, values_["checker1_code"], values_["checker2_code"], values_["defect_code"])
     return Row(number, station, at, scan, "rescan" in header and bool(cells["rescan"].strip()))
+
+
+def _leading_zeros(code: str) -> str:
+    """A defect code as the export wrote it, after a spreadsheet took it for a
+    number and saved it back without its leading zeros (000 as 0, 005 as 5)."""
+    code = code.strip()
+    return code.zfill(DEFECT.max_length) if code.isdigit() else code
 
 
 def _time(text: str, timezone: ZoneInfo) -> datetime | LazyText:

@@ -11,6 +11,7 @@ import io
 import os
 import pty
 import re
+import shutil
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -165,6 +166,46 @@ def test_export_imported_into_an_empty_database_gives_every_figure_again(
         assert state(url) == before
 
 
+def test_the_export_saved_back_by_a_spreadsheet_in_romanian_is_imported_as_it_was(
+        db_url: DatabaseURL, second_db_url: DatabaseURL, make_user: Any, tmp_path: Path) -> None:
+    assert shutil.which("soffice"), "LibreOffice is missing: run scripts/setup --test"
+    make_user("sef", "supervisor")
+
+    async def scans() -> None:
+        db = database_for(db_url)
+        try:
+            saves = [("quality", "-0001", "104"), ("quality", "-0002", "000"), ("fg", "-0001", "000"),
+                     ("quality", "-0001", "000"), ("quality", "-0003", "201"), ("fg", "-0001", "105")]
+            for minutes, (station, piece, defect) in enumerate(saves):
+                await save_scan(db, station, scan_input("CP00000777" + piece, defect), 1, PLANT_SHIFTS,
+                                at=utc_now() - timedelta(minutes=60 - minutes))
+            await summarise_all(db, PLANT_SHIFTS, utc_now() + timedelta(hours=1))
+        finally:
+            await db.close()
+
+    run_async(scans())
+    run_async(execute(db_url, "UPDATE users SET language = 'ro' WHERE username = 'sef'"))
+    with TestClient(create_app(plant_settings(db_url)), client=("127.0.0.1", 50000)) as client:
+        login(client, "sef")
+        export = client.get("/scans/export.csv")
+    assert export.status_code == 200 and export.text.startswith("\ufeffOra,Post,")
+    (tmp_path / "export").mkdir()
+    exported = tmp_path / "export" / "scanari.csv"
+    exported.write_bytes(export.content)
+    # Opened in a spreadsheet and saved again as CSV with semicolons, as a Romanian locale does.
+    subprocess.run(["soffice", f"-env:UserInstallation={(tmp_path / 'profile').as_uri()}", "--headless",
+                    "--infilter=CSV:44,34,76,1", "--convert-to", "csv:Text - txt - csv (StarCalc):59,34,76,1",
+                    "--outdir", str(tmp_path), str(exported)], check=True, timeout=240, capture_output=True)
+    saved_back = (tmp_path / "scanari.csv").read_text(encoding="utf-8")
+    assert saved_back.startswith('"Ora";"Post";') and ";0;" in saved_back  # 000 became the number 0
+
+    done = quality(second_db_url, "import", str(tmp_path / "scanari.csv"))
+    assert done.returncode == 0, done.stderr
+    assert "6 scans (2 re-scans)" in done.stdout and "0 rows rejected" in done.stdout
+    run_async(_summarise(second_db_url))
+    assert state(second_db_url) == state(db_url)
+
+
 async def _summarise(url: DatabaseURL) -> None:
     db = database_for(url)
     try:
@@ -282,7 +323,7 @@ def test_a_dry_run_reports_what_the_import_would_do_and_changes_nothing(
         row("2026-11-03 10:30:00", "CP00000004-0002", "104"),
         row("2026-11-03 10:40:00", "CP00000004-0002", "000"),  # a re-scan of a piece earlier in the file
         row("2026-11-03 10:40:00", "CP00000004-0002", "000"),  # the row before, twice
-        row("2026-11-03 10:40:00", "CP00000004-0003", "9"),
+        row("2026-11-03 10:40:00", "CP00000004-0003", "9X"),
     ])
     before = state(db_url, WHOLE_STATE)
     dry = quality(db_url, "import", str(file), "--dry-run")
