@@ -32,6 +32,7 @@ from __future__ import annotations
 import asyncio
 import csv
 import hashlib
+import io
 import secrets
 from collections import defaultdict
 from collections.abc import Awaitable, Callable, Iterator
@@ -136,24 +137,28 @@ def read_file(path: Path, codes: CodePatterns, timezone: ZoneInfo, now: datetime
     except UnicodeDecodeError as exc:
         raise ImportFileError(f"{path} is not UTF-8 text (byte {exc.start + 1} is not); "
                               "save it as CSV UTF-8") from None
-    lines = text.splitlines(keepends=True)
-    if not any(line.strip() for line in lines):
+    first = next((line for line in text.splitlines() if line.strip()), None)
+    if first is None:
         raise ImportFileError(f"{path} is empty: it needs a header row and a row per scan")
-    first = next(line for line in lines if line.strip())
-    delimiter = max(_DELIMITERS, key=first.count)
-    reader = csv.reader(lines, delimiter=delimiter)
-    header = _header(path, next(reader))
+    # A cell may hold a line break: the reader, not splitlines, ends the rows.
+    reader = csv.reader(io.StringIO(text, newline=""), delimiter=max(_DELIMITERS, key=first.count))
+    # Numbered as a spreadsheet shows them: each record a row, blank ones too.
+    records = ((number, values) for number, values in enumerate(reader, start=1)
+               if any(value.strip() for value in values))
     stations = _station_names()
     limit = now or utc_now()
     rows: list[Row] = []
     rejected: list[Rejected] = []
     total = 0
-    for number, values in enumerate(reader, start=2):
-        if not any(value.strip() for value in values):
-            continue
-        total += 1
-        checked = _row(number, values, header, codes, timezone, stations, limit)
-        (rows if isinstance(checked, Row) else rejected).append(checked)
+    try:
+        header = _header(path, next(records)[1])
+        for number, values in records:
+            total += 1
+            checked = _row(number, values, header, codes, timezone, stations, limit)
+            (rows if isinstance(checked, Row) else rejected).append(checked)
+    except csv.Error as exc:
+        raise ImportFileError(f"{path} is not a CSV file the import can read (row {reader.line_num}:"
+                              f" {exc})") from None
     if not total:
         raise ImportFileError(f"{path} holds no scans, only its header")
     # Scans of a piece within one second: a row marked as a re-scan after one
@@ -212,7 +217,8 @@ def _row(number: int, values: list[str], header: dict[str, tuple[int, str]], cod
         return Rejected(number, header[column][1], reason)
 
     checked = validate(cells, scan_fields(codes))
-    for column, error in checked.errors.items():
+    if checked.errors:  # the first bad field of the row
+        column, error = next(iter(checked.errors.items()))
         return rejected(column, error)
     station = stations.get(_plain(cells["station"]))
     if station is None:
@@ -223,13 +229,13 @@ def _row(number: int, values: list[str], header: dict[str, tuple[int, str]], cod
         return rejected("time", at)
     if at > now:
         return rejected("time", lazy("Later than now: a scan cannot be made in the future."))
-    values_ = checked.values
-    order = values_["piece_code"][: codes.order_length]
+    valid = checked.values
+    order = valid["piece_code"][: codes.order_length]
     if "order" in header and cells["order"].strip() and cells["order"].strip().upper() != order:
         return rejected("order", lazy("Not the piece code's first %(length)s characters (%(order)s).",
                                       length=codes.order_length, order=order))
-    scan = ScanInput(_submission(station, at, values_), values_["operator_code"], values_["piece_code"],
-                     order, values_["checker1_code"], values_["checker2_code"], values_["defect_code"])
+    scan = ScanInput(_submission(station, at, valid), valid["operator_code"], valid["piece_code"],
+                     order, valid["checker1_code"], valid["checker2_code"], valid["defect_code"])
     return Row(number, station, at, scan, "rescan" in header and bool(cells["rescan"].strip()))
 
 

@@ -389,6 +389,8 @@ def test_a_spreadsheet_saved_back_in_romanian_with_semicolons_is_read(
      "quality: {path} lacks the column(s) Checker 1, Checker 2, Defect code; its first row must name the"
      " columns of the scan list's CSV export: Time, Station, Operator, Piece, Checker 1, Checker 2,"
      " Defect code"),
+    ((",".join(HEADER) + '\n"' + "a" * 200_000 + "\n").encode(),
+     "quality: {path} is not a CSV file the import can read (row 2: field larger than field limit (131072))"),
     # A spreadsheet's "CSV" in the Windows code page of Central Europe: ş is byte 0xBA.
     ((",".join(HEADER) + "\n2026-11-03 10:00:00,Calitate ş,OP01,CP00000007-0001,,OC01,OC02,000,,,\n")
      .encode("cp1250"), "quality: {path} is not UTF-8 text (byte 119 is not); save it as CSV UTF-8"),
