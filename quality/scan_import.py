@@ -19,8 +19,8 @@ saved by the same rules as a scan at a station.
    definition of a save. A piece's rows are saved one after another, several
    pieces at once. record_scan commits each scan itself, so a row's
    transaction lasts milliseconds, and the summariser, which takes ids that
-   stay uncommitted for 30 s as never coming, misses none; a batch that fails
-   part-way is simply run again, its saved rows found stored by their key.
+   stay uncommitted for 30 s as never coming, misses none; an import that
+   stops part-way is simply run again, its saved rows found stored by their key.
 4. The summaries are brought up to date, and the import is written to the
    audit log.
 

@@ -24,7 +24,7 @@ from starlette.testclient import TestClient
 
 from quality.accounts import create_user
 from quality.app import create_app
-from quality.clock import utc_now
+from quality.clock import to_plant, utc_now
 from quality.demo import fill
 from quality.localdb import LocalMariaDB
 from quality.scans.csv_columns import COLUMNS
@@ -41,7 +41,7 @@ from tests.conftest import (
     run_async,
     using,
 )
-from tests.test_scan_list import PLANT_SHIFTS, plant_settings
+from tests.test_scan_list import PLANT_SHIFTS, ZONE, plant_settings
 from tests.test_scans_store import scan_input
 
 HEADER = [str(column) for column in COLUMNS]
@@ -98,9 +98,9 @@ def second_db_url(mariadb: LocalMariaDB, migrated_template: Template) -> Iterato
 
 def figures_pages(settings: Settings, username: str) -> dict[str, str]:
     """The totals and report pages' figures as a supervisor sees them."""
-    today = utc_now().date()
+    today = to_plant(utc_now(), ZONE).date()
     pages = {"totals": "/scans/totals", "fg totals": "/scans/totals?station=fg",
-             "reports": f"/reports?from={today - timedelta(days=6)}&to={today}",
+             "reports": f"/reports?from={today - timedelta(days=7)}&to={today}",
              "one day": f"/reports?from={today - timedelta(days=2)}&to={today - timedelta(days=2)}"}
     with TestClient(create_app(settings), client=("127.0.0.1", 50000)) as client:
         login(client, username)
