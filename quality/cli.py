@@ -18,7 +18,7 @@ from pathlib import Path
 
 from asyncmy.errors import MySQLError
 
-from quality import audit, demo
+from quality import audit, demo, scan_import
 from quality.accounts import (
     AccountError,
     create_user,
@@ -115,6 +115,7 @@ def _parser() -> argparse.ArgumentParser:
     role.set_defaults(run=_user_role)
 
     _add_demo_data(commands)
+    _add_import(commands)
 
     localdb = commands.add_parser("localdb", help="the private local MariaDB").add_subparsers(
         required=True, metavar="ACTION"
@@ -162,10 +163,10 @@ def _local_secret(data_dir: Path) -> str:
 
 
 @asynccontextmanager
-async def _database(settings: Settings) -> AsyncIterator[Database]:
+async def _database(settings: Settings, connections: int = 2) -> AsyncIterator[Database]:
     assert settings.database_url is not None
     db = Database(
-        settings.database_url.connect_kwargs(), minsize=0, maxsize=2,
+        settings.database_url.connect_kwargs(), minsize=0, maxsize=connections,
         timeout=settings.pool_timeout, query_timeout=settings.query_timeout,
     )
     try:
@@ -174,11 +175,12 @@ async def _database(settings: Settings) -> AsyncIterator[Database]:
         await db.close()
 
 
-def _run_with_database(settings: Settings, work: Callable[[Database], Awaitable[None]]) -> None:
+def _run_with_database(settings: Settings, work: Callable[[Database], Awaitable[None]],
+                       connections: int = 2) -> None:
     settings, local = _with_database(settings)
 
     async def run() -> None:
-        async with _database(settings) as db:
+        async with _database(settings, connections) as db:
             await work(db)
 
     try:
@@ -334,6 +336,48 @@ def _localdb_status(settings: Settings, args: argparse.Namespace) -> None:
 def _localdb_stop(settings: Settings, args: argparse.Namespace) -> None:
     LocalMariaDB(settings.data_dir).stop()
     print("quality: local MariaDB stopped")
+
+
+# -- import ----------------------------------------------------------------------
+
+
+def _add_import(commands: argparse._SubParsersAction) -> None:
+    command = commands.add_parser(
+        "import", help="save a plant's scans from a CSV file with the columns of the scan list's CSV export")
+    command.add_argument("file", type=Path, help="the CSV file (UTF-8; the export's columns, see README)")
+    command.add_argument("--dry-run", action="store_true",
+                         help="report what the import would do, and change nothing")
+    command.add_argument("--batch", type=_positive, default=scan_import.BATCH,
+                         help=f"rows looked up at once (default: {scan_import.BATCH})")
+    command.set_defaults(run=_import)
+
+
+def _import(settings: Settings, args: argparse.Namespace) -> None:
+    # The whole file is checked before the database is touched: a bad file changes nothing.
+    try:
+        parsed = scan_import.read_file(args.file, settings.codes, settings.timezone)
+    except scan_import.ImportFileError as exc:
+        raise CommandError(str(exc)) from None
+    shifts = Shifts.of_plant(settings)
+    terminal = sys.stderr.isatty()
+
+    def progress(done: int, total: int) -> None:
+        print(demo.describe_progress(done, total), end="", file=sys.stderr, flush=True)
+
+    async def work(db: Database) -> None:
+        await _require_current_schema(db)
+        outcome = await scan_import.run(db, parsed, shifts, file_name=args.file.name, dry_run=args.dry_run,
+                                        batch=args.batch, progress=progress if terminal else None)
+        if terminal:
+            print(file=sys.stderr)
+        for rejected in outcome.rejected:
+            print(f"quality: {args.file.name} row {rejected.number}, {rejected.column}: {rejected.reason}",
+                  file=sys.stderr)
+        print(scan_import.describe(outcome, args.file.name, dry_run=args.dry_run))
+
+    # Catching up the summaries after a large import may read for minutes.
+    _run_with_database(dataclasses.replace(settings, query_timeout=3600.0), work,
+                       connections=scan_import.SAVERS)
 
 
 # -- demo data -------------------------------------------------------------------

@@ -53,3 +53,16 @@ PIECE = Code("piece", "piece_code", lazy("Piece code"), "CP00012345-0001", 64)
 ORDER = Code("order", "order_code", lazy("Order"), "CP00012345", 32)
 CHECKER = Code("checker", "checker_code", lazy("Checker code"), "OC12", 32)
 DEFECT = Code("defect", "defect_code", lazy("Defect code"), "104", 3)
+
+
+@functools.cache
+def scan_fields(codes: CodePatterns) -> tuple[Field, ...]:
+    """A scan's fields as the scan form and `quality import` check them, built
+    once for these patterns (the settings never change in a process)."""
+    return (
+        OPERATOR.field(codes),
+        PIECE.field(codes),
+        CHECKER.field(codes, "checker1_code", label=lazy("Checker code 1")),
+        CHECKER.field(codes, "checker2_code", label=lazy("Checker code 2")),
+        DEFECT.field(codes, example=lazy("000 or 104")),
+    )

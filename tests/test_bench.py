@@ -52,3 +52,10 @@ def test_replica_reads_runs_its_three_phases_and_the_replica_serves() -> None:
     assert all("not 200: none" in line for line in lines.values())
     assert "served: {'reads': " in lines["with the replica"]
     assert "served: {'lagging': " in lines["replica lagging (SQL thread stopped)"]
+
+
+def test_import_bench_imports_the_file_and_then_finds_every_row_stored() -> None:
+    report = run_bench("bench/import_bench.py", "--rows", "600", "--batch", "100")
+    assert "import into an empty database:" in report and "rows/s" in report
+    assert "imported history.csv: 600 scans (" in report
+    assert "imported history.csv: 0 scans (0 re-scans), 600 duplicates" in report

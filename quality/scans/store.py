@@ -114,13 +114,15 @@ def saved_from_row(values: tuple) -> Saved:
 
 
 async def save_scan(db: Database, station: str, scan: ScanInput, user_id: int,
-                    shifts: Shifts) -> Saved:
+                    shifts: Shifts, at: datetime | None = None) -> Saved:
     """Save once per submission id; a repeat returns the first save's scan. A
     save that meets a deadlock or lock wait timeout is run again (`Database.run`);
-    one that meets a concurrent save of the same submission returns that save."""
+    one that meets a concurrent save of the same submission returns that save.
+    The scan is made now, unless `at` (naive UTC) says when: `quality import`
+    saves a plant's history by the same rules."""
     for _ in range(3):
         try:
-            return await _record_scan(db, station, scan, user_id, shifts)
+            return await _record_scan(db, station, scan, user_id, shifts, at or utc_now())
         except IntegrityError as exc:
             if error_code(exc) != DUPLICATE_KEY:
                 raise
@@ -135,8 +137,7 @@ async def save_scan(db: Database, station: str, scan: ScanInput, user_id: int,
 
 
 async def _record_scan(db: Database, station: str, scan: ScanInput, user_id: int,
-                       shifts: Shifts) -> Saved:
-    created_at = utc_now()
+                       shifts: Shifts, created_at: datetime) -> Saved:
     shift_start, shift_end = shifts.around(created_at)
     (scan_id, rescan, defect_name, approved, rejected,
      was_approved, was_code, was_name, operator_scans) = await db.run(

@@ -9,7 +9,8 @@ process, run a bounded number of exports at once; one more is a 429.
 
 CSV is opened by spreadsheet programs, which run a cell that starts like a
 formula: every text cell that could is written with OWASP's leading `'`. (XLSX
-cells are inline strings, never formulas.)
+cells are inline strings, never formulas.) The columns are defined with
+`quality import`, which reads this CSV back (quality/scans/csv_columns.py).
 """
 
 from __future__ import annotations
@@ -40,16 +41,12 @@ from quality.pages.scan_list.queries import Raw, all_rows, scan_row
 from quality.pages.scan_list.xlsx import SHEET_ROWS, Cell, WorkbookStream
 from quality.permissions import guard
 from quality.scan_filter import ScanFilter, read_filter
+from quality.scans.csv_columns import COLUMNS, as_text
 from quality.scans.store import ScanRow
 from quality.stations import STATIONS
 
-COLUMNS = (lazy("Time"), lazy("Station"), lazy("Operator"), lazy("Piece"), lazy("Order"),
-           lazy("Checker 1"), lazy("Checker 2"), lazy("Defect code"), lazy("Defect"), lazy("Verdict"),
-           lazy("Re-scan"))
 XLSX_TYPE = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
 RETRY_AFTER_SECONDS = 10
-# What a spreadsheet takes as the start of a formula (OWASP, CSV injection).
-_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 
 
 @dataclass(frozen=True)
@@ -87,12 +84,6 @@ def csv_values(row: ScanRow, timezone: ZoneInfo, words: Words) -> list[str]:
     then its text, none of which a spreadsheet would run."""
     return [_local_time(row, timezone).isoformat(timespec="seconds"),
             *(as_text(value) for value in _text_values(row, words))]
-
-
-def as_text(value: str) -> str:
-    """A value a spreadsheet would run as a formula, with the leading `'` that
-    makes it text (OWASP); any other value as it is."""
-    return "'" + value if value.startswith(_FORMULA_START) else value
 
 
 def _local_time(row: ScanRow, timezone: ZoneInfo) -> datetime:

@@ -1,31 +1,19 @@
-"""The scan form's fields (SPEC §5; the patterns are settings) and its validation."""
+"""The scan form's validation: its fields (SPEC §5; the patterns are settings) are
+`quality.codes.scan_fields`, which `quality import` checks its rows with too."""
 
 from __future__ import annotations
 
-import functools
 import re
 
 from starlette.datastructures import FormData
 
-from quality.codes import CHECKER, DEFECT, OPERATOR, PIECE
-from quality.fields import Field, Validated, validate
+from quality.codes import scan_fields
+from quality.fields import Validated, validate
 from quality.i18n import lazy
 from quality.scans.store import ScanInput
 from quality.settings import CodePatterns
 
 SUBMISSION_ID = re.compile(r"^[0-9a-f]{32}$")
-
-
-@functools.cache
-def scan_fields(codes: CodePatterns) -> tuple[Field, ...]:
-    """The fields for these patterns, built once (the settings never change in a process)."""
-    return (
-        OPERATOR.field(codes),
-        PIECE.field(codes),
-        CHECKER.field(codes, "checker1_code", label=lazy("Checker code 1")),
-        CHECKER.field(codes, "checker2_code", label=lazy("Checker code 2")),
-        DEFECT.field(codes, example=lazy("000 or 104")),
-    )
 
 
 def read_scan(form: FormData, codes: CodePatterns) -> tuple[Validated, ScanInput | None]:
