@@ -76,20 +76,17 @@ import math
 import random
 import ssl
 import time
-from collections import deque
+from collections import Counter, deque
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Concatenate, ParamSpec, TypeVar
+from typing import Any, Concatenate, ParamSpec, Protocol, TypeVar
 
 import asyncmy
 from asyncmy.constants import SERVER_STATUS
 from asyncmy.errors import MySQLError
 
 from quality.asyncmy_internals import last_server_status, stream_broken
-
-if TYPE_CHECKING:  # quality/replica.py imports this module
-    from quality.replica import Replica
 
 log = logging.getLogger(__name__)
 
@@ -121,6 +118,23 @@ SQL_MODE = "STRICT_TRANS_TABLES,ERROR_FOR_DIVISION_BY_ZERO,NO_ENGINE_SUBSTITUTIO
 CHARSET = "utf8mb4"
 COLLATION = "utf8mb4_unicode_ci"
 
+
+
+class ReadReplica(Protocol):
+    """What `Database.read` needs of a read replica (quality/replica.py has the
+    one kind; a protocol here because that module builds on this one)."""
+
+    pool: Database
+    served: int
+    fallbacks: Counter[str]
+
+    async def open(self) -> None: ...
+
+    async def close(self) -> None: ...
+
+    def why_not(self, written_at: float | None) -> str | None: ...
+
+    def failed(self, exc: BaseException) -> str: ...
 
 class DatabaseError(Exception):
     """Base of the errors this module raises instead of driver errors."""
@@ -436,7 +450,7 @@ class Database:
         # Exports, reports and list totals: at most this share of the connections.
         self.bulk = Lane(self, max(1, math.ceil(bulk_share * maxsize)))
         # A read replica of this database, if the plant has one (`read`).
-        self.replica: Replica | None = None
+        self.replica: ReadReplica | None = None
 
     # -- lifecycle ---------------------------------------------------------
 
