@@ -274,6 +274,7 @@ class Cursor:
         self._cursor = pooled.conn.cursor()
         self.sent = 0  # statements sent, failed ones included
         self.in_flight = False
+        self.snapshot = False  # a read-only transaction reading one consistent snapshot
 
     @property
     def lastrowid(self) -> int:
@@ -357,13 +358,13 @@ class Lane:
         self._in_use = self._waiting = self._timeouts = 0
 
     @asynccontextmanager
-    async def transaction(self) -> AsyncIterator[Cursor]:
+    async def transaction(self, *, snapshot: bool = False) -> AsyncIterator[Cursor]:
         """`Database.transaction()` for the lane's work."""
         started = time.monotonic()
         await self._enter()
         try:
             left = max(0.0, self._db.timeout - (time.monotonic() - started))
-            async with self._db.transaction(acquire_timeout=left) as cursor:
+            async with self._db.transaction(acquire_timeout=left, snapshot=snapshot) as cursor:
                 yield cursor
         finally:
             self._in_use -= 1
@@ -466,16 +467,26 @@ class Database:
     # -- the one way in --------------------------------------------------------
 
     @asynccontextmanager
-    async def transaction(self, acquire_timeout: float | None = None) -> AsyncIterator[Cursor]:
+    async def transaction(self, acquire_timeout: float | None = None, *,
+                          snapshot: bool = False) -> AsyncIterator[Cursor]:
         """Borrow a connection for one transaction: commit on success, roll back
         on any exception (cancellation included), always give it back.
 
         `acquire_timeout` shortens the wait for a free connection (the health check's).
+        With `snapshot`, the transaction is read-only and every statement in it
+        reads the one moment it began at (REPEATABLE READ, consistent snapshot):
+        a figure computed from several statements (quality.summary.aggregate)
+        sees no scan twice and none half-folded. The session's own READ
+        COMMITTED applies again to the connection's next transaction.
         """
         pooled = await self._acquire(self.timeout if acquire_timeout is None else acquire_timeout)
         cursor = Cursor(self, pooled)
         discard = False
         try:
+            if snapshot:
+                await cursor.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
+                await cursor.execute("START TRANSACTION WITH CONSISTENT SNAPSHOT, READ ONLY")
+                cursor.snapshot = True
             yield cursor
             if cursor.sent:
                 await self._commit(cursor)

@@ -68,9 +68,9 @@ async def build(db: Database, scan_filter: ScanFilter, now: datetime | None = No
     """The report's figures, read on two connections at once, in the pool's
     bulk lane: days and shifts (hour rows folded into shifts in Python), then
     operators and the defect names on one; orders (ranked, then the top ones'
-    defects) on the other.
-    Nothing is lost by that: transactions are READ COMMITTED, so each statement
-    reads its own moment anyway, and `aggregate` makes each answer exact on its own."""
+    defects) on the other. Each connection reads one snapshot, so the figures
+    on it (days, shifts and their total; operators; orders) are of one moment;
+    the two moments are a few milliseconds apart."""
     now = now or utc_now()
     scan_filter = report_filter(scan_filter, now)
     shifts = scan_filter.shifts
@@ -101,7 +101,7 @@ async def build(db: Database, scan_filter: ScanFilter, now: datetime | None = No
 async def _by_shift_and_operator(db: Database, scan_filter: ScanFilter, now: datetime) -> tuple[
         dict[tuple[date, int], Figures], list[tuple[str, Figures]], dict[str, str]]:
     """Figures per production day and shift, the top operators, the defect codes' names."""
-    async with db.bulk.transaction() as cur:
+    async with db.bulk.transaction(snapshot=True) as cur:
         by_shift = await aggregate(cur, Question.per_shift(scan_filter), now)
         by_operator = rank(await aggregate(cur, Question.per(scan_filter, "operator"), now))[:TOP]
         return by_shift, by_operator, await defect_names(cur)
@@ -110,7 +110,7 @@ async def _by_shift_and_operator(db: Database, scan_filter: ScanFilter, now: dat
 async def _by_order(db: Database, scan_filter: ScanFilter, now: datetime) -> list[tuple[str, Figures]]:
     """The top orders. Orders are many: they are ranked without defects (in SQL),
     then the defects of the top ones read."""
-    async with db.bulk.transaction() as cur:
+    async with db.bulk.transaction(snapshot=True) as cur:
         by_order = list((await aggregate(cur, Question.ranked(scan_filter, "order", TOP), now)).items())
         top = await aggregate(cur, Question.per(scan_filter, "order", [order for order, _ in by_order]), now)
     for order, figures in by_order:

@@ -57,8 +57,9 @@ async def totals_fragment(request: Request) -> Response:
     listing = _listing(request)
     if not listing.ok:
         return error_page(request, 400, lazy("The filter is not valid."))
-    # A long filter's totals read many rows: in the bulk lane, with exports and reports.
-    async with services(request).db.bulk.transaction() as cur:
+    # A long filter's totals read many rows: in the bulk lane, with exports and
+    # reports; in one snapshot, so its several statements read one moment.
+    async with services(request).db.bulk.transaction(snapshot=True) as cur:
         counted = await totals(cur, listing.filter)
     return render(request, "scan_list/_totals.html", {"totals": counted, "filter": listing.filter})
 

@@ -1,0 +1,163 @@
+"""The counters a save keeps (piece_verdicts, order_counts, operator_shift_scans,
+scans.is_rescan), set right from the scans for scans that reached the table
+other than through a save, and for `quality summary rebuild`.
+
+One definition throughout (issue 22): a piece's latest scan at a station is
+its scan of the highest id; a scan is a re-scan when the piece has one of a
+lower id; an order counts the pieces whose latest scan names it, by that
+scan's verdict. record_scan keeps them so (quality/routines/record_scan.sql);
+here each is derived again, under the same locks a save takes (the piece's
+row, then its orders'), so it is safe while the app saves: a save of the same
+piece waits, and applies its change on top of what is set here.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+
+from quality.db import Cursor, Database
+
+Piece = tuple[str, str]  # station, piece code
+Order = tuple[str, str]  # station, order code
+CHUNK = 2000  # pieces or orders compared a statement
+
+
+async def adopt(cur: Cursor, queued: list[int]) -> None:
+    """Set the counters right for the queued scans no save counted: a save sets
+    its piece's last_scan_id to its own id (or a later save's higher one), so a
+    scan above it came by an INSERT of its own (an import, a DBA's fix, demo
+    data before its counters were rebuilt)."""
+    marks = ", ".join(["%s"] * len(queued))
+    await cur.execute(
+        "SELECT s.station, s.piece_code, s.operator_code, s.created_at FROM scans s"
+        " LEFT JOIN piece_verdicts v ON v.station = s.station AND v.piece_code = s.piece_code"
+        f" WHERE s.id IN ({marks}) AND (v.last_scan_id IS NULL OR v.last_scan_id < s.id)", queued)
+    found = await cur.fetchall()
+    if not found:
+        return
+    orders = await settle_pieces(cur, {(station, piece) for station, piece, _, _ in found})
+    await settle_orders(cur, orders)
+    for station, _, operator, at in found:
+        # The counter of the scan's shift, under whichever shift settings made
+        # it, no longer holds what is stored: gone, it is counted again at the
+        # operator's next save or look (quality/scans/store.py operator_scans).
+        await cur.execute("DELETE FROM operator_shift_scans WHERE station = %s AND operator_code = %s"
+                          " AND shift_start <= %s AND shift_end > %s", (station, operator, at, at))
+
+
+async def settle_pieces(cur: Cursor, pieces: Iterable[Piece]) -> set[Order]:
+    """Each piece's verdict from its scan of the highest id, and its scans'
+    re-scan flags; returns the orders whose counts may have changed."""
+    orders: set[Order] = set()
+    for station, piece in sorted(pieces):
+        # Locked as record_scan locks it, before anything is read.
+        await cur.execute(
+            "INSERT INTO piece_verdicts (station, piece_code, order_code, approved, last_scan_id)"
+            " VALUES (%s, %s, '', FALSE, 0) ON DUPLICATE KEY UPDATE last_scan_id = last_scan_id",
+            (station, piece))
+        await cur.execute("SELECT order_code, last_scan_id FROM piece_verdicts"
+                          " WHERE station = %s AND piece_code = %s FOR UPDATE", (station, piece))
+        before_order, before_scan = await cur.fetchone()
+        await cur.execute("SELECT id, order_code, approved FROM scans WHERE piece_code = %s AND station = %s"
+                          " ORDER BY id DESC LIMIT 1", (piece, station))
+        latest = await cur.fetchone()
+        if before_scan:
+            orders.add((station, before_order))
+        if latest is None:  # its scans were deleted
+            await cur.execute("DELETE FROM piece_verdicts WHERE station = %s AND piece_code = %s",
+                              (station, piece))
+            continue
+        scan_id, order, approved = latest
+        orders.add((station, order))
+        await cur.execute(
+            "UPDATE piece_verdicts SET order_code = %s, approved = %s, last_scan_id = %s"
+            " WHERE station = %s AND piece_code = %s", (order, approved, scan_id, station, piece))
+        await cur.execute(
+            "UPDATE scans s"
+            " JOIN (SELECT MIN(id) AS first FROM scans WHERE piece_code = %s AND station = %s) f"
+            " SET s.is_rescan = (s.id <> f.first)"
+            " WHERE s.piece_code = %s AND s.station = %s AND s.is_rescan <> (s.id <> f.first)",
+            (piece, station, piece, station))
+    return orders
+
+
+async def settle_orders(cur: Cursor, orders: Iterable[Order]) -> None:
+    """Each order's approved and rejected pieces counted from piece_verdicts, its
+    row locked first: a save changing one of its pieces meanwhile waits, and
+    adds its change to the committed verdicts counted here."""
+    for station, order in sorted(orders):
+        await cur.execute("INSERT INTO order_counts (station, order_code, approved, rejected)"
+                          " VALUES (%s, %s, 0, 0) ON DUPLICATE KEY UPDATE approved = approved",
+                          (station, order))
+        await cur.execute("SELECT 1 FROM order_counts WHERE station = %s AND order_code = %s FOR UPDATE",
+                          (station, order))
+        await cur.fetchall()
+        await cur.execute(
+            "SELECT COALESCE(SUM(v.approved), 0), COALESCE(SUM(NOT v.approved), 0) FROM scans s"
+            " JOIN piece_verdicts v ON v.station = s.station AND v.piece_code = s.piece_code"
+            " AND v.last_scan_id = s.id WHERE s.order_code = %s AND s.station = %s", (order, station))
+        approved, rejected = await cur.fetchone()
+        await cur.execute("UPDATE order_counts SET approved = %s, rejected = %s"
+                          " WHERE station = %s AND order_code = %s", (approved, rejected, station, order))
+
+
+async def settle_all(db: Database, progress: Callable[[int, int], None] | None = None) -> tuple[int, int]:
+    """Compare every piece's and order's counters with the scans, a chunk a
+    transaction, and settle those that differ (under their locks, so a save
+    meanwhile is neither lost nor counted twice); then drop the operators'
+    shift counters, which count again from the scans at the next save or look.
+    Returns how many pieces and orders were set right; `progress` is told the
+    pieces compared and the pieces there are."""
+    async with db.transaction() as cur:
+        await cur.execute("SELECT COUNT(*) FROM piece_verdicts")
+        (total,) = await cur.fetchone()
+    after: tuple[str, int] = ("", 0)  # piece code, station's place in its ENUM (the index's order)
+    pieces = compared = 0
+    while True:
+        async with db.transaction() as cur:
+            # Each piece's highest and lowest scan ids, in ix_scans_piece's order,
+            # beside what piece_verdicts holds for it.
+            await cur.execute(
+                "SELECT g.station, g.piece_code, g.place,"
+                " v.last_scan_id IS NULL OR v.last_scan_id <> g.last OR v.approved <> l.approved"
+                " OR v.order_code <> l.order_code OR g.rescans <> g.scans - 1"
+                " FROM (SELECT station, station + 0 AS place, piece_code, MAX(id) AS last, COUNT(*) AS scans,"
+                "       SUM(is_rescan) AS rescans FROM scans WHERE (piece_code, station + 0) > (%s, %s)"
+                "       GROUP BY piece_code, station ORDER BY piece_code, station LIMIT %s) g"
+                " JOIN scans l ON l.id = g.last"
+                " LEFT JOIN piece_verdicts v ON v.station = g.station AND v.piece_code = g.piece_code"
+                " ORDER BY g.piece_code, g.place", (*after, CHUNK))
+            rows = await cur.fetchall()
+            if not rows:
+                break
+            wrong = {(station, piece) for station, piece, _, differs in rows if differs}
+            orders = await settle_pieces(cur, wrong)
+            await settle_orders(cur, orders)
+        pieces += len(wrong)
+        compared += len(rows)
+        after = (rows[-1][1], rows[-1][2])  # in the server's collation, as the next chunk compares
+        if progress:
+            progress(compared, max(total, compared))
+    orders = await _settle_order_counts(db)
+    async with db.transaction() as cur:
+        await cur.execute("DELETE FROM operator_shift_scans")
+    return pieces, orders
+
+
+async def _settle_order_counts(db: Database) -> int:
+    """Every order whose counts differ from its pieces' verdicts, settled."""
+    async with db.transaction() as cur:
+        await cur.execute(
+            "SELECT station, order_code, SUM(a), SUM(r), SUM(n) FROM ("
+            " SELECT v.station, v.order_code, CAST(v.approved AS SIGNED) AS a,"
+            "  CAST(NOT v.approved AS SIGNED) AS r, 0 AS n FROM piece_verdicts v"
+            " UNION ALL SELECT station, order_code, 0, 0, 1 FROM order_counts) t"
+            " GROUP BY station, order_code")
+        counted = {(station, order): (int(a), int(r)) for station, order, a, r, _ in await cur.fetchall()}
+        await cur.execute("SELECT station, order_code, approved, rejected FROM order_counts")
+        stored = {(station, order): (a, r) for station, order, a, r in await cur.fetchall()}
+    wrong = [order for order, figures in counted.items() if stored.get(order) != figures]
+    for first in range(0, len(wrong), CHUNK):
+        async with db.transaction() as cur:
+            await settle_orders(cur, wrong[first:first + CHUNK])
+    return len(wrong)
