@@ -9,7 +9,7 @@ import re
 import secrets
 from collections import Counter
 from collections.abc import Callable
-from datetime import UTC, date, datetime, timedelta
+from datetime import date, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -217,7 +217,8 @@ async def test_the_top_groups_count_what_the_partial_days_add(
     await insert_scans(db, [
         ("quality", secrets.token_bytes(16), "OP01", f"{order}-{10 * batch + n:04d}", order, "OC01", "OC02",
          "104", False, False, at + timedelta(minutes=n), user)
-        for order, batches in made.items() for batch, (at, count) in enumerate(batches) for n in range(count)])
+        for order, batches in made.items() for batch, (at, count) in enumerate(batches)
+        for n in range(count)])
     await summarise_all(db, UTC_SHIFTS)
     utc = Settings(**{**vars(settings), "timezone": ZoneInfo("UTC")})
     scan_filter = read_filter({"from": "2026-06-01T12:00", "to": "2026-06-04T00:00"}, utc).filter

@@ -9,7 +9,6 @@ from __future__ import annotations
 import dataclasses
 import logging
 from collections import Counter
-from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -25,10 +24,6 @@ from tests.test_scan_list import PLANT_SHIFTS, all_scans
 from tests.test_scans_store import scan_input
 
 FILLED = ("scan_hourly", "scan_daily_order", "scan_daily_operator", "scan_checker_hourly")
-
-
-def later() -> datetime:
-    return datetime.now(UTC).replace(tzinfo=None) + timedelta(hours=1)
 
 
 async def contents(db: Database, tables: tuple[str, ...]) -> dict[str, set[tuple]]:
@@ -48,7 +43,8 @@ async def fill_as_migration_0008(db: Database) -> None:
     filling = statements[[sql.startswith("SELECT") for sql in statements].index(True):]
     assert [sql.split()[0] for sql in filling] == ["SELECT"] + ["DELETE"] * 4 + ["INSERT"] * 4
     async with db.transaction() as cur:
-        await cur.execute("SELECT COALESCE(MAX(id), 0) FROM scans WHERE id NOT IN (SELECT scan_id FROM scan_queue)")
+        await cur.execute("SELECT COALESCE(MAX(id), 0) FROM scans"
+                          " WHERE id NOT IN (SELECT scan_id FROM scan_queue)")
         (folded,) = await cur.fetchone()
         await cur.execute("SELECT COUNT(*) FROM scan_queue WHERE scan_id < %s", (folded,))
         assert await cur.fetchone() == (0,)

@@ -25,8 +25,8 @@ read scan_shifts (whole shifts) and scan_hourly, its orders and operators the
 daily tables, checker totals scan_checker_hourly. Shifts are a setting, so
 scan_shifts holds one layout of them (`layout_of`), named in the database: the
 summariser keeps it for its own settings and rebuilds it from scan_hourly when
-it holds another; a report reads it only when it holds the report's layout up
-to the watermark, and scan_hourly otherwise.
+it holds another; a report reads it only when it holds the report's layout (and the shifts
+start on whole UTC hours), and scan_hourly otherwise.
 
 `aggregate` answers for a filter from the narrowest hourly table holding the
 columns it needs, and the whole UTC days inside its range from a daily one,
