@@ -18,6 +18,10 @@
 --   new rows, each counting the scans stored in its shift at its first save.
 --   Made anew (a DBA's user may create and drop tables without ALTER); the
 --   rows recount themselves at the shift's next save.
+-- * operator_shift_layout: the shift settings the counters were kept under; a
+--   process starting under others empties operator_shift_scans (its rows
+--   recount at the next save), so going back to earlier settings never
+--   resumes a counter that missed the scans saved meanwhile.
 -- scan_summary_state.last_scan_id and scan_shift_state.last_scan_id are no
 -- longer read; their rows stay as the summariser's turn lock and layout.
 
@@ -53,4 +57,9 @@ CREATE TABLE operator_shift_scans (
     shift_end DATETIME NOT NULL,  -- UTC
     scans INT UNSIGNED NOT NULL,
     PRIMARY KEY (station, operator_code, shift_start, shift_end)
+) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_unicode_ci;
+
+CREATE TABLE operator_shift_layout (
+    id TINYINT UNSIGNED NOT NULL PRIMARY KEY,
+    layout VARCHAR(255) CHARACTER SET utf8mb4 COLLATE utf8mb4_bin NOT NULL
 ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_unicode_ci;

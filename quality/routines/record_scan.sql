@@ -11,9 +11,10 @@
 -- A piece's latest scan is its scan of the highest id (issue 22): the piece's
 -- row in piece_verdicts is locked before the scan is inserted, so saves of one
 -- piece take their ids one after the other, each once the one before it has
--- committed, and its time is never earlier than the scan it replaces
--- (p_at, or that scan's time if the caller's clock is behind): id order,
--- time order and piece_verdicts agree. A piece scanned again under another
+-- committed, and its time is never earlier than the scan it replaces when
+-- that one is of the same shift (p_at, or that scan's time if the caller's
+-- clock is behind): id order, time order and piece_verdicts agree, except
+-- after a scan stored by hand with a time past this shift. A piece scanned again under another
 -- order moves to that order's counts.
 --
 -- The one current copy: `quality migrate` re-creates it when this file
@@ -40,6 +41,7 @@ BEGIN
     DECLARE v_previous BOOLEAN;
     DECLARE v_previous_scan BIGINT UNSIGNED;
     DECLARE v_previous_order VARCHAR(32) CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci;
+    DECLARE v_before DATETIME(6);
     DECLARE v_at DATETIME(6);
     DECLARE v_scan BIGINT UNSIGNED;
     DECLARE v_stored INT UNSIGNED;
@@ -55,7 +57,12 @@ BEGIN
     ON DUPLICATE KEY UPDATE last_scan_id = last_scan_id;
     SELECT approved, last_scan_id, order_code INTO v_previous, v_previous_scan, v_previous_order
     FROM piece_verdicts WHERE station = p_station AND piece_code = p_piece FOR UPDATE;
-    SET v_at = GREATEST(p_at, COALESCE((SELECT created_at FROM scans WHERE id = v_previous_scan), p_at));
+    -- Never before the scan it replaces when that one is of this shift (a
+    -- concurrent save whose clock ran ahead); one stored by hand for a later
+    -- shift (a future date) is left alone, so this scan stays in the shift it
+    -- counts in.
+    SET v_before = (SELECT created_at FROM scans WHERE id = v_previous_scan);
+    SET v_at = IF(v_before > p_at AND v_before < p_shift_end, v_before, p_at);
 
     INSERT INTO scans (station, submission_id, operator_code, piece_code, order_code,
                        checker1_code, checker2_code, defect_code, approved, is_rescan,

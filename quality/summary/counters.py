@@ -16,6 +16,8 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 
 from quality.db import Cursor, Database
+from quality.shifts import Shifts
+from quality.summary.tables import layout_of
 
 Piece = tuple[str, str]  # station, piece code
 Order = tuple[str, str]  # station, order code
@@ -161,3 +163,19 @@ async def _settle_order_counts(db: Database) -> int:
         async with db.transaction() as cur:
             await settle_orders(cur, wrong[first:first + CHUNK])
     return len(wrong)
+
+
+async def follow_layout(db: Database, shifts: Shifts) -> bool:
+    """At a process's start: when the operator counters were kept under other
+    shift settings, drop them all (they count again from the scans at each
+    operator's next save or look) and record these; returns whether it did."""
+    layout = layout_of(shifts)
+    async with db.transaction() as cur:
+        await cur.execute("SELECT layout FROM operator_shift_layout WHERE id = 1 FOR UPDATE")
+        found = await cur.fetchone()
+        if found is not None and found[0] == layout:
+            return False
+        await cur.execute("DELETE FROM operator_shift_scans")
+        await cur.execute("INSERT INTO operator_shift_layout (id, layout) VALUES (1, %s)"
+                          " ON DUPLICATE KEY UPDATE layout = VALUES(layout)", (layout,))
+    return True

@@ -174,7 +174,8 @@ async def summarise_all(db: Database, shifts: Shifts,
 
 
 class Summariser:
-    """The process's background task keeping the summary tables current."""
+    """The process's background task keeping the summary tables current (and,
+    first, the operator counters under this process's shift settings)."""
 
     def __init__(self, db: Database, shifts: Shifts, interval: float = 1.0) -> None:
         self.db = db
@@ -191,8 +192,14 @@ class Summariser:
             await asyncio.gather(self._task, return_exceptions=True)
 
     async def _run(self) -> None:
+        followed = False
         while True:
             try:
+                if not followed:
+                    # The operator counters follow a change of shift settings (issue 22).
+                    if await counters.follow_layout(self.db, self.shifts):
+                        log.info("operator counters recount under the shifts %s", layout_of(self.shifts))
+                    followed = True
                 if await summarise_once(self.db, self.shifts) == BATCH:
                     continue  # catching up: go on at once
             except DatabaseUnavailable as exc:
