@@ -109,7 +109,8 @@ class Result:
 async def raw_scans(db: Database) -> list[Raw]:
     async with db.transaction() as cur:
         await cur.execute("SELECT id, station, created_at, operator_code, piece_code, order_code,"
-                          " checker1_code, checker2_code, defect_code, approved, is_rescan FROM scans ORDER BY id")
+                          " checker1_code, checker2_code, defect_code, approved, is_rescan"
+                          " FROM scans ORDER BY id")
         return [Raw(*row[:9], bool(row[9]), bool(row[10])) for row in await cur.fetchall()]
 
 
@@ -401,7 +402,8 @@ async def _prepared(url: DatabaseURL) -> None:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--scans", type=int, default=600)
     parser.add_argument("--filters", type=int, default=300)
     parser.add_argument("--reports", type=int, default=40)
@@ -422,7 +424,8 @@ def main() -> None:
             url = local.url()
         try:
             asyncio.run(_prepared(url))
-            result = asyncio.run(scenario(url, args.scans, args.filters, args.reports, args.exports, args.seed))
+            result = asyncio.run(scenario(url, args.scans, args.filters, args.reports, args.exports,
+                                          args.seed))
         finally:
             if local:
                 local.stop()

@@ -74,12 +74,14 @@ async def settle_pieces(cur: Cursor, pieces: Iterable[Piece]) -> set[Order]:
         await cur.execute(
             "UPDATE piece_verdicts SET order_code = %s, approved = %s, last_scan_id = %s"
             " WHERE station = %s AND piece_code = %s", (order, approved, scan_id, station, piece))
-        await cur.execute(
-            "UPDATE scans s"
-            " JOIN (SELECT MIN(id) AS first FROM scans WHERE piece_code = %s AND station = %s) f"
-            " SET s.is_rescan = (s.id <> f.first)"
-            " WHERE s.piece_code = %s AND s.station = %s AND s.is_rescan <> (s.id <> f.first)",
-            (piece, station, piece, station))
+        # Flags read without locking and set by primary key: a statement over
+        # the piece's scans would wait for a transaction holding one of its own.
+        await cur.execute("SELECT id, is_rescan FROM scans WHERE piece_code = %s AND station = %s"
+                          " ORDER BY id", (piece, station))
+        flags = await cur.fetchall()
+        await cur.executemany("UPDATE scans SET is_rescan = %s WHERE id = %s",
+                              [(n > 0, scan_id) for n, (scan_id, rescan) in enumerate(flags)
+                               if bool(rescan) != (n > 0)])
     return orders
 
 

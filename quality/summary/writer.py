@@ -99,7 +99,10 @@ async def _summarise_batch(db: Database, shifts: Shifts) -> tuple[int, bool] | N
             for rollup in ROLLUPS:
                 await _write(cur, rollup, changes.items())
             await _move_pieces(cur, moved)
-            await cur.execute(f"DELETE FROM scan_queue WHERE scan_id IN ({marks})", queued)
+            # One primary-key delete each: a statement over a range (or the
+            # whole of a small queue) would wait for a transaction still
+            # holding queued scans of its own, the case the queue is for.
+            await cur.executemany("DELETE FROM scan_queue WHERE scan_id = %s", [(n,) for n in queued])
         held = ShiftState(*found) if found[0] is not None else None
         rebuilt = await _keep_shifts(cur, shifts, held, changes)
     return len(queued), rebuilt
