@@ -224,7 +224,8 @@ async def test_report_days_and_shifts_are_exact_in_any_zone(
     make_user("worker", "operator")
     rng = random.Random(17)
     pieces = piece_codes(120)
-    rows = [raw_row(rng, pieces[n % 120], first + timedelta(minutes=7 * n), 1) for n in range(days * 24 * 60 // 7)]
+    rows = [raw_row(rng, pieces[n % 120], first + timedelta(minutes=7 * n), 1)
+            for n in range(days * 24 * 60 // 7)]
     here = plant(settings, zone, (6 * 60, 14 * 60, 22 * 60))
     await insert_by_hand(db, rows[: len(rows) // 2])
     await summarise_all(db, Shifts.of_plant(here))
@@ -312,6 +313,7 @@ def test_summary_rebuild_command_says_what_it_set_right(db_url: DatabaseURL, mak
     asyncio.run(break_counts())
     done = quality(db_url, "summary", "rebuild")
     assert done.returncode == 0, done.stderr
-    assert "summaries rebuilt from 20 scans; set right the verdicts of 9 pieces and the counts of" in done.stderr
+    assert "summaries rebuilt from 20 scans; set right the verdicts of 9 pieces and the counts of" \
+        in done.stderr
     (rows,) = asyncio.run(execute(db_url, "SELECT SUM(approved + rejected) FROM order_counts"))
     assert rows == [(9,)]
