@@ -31,7 +31,7 @@ from tests.test_cli import quality
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "bench"))
 
-from figures_check import (  # noqa: E402
+from figures_check import (
     _INSERT,
     Result,
     compare_all,
