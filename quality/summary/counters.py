@@ -13,6 +13,7 @@ piece waits, and applies its change on top of what is set here.
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Callable, Iterable
 
 from quality.db import Cursor, Database
@@ -28,23 +29,86 @@ async def adopt(cur: Cursor, queued: list[int]) -> None:
     """Set the counters right for the queued scans no save counted: a save sets
     its piece's last_scan_id to its own id (or a later save's higher one), so a
     scan above it came by an INSERT of its own (an import, a DBA's fix, demo
-    data before its counters were rebuilt)."""
+    data before its counters were rebuilt). A few statements a batch, however
+    many scans: the pieces' rows locked as a save locks them, then each piece
+    moved to its highest scan where that is higher than what its row holds."""
     marks = ", ".join(["%s"] * len(queued))
     await cur.execute(
-        "SELECT s.station, s.piece_code, s.operator_code, s.created_at FROM scans s"
+        "SELECT s.id, s.station, s.piece_code, s.order_code, s.approved, s.operator_code, s.created_at,"
+        " s.is_rescan FROM scans s"
         " LEFT JOIN piece_verdicts v ON v.station = s.station AND v.piece_code = s.piece_code"
-        f" WHERE s.id IN ({marks}) AND (v.last_scan_id IS NULL OR v.last_scan_id < s.id)", queued)
+        f" WHERE s.id IN ({marks}) AND (v.last_scan_id IS NULL OR v.last_scan_id < s.id) ORDER BY s.id",
+        queued)
     found = await cur.fetchall()
     if not found:
         return
-    orders = await settle_pieces(cur, {(station, piece) for station, piece, _, _ in found})
-    await settle_orders(cur, orders)
-    for station, _, operator, at in found:
-        # The counter of the scan's shift, under whichever shift settings made
-        # it, no longer holds what is stored: gone, it is counted again at the
-        # operator's next save or look (quality/scans/store.py operator_scans).
-        await cur.execute("DELETE FROM operator_shift_scans WHERE station = %s AND operator_code = %s"
-                          " AND shift_start <= %s AND shift_end > %s", (station, operator, at, at))
+    newest: dict[Piece, tuple] = {}
+    for row in found:  # in id order: the last of a piece is its highest
+        newest[row[1], row[2]] = row
+    pieces = sorted(newest)
+    # Each piece's row locked (made, for a piece new here), then read as it stands.
+    await cur.executemany(
+        "INSERT INTO piece_verdicts (station, piece_code, order_code, approved, last_scan_id)"
+        " VALUES (%s, %s, '', FALSE, 0) ON DUPLICATE KEY UPDATE last_scan_id = last_scan_id", pieces)
+    held = await _verdicts(cur, pieces)
+    changes: Counter[tuple[str, str, bool]] = Counter()
+    verdicts = []
+    for piece in pieces:
+        scan_id, station, code, order, approved = newest[piece][:5]
+        before_order, before_approved, before_scan = held[piece]
+        if before_scan >= scan_id:  # a save of a higher id came first
+            continue
+        if before_scan:
+            changes[station, before_order, bool(before_approved)] -= 1
+        changes[station, order, bool(approved)] += 1
+        verdicts.append((order, approved, scan_id, station, code))
+    await cur.executemany("UPDATE piece_verdicts SET order_code = %s, approved = %s, last_scan_id = %s"
+                          " WHERE station = %s AND piece_code = %s", verdicts)
+    await _count_orders(cur, changes)
+    # Re-scan flags by the one definition (a lower id of the piece exists).
+    await cur.execute(
+        "SELECT s.id FROM scans s WHERE s.id IN (" + ", ".join(["%s"] * len(found)) + ") AND s.is_rescan <>"
+        " EXISTS (SELECT 1 FROM scans p WHERE p.piece_code = s.piece_code AND p.station = s.station"
+        " AND p.id < s.id)", [row[0] for row in found])
+    await cur.executemany("UPDATE scans SET is_rescan = NOT is_rescan WHERE id = %s", await cur.fetchall())
+    # The counters of these scans' shifts, under whichever shift settings made
+    # them, no longer hold what is stored: gone, they count again at the
+    # operator's next save or look (quality/scans/store.py operator_scans).
+    spans: dict[tuple[str, str], list] = {}
+    for row in found:
+        span = spans.setdefault((row[1], row[5]), [row[6], row[6]])
+        span[0], span[1] = min(span[0], row[6]), max(span[1], row[6])
+    await cur.executemany("DELETE FROM operator_shift_scans WHERE station = %s AND operator_code = %s"
+                          " AND shift_end > %s AND shift_start <= %s",
+                          [(*key, first, last) for key, (first, last) in sorted(spans.items())])
+
+
+async def _verdicts(cur: Cursor, pieces: list[Piece]) -> dict[Piece, tuple]:
+    """The pieces' rows as they stand (locked by this transaction: committed and current)."""
+    held: dict[Piece, tuple] = {}
+    for first in range(0, len(pieces), CHUNK):
+        chunk = pieces[first:first + CHUNK]
+        await cur.execute(
+            "SELECT station, piece_code, order_code, approved, last_scan_id FROM piece_verdicts"
+            f" WHERE (station, piece_code) IN ({', '.join(['(%s, %s)'] * len(chunk))})",
+            [value for piece in chunk for value in piece])
+        held.update({(station, code): rest for station, code, *rest in await cur.fetchall()})
+    return held
+
+
+async def _count_orders(cur: Cursor, changes: Counter[tuple[str, str, bool]]) -> None:
+    """Add pieces to and take them from the orders' counts, in key order (as saves lock them)."""
+    for (station, order, approved), change in sorted(changes.items()):
+        if change > 0:
+            await cur.execute(
+                "INSERT INTO order_counts (station, order_code, approved, rejected) VALUES (%s, %s, %s, %s)"
+                " ON DUPLICATE KEY UPDATE approved = approved + VALUES(approved),"
+                " rejected = rejected + VALUES(rejected)",
+                (station, order, change if approved else 0, 0 if approved else change))
+        elif change < 0:
+            column = "approved" if approved else "rejected"
+            await cur.execute(f"UPDATE order_counts SET {column} = {column} - %s"
+                              " WHERE station = %s AND order_code = %s", (-change, station, order))
 
 
 async def settle_pieces(cur: Cursor, pieces: Iterable[Piece]) -> set[Order]:
