@@ -188,7 +188,8 @@ async def test_the_summarisers_of_both_hosts_keep_totals_right_without_errors(ho
         if queued == 0:
             break
         await asyncio.sleep(0.2)
-    assert queued == 0 and int(total) == scans[0]
+    assert queued == 0 and int(total) == scans[0], "\n".join(
+        line for server in hosts.servers for line in server.output().splitlines()[-60:])
     assert _conflicts(hosts.galera) > before  # the race happened: a summariser lost it
     assert hosts.problems() == []
 

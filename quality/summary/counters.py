@@ -61,15 +61,20 @@ async def adopt(cur: Cursor, queued: list[int]) -> None:
         if before_scan:
             changes[station, before_order, bool(before_approved)] -= 1
         changes[station, order, bool(approved)] += 1
-        verdicts.append((order, approved, scan_id, station, code))
-    await cur.executemany("UPDATE piece_verdicts SET order_code = %s, approved = %s, last_scan_id = %s"
-                          " WHERE station = %s AND piece_code = %s", verdicts)
+        verdicts.append((station, code, order, approved, scan_id))
+    # Rows this transaction holds: one multi-row statement sets them all.
+    await cur.executemany(
+        "INSERT INTO piece_verdicts (station, piece_code, order_code, approved, last_scan_id)"
+        " VALUES (%s, %s, %s, %s, %s) ON DUPLICATE KEY UPDATE order_code = VALUES(order_code),"
+        " approved = VALUES(approved), last_scan_id = VALUES(last_scan_id)", verdicts)
     await _count_orders(cur, changes)
     # Re-scan flags by the one definition (a lower id of the piece exists).
     await cur.execute(
         "SELECT s.id FROM scans s WHERE s.id IN (" + ", ".join(["%s"] * len(found)) + ") AND s.is_rescan <>"
         " EXISTS (SELECT 1 FROM scans p WHERE p.piece_code = s.piece_code AND p.station = s.station"
         " AND p.id < s.id)", [row[0] for row in found])
+    # By primary key, one each: a statement over several would wait for a
+    # transaction holding scans of its own (a long import's).
     await cur.executemany("UPDATE scans SET is_rescan = NOT is_rescan WHERE id = %s", await cur.fetchall())
     # The counters of these scans' shifts, under whichever shift settings made
     # them, no longer hold what is stored: gone, they count again at the
@@ -174,13 +179,13 @@ async def settle_all(db: Database, progress: Callable[[int, int], None] | None =
     transaction, and settle those that differ (under their locks, so a save
     meanwhile is neither lost nor counted twice); then drop the operators'
     shift counters, which count again from the scans at the next save or look.
-    Returns how many pieces and orders were set right; `progress` is told the
+    Returns how many pieces were set right and orders counted again; `progress` is told the
     pieces compared and the pieces there are."""
     async with db.transaction() as cur:
         await cur.execute("SELECT COUNT(*) FROM piece_verdicts")
         (total,) = await cur.fetchone()
     after: tuple[str, int] = ("", 0)  # piece code, station's place in its ENUM (the index's order)
-    pieces = compared = 0
+    pieces = compared = settled_orders = 0
     while True:
         async with db.transaction() as cur:
             # Each piece's highest and lowest scan ids, in ix_scans_piece's order,
@@ -201,15 +206,16 @@ async def settle_all(db: Database, progress: Callable[[int, int], None] | None =
             wrong = {(station, piece) for station, piece, _, differs in rows if differs}
             orders = await settle_pieces(cur, wrong)
             await settle_orders(cur, orders)
+        settled_orders += len(orders)
         pieces += len(wrong)
         compared += len(rows)
         after = (rows[-1][1], rows[-1][2])  # in the server's collation, as the next chunk compares
         if progress:
             progress(compared, max(total, compared))
-    orders = await _settle_order_counts(db)
+    settled_orders += await _settle_order_counts(db)
     async with db.transaction() as cur:
         await cur.execute("DELETE FROM operator_shift_scans")
-    return pieces, orders
+    return pieces, settled_orders
 
 
 async def _settle_order_counts(db: Database) -> int:
