@@ -117,6 +117,12 @@ def _parser() -> argparse.ArgumentParser:
     _add_demo_data(commands)
     _add_import(commands)
 
+    summary = commands.add_parser("summary", help="the summary tables behind totals and reports")
+    summary_actions = summary.add_subparsers(required=True, metavar="ACTION")
+    summary_actions.add_parser(
+        "rebuild", help="recompute every summary table, piece verdict, order count and operator counter"
+                        " from the scans (safe while the app runs)").set_defaults(run=_summary_rebuild)
+
     localdb = commands.add_parser("localdb", help="the private local MariaDB").add_subparsers(
         required=True, metavar="ACTION"
     )
@@ -378,6 +384,36 @@ def _import(settings: Settings, args: argparse.Namespace) -> None:
     # Catching up the summaries after a large import may read for minutes.
     _run_with_database(dataclasses.replace(settings, query_timeout=3600.0), work,
                        connections=scan_import.SAVERS)
+
+
+# -- summaries -------------------------------------------------------------------
+
+
+def _summary_rebuild(settings: Settings, args: argparse.Namespace) -> None:
+    from quality.summary.writer import rebuild
+
+    shown = sys.stderr.isatty()
+
+    def progress(step: str, done: int, total: int) -> None:
+        if shown:
+            print(f"\r{step:>6}: {_bar(done, total)} {done:>11,} / {total:,}", end="", file=sys.stderr,
+                  flush=True)
+            if done >= total:
+                print(file=sys.stderr)
+
+    async def work(db: Database) -> None:
+        rebuilt = await rebuild(db, Shifts.of_plant(settings), progress)
+        print(f"quality: summaries rebuilt from {rebuilt.scans:,} scans; set right the verdicts of"
+              f" {rebuilt.pieces:,} pieces and the counts of {rebuilt.orders:,} orders;"
+              " operator counters count again", file=sys.stderr)
+
+    # Comparing every piece reads every scan: one statement may take minutes.
+    _run_with_database(dataclasses.replace(settings, query_timeout=3600.0), work)
+
+
+def _bar(done: int, total: int, width: int = 30) -> str:
+    filled = width * done // max(total, 1)
+    return f"[{'#' * filled}{'.' * (width - filled)}] {100 * done // max(total, 1):>3}%"
 
 
 # -- demo data -------------------------------------------------------------------

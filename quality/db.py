@@ -295,6 +295,7 @@ class Cursor:
         self._cursor = pooled.conn.cursor()
         self.sent = 0  # statements sent, failed ones included
         self.in_flight = False
+        self.snapshot = False  # a read-only transaction reading one consistent snapshot
 
     @property
     def lastrowid(self) -> int:
@@ -378,13 +379,13 @@ class Lane:
         self._in_use = self._waiting = self._timeouts = 0
 
     @asynccontextmanager
-    async def transaction(self) -> AsyncIterator[Cursor]:
+    async def transaction(self, *, snapshot: bool = False) -> AsyncIterator[Cursor]:
         """`Database.transaction()` for the lane's work."""
         started = time.monotonic()
         await self._enter()
         try:
             left = max(0.0, self._db.timeout - (time.monotonic() - started))
-            async with self._db.transaction(acquire_timeout=left) as cursor:
+            async with self._db.transaction(acquire_timeout=left, snapshot=snapshot) as cursor:
                 yield cursor
         finally:
             self._in_use -= 1
@@ -493,16 +494,26 @@ class Database:
     # -- the one way in --------------------------------------------------------
 
     @asynccontextmanager
-    async def transaction(self, acquire_timeout: float | None = None) -> AsyncIterator[Cursor]:
+    async def transaction(self, acquire_timeout: float | None = None, *,
+                          snapshot: bool = False) -> AsyncIterator[Cursor]:
         """Borrow a connection for one transaction: commit on success, roll back
         on any exception (cancellation included), always give it back.
 
         `acquire_timeout` shortens the wait for a free connection (the health check's).
+        With `snapshot`, the transaction is read-only and every statement in it
+        reads the one moment it began at (REPEATABLE READ, consistent snapshot):
+        a figure computed from several statements (quality.summary.aggregate)
+        sees no scan twice and none half-folded. The session's own READ
+        COMMITTED applies again to the connection's next transaction.
         """
         pooled = await self._acquire(self.timeout if acquire_timeout is None else acquire_timeout)
         cursor = Cursor(self, pooled)
         discard = False
         try:
+            if snapshot:
+                await cursor.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
+                await cursor.execute("START TRANSACTION WITH CONSISTENT SNAPSHOT, READ ONLY")
+                cursor.snapshot = True
             yield cursor
             if cursor.sent:
                 await self._commit(cursor)
@@ -515,7 +526,7 @@ class Database:
     # -- reads that may be a moment old: the replica or this database -----------
 
     async def read(self, body: Callable[..., Awaitable[T]], *args: Any, bulk: bool = False,
-                   written_at: float | None = None, **kwargs: Any) -> T:
+                   snapshot: bool = False, written_at: float | None = None, **kwargs: Any) -> T:
         """`body(cursor, *args, **kwargs)`, which only reads, on the read replica
         while it keeps up (quality/replica.py), else here: the one choice
         between the two. For what may lag a moment behind the scans: list
@@ -525,13 +536,14 @@ class Database:
         the replica has them. A replica that fails the read (down, killed,
         refusing) is left for this database, which runs `body` again: the
         answer comes slower, never wrong, never an error of the replica's.
-        `bulk` reads go through each server's bulk lane."""
+        `bulk` reads go through each server's bulk lane; `snapshot` reads
+        one consistent snapshot (`transaction`) on whichever server answers."""
         replica = self.replica
         if replica is not None:
             why = replica.why_not(written_at)
             if why is None:
                 try:
-                    async with replica.pool.lane(bulk).transaction() as cur:
+                    async with replica.pool.lane(bulk).transaction(snapshot=snapshot) as cur:
                         answer = await body(cur, *args, **kwargs)
                 except (DatabaseError, MySQLError, OSError) as exc:
                     why = replica.failed(exc)
@@ -539,7 +551,7 @@ class Database:
                     replica.served += 1
                     return answer
             replica.fallbacks[why] += 1
-        async with self.lane(bulk).transaction() as cur:
+        async with self.lane(bulk).transaction(snapshot=snapshot) as cur:
             return await body(cur, *args, **kwargs)
 
     def lane(self, bulk: bool) -> Database | Lane:

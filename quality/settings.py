@@ -253,8 +253,8 @@ class _Reader:
         return items
 
     def shifts(self, name: str, default: tuple[int, ...]) -> tuple[int, ...]:
-        """Shift start times `HH:MM,HH:MM,...`, ascending, on the hour (the
-        reports count scans per hour)."""
+        """Shift start times `HH:MM,HH:MM,...`, ascending, on the local hour
+        (in any zone: quality.summary.query cuts reports at the shifts)."""
         value = self.raw(name)
         if value is None:
             return default

@@ -98,8 +98,8 @@ async def test_the_count_is_this_shift_at_this_station_by_this_operator(
                 " VALUES (%s, %s, %s, %s, 'CP00000044', 'OC01', 'OC02', '000', TRUE, %s, 1)",
                 (station, secrets.token_bytes(16), operator, f"CP00000044-{n:04d}", at))
         # and an older shift's counter, which this shift's must not continue
-        await cur.execute("INSERT INTO operator_shift_scans VALUES ('quality', 'OP44', %s, 50)",
-                          (start - (end - start),))
+        await cur.execute("INSERT INTO operator_shift_scans VALUES ('quality', 'OP44', %s, %s, 50)",
+                          (start - (end - start), start))
     first = await save_scan(db, "quality", operator_scan("CP00000044-0100", "OP44"), 1, UTC_SHIFTS)
     assert first.operator_scans == 2
     again = operator_scan("CP00000044-0101", "OP44")

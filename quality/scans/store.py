@@ -140,7 +140,7 @@ async def _record_scan(db: Database, station: str, scan: ScanInput, user_id: int
                        shifts: Shifts, created_at: datetime) -> Saved:
     shift_start, shift_end = shifts.around(created_at)
     (scan_id, rescan, defect_name, approved, rejected,
-     was_approved, was_code, was_name, operator_scans) = await db.run(
+     was_approved, was_code, was_name, operator_scans, stored_at) = await db.run(
         _call_record_scan,
         {"station": station, "submission": scan.submission_id, "operator": scan.operator_code,
          "piece": scan.piece_code, "order": scan.order_code, "checker1": scan.checker1_code,
@@ -148,7 +148,7 @@ async def _record_scan(db: Database, station: str, scan: ScanInput, user_id: int
          "user": user_id, "at": created_at, "shift_start": shift_start, "shift_end": shift_end},
     )
     row = ScanRow(
-        scan_id, station, created_at, scan.operator_code, scan.piece_code, scan.order_code,
+        scan_id, station, stored_at, scan.operator_code, scan.piece_code, scan.order_code,
         scan.checker1_code, scan.checker2_code, scan.defect_code, defect_name,
         scan.approved, bool(rescan),
     )
@@ -180,17 +180,17 @@ async def piece_verdict(db: Database, station: str, piece_code: str) -> Verdict 
 async def operator_scans(db: Database, station: str, operator_code: str,
                          shift: tuple[datetime, datetime]) -> int:
     """Scans by the operator code at the station in the shift: the counter
-    record_scan keeps (migration 0009), or until the shift's first save there,
-    the scans stored by other means (demo data, before the migration)."""
+    record_scan keeps for these shift bounds (migrations 0009, 0012), or until
+    the shift's first save there under them, the scans stored."""
     start, end = shift
     async with db.transaction() as cur:
         await cur.execute(
             "SELECT COALESCE("
             " (SELECT scans FROM operator_shift_scans"
-            "  WHERE station = %s AND operator_code = %s AND shift_start = %s),"
+            "  WHERE station = %s AND operator_code = %s AND shift_start = %s AND shift_end = %s),"
             " (SELECT COUNT(*) FROM scans WHERE operator_code = %s AND created_at >= %s"
             "  AND created_at < %s AND station = %s))",
-            (station, operator_code, start, operator_code, start, end, station),
+            (station, operator_code, start, end, operator_code, start, end, station),
         )
         (count,) = await cur.fetchone()
     return int(count)

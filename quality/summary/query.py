@@ -5,10 +5,11 @@ scans and the partial hours read from the scans themselves, exactly."""
 from __future__ import annotations
 
 import functools
+import itertools
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
-from datetime import date, datetime
-from typing import Any, NamedTuple
+from datetime import date, datetime, timedelta
+from typing import Any
 
 from quality.clock import utc_now
 from quality.codes import APPROVED
@@ -18,16 +19,16 @@ from quality.shifts import Shifts
 from quality.summary.figures import Figures, rank
 from quality.summary.tables import (
     DAILY_TABLES,
+    EPOCH,
     HOURLY,
     HOURLY_TABLES,
-    SCAN_COLUMNS,
+    QUEUED,
     SHIFTS,
     Fact,
     Range,
     Rollup,
     Span,
     deltas,
-    hour_start,
     in_hours,
     layout_of,
     split_hours,
@@ -35,6 +36,7 @@ from quality.summary.tables import (
     whole_shifts,
 )
 
+MINUTE = timedelta(minutes=1)
 TAIL_LIMIT = 20_000  # more unsummarised scans than this (catching up): read the scans instead
 # Grouping through a temporary table costs some five times reading a row in
 # index order: from this share of a table's days on, read its covering index.
@@ -80,11 +82,12 @@ class Question:
 
     Without `defects`, the rejected scans per defect are left out (cheaper: no
     grouping by defect); `within` keeps only these groups; `top` keeps only
-    that many, ranked by `rank`; `fold` maps each group to the one it counts in
-    (hours to shifts). With the plant's `shifts`, whole shifts are read from
+    that many, ranked by `rank`; `fold` maps each minute (from 2000-01-01 UTC;
+    the summaries' hours come as their first minute) to the group it counts in:
+    a shift. With the plant's `shifts`, whole shifts are read from
     scan_shifts when it holds them and the question needs no other columns
     (the fewest rows over a long range); per hour, each shift then comes as
-    its first hour, so `fold` maps hours to their shifts."""
+    its first hour, so `fold` maps it to its shift."""
 
     filter: ScanFilter
     group: str | None = None
@@ -111,7 +114,7 @@ class Question:
         shifts = scan_filter.shifts
         if shifts is None:
             raise ValueError("a question per shift needs the filter's shifts")
-        return cls(scan_filter, "hour", fold=functools.partial(shift_of_hour, shifts), shifts=shifts)
+        return cls(scan_filter, "hour", fold=functools.partial(shift_of_minute, shifts), shifts=shifts)
 
     @classmethod
     def per(cls, scan_filter: ScanFilter, group: str, within: Sequence[str] | None = None) -> Question:
@@ -125,15 +128,20 @@ class Question:
 
 
 @functools.lru_cache(maxsize=65536)
-def shift_of_hour(shifts: Shifts, hour: int) -> tuple[date, int]:
-    """The production day and shift an hour (numbered as the summaries number
-    them) starts in; a shift's first hour stands for it in scan_shifts. Kept:
-    a report folds the same few thousand hours each time."""
-    return shifts.of(hour_start(hour))
+def shift_of_minute(shifts: Shifts, minute: int) -> tuple[date, int]:
+    """The production day and shift a minute (counted from 2000-01-01 00:00
+    UTC, as the summaries count hours) starts in; a shift's first hour stands
+    for it in scan_shifts. Kept: a report folds the same few thousand hours
+    each time."""
+    return shifts.of(EPOCH + MINUTE * minute)
 
 
 async def aggregate(cur: Cursor, question: Question, now: datetime | None = None) -> dict[Any, Figures]:
-    """Figures for the question's scans, per its group: exact and current."""
+    """Figures for the question's scans, per its group: exact and current. Read
+    in one snapshot (`Database.transaction(snapshot=True)`): each scan is then
+    either in the summary tables or in scan_queue, as one moment left them."""
+    if not cur.snapshot:
+        raise ValueError("aggregate reads several statements: call it in a snapshot transaction")
     scan_filter, group, defects, top, fold, shifts = (
         question.filter, question.group, question.defects, question.top, question.fold, question.shifts)
     now = now or utc_now()
@@ -141,51 +149,91 @@ async def aggregate(cur: Cursor, question: Question, now: datetime | None = None
     only = Within(group, question.within) if question.within is not None else None
     terms = scan_filter.summary_terms()
     plan = _plan(terms, group, defects)
-    if plan is None or terms is None:
-        return _ranked(_folded(await _from_scans(cur, scan_filter, group, spans, defects, only), fold), top)
+    if fold is not None and shifts is not None and spans is not None:
+        spans = split_at_shifts(shifts, spans)
+    if plan is None or terms is None or (fold is not None and spans is None):
+        return _ranked(await _from_scans(cur, scan_filter, group, spans, defects, only, fold), top)
     hourly, daily = plan
     column = _GROUP_COLUMN[group]
-    for _ in range(3):
-        watermark = await _watermark(cur)
-        await cur.execute(f"SELECT {SCAN_COLUMNS} FROM scans s WHERE s.id > %s ORDER BY s.id LIMIT %s",
-                          (watermark.scan_id, TAIL_LIMIT + 1))
-        tail = await cur.fetchall()
-        if len(tail) > TAIL_LIMIT:
-            break
-        hours, edges = split_hours(spans if spans is not None else [(None, None)])
-        days: list[Range] = []
-        whole: list[Range] = []
-        if shifts is not None and hourly is HOURLY and watermark.shifts == layout_of(shifts):
-            whole, rest = whole_shifts(shifts, hours)  # fewer rows than any daily table
-        elif daily is not None:
-            days, rest = whole_days(hours)
-        else:
-            rest = hours
-        # What the summaries do not hold yet: the newest scans, and the partial hours.
-        newest: dict[Any, Figures] = {}
-        for fact, change in (await deltas(cur, list(tail))).items():
-            name = None if column is None else getattr(fact, column)
-            if (in_hours(fact.hour, hours) and _matches(terms, fact)
-                    and (only is None or name in only.values)):
-                _figures(newest, name if fold is None else fold(name)).add(
-                    fact.defect_code if defects else APPROVED, *change)
-        if edges:
-            for name, figures in _folded(await _from_scans(cur, scan_filter, group, edges, defects, only),
-                                         fold).items():
-                _figures(newest, name).merge(figures)
-        index = await _ordered_index(cur, daily, group, days) if daily is not None and days else None
-        layers = [(hourly, rest, None), *([(daily, days, index)] if daily is not None else []),
-                  (SHIFTS, whole, None)]
-        if top is None:
-            result = await _from_rollups(cur, layers, terms, group, defects, only, fold=fold)
-        else:
-            result = await _top_groups(cur, layers, terms, group, only, top, newest)
-        if await _watermark(cur) != watermark:
-            continue  # the summaries moved on while we read them: read again
-        for name, figures in newest.items():
-            _figures(result, name).merge(figures)
-        return _ranked(result, top)
-    return _ranked(_folded(await _from_scans(cur, scan_filter, group, spans, defects, only), fold), top)
+    await cur.execute(f"{QUEUED} ORDER BY c.scan_id LIMIT %s", (TAIL_LIMIT + 1,))
+    tail = await cur.fetchall()
+    if len(tail) > TAIL_LIMIT:  # catching up (a rebuild): the scans answer alone
+        return _ranked(await _from_scans(cur, scan_filter, group, spans, defects, only, fold), top)
+    await cur.execute("SELECT layout FROM scan_shift_state WHERE id = 1")
+    held = await cur.fetchone()
+    hours, edges = split_hours(spans if spans is not None else [(None, None)])
+    days: list[Range] = []
+    whole: list[Range] = []
+    if (shifts is not None and hourly is HOURLY and held is not None and held[0] == layout_of(shifts)
+            and on_whole_hours(shifts)):
+        whole, rest = whole_shifts(shifts, hours)  # fewer rows than any daily table
+    elif daily is not None:
+        days, rest = whole_days(hours)
+    else:
+        rest = hours
+    # What the summaries do not hold yet: the queued scans, and the partial hours.
+    newest: dict[Any, Figures] = {}
+    for fact, change in deltas(list(tail))[0].items():
+        name = None if column is None else getattr(fact, column)
+        if (in_hours(fact.hour, hours) and _matches(terms, fact)
+                and (only is None or name in only.values)):
+            _figures(newest, name if fold is None else fold(name * 60)).add(
+                fact.defect_code if defects else APPROVED, *change)
+    if edges:
+        for name, figures in (await _from_scans(cur, scan_filter, group, edges, defects, only, fold)).items():
+            _figures(newest, name).merge(figures)
+    index = await _ordered_index(cur, daily, group, days) if daily is not None and days else None
+    layers = [(hourly, rest, None), *([(daily, days, index)] if daily is not None else []),
+              (SHIFTS, whole, None)]
+    if top is None:
+        result = await _from_rollups(cur, layers, terms, group, defects, only,
+                                     fold=None if fold is None else _per_hour(fold))
+    else:
+        result = await _top_groups(cur, layers, terms, group, only, top, newest)
+    for name, figures in newest.items():
+        _figures(result, name).merge(figures)
+    return _ranked(result, top)
+
+
+def _per_hour(fold: Callable[[int], Any]) -> Callable[[int], Any]:
+    """A fold of minutes as a fold of the summaries' hours."""
+    return lambda hour: fold(hour * 60)
+
+
+def split_at_shifts(shifts: Shifts, spans: list[Span]) -> list[Span]:
+    """The spans cut where shifts start, when a shift starts inside an hour (a
+    zone whose offset is not whole hours, or a shift at minutes past): each
+    hour the summaries hold then lies in one shift, and the rest (partial
+    hours) is read from the scans by the minute. Shifts starting on whole UTC
+    hours (Europe/Bucharest, across DST too) leave the spans as they are."""
+    if on_whole_hours(shifts):
+        return spans
+    cut: list[Span] = []
+    for start, end in spans:
+        if start is None or end is None:
+            cut.append((start, end))
+            continue
+        bounds = sorted({bound for index in range(len(shifts.starts))
+                         for lo, hi in shifts.spans_within(index, start, end) for bound in (lo, hi)}
+                        | {start, end})
+        cut += list(itertools.pairwise(bounds))
+    return cut
+
+
+@functools.lru_cache(maxsize=64)
+def on_whole_hours(shifts: Shifts) -> bool:
+    """Whether every shift starts on a whole UTC hour, whatever the date: each
+    start at a whole local hour, in a zone whose offset from UTC has been whole
+    hours since the summaries begin (2000) and for years to come."""
+    if any(start % 60 for start in shifts.starts):
+        return False
+    day = datetime(2000, 1, 1, 12)
+    while day.year < 2100:
+        offset = shifts.timezone.utcoffset(day)
+        if offset is not None and offset.total_seconds() % 3600:
+            return False
+        day += timedelta(days=7)
+    return True
 
 
 async def _top_groups(cur: Cursor, layers: list[tuple[Rollup, list[Range], str | None]], terms: list[Term],
@@ -238,18 +286,6 @@ def _figures(result: dict[Any, Figures], name: Any) -> Figures:
     if name not in result:
         result[name] = Figures()
     return result[name]
-
-
-class Watermark(NamedTuple):
-    scan_id: int  # the summary tables hold every scan up to this one
-    shifts: str | None  # the layout scan_shifts holds up to the same scan, if any
-
-
-async def _watermark(cur: Cursor) -> Watermark:
-    await cur.execute("SELECT s.last_scan_id, h.layout FROM scan_summary_state s LEFT JOIN scan_shift_state h"
-                      " ON h.id = 1 AND h.last_scan_id = s.last_scan_id WHERE s.id = 1")
-    found = await cur.fetchone()
-    return Watermark(int(found[0]), found[1]) if found else Watermark(0, None)
 
 
 async def _ordered_index(cur: Cursor, rollup: Rollup, group: str | None, days: list[Range]) -> str | None:
@@ -329,21 +365,33 @@ def _grouping(column: str, defect: str, defects: bool) -> tuple[str, str, str]:
 
 
 async def _from_scans(cur: Cursor, scan_filter: ScanFilter, group: str | None,
-                      spans: list[Span] | None, defects: bool, only: Within | None) -> dict[Any, Figures]:
+                      spans: list[Span] | None, defects: bool, only: Within | None,
+                      fold: Callable[[int], Any] | None = None) -> dict[Any, Figures]:
+    """Figures read from the scans themselves; a piece counts at its scan of the
+    highest id (no higher one of it at its station). Folded per hour, the
+    scans are grouped by the minute, so a fold (into shifts) is exact however
+    the shifts fall within hours."""
     where, params = scan_filter.conditions(spans)
     if only is not None:
         condition, values = only.condition(_SCANS_GROUP[group])
         where += condition
         params += values
-    column, defect, grouping = _grouping(_SCANS_GROUP[group], "s.defect_code", defects)
+    by_minute = fold is not None and group == "hour"
+    grouped = _MINUTE if by_minute else _SCANS_GROUP[group]
+    column, defect, grouping = _grouping(grouped, "s.defect_code", defects)
     await cur.execute(
         f"SELECT {column}, {defect}, COUNT(*),"
-        " CAST(COALESCE(SUM(v.last_scan_id IS NOT NULL AND s.approved), 0) AS SIGNED),"
-        " CAST(COALESCE(SUM(v.last_scan_id IS NOT NULL AND NOT s.approved), 0) AS SIGNED)"
-        " FROM scans s LEFT JOIN piece_verdicts v ON v.station = s.station"
-        " AND v.piece_code = s.piece_code AND v.last_scan_id = s.id"
-        f" WHERE {where}{grouping}", params)
-    return _collect(await cur.fetchall())
+        f" CAST(COALESCE(SUM({_LATEST} AND s.approved), 0) AS SIGNED),"
+        f" CAST(COALESCE(SUM({_LATEST} AND NOT s.approved), 0) AS SIGNED)"
+        f" FROM scans s WHERE {where}{grouping}", params)
+    return _collect(await cur.fetchall(), fold if by_minute else None)
+
+
+# Whether a scan `s` is its piece's latest: the one definition (issue 22), read
+# from the scans alone, so a scan stored by hand counts as soon as it is there.
+_LATEST = ("NOT EXISTS (SELECT 1 FROM scans n WHERE n.piece_code = s.piece_code AND n.station = s.station"
+           " AND n.id > s.id)")
+_MINUTE = "TIMESTAMPDIFF(MINUTE, '2000-01-01 00:00:00', s.created_at)"
 
 
 def _collect(rows: Iterable[tuple], fold: Callable[[Any], Any] | None = None) -> dict[Any, Figures]:
@@ -367,13 +415,4 @@ def _collect(rows: Iterable[tuple], fold: Callable[[Any], Any] | None = None) ->
         figures.rejected += rejected
         if defect != APPROVED:
             defects[defect] += scans
-    return result
-
-
-def _folded(groups: dict[Any, Figures], fold: Callable[[Any], Any] | None) -> dict[Any, Figures]:
-    if fold is None:
-        return groups
-    result: dict[Any, Figures] = {}
-    for name, figures in groups.items():
-        _figures(result, fold(name)).merge(figures)
     return result

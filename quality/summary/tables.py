@@ -11,7 +11,6 @@ from datetime import datetime, timedelta
 from functools import lru_cache
 from typing import Any, NamedTuple
 
-from quality.db import Cursor
 from quality.shifts import Shifts
 
 EPOCH = datetime(2000, 1, 1)
@@ -106,27 +105,42 @@ def shift_hour(shifts: Shifts, hour: int) -> int:
 
 
 
-async def deltas(cur: Cursor, rows: list[tuple]) -> dict[Fact, list[int]]:
-    """What these scans change in the summaries: each adds a scan and makes its
-    piece's latest scan its own; a re-scan takes the piece from the scan before."""
-    deltas: dict[Fact, list[int]] = defaultdict(lambda: [0, 0, 0])
-    rescans = [row[0] for row in rows if row[7]]
-    previous: dict[int, tuple] = {}
-    if rescans:
-        await cur.execute(
-            f"SELECT s.id, {SCAN_COLUMNS.replace('s.', 'p.')} FROM scans s JOIN scans p ON p.id = ("
-            " SELECT MAX(q.id) FROM scans q WHERE q.station = s.station AND q.piece_code = s.piece_code"
-            f" AND q.id < s.id) WHERE s.id IN ({', '.join(['%s'] * len(rescans))})", rescans)
-        previous = {scan_id: tuple(rest) for scan_id, *rest in await cur.fetchall()}
-    for row in rows:
-        change = deltas[fact_of(row)]
-        change[0] += 1
-        change[1 if row[6] else 2] += 1
-        before = previous.get(row[0])
-        if before is not None:
-            deltas[fact_of(before)][1 if before[6] else 2] -= 1
-    return deltas
+# The queued scans (not in the summaries yet), each with its piece's latest
+# folded scan (summary_pieces) or NULLs: `deltas` reads these rows. A scan a
+# DBA deleted after it was queued comes as NULLs, and leaves the queue.
+QUEUED = (f"SELECT c.scan_id, {SCAN_COLUMNS}, s.piece_code, {SCAN_COLUMNS.replace('s.', 'o.')}"
+          " FROM scan_queue c LEFT JOIN scans s ON s.id = c.scan_id"
+          " LEFT JOIN summary_pieces p ON p.station = s.station AND p.piece_code = s.piece_code"
+          " LEFT JOIN scans o ON o.id = p.scan_id")
+_WIDTH = SCAN_COLUMNS.count(",") + 1
 
+
+def deltas(rows: list[tuple]) -> tuple[dict[Fact, list[int]], dict[tuple[str, str], int]]:
+    """What these queued scans (`QUEUED` rows) change in the summaries, and the
+    pieces whose latest folded scan they become. Each adds a scan; a piece
+    counts at its scan of the highest id, so the highest of its queued scans
+    takes it from its folded latest scan, unless that one is higher still
+    (this scan's transaction committed late)."""
+    changes: dict[Fact, list[int]] = defaultdict(lambda: [0, 0, 0])
+    newest: dict[tuple[str, str], tuple[tuple, tuple | None]] = {}
+    for row in rows:
+        scan, piece, folded = row[1:1 + _WIDTH], row[1 + _WIDTH], row[2 + _WIDTH:]
+        if scan[0] is None:
+            continue
+        changes[fact_of(scan)][0] += 1
+        key = (scan[1], piece)
+        best = newest.get(key)
+        if best is None or scan[0] > best[0][0]:
+            newest[key] = (scan, folded if folded[0] is not None else None)
+    moved = {}
+    for key, (scan, folded) in newest.items():
+        if folded is not None and folded[0] > scan[0]:
+            continue
+        changes[fact_of(scan)][1 if scan[6] else 2] += 1
+        if folded is not None:
+            changes[fact_of(folded)][1 if folded[6] else 2] -= 1
+        moved[key] = scan[0]
+    return changes, moved
 
 
 Span = tuple[datetime | None, datetime | None]

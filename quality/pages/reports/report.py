@@ -70,9 +70,9 @@ async def build(db: Database, scan_filter: ScanFilter, now: datetime | None = No
     bulk lane (of the read replica while it keeps up: `Database.read`, with
     `written_at` as there): days and shifts (hour rows folded into shifts in Python), then
     operators and the defect names on one; orders (ranked, then the top ones'
-    defects) on the other.
-    Nothing is lost by that: transactions are READ COMMITTED, so each statement
-    reads its own moment anyway, and `aggregate` makes each answer exact on its own."""
+    defects) on the other. Each connection reads one snapshot, so the figures
+    on it (days, shifts and their total; operators; orders) are of one moment;
+    the two moments are a few milliseconds apart."""
     now = now or utc_now()
     scan_filter = report_filter(scan_filter, now)
     shifts = scan_filter.shifts
@@ -80,8 +80,8 @@ async def build(db: Database, scan_filter: ScanFilter, now: datetime | None = No
     try:
         async with asyncio.TaskGroup() as tasks:
             shifts_and_operators = tasks.create_task(db.read(
-                _by_shift_and_operator, scan_filter, now, bulk=True, written_at=written_at))
-            orders = tasks.create_task(db.read(_by_order, scan_filter, now, bulk=True,
+                _by_shift_and_operator, scan_filter, now, bulk=True, snapshot=True, written_at=written_at))
+            orders = tasks.create_task(db.read(_by_order, scan_filter, now, bulk=True, snapshot=True,
                                                written_at=written_at))
     except* DatabaseUnavailable as unavailable:
         # The task group wraps it; unwrapped, it is the 503 any busy page gives.
