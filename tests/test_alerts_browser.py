@@ -79,7 +79,8 @@ async def test_an_admins_rule_fires_on_an_operators_scans_and_a_supervisor_ackno
 
             await admin.goto(first.url + "/admin/audit?action=alert")
             rows = admin.get_by_test_id("audit-row")
-            await expect(rows.filter(has_text="alert.acknowledge")).to_contain_text("Die changed, line restarted")
+            await expect(rows.filter(has_text="alert.acknowledge")).to_contain_text(
+                "Die changed, line restarted")
             await expect(rows.filter(has_text="alert_rule.create")).to_have_count(1)
         finally:
             first.stop()
