@@ -43,3 +43,8 @@ def test_plant_day_runs_both_phases_and_reports_every_figure() -> None:
     assert "ratio: scan p99 with exports / without =" in report
     assert "app resident memory:" in report and "/healthz slowest answer in the whole run:" in report
     assert "exports: " in report and "errors: 0" in report
+
+
+def test_alerts_bench_reports_cpu_per_scan() -> None:
+    report = run_bench("bench/alerts_bench.py", "--scans", "2000", "--rules", "4", "--repeat", "1")
+    assert report.count("app CPU per scan evaluating every rule:") == 3
