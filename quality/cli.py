@@ -29,6 +29,7 @@ from quality.accounts import (
 )
 from quality.alerts import rules as alert_rules
 from quality.alerts.text import rule_text, scope
+from quality.clock import to_plant
 from quality.db import Database, DatabaseError, DatabaseUnavailable, describe
 from quality.localdb import LocalDatabaseError, LocalMariaDB
 from quality.logs import configure_logging
@@ -433,11 +434,17 @@ def _demo_data(settings: Settings, args: argparse.Namespace) -> None:
 
     async def work(db: Database) -> None:
         try:
-            await demo.fill(db, args.scans, args.days, Shifts.of_plant(settings), force=args.force,
-                            progress=progress)
+            went_wrong = await demo.fill(db, args.scans, args.days, Shifts.of_plant(settings),
+                                         force=args.force, progress=progress)
         except demo.DemoDataRefused as exc:
             raise CommandError(str(exc)) from None
         print(f"\nquality: added {args.scans:,} demo scans; counters rebuilt", file=sys.stderr)
+        bad_hour = to_plant(went_wrong.bad_hour, settings.timezone)
+        print(f"quality: a bad hour at the {went_wrong.bad_station} station from {bad_hour:%Y-%m-%d %H:%M}",
+              file=sys.stderr)
+        if went_wrong.recurring_order:
+            print(f"quality: defect {went_wrong.recurring_defect} keeps coming on order"
+                  f" {went_wrong.recurring_order}", file=sys.stderr)
 
     # Rebuilding the counters reads every scan: one statement may take minutes.
     _run_with_database(dataclasses.replace(settings, query_timeout=3600.0), work)

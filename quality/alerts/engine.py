@@ -145,9 +145,9 @@ class AlertEngine:
         try:
             async with lock:  # this process's fire and re-arm of a rule, in the order seen
                 if not breached:
-                    await self.db.run(_rearm, rule.id)
+                    await self.db.run(rearm, rule.id)
                     return
-                if await self.db.run(_fire, rule, snapshot, self.channels) is not None:
+                if await self.db.run(fire, rule, snapshot, self.channels, utc_now()) is not None:
                     self.fired.set()
                     await self.refresh()
         except Exception:
@@ -218,10 +218,11 @@ async def _loaded(cur: Cursor, window: Window) -> Window:
     return window
 
 
-async def _fire(cur: Cursor, rule: Rule, snapshot: tuple[Decimal, list[int], str, str],
-                channels: Channels) -> int | None:
-    """The alert of a new breach and its notifications; None when the rule was
-    breached already (another process fired it) or removed. Safe to run again."""
+async def fire(cur: Cursor, rule: Rule, snapshot: tuple[Decimal, list[int], str, str],
+               channels: Channels, now: datetime) -> int | None:
+    """The alert of a new breach, fired at `now`, and its notifications; None
+    when the rule was breached already (another process fired it) or removed.
+    Safe to run again."""
     value, scan_ids, station, order_code = snapshot
     fired = await cur.execute("UPDATE alert_rules SET breached = TRUE, breaches = breaches + 1"
                               " WHERE id = %s AND NOT breached AND removed_at IS NULL", (rule.id,))
@@ -229,7 +230,6 @@ async def _fire(cur: Cursor, rule: Rule, snapshot: tuple[Decimal, list[int], str
         return None
     await cur.execute("SELECT breaches FROM alert_rules WHERE id = %s", (rule.id,))
     (breach,) = await cur.fetchone()
-    now = utc_now()
     await cur.execute(
         "INSERT INTO alerts (rule_id, breach, fired_at, station, order_code, value, threshold, scan_ids)"
         " VALUES (%s, %s, %s, %s, %s, %s, %s, %s)",
@@ -247,7 +247,7 @@ async def _fire(cur: Cursor, rule: Rule, snapshot: tuple[Decimal, list[int], str
     return alert_id
 
 
-async def _rearm(cur: Cursor, rule_id: int) -> None:
+async def rearm(cur: Cursor, rule_id: int) -> None:
     await cur.execute("UPDATE alert_rules SET breached = FALSE WHERE id = %s AND breached", (rule_id,))
 
 
