@@ -19,11 +19,13 @@ import random
 import time
 from datetime import datetime
 from decimal import Decimal
+from zoneinfo import ZoneInfo
 
 from quality.alerts.engine import AlertBoard, AlertEngine, Channels
 from quality.alerts.rules import RATE, REPEATED, Rule
 from quality.alerts.windows import window_for
 from quality.scans.store import Saved, ScanRow
+from quality.shifts import Shifts
 
 ORDERS = [f"CP{number:08d}" for number in range(12340, 12360)]
 DEFECTS = ["000"] * 17 + ["101", "102", "104"]
@@ -56,8 +58,10 @@ def scans(count: int) -> list[Saved]:
 
 
 async def measure(scan_count: int, rule_count: int, repeat: int) -> None:
-    engine = AlertEngine(None, AlertBoard(), Channels(webhook=False, email=False))  # type: ignore[arg-type]
-    engine._windows = [window_for(rule) for rule in rules(rule_count)]
+    shifts = Shifts((360, 840, 1320), ZoneInfo("Europe/Bucharest"))
+    engine = AlertEngine(None, AlertBoard(), Channels(webhook=False, email=False),  # type: ignore[arg-type]
+                         shifts)
+    engine._windows = [window_for(rule, shifts) for rule in rules(rule_count)]
     stream = scans(scan_count)
     best = float("inf")
     for _ in range(repeat):

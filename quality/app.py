@@ -77,7 +77,8 @@ def create_app(settings: Settings | None = None) -> Starlette:
         watcher = ScanWatcher(db, TableMarkup(renderer), sessions)
         await watcher.start()
         engine = AlertEngine(db, AlertBoard(), Channels(webhook=settings.alert_webhook is not None,
-                                                        email=settings.smtp_url is not None))
+                                                        email=settings.smtp_url is not None),
+                             Shifts.of_plant(settings))
         watcher.listeners.append(engine.observe)
         await engine.start()
         sender = Sender(db, settings, metrics, engine.fired)

@@ -341,6 +341,9 @@ def _add_alerts(commands: argparse._SubParsersAction) -> None:
     add.add_argument("--same-defect", metavar="K", default="",
                      help="fire at K scans in a row with the same defect code")
     add.add_argument("--defect", default="", help="with --same-defect: only this defect code")
+    add.add_argument("--p-chart", action="store_true",
+                     help="fire at a p-chart signal: a shift's rejection rate beyond its control limits,"
+                          " or 8 shifts in a row on one side of the centre line")
     add.add_argument("--at-station", action="store_true", help="show it at the station too")
     add.add_argument("--email", default="", help="recipients, separated by commas")
     add.add_argument("--mail-language", default="en", help="the e-mails' language (en, ro)")
@@ -352,10 +355,11 @@ def _add_alerts(commands: argparse._SubParsersAction) -> None:
 
 
 def _alerts_add(settings: Settings, args: argparse.Namespace) -> None:
-    if bool(args.max_rejection_rate) == bool(args.same_defect):
-        raise CommandError("give either --max-rejection-rate PERCENT --last N or --same-defect K")
+    if bool(args.max_rejection_rate) + bool(args.same_defect) + args.p_chart != 1:
+        raise CommandError("give one of --max-rejection-rate PERCENT --last N, --same-defect K or --p-chart")
     rate = bool(args.max_rejection_rate)
-    form = {"kind": alert_rules.RATE if rate else alert_rules.REPEATED, "station": args.station,
+    kind = alert_rules.RATE if rate else alert_rules.P_CHART if args.p_chart else alert_rules.REPEATED
+    form = {"kind": kind, "station": args.station,
             "order": args.order, "defect": args.defect, "threshold": args.max_rejection_rate,
             "pieces": args.last if rate else args.same_defect, "recipients": args.email,
             "mail_language": args.mail_language}
@@ -440,8 +444,9 @@ def _demo_data(settings: Settings, args: argparse.Namespace) -> None:
             raise CommandError(str(exc)) from None
         print(f"\nquality: added {args.scans:,} demo scans; counters rebuilt", file=sys.stderr)
         bad_hour = to_plant(went_wrong.bad_hour, settings.timezone)
-        print(f"quality: a bad hour at the {went_wrong.bad_station} station from {bad_hour:%Y-%m-%d %H:%M}",
-              file=sys.stderr)
+        if went_wrong.bad_station:
+            print(f"quality: a bad hour at the {went_wrong.bad_station} station from"
+                  f" {bad_hour:%Y-%m-%d %H:%M}", file=sys.stderr)
         if went_wrong.recurring_order:
             print(f"quality: defect {went_wrong.recurring_defect} keeps coming on order"
                   f" {went_wrong.recurring_order}", file=sys.stderr)

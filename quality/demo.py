@@ -4,7 +4,7 @@ per-order counters rebuilt once from them (the facts record_scan keeps).
 Several operators and checkers per shift, orders of 50-500 pieces, re-scans of
 reworked pieces, and a rejection rate and defect mix that vary by shift and
 day; and two excursions for the control charts and alerts to show: a bad hour
-at the quality station (45 % rejected) a day or so before the end, and an
+at one station (45 % rejected) a day or so before the end, and an
 order in the last days whose rejected pieces all have the same defect. Every
 demo scan is made by the `demo-data` user, which is how a database
 holding real scans is recognised (and refused without `force`).
@@ -49,7 +49,6 @@ _BASE_REJECT_RATE = 0.04
 _RESCAN_SHARE = 0.6  # of rejected pieces, reworked and scanned again later
 
 
-_BAD_HOUR_STATION = "quality"
 _BAD_HOUR_REJECT_RATE = 0.45
 _RECURRING_REJECT_RATE = 0.3
 _RECURRING_DEFECT = "104"  # Missing component, when the catalogue has it
@@ -60,7 +59,7 @@ class Excursions:
     """Where the demo's line went wrong, for the walk-through."""
 
     bad_hour: datetime  # its start, UTC
-    bad_station: str
+    bad_station: str  # "" when no scan fell in that hour
     recurring_order: str  # "" when the scans ended before the order began
     recurring_defect: str
 
@@ -104,12 +103,12 @@ async def fill(db: Database, scans: int, days: float, shifts: Shifts, *, force: 
     await rebuild_counters(db)
     # Demo scans are hours old, so the summary can take them in at once.
     await summarise_all(db, shifts)
-    went_wrong = Excursions(plan.bad_start, _BAD_HOUR_STATION, plan.recurring_order, plan.recurring_defect)
-    await _demo_alerts(db, went_wrong, user_id)
+    went_wrong = Excursions(plan.bad_start, plan.bad_station, plan.recurring_order, plan.recurring_defect)
+    await _demo_alerts(db, went_wrong, user_id, shifts)
     return went_wrong
 
 
-async def _demo_alerts(db: Database, went_wrong: Excursions, user_id: int) -> None:
+async def _demo_alerts(db: Database, went_wrong: Excursions, user_id: int, shifts: Shifts) -> None:
     """On a database without alert rules: two rules that catch the excursions,
     and the alerts they would have fired, found by running their windows over
     the demo's scans of the last days in order (no notifications are sent)."""
@@ -117,7 +116,9 @@ async def _demo_alerts(db: Database, went_wrong: Excursions, user_id: int) -> No
         await cur.execute("SELECT 1 FROM alert_rules LIMIT 1")
         if await cur.fetchone():
             return
-    forms = [{"kind": RATE, "station": went_wrong.bad_station, "threshold": "30", "pieces": "20"}]
+    forms = []
+    if went_wrong.bad_station:
+        forms.append({"kind": RATE, "station": went_wrong.bad_station, "threshold": "30", "pieces": "20"})
     if went_wrong.recurring_order:
         forms.append({"kind": REPEATED, "order": went_wrong.recurring_order,
                       "defect": went_wrong.recurring_defect, "pieces": "3"})
@@ -126,10 +127,11 @@ async def _demo_alerts(db: Database, went_wrong: Excursions, user_id: int) -> No
         windows = []
         for form in forms:
             draft = check(form, CodePatterns(), at_station=True)  # the demo's own order codes
+            assert draft.ok, draft.errors
             rule_id = await alert_changes.add(cur, DEMO_ACTOR, draft)
             rule = await find_rule(cur, rule_id)
             assert rule is not None
-            windows.append(window_for(rule))
+            windows.append(window_for(rule, shifts))
         await cur.execute("SELECT id, station, order_code, defect_code, created_at FROM scans"
                           " WHERE created_by = %s AND created_at >= %s ORDER BY id", (user_id, since))
         scans = await cur.fetchall()
@@ -138,9 +140,9 @@ async def _demo_alerts(db: Database, went_wrong: Excursions, user_id: int) -> No
             for window in windows:
                 if not window.rule.matches(station, order_code):
                     continue
-                window.add(scan_id, defect_code)
+                window.add(scan_id, defect_code, created_at)
                 if window.breached and not window.noted_breached:
-                    snapshot = (window.value, window.scan_ids, station, order_code)
+                    snapshot = (window.value, window.limit, window.scan_ids, station, order_code)
                     await fire(cur, window.rule, snapshot, silent, created_at)
                 elif window.noted_breached and not window.breached:
                     await rearm(cur, window.rule.id)
@@ -188,8 +190,8 @@ async def _catalogue(cur: Cursor) -> tuple[list[str], int]:
 
 class _Plan:
     """When the excursions happen: the bad hour a day before the end (or half way,
-    for a shorter run), the recurring defect on the first order begun in the
-    last three days (or last third)."""
+    for a shorter run) at the station scanning as it begins, the recurring defect
+    on the first order begun in the last three days (or last third)."""
 
     def __init__(self, end: datetime, days: float, defects: list[str]) -> None:
         self.end, self.days = end, days
@@ -198,9 +200,13 @@ class _Plan:
         self.recurring_from = end - min(timedelta(days=3), span / 3)
         self.recurring_order = ""
         self.recurring_defect = _RECURRING_DEFECT if _RECURRING_DEFECT in defects else defects[0]
+        self.bad_station = ""  # the station of the hour's first scan: a station sure to be scanning
 
     def in_bad_hour(self, at: datetime, station: str) -> bool:
-        return station == _BAD_HOUR_STATION and self.bad_start <= at < self.bad_start + timedelta(hours=1)
+        if not self.bad_start <= at < self.bad_start + timedelta(hours=1):
+            return False
+        self.bad_station = self.bad_station or station
+        return station == self.bad_station
 
 
 def _scans(rng: random.Random, count: int, plan: _Plan, timezone: ZoneInfo, user_id: int,

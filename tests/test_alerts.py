@@ -20,7 +20,7 @@ from quality.db import Database
 from quality.scans.store import Saved, ScanRow
 from quality.settings import CodePatterns, Settings
 from tests.admin_support import audit_rows, query, sign_in, snapshot
-from tests.conftest import csrf_token_in, eventually, login
+from tests.conftest import UTC_SHIFTS, csrf_token_in, eventually, login
 from tests.test_stations import post_scan
 
 RULE = {"kind": "rejection_rate", "station": "fg", "order": "", "defect": "", "threshold": "40",
@@ -135,7 +135,8 @@ async def test_a_breach_seen_by_several_processes_fires_once(db: Database, setti
     breaching scans as if they had saved them: one alert, one breach."""
     draft = rules.check({**RULE, "threshold": "50", "pieces": "2"}, CodePatterns(), False)
     await db.run(changes.add, SYSTEM, draft)
-    engines = [AlertEngine(db, AlertBoard(), Channels(webhook=True, email=False)) for _ in range(4)]
+    engines = [AlertEngine(db, AlertBoard(), Channels(webhook=True, email=False), UTC_SHIFTS)
+               for _ in range(4)]
     for engine in engines:
         await engine.poll()
     scans = [_row(1, "101"), _row(2, "102")]

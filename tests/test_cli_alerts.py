@@ -23,13 +23,16 @@ def test_rules_are_added_listed_and_removed_with_audit_rows(db_url: DatabaseURL)
     assert listed[1].split(None, 1) == ["1", "Finished goods scan" + " " * 16
                                         + "more than 20% of the last 20 scans rejected"]
     assert "order CP00012345" in listed[2] and "defect 104 3 times in a row (at the station)" in listed[2]
+    charted = quality(db_url, "alerts", "add", "--station", "quality", "--p-chart")
+    assert charted.returncode == 0, charted.stderr
+    assert "beyond its control limits" in quality(db_url, "alerts", "list").stdout
     removed = quality(db_url, "alerts", "remove", "1")
     assert removed.returncode == 0 and removed.stdout.strip() == "quality: removed alert rule 1"
-    assert len(quality(db_url, "alerts", "list").stdout.splitlines()) == 2
+    assert len(quality(db_url, "alerts", "list").stdout.splitlines()) == 3
     who = f"terminal:{getpass.getuser()}"
     assert rows(db_url, "SELECT actor, address, action, target FROM audit_log ORDER BY id") == [
         (who, "terminal", "alert_rule.create", "1"), (who, "terminal", "alert_rule.create", "2"),
-        (who, "terminal", "alert_rule.remove", "1")]
+        (who, "terminal", "alert_rule.create", "3"), (who, "terminal", "alert_rule.remove", "1")]
     gone = quality(db_url, "alerts", "remove", "1")
     assert (gone.returncode, gone.stderr) == (2, "quality: there is no alert rule 1\n")
 
@@ -47,7 +50,9 @@ def test_rules_are_added_listed_and_removed_with_audit_rows(db_url: DatabaseURL)
      "--station: Station: choose one from the list."),
     (["--max-rejection-rate", "20", "--last", "20"], "--station: Choose a station, an order or both."),
     (["--station", "fg", "--same-defect", "3", "--defect", "999"], "--defect: There is no defect code 999."),
-    (["--station", "fg"], "give either --max-rejection-rate PERCENT --last N or --same-defect K"),
+    (["--station", "fg"], "give one of --max-rejection-rate PERCENT --last N, --same-defect K or --p-chart"),
+    (["--station", "fg", "--p-chart", "--same-defect", "3"],
+     "give one of --max-rejection-rate PERCENT --last N, --same-defect K or --p-chart"),
 ])
 def test_bad_input_is_one_line_and_exit_2_and_nothing_is_saved(
     db_url: DatabaseURL, arguments: list[str], error: str

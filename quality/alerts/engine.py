@@ -11,9 +11,9 @@ by several processes or hosts fires once. A window that clears on this
 process's save re-arms the rule the same way. That work runs beside the save,
 never in it: a scan's answer does not wait for it.
 
-The same task polls, once a second per process, which rules are in force (a
-rule added or removed anywhere is picked up) and the open alerts, for the
-banners (`AlertBoard`).
+The same task polls, every 2 s per process, which rules are in force (a rule
+added or removed anywhere is picked up) and the open alerts, for the banners
+(`AlertBoard`): one small transaction, whatever the number of pages open.
 """
 
 from __future__ import annotations
@@ -31,10 +31,13 @@ from quality.alerts.windows import Window, window_for
 from quality.clock import utc_now
 from quality.db import Cursor, Database, DatabaseUnavailable
 from quality.scans.store import Saved, ScanRow
+from quality.shifts import Shifts
 
 log = logging.getLogger(__name__)
 
 OPEN_SHOWN = 20  # the open alerts a banner lists
+# What a breach found: value, limit, the scans that made it, the breaching scan's station and order.
+Snapshot = tuple[Decimal, Decimal, list[int], str, str]
 
 
 @dataclass(frozen=True, slots=True)
@@ -88,9 +91,10 @@ class Channels:
 
 
 class AlertEngine:
-    def __init__(self, db: Database, board: AlertBoard, channels: Channels,
-                 interval: float = 1.0) -> None:
+    def __init__(self, db: Database, board: AlertBoard, channels: Channels, shifts: Shifts,
+                 interval: float = 2.0) -> None:
         self.db = db
+        self.shifts = shifts
         self.board = board
         self.channels = channels
         self.interval = interval
@@ -99,6 +103,7 @@ class AlertEngine:
         self._rules_seen: tuple[int, int] | None = None
         self._loading: list[ScanRow] | None = None  # scans seen while the windows load
         self._locks: dict[int, asyncio.Lock] = {}
+        self._polling = asyncio.Lock()  # the background poll and a page's own, one at a time
         self._work: set[asyncio.Task[None]] = set()
         self._task: asyncio.Task[None] | None = None
 
@@ -127,19 +132,19 @@ class AlertEngine:
             for window in self._windows:
                 if not window.rule.matches(row.station, row.order_code):
                     continue
-                window.add(row.id, row.defect_code)
+                window.add(row.id, row.defect_code, row.created_at)
                 if own and window.breached != window.noted_breached:
                     self._act(window, row)
 
     def _act(self, window: Window, row: ScanRow) -> None:
         window.noted_breached = breached = window.breached
-        snapshot = (window.value, window.scan_ids, row.station, row.order_code)
+        snapshot = (window.value, window.limit, window.scan_ids, row.station, row.order_code)
         task = asyncio.create_task(self._transition(window, breached, snapshot))
         self._work.add(task)
         task.add_done_callback(self._work.discard)
 
     async def _transition(self, window: Window, breached: bool,
-                          snapshot: tuple[Decimal, list[int], str, str]) -> None:
+                          snapshot: Snapshot) -> None:
         rule = window.rule
         lock = self._locks.setdefault(rule.id, asyncio.Lock())
         try:
@@ -157,6 +162,10 @@ class AlertEngine:
 
     async def poll(self) -> None:
         """Rules in force (reloaded when one was added or removed) and the open alerts."""
+        async with self._polling:
+            await self._poll()
+
+    async def _poll(self) -> None:
         async with self.db.transaction() as cur:
             await cur.execute("SELECT COALESCE(MAX(id), 0), COUNT(removed_at) FROM alert_rules")
             seen = tuple(int(value) for value in await cur.fetchone())
@@ -178,12 +187,12 @@ class AlertEngine:
                 rules = await in_force(cur)
                 await cur.execute("SELECT COALESCE(MAX(id), 0) FROM scans")
                 (newest,) = await cur.fetchone()
-                windows = [await _loaded(cur, window_for(rule)) for rule in rules]
+                windows = [await _loaded(cur, window_for(rule, self.shifts)) for rule in rules]
             for row in self._loading:
                 if row.id > newest:
                     for window in windows:
                         if window.rule.matches(row.station, row.order_code):
-                            window.add(row.id, row.defect_code)
+                            window.add(row.id, row.defect_code, row.created_at)
             self._windows = windows
         finally:
             self._loading = None
@@ -200,30 +209,19 @@ class AlertEngine:
 
 
 async def _loaded(cur: Cursor, window: Window) -> Window:
-    rule = window.rule
-    where, params = [], []
-    if rule.station:
-        where.append("station = %s")
-        params.append(rule.station)
-    if rule.order_code:
-        where.append("order_code = %s")
-        params.append(rule.order_code)
-    await cur.execute(f"SELECT id, defect_code FROM scans WHERE {' AND '.join(where)}"
-                      " ORDER BY id DESC LIMIT %s", (*params, rule.pieces))
-    for scan_id, defect_code in reversed(await cur.fetchall()):
-        window.add(scan_id, defect_code)
-    await cur.execute("SELECT breached FROM alert_rules WHERE id = %s", (rule.id,))
+    await window.load(cur)
+    await cur.execute("SELECT breached FROM alert_rules WHERE id = %s", (window.rule.id,))
     (breached,) = await cur.fetchone()
     window.noted_breached = bool(breached)
     return window
 
 
-async def fire(cur: Cursor, rule: Rule, snapshot: tuple[Decimal, list[int], str, str],
-               channels: Channels, now: datetime) -> int | None:
+async def fire(cur: Cursor, rule: Rule, snapshot: Snapshot, channels: Channels,
+               now: datetime) -> int | None:
     """The alert of a new breach, fired at `now`, and its notifications; None
     when the rule was breached already (another process fired it) or removed.
     Safe to run again."""
-    value, scan_ids, station, order_code = snapshot
+    value, limit, scan_ids, station, order_code = snapshot
     fired = await cur.execute("UPDATE alert_rules SET breached = TRUE, breaches = breaches + 1"
                               " WHERE id = %s AND NOT breached AND removed_at IS NULL", (rule.id,))
     if fired != 1:
@@ -233,7 +231,7 @@ async def fire(cur: Cursor, rule: Rule, snapshot: tuple[Decimal, list[int], str,
     await cur.execute(
         "INSERT INTO alerts (rule_id, breach, fired_at, station, order_code, value, threshold, scan_ids)"
         " VALUES (%s, %s, %s, %s, %s, %s, %s, %s)",
-        (rule.id, breach, now, station, order_code, value, rule.limit,
+        (rule.id, breach, now, station, order_code, value, limit,
          ",".join(map(str, scan_ids))[:2000]))
     alert_id = cur.lastrowid
     notices = [("webhook", "")] if channels.webhook else []

@@ -42,7 +42,9 @@ MAX_ATTEMPTS = 15
 MAX_BACKOFF_SECONDS = 3600
 SEND_TIMEOUT = 10.0
 BATCH = 20
-IDLE_SECONDS = 1.0
+# How often each process looks for notifications due (its own alerts wake it at
+# once): retries, and rows a stopped process left. One transaction a look.
+IDLE_SECONDS = 5.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -103,14 +105,12 @@ class Sender:
 
     async def send_due(self) -> None:
         """Claim what is due, send it all at once, record each outcome."""
-        claimed = await self.db.run(_claim, BATCH)
-        await asyncio.gather(*(self._send_one(notice) for notice in claimed))
-        async with self.db.transaction() as cur:
-            await cur.execute("SELECT COUNT(*) FROM alert_outbox WHERE sent_at IS NULL AND failed_at IS NULL")
-            (pending,) = await cur.fetchone()
-        self.metrics.notifications_pending.set(pending)
+        claimed, pending = await self.db.run(_claim, BATCH)
+        finished = await asyncio.gather(*(self._send_one(notice) for notice in claimed))
+        self.metrics.notifications_pending.set(pending - sum(finished))
 
-    async def _send_one(self, notice: Notice) -> None:
+    async def _send_one(self, notice: Notice) -> bool:
+        """Send one; whether it is done with (sent, or given up)."""
         try:
             if notice.channel == "webhook":
                 await self._post(notice)
@@ -123,9 +123,10 @@ class Sender:
             await self.db.run(_failed, notice, error, given_up)
             if given_up:
                 self.metrics.notifications.labels("failed").inc()
-            return
+            return given_up
         await self.db.run(_sent, notice.id)
         self.metrics.notifications.labels("sent").inc()
+        return True
 
     def link(self, notice: Notice) -> str:
         return f"{self.base_url}/alerts/{notice.alert_id}"
@@ -178,8 +179,9 @@ def _open(request: urllib.request.Request) -> None:
         response.read()
 
 
-async def _claim(cur: Cursor, limit: int) -> list[Notice]:
-    """Due rows, taken for LEASE_SECONDS (skipping those another process holds)."""
+async def _claim(cur: Cursor, limit: int) -> tuple[list[Notice], int]:
+    """Due rows, taken for LEASE_SECONDS (skipping those another process holds),
+    and how many are waiting to be sent, these included."""
     now = utc_now()
     await cur.execute(
         "SELECT o.id, o.channel, o.recipient, o.idempotency_key, o.attempts + 1, a.id, a.rule_id, r.kind,"
@@ -194,7 +196,9 @@ async def _claim(cur: Cursor, limit: int) -> list[Notice]:
             "UPDATE alert_outbox SET attempts = attempts + 1, next_attempt_at = %s"
             f" WHERE id IN ({', '.join(['%s'] * len(found))})",
             (now + timedelta(seconds=LEASE_SECONDS), *(notice.id for notice in found)))
-    return found
+    await cur.execute("SELECT COUNT(*) FROM alert_outbox WHERE sent_at IS NULL AND failed_at IS NULL")
+    (pending,) = await cur.fetchone()
+    return found, int(pending)
 
 
 async def _sent(cur: Cursor, outbox_id: int) -> None:

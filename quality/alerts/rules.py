@@ -24,8 +24,9 @@ from quality.i18n import LANGUAGES, lazy
 from quality.settings import CodePatterns
 from quality.stations import STATIONS
 
-RATE, REPEATED = "rejection_rate", "repeated_defect"
-KINDS = {RATE: lazy("Rejection rate over the last scans"), REPEATED: lazy("Same defect in a row")}
+RATE, REPEATED, P_CHART = "rejection_rate", "repeated_defect", "p_chart"
+KINDS = {RATE: lazy("Rejection rate over the last scans"), REPEATED: lazy("Same defect in a row"),
+         P_CHART: lazy("p-chart signal per shift")}
 MAX_PIECES = 1000
 _NUMBER = re.compile(r"-?[0-9]{1,6}(\.[0-9]{1,2})?")
 _EMAIL = re.compile(r"[^@\s,]+@[^@\s,]+\.[^@\s,]+")
@@ -70,8 +71,7 @@ def fields(codes: CodePatterns) -> tuple[Field, ...]:
         Field("order", lazy("Order"), re.compile(codes.order), "CP00012345", 32, required=False),
         Field("defect", lazy("Defect code"), re.compile(codes.defect), "104", 3, required=False),
         Field("threshold", lazy("Rejection rate above (%)"), _NUMBER, "20", 10, trim, required=False),
-        Field("pieces", lazy("Scans"), _NUMBER, "20", 10, trim,
-              missing=lazy("Enter how many scans the rule looks at.")),
+        Field("pieces", lazy("Scans"), _NUMBER, "20", 10, trim, required=False),
         Field("recipients", lazy("E-mail recipients"), TEXT, "qa@example.com", 500, trim,
               required=False),
         Field("mail_language", lazy("Language of the e-mails"), TEXT, "en", 8, trim,
@@ -98,11 +98,12 @@ def check(form: Mapping[str, Any], codes: CodePatterns, at_station: bool) -> Dra
     errors = checked.errors
     values["at_station"] = at_station
     values["threshold"] = _threshold(checked, values.get("kind") == RATE)
-    values["pieces"] = _pieces(checked, values.get("kind") == REPEATED)
+    kind = values.get("kind")
+    values["pieces"] = 0 if kind == P_CHART else _pieces(checked, kind == REPEATED)
     if not values["station"] and not values["order"] and "station" not in errors and "order" not in errors:
         errors["station"] = lazy("Choose a station, an order or both.")
-    if values["defect"] and values.get("kind") == RATE:
-        errors["defect"] = lazy("A rejection-rate rule counts every defect; leave the code empty.")
+    if values["defect"] and values.get("kind") in (RATE, P_CHART):
+        errors["defect"] = lazy("This kind of rule counts every defect; leave the code empty.")
     if values["defect"] == APPROVED and "defect" not in errors:
         errors["defect"] = lazy("Code %(code)s approves; choose a defect.", code=APPROVED)
     values["recipients"] = _recipients(checked)
@@ -129,6 +130,9 @@ def _threshold(checked: Validated, wanted: bool) -> Decimal | None:
 def _pieces(checked: Validated, in_a_row: bool) -> int | None:
     raw = checked.values["pieces"]
     if "pieces" in checked.errors:
+        return None
+    if not raw:
+        checked.errors["pieces"] = lazy("Enter how many scans the rule looks at.")
         return None
     lowest = 2 if in_a_row else 1
     if "." in raw or not lowest <= int(raw) <= MAX_PIECES:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from decimal import Decimal
 
-from quality.alerts.rules import RATE
+from quality.alerts.rules import P_CHART, RATE
 from quality.i18n import LazyText, lazy
 from quality.stations import STATIONS
 
@@ -27,6 +27,9 @@ def scope(station: str | None, order_code: str | None) -> str:
 
 def rule_text(kind: str, pieces: int, threshold: Decimal | None, defect_code: str | None) -> LazyText:
     """What a rule watches, without its scope."""
+    if kind == P_CHART:
+        return lazy("a shift's rejection rate beyond its control limits, or 8 shifts in a row on one"
+                    " side of the centre line")
     if kind == RATE:
         return lazy("more than %(threshold)s%% of the last %(pieces)s scans rejected",
                     threshold=plain(threshold or Decimal(0)), pieces=pieces)
@@ -39,6 +42,9 @@ def alert_text(kind: str, value: Decimal, threshold: Decimal, station: str, orde
                rule_station: str | None, rule_order: str | None) -> LazyText:
     """What was found, where: the rule's scope, and the order of the scan that breached it."""
     where = scope(rule_station or station, rule_order or (order_code if not rule_station else None))
+    if kind == P_CHART:
+        return lazy("%(where)s: a p-chart signal; %(value)s%% rejected this shift (UCL %(threshold)s%%).",
+                    where=where, value=plain(value), threshold=plain(threshold))
     if kind == RATE:
         return lazy("%(where)s: %(value)s%% of the last scans rejected (limit %(threshold)s%%).",
                     where=where, value=plain(value), threshold=plain(threshold))

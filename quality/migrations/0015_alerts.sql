@@ -22,12 +22,12 @@ INSERT INTO role_permissions (role_id, permission)
 
 CREATE TABLE alert_rules (
     id INT UNSIGNED AUTO_INCREMENT PRIMARY KEY,
-    kind ENUM('rejection_rate', 'repeated_defect') NOT NULL,
+    kind ENUM('rejection_rate', 'repeated_defect', 'p_chart') NOT NULL,
     station ENUM('quality', 'fg') NULL,
     order_code VARCHAR(32) NULL,
     defect_code CHAR(3) NULL,
     threshold DECIMAL(5, 2) NULL,  -- rejection_rate: the highest share (%) that is not a breach
-    pieces SMALLINT UNSIGNED NOT NULL,  -- the last N scans, or K in a row
+    pieces SMALLINT UNSIGNED NOT NULL,  -- the last N scans, or K in a row; 0 for a p-chart rule
     at_station BOOLEAN NOT NULL DEFAULT FALSE,
     recipients VARCHAR(500) NOT NULL DEFAULT '',
     mail_language VARCHAR(8) NOT NULL DEFAULT 'en',
