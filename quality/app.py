@@ -16,6 +16,8 @@ from starlette.routing import Mount
 from starlette.staticfiles import StaticFiles
 from starlette.types import ASGIApp
 
+from quality.alerts.engine import AlertBoard, AlertEngine, Channels
+from quality.alerts.outbox import Sender
 from quality.db import Database
 from quality.http.errors import handlers
 from quality.http.exporter import Exporter
@@ -33,6 +35,8 @@ from quality.pages.admin import audit as admin_audit
 from quality.pages.admin import defects as admin_defects
 from quality.pages.admin import roles as admin_roles
 from quality.pages.admin import users as admin_users
+from quality.pages.alerts import admin as admin_alerts
+from quality.pages.alerts import views as alerts
 from quality.pages.reports import views as reports
 from quality.pages.scan_list import views as scan_list
 from quality.pages.stations import views as stations
@@ -70,20 +74,30 @@ def create_app(settings: Settings | None = None) -> Starlette:
             db.replica = Replica(db, _replica_pool(settings), settings.replica_max_lag)
         await db.open()
         metrics.watch_pool(db)
-        renderer = Renderer(settings.timezone, {"navigation": home.destinations_for},
+        renderer = Renderer(settings.timezone, {"navigation": home.destinations_for,
+                                                "alert_stream": alerts.banner_stream},
                             settings.language)
         sessions = SessionCache()
         watcher = ScanWatcher(db, TableMarkup(renderer), sessions)
         await watcher.start()
+        engine = AlertEngine(db, AlertBoard(), Channels(webhook=settings.alert_webhook is not None,
+                                                        email=settings.smtp_url is not None),
+                             Shifts.of_plant(settings))
+        watcher.listeners.append(engine.observe)
+        await engine.start()
+        sender = Sender(db, settings, metrics, engine.fired)
+        sender.start()
         summariser = Summariser(db, Shifts.of_plant(settings))
         summariser.start()
         exporter = Exporter(settings.exports_per_user, settings.exports_per_process)
         try:
             yield {"services": Services(settings, db, watcher, metrics, renderer, sessions,
-                                        Slots(STREAMS_PER_USER, STREAMS_PER_PROCESS), exporter)}
+                                        Slots(STREAMS_PER_USER, STREAMS_PER_PROCESS), exporter, engine)}
         finally:
             exporter.close()
             await summariser.stop()
+            await sender.stop()
+            await engine.stop()
             await watcher.stop()
             await db.close()
             await metrics.stop()
@@ -103,6 +117,8 @@ def create_app(settings: Settings | None = None) -> Starlette:
             *admin_roles.routes,
             *admin_defects.routes,
             *admin_audit.routes,
+            *alerts.routes,
+            *admin_alerts.routes,
             Mount("/static", StaticFiles(directory=STATIC_DIR), name="static"),
         ],
         middleware=[

@@ -18,7 +18,7 @@ from pathlib import Path
 
 from asyncmy.errors import MySQLError
 
-from quality import audit, demo, scan_import
+from quality import alert_changes, audit, demo, scan_import
 from quality.accounts import (
     AccountError,
     create_user,
@@ -27,6 +27,9 @@ from quality.accounts import (
     set_password,
     update_user,
 )
+from quality.alerts import rules as alert_rules
+from quality.alerts.text import rule_text, scope
+from quality.clock import to_plant
 from quality.db import Database, DatabaseError, DatabaseUnavailable, describe
 from quality.localdb import LocalDatabaseError, LocalMariaDB
 from quality.logs import configure_logging
@@ -114,6 +117,7 @@ def _parser() -> argparse.ArgumentParser:
     role.add_argument("role", help="admin, supervisor, operator or your own")
     role.set_defaults(run=_user_role)
 
+    _add_alerts(commands)
     _add_demo_data(commands)
     _add_import(commands)
 
@@ -333,6 +337,86 @@ def _user_role(settings: Settings, args: argparse.Namespace) -> None:
     _run_with_database(settings, work)
 
 
+def _add_alerts(commands: argparse._SubParsersAction) -> None:
+    alerts = commands.add_parser("alerts", help="manage quality alert rules").add_subparsers(
+        required=True, metavar="ACTION")
+    add = alerts.add_parser("add", help="add a rule (scoped to a station, an order or both)")
+    add.add_argument("--station", default="", help="quality or fg")
+    add.add_argument("--order", default="", help="an order code")
+    add.add_argument("--max-rejection-rate", metavar="PERCENT", default="",
+                     help="fire when more than PERCENT %% of the last N scans are rejected (with --last)")
+    add.add_argument("--last", metavar="N", default="", help="the scans the rejection rate counts")
+    add.add_argument("--same-defect", metavar="K", default="",
+                     help="fire at K scans in a row with the same defect code")
+    add.add_argument("--defect", default="", help="with --same-defect: only this defect code")
+    add.add_argument("--p-chart", action="store_true",
+                     help="fire at a p-chart signal: a shift's rejection rate beyond its control limits,"
+                          " or 8 shifts in a row on one side of the centre line")
+    add.add_argument("--at-station", action="store_true", help="show it at the station too")
+    add.add_argument("--email", default="", help="recipients, separated by commas")
+    add.add_argument("--mail-language", default="en", help="the e-mails' language (en, ro)")
+    add.set_defaults(run=_alerts_add)
+    alerts.add_parser("list", help="the rules in force").set_defaults(run=_alerts_list)
+    remove = alerts.add_parser("remove", help="remove a rule (its alerts stay)")
+    remove.add_argument("id", type=_positive, help="the rule's number (quality alerts list)")
+    remove.set_defaults(run=_alerts_remove)
+
+
+def _alerts_add(settings: Settings, args: argparse.Namespace) -> None:
+    if bool(args.max_rejection_rate) + bool(args.same_defect) + args.p_chart != 1:
+        raise CommandError("give one of --max-rejection-rate PERCENT --last N, --same-defect K or --p-chart")
+    rate = bool(args.max_rejection_rate)
+    kind = alert_rules.RATE if rate else alert_rules.P_CHART if args.p_chart else alert_rules.REPEATED
+    form = {"kind": kind, "station": args.station,
+            "order": args.order, "defect": args.defect, "threshold": args.max_rejection_rate,
+            "pieces": args.last if rate else args.same_defect, "recipients": args.email,
+            "mail_language": args.mail_language}
+    draft = alert_rules.check(form, settings.codes, args.at_station)
+
+    async def work(db: Database) -> None:
+        if draft.ok:
+            rule_id = await db.run(alert_changes.add, audit.terminal(), draft)
+            if rule_id is not None:
+                print(f"quality: added alert rule {rule_id}")
+                return
+        field, message = next(iter(draft.errors.items()))
+        raise CommandError(f"{_OPTIONS.get(field, field)}: {message}")
+
+    if not draft.ok:  # no database needed to say so
+        field, message = next(iter(draft.errors.items()))
+        raise CommandError(f"{_OPTIONS.get(field, field)}: {message}")
+    _run_with_database(settings, work)
+
+
+# The option that gave each field of a rule.
+_OPTIONS = {"station": "--station", "order": "--order", "defect": "--defect",
+            "threshold": "--max-rejection-rate", "pieces": "--last/--same-defect",
+            "recipients": "--email", "mail_language": "--mail-language", "kind": "kind"}
+
+
+def _alerts_list(settings: Settings, args: argparse.Namespace) -> None:
+    async def work(db: Database) -> None:
+        async with db.transaction() as cur:
+            found = await alert_rules.in_force(cur)
+        print(f"{'ID':<6} {'WHERE':<34} FIRES WHEN")
+        for rule in found:
+            where = scope(rule.station, rule.order_code)
+            fires = rule_text(rule.kind, rule.pieces, rule.threshold, rule.defect_code)
+            extra = " (at the station)" if rule.at_station else ""
+            print(f"{rule.id:<6} {where:<34} {fires}{extra}")
+
+    _run_with_database(settings, work)
+
+
+def _alerts_remove(settings: Settings, args: argparse.Namespace) -> None:
+    async def work(db: Database) -> None:
+        if not await db.run(alert_changes.remove, audit.terminal(), args.id):
+            raise CommandError(f"there is no alert rule {args.id}")
+        print(f"quality: removed alert rule {args.id}")
+
+    _run_with_database(settings, work)
+
+
 def _localdb_status(settings: Settings, args: argparse.Namespace) -> None:
     local = LocalMariaDB(settings.data_dir)
     state = "running" if local.is_running() else "stopped"
@@ -434,11 +518,18 @@ def _demo_data(settings: Settings, args: argparse.Namespace) -> None:
 
     async def work(db: Database) -> None:
         try:
-            await demo.fill(db, args.scans, args.days, Shifts.of_plant(settings), force=args.force,
-                            progress=progress)
+            went_wrong = await demo.fill(db, args.scans, args.days, Shifts.of_plant(settings),
+                                         force=args.force, progress=progress)
         except demo.DemoDataRefused as exc:
             raise CommandError(str(exc)) from None
         print(f"\nquality: added {args.scans:,} demo scans; counters rebuilt", file=sys.stderr)
+        bad_hour = to_plant(went_wrong.bad_hour, settings.timezone)
+        if went_wrong.bad_station:
+            print(f"quality: a bad hour at the {went_wrong.bad_station} station from"
+                  f" {bad_hour:%Y-%m-%d %H:%M}", file=sys.stderr)
+        if went_wrong.recurring_order:
+            print(f"quality: defect {went_wrong.recurring_defect} keeps coming on order"
+                  f" {went_wrong.recurring_order}", file=sys.stderr)
 
     # Rebuilding the counters reads every scan: one statement may take minutes.
     _run_with_database(dataclasses.replace(settings, query_timeout=3600.0), work)

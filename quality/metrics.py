@@ -129,6 +129,12 @@ class Metrics:
         self.lane_timeouts = Counter("quality_db_pool_bulk_timeouts",
                                      "Bulk transactions that gave up waiting for a place in the lane",
                                      registry=self.registry)
+        self.notifications = Counter("quality_alert_notifications",
+                                     "Alert notifications sent, and given up on after every retry",
+                                     ["outcome"], registry=self.registry)
+        self.notifications_pending = Gauge("quality_alert_notifications_pending",
+                                           "Alert notifications waiting to be sent (or tried again)",
+                                           registry=self.registry, multiprocess_mode="mostrecent")
         self._counted = dict.fromkeys([*self.pool_counters, "bulk_timeouts", "replica_reads",
                                        *(f"fallbacks_{reason}" for reason in REASONS)], 0)
         self.replica: _ReplicaFigures | None = None  # made by watch_pool when there is a replica

@@ -27,6 +27,8 @@ PERMISSIONS = {
     "admin.roles": lazy("Manage roles and their permissions"),
     "admin.defects": lazy("Manage the defect code catalogue"),
     "admin.audit": lazy("View the audit log"),
+    "alerts.view": lazy("See and acknowledge quality alerts"),  # these two: migration 0015
+    "admin.alerts": lazy("Manage alert rules"),
 }
 SIGNED_IN = "signed-in"  # any user with a live session
 PUBLIC = None  # no session needed (login page, health check)

@@ -190,6 +190,10 @@ class Settings:
     codes: CodePatterns = field(default_factory=CodePatterns)
     # Where each shift starts, in the plant's local time, minutes after midnight.
     shifts: tuple[int, ...] = (6 * 60, 14 * 60, 22 * 60)
+    # Quality alerts' notifications (quality/alerts/outbox.py): none by default.
+    alert_webhook: str | None = None
+    smtp_url: str | None = None
+    public_url: str | None = None  # the app's address in notifications' links; None: host and port
 
     @property
     def uses_local_database(self) -> bool:
@@ -267,6 +271,16 @@ class _Reader:
         if starts != sorted(set(starts)):
             raise SettingsError(f"{name}={value!r}: shift starts must be in ascending order, no repeats")
         return tuple(starts)
+
+    def url(self, name: str, schemes: tuple[str, ...]) -> str | None:
+        """An address with one of these schemes and a host, or nothing."""
+        value = self.raw(name)
+        if value is None:
+            return None
+        parts = urlsplit(value)
+        if parts.scheme not in schemes or not parts.hostname:
+            raise SettingsError(f"{name}={value!r} must be a {' or '.join(schemes)} address with a host")
+        return value
 
     def pattern(self, name: str, default: str) -> str:
         value = self.raw(name) or default
@@ -368,4 +382,7 @@ def load_settings(env: dict[str, str] | None = None, env_file: Path | None = Pat
         forwarded_allow_ips=read.addresses("QUALITY_FORWARDED_ALLOW_IPS"),
         codes=codes,
         shifts=read.shifts("QUALITY_SHIFTS", Settings.shifts),
+        alert_webhook=read.url("QUALITY_ALERT_WEBHOOK", ("http", "https")),
+        smtp_url=read.url("QUALITY_SMTP_URL", ("smtp", "smtps")),
+        public_url=read.url("QUALITY_PUBLIC_URL", ("http", "https")),
     )

@@ -59,3 +59,8 @@ def test_import_bench_imports_the_file_and_then_finds_every_row_stored() -> None
     assert "import into an empty database:" in report and "rows/s" in report
     assert "imported history.csv: 600 scans (" in report
     assert "imported history.csv: 0 scans (0 re-scans), 600 duplicates" in report
+
+
+def test_alerts_bench_reports_cpu_per_scan() -> None:
+    report = run_bench("bench/alerts_bench.py", "--scans", "2000", "--rules", "4", "--repeat", "1")
+    assert report.count("app CPU per scan evaluating every rule:") == 3

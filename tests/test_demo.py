@@ -3,6 +3,7 @@ mix itself into a database of real scans."""
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -75,3 +76,34 @@ async def test_a_second_run_adds_to_its_own_demo_data(db: Database) -> None:
     [(pieces,)] = await rows(db, "SELECT COUNT(*) FROM piece_verdicts")
     [(counted,)] = await rows(db, "SELECT SUM(approved + rejected) FROM order_counts")
     assert counted == pieces
+
+
+async def test_the_demo_has_a_bad_hour_at_one_station_and_a_recurring_defect_on_one_order(
+        db: Database) -> None:
+    went_wrong = await fill(db, 6000, 10, PLANT_SHIFTS, seed=5)
+    # The bad hour: at its station, far more rejected than the rest of the run.
+    [(scans, rejected)] = await rows(db, (
+        f"SELECT COUNT(*), SUM(NOT approved) FROM scans WHERE station = '{went_wrong.bad_station}'"
+        " AND NOT is_rescan"
+        f" AND created_at >= '{went_wrong.bad_hour}'"
+        f" AND created_at < '{went_wrong.bad_hour}' + INTERVAL 1 HOUR"))
+    [(all_scans, all_rejected)] = await rows(db, "SELECT COUNT(*), SUM(NOT approved) FROM scans")
+    assert scans >= 10
+    assert rejected / scans > 0.25 > 2 * all_rejected / all_scans
+    # The order: every rejection the same defect, again and again.
+    defects = await rows(db, "SELECT defect_code, COUNT(*) FROM scans WHERE NOT approved AND NOT is_rescan"
+                             f" AND order_code = '{went_wrong.recurring_order}' GROUP BY defect_code")
+    assert [code for code, _ in defects] == [went_wrong.recurring_defect] == ["104"]
+    assert defects[0][1] >= 10
+    # Two rules that catch them, and the alerts they fired, on a fresh install.
+    fired = await rows(db, "SELECT r.kind, a.fired_at FROM alerts a JOIN alert_rules r ON r.id = a.rule_id"
+                           " ORDER BY a.id")
+    bad_hour = went_wrong.bad_hour
+    assert any(kind == "rejection_rate" and bad_hour <= at < bad_hour + timedelta(hours=1)
+               for kind, at in fired)
+    assert "repeated_defect" in {kind for kind, _ in fired}
+    assert await rows(db, "SELECT actor, action FROM audit_log WHERE action LIKE 'alert%'") == [
+        ("demo-data", "alert_rule.create"), ("demo-data", "alert_rule.create")]
+    # A second run adds no rules.
+    await fill(db, 100, 1, PLANT_SHIFTS, seed=6)
+    assert await rows(db, "SELECT COUNT(*) FROM alert_rules") == [(2,)]

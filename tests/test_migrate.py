@@ -47,7 +47,7 @@ async def test_schema_is_complete_and_seeded(db: Database) -> None:
         "users", "roles", "permissions", "role_permissions", "sessions", "login_attempts",
         "auth_version",
         "scans", "piece_verdicts", "order_counts", "defect_codes", "audit_log",
-        "schema_migrations",
+        "schema_migrations", "alert_rules", "alerts", "alert_outbox",
     } <= await tables(db)
     async with db.transaction() as cur:
         await cur.execute(
@@ -59,7 +59,8 @@ async def test_schema_is_complete_and_seeded(db: Database) -> None:
         approved = await cur.fetchone()
         await cur.execute("SHOW INDEX FROM scans")
         indexed = {row[2] for row in await cur.fetchall()}
-    assert counts == {"admin": 9, "supervisor": 5, "operator": 2}
+    # 0015 gives admins alerts.view and admin.alerts, supervisors alerts.view.
+    assert counts == {"admin": 11, "supervisor": 6, "operator": 2}
     assert approved == ("Approved",)
     assert {"uq_scans_submission", "ix_scans_station_time", "ix_scans_order",
             "ix_scans_operator"} <= indexed

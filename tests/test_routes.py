@@ -65,6 +65,15 @@ ROUTE_STATUS: dict[tuple[str, str], tuple[int, int, int, int]] = {
     ("GET", "/admin/defects/{code}"): (303, 403, 403, 200),
     ("POST", "/admin/defects/{code}"): (401, 403, 403, 422),
     ("GET", "/admin/audit"): (303, 403, 403, 200),
+    ("GET", "/alerts"): (303, 403, 200, 200),
+    ("GET", "/alerts/{alert_id:int}"): (303, 403, 404, 404),  # no alert fired
+    ("POST", "/alerts/{alert_id:int}/acknowledge"): (401, 403, 404, 404),
+    ("GET", "/alerts/stream"): (303, 403, 200, 200),
+    ("GET", "/alerts/stream/quality"): (303, 200, 200, 200),
+    ("GET", "/alerts/stream/fg"): (303, 200, 200, 200),
+    ("GET", "/admin/alerts"): (303, 403, 403, 200),
+    ("POST", "/admin/alerts"): (401, 403, 403, 422),
+    ("POST", "/admin/alerts/{rule_id:int}/remove"): (401, 403, 403, 404),  # no rule made
     ("POST", "/logout"): (401, 303, 303, 303),  # last: it ends the session
 }
 
@@ -117,6 +126,15 @@ ONE_ADMIN_PERMISSION_STATUS: dict[tuple[str, str], tuple[int, int, int, int]] = 
     ("GET", "/admin/defects/{code}"): (403, 403, 200, 403),
     ("POST", "/admin/defects/{code}"): (403, 403, 422, 403),
     ("GET", "/admin/audit"): (403, 403, 403, 200),
+    ("GET", "/alerts"): (403, 403, 403, 403),
+    ("GET", "/alerts/{alert_id:int}"): (403, 403, 403, 403),
+    ("POST", "/alerts/{alert_id:int}/acknowledge"): (403, 403, 403, 403),
+    ("GET", "/alerts/stream"): (403, 403, 403, 403),
+    ("GET", "/alerts/stream/quality"): (403, 403, 403, 403),
+    ("GET", "/alerts/stream/fg"): (403, 403, 403, 403),
+    ("GET", "/admin/alerts"): (403, 403, 403, 403),
+    ("POST", "/admin/alerts"): (403, 403, 403, 403),
+    ("POST", "/admin/alerts/{rule_id:int}/remove"): (403, 403, 403, 403),
     ("POST", "/logout"): (303, 303, 303, 303),  # last: it ends the session
 }
 
@@ -177,7 +195,8 @@ def _walk(settings: Settings, everyone: tuple[str, ...],
         "SELECT (SELECT id FROM users WHERE username = 'the-operator'),"
         " (SELECT id FROM roles WHERE name = 'operator')",
     ))
-    path_ids = {"user_id:int": str(ids[0][0]), "role_id:int": str(ids[0][1]), "code": "101"}
+    path_ids = {"user_id:int": str(ids[0][0]), "role_id:int": str(ids[0][1]), "code": "101",
+                "alert_id:int": "1", "rule_id:int": "1"}
     server = LiveServer(settings)
     server.start()
     wrong = []

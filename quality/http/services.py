@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, TypedDict
 from starlette.requests import HTTPConnection
 
 if TYPE_CHECKING:  # imported for the type checker only: these modules import this one
+    from quality.alerts.engine import AlertEngine
     from quality.db import Database
     from quality.http.exporter import Exporter
     from quality.http.slots import Slots
@@ -33,6 +34,7 @@ class Services:
     sessions: SessionCache
     streams: Slots  # the live streams open (quality/http/live.py)
     exporter: Exporter  # the exports' places and thread (quality/pages/scan_list/export.py)
+    alerts: AlertEngine  # the alert rules' windows and the open alerts (quality/alerts/)
 
 
 class LifespanState(TypedDict):

@@ -22,6 +22,8 @@ DESTINATIONS = [
     ("admin.roles", "/admin/roles", lazy("Roles & permissions"), lazy("Who may do what.")),
     ("admin.defects", "/admin/defects", lazy("Defect codes"), lazy("The defect catalogue.")),
     ("admin.audit", "/admin/audit", lazy("Audit log"), lazy("Every change, who and when.")),
+    ("alerts.view", "/alerts", lazy("Alerts"), lazy("When a line goes wrong.")),
+    ("admin.alerts", "/admin/alerts", lazy("Alert rules"), lazy("What raises an alert.")),
 ]
 
 

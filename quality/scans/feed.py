@@ -19,7 +19,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any, NamedTuple, Protocol
 
 from markupsafe import Markup
@@ -223,6 +223,9 @@ class ScanWatcher:
         self._gaps: dict[int, float] = {}
         self._loaded = False
         self._task: asyncio.Task[None] | None = None
+        # Told of every scan as it is added, and whether this process saved it
+        # (the alert rules, quality/alerts/engine.py).
+        self.listeners: list[Callable[[Sequence[Saved], bool], None]] = []
 
     async def start(self) -> None:
         try:
@@ -240,6 +243,8 @@ class ScanWatcher:
         """A scan this process just committed: show it without waiting for a poll."""
         self._note_ids([saved.row.id])
         self.feeds[saved.row.station].add([saved])
+        for listener in self.listeners:
+            listener([saved], True)
 
     async def load(self) -> None:
         began = time.monotonic()
@@ -275,6 +280,8 @@ class ScanWatcher:
             by_station.setdefault(item.row.station, []).append(item)
         for key, items in by_station.items():
             self.feeds[key].add(items)
+        for listener in self.listeners:
+            listener(found, False)
 
     async def _run(self) -> None:
         while True:

@@ -9,6 +9,7 @@ from collections.abc import Callable
 from markupsafe import Markup, escape
 
 from quality.i18n import lazy, percent
+from quality.pages.reports.control import PChart
 from quality.pages.reports.report import Links, Report
 
 WIDTH = 640
@@ -155,3 +156,119 @@ def _heat_map(report: Report, links: Links, tr: Callable[[str], str], language: 
     return _svg("heat-map", tr(lazy("Rejection rate by day and shift")),
                 tr(lazy("One cell per production day and shift, darker red for a higher share of rejected"
                         " pieces; each cell links to that shift's scans.")), height, "".join(parts))
+
+
+def control_charts(chart: PChart, by_defect: list[tuple[str, int, float]],
+                   by_category: list[tuple[str, int, float]], tr: Callable[[str], str],
+                   language: str) -> dict[str, Markup]:
+    """The p-chart and the two Pareto charts (control.py computes them). No mark
+    is a link: the page's tables beside them hold the links (nothing interactive
+    inside an image)."""
+    return {
+        "p_chart": _p_chart(chart, tr, language),
+        "pareto_defects": _pareto("pareto-defects", tr(lazy("Pareto of defects")), by_defect, tr, language),
+        "pareto_categories": _pareto("pareto-categories", tr(lazy("Pareto of defect categories")),
+                                     by_category, tr, language),
+    }
+
+
+def _p_chart(chart: PChart, tr: Callable[[str], str], language: str) -> Markup:
+    height, label_w = 240, 64
+    plot_w, plot_h = WIDTH - LEFT - label_w, height - TOP - BOTTOM
+    points = chart.points
+    top = min(1.0, max([0.05, *(max(point.ucl, point.p) for point in points)]) * 1.1)
+    step = plot_w / max(len(points) - 1, 1)
+
+    def x(i: int) -> float:
+        return LEFT + i * step
+
+    def y(rate: float) -> float:
+        return TOP + plot_h * (1 - rate / top)
+
+    parts = [f'<line class="axis" x1="{LEFT}" y1="{TOP + plot_h}" x2="{LEFT + plot_w}" y2="{TOP + plot_h}"/>',
+             f'<line class="axis" x1="{LEFT}" y1="{TOP}" x2="{LEFT}" y2="{TOP + plot_h}"/>']
+    for tick in range(5):
+        rate = top * tick / 4
+        parts.append(f'<text x="{LEFT - 6}" y="{y(rate) + 4:.1f}" text-anchor="end">'
+                     f'{percent(rate, language, 0)}</text>')
+    if chart.centre is None or not points:
+        parts.append(f'<text x="{WIDTH / 2}" y="{height / 2}" text-anchor="middle">'
+                     f'{escape(tr(lazy("No pieces in this range.")))}</text>')
+    else:
+        end = x(len(points) - 1)
+        # Each point's own limits, drawn as steps half-way between points.
+        for name, limit in (("ucl", lambda point: point.ucl), ("lcl", lambda point: point.lcl)):
+            steps = []
+            for i, point in enumerate(points):
+                left, right = max(LEFT, x(i) - step / 2), min(end, x(i) + step / 2)
+                if len(points) == 1:
+                    right = end + 1  # one point: a short bar, not nothing
+                steps += [f"{left:.1f},{y(limit(point)):.1f}", f"{right:.1f},{y(limit(point)):.1f}"]
+            parts.append(f'<polyline class="limit {name}" points="{" ".join(steps)}"/>')
+        centre_y = y(chart.centre)
+        parts.append(f'<line class="centre" x1="{LEFT}" y1="{centre_y:.1f}" x2="{end:.1f}"'
+                     f' y2="{centre_y:.1f}"/>')
+        for label, at in (("UCL", points[-1].ucl), ("p̄", chart.centre), ("LCL", points[-1].lcl)):
+            parts.append(f'<text class="limit-label" x="{end + 6:.1f}" y="{y(at) + 4:.1f}">{label}</text>')
+        drawn = " ".join(f"{x(i):.1f},{y(point.p):.1f}" for i, point in enumerate(points))
+        parts.append(f'<polyline class="line" points="{drawn}"/>')
+        tip_text = _escaped(tr(lazy(
+            "%(label)s: %(rate)s rejected of %(pieces)s pieces; limits %(lcl)s to %(ucl)s")))
+        signal_text = _escaped(tr(lazy("signal")))
+        label_every = max(1, len(points) // 10)
+        for i, point in enumerate(points):
+            tip = tip_text % {"label": point.label, "rate": percent(point.p, language),
+                              "pieces": point.pieces, "lcl": percent(point.lcl, language),
+                              "ucl": percent(point.ucl, language)}
+            if point.signal:  # a larger ringed mark, so colour is not the only cue
+                parts.append(f'<circle class="point signal" cx="{x(i):.1f}" cy="{y(point.p):.1f}" r="6">'
+                             f"<title>{tip} — {signal_text}</title></circle>")
+            else:
+                parts.append(f'<circle class="point" cx="{x(i):.1f}" cy="{y(point.p):.1f}" r="3">'
+                             f"<title>{tip}</title></circle>")
+            if i % label_every == 0:
+                parts.append(f'<text x="{x(i):.1f}" y="{height - 8}" text-anchor="middle">'
+                             f"{escape(point.label[5:])}</text>")
+    signals = sum(point.signal for point in points)
+    description = tr(lazy("Share of pieces rejected per %(unit)s with the centre line p̄ and each point's"
+                          " control limits UCL and LCL (3 sigma); %(signals)s points signal: beyond a"
+                          " limit or in a run of 8 on one side. The table below lists each point and"
+                          " links to its scans.",
+                          unit=lazy("shift") if chart.per_shift else lazy("day"), signals=signals))
+    return _svg("p-chart", tr(lazy("p-chart of the rejection rate")), description, height, "".join(parts))
+
+
+def _pareto(chart_id: str, title: str, items: list[tuple[str, int, float]], tr: Callable[[str], str],
+            language: str) -> Markup:
+    height, right_w = 240, 44
+    shown = items[:12]
+    plot_w, plot_h = WIDTH - LEFT - right_w, height - TOP - BOTTOM - 14
+    most = max([count for _, count, _ in shown] or [1])
+    slot = plot_w / max(len(shown), 1)
+    parts = [f'<line class="axis" x1="{LEFT}" y1="{TOP + plot_h}" x2="{LEFT + plot_w}" y2="{TOP + plot_h}"/>']
+    for tick in range(5):
+        share = tick / 4
+        at = TOP + plot_h * (1 - share)
+        parts.append(f'<text x="{LEFT - 6}" y="{at + 4:.1f}" text-anchor="end">{round(most * share)}</text>'
+                     f'<text x="{LEFT + plot_w + 6}" y="{at + 4:.1f}">{percent(share, language, 0)}</text>')
+    tip_text = _escaped(tr(lazy("%(label)s: %(count)s rejected scans, %(share)s cumulative")))
+    line = []
+    for i, (label, count, share) in enumerate(shown):
+        left = LEFT + i * slot + slot * 0.15
+        bar_h = plot_h * count / most
+        tip = tip_text % {"label": _escaped(label), "count": count, "share": percent(share, language)}
+        parts.append(f'<rect class="bar" x="{left:.1f}" y="{TOP + plot_h - bar_h:.1f}"'
+                     f' width="{slot * 0.7:.1f}" height="{max(bar_h, 1):.1f}"><title>{tip}</title></rect>'
+                     f'<text x="{left + slot * 0.35:.1f}" y="{height - 8}" text-anchor="middle">'
+                     f"{escape(label[:12])}</text>")
+        line.append(f"{left + slot * 0.35:.1f},{TOP + plot_h * (1 - share):.1f}")
+    if shown:
+        parts.append(f'<polyline class="cumulative" points="{" ".join(line)}"/>')
+        for point in line:
+            cx, cy = point.split(",")
+            parts.append(f'<circle class="cumulative-point" cx="{cx}" cy="{cy}" r="3"/>')
+    else:
+        parts.append(f'<text x="{WIDTH / 2}" y="{height / 2}" text-anchor="middle">'
+                     f'{escape(tr(lazy("No rejected scans in this range.")))}</text>')
+    return _svg(chart_id, title, tr(lazy("Rejected scans per group, most frequent first, with the cumulative"
+                                         " percentage as a line (right axis).")), height, "".join(parts))

@@ -1,0 +1,2 @@
+"""The quality alerts' pages: /alerts (history, acknowledging, the live
+banners' streams) and /admin/alerts (the rules)."""

@@ -1,0 +1,73 @@
+"""The alerts' notifications: sent from the outbox by the background sender,
+to a real webhook receiver and a real SMTP server on 127.0.0.1; retried with
+backoff after a 500, once each (idempotency key), counted on /metrics, and a
+receiver that is slow never slows a save."""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from typing import Any
+
+from starlette.testclient import TestClient
+
+from quality.alerts.outbox import backoff
+from quality.app import create_app
+from quality.settings import Settings
+from tests.admin_support import query, sign_in
+from tests.alert_receivers import smtp_server, webhook
+from tests.conftest import eventually
+from tests.test_alerts import add_rule, fg_scans
+
+
+def test_a_fired_alert_reaches_the_webhook_after_a_500_and_each_recipient_once_in_their_language(
+    settings: Settings, make_user: Any
+) -> None:
+    with webhook(statuses=[500]) as hook, smtp_server() as (mailbox, smtp_url):
+        configured = dataclasses.replace(settings, alert_webhook=hook.url, smtp_url=smtp_url,
+                                         public_url="https://quality.plant.example")
+        with TestClient(create_app(configured), client=("127.0.0.1", 50000)) as client:
+            token = sign_in(client, make_user, "ada", "admin")
+            assert add_rule(client, token, pieces="2", threshold="50", mail_language="ro",
+                            recipients="qa@plant.example, sef@plant.example").status_code == 303
+            fg_scans(client, token, ["101", "102"])
+            assert eventually(lambda: len(hook.accepted) == 1 and len(mailbox.messages) == 2)
+            (alert_id,) = query(settings, "SELECT id FROM alerts")[0]
+            keys = {headers["Idempotency-Key"] for headers, _body, _status in hook.received}
+            assert len(hook.received) == 2 and len(keys) == 1  # the 500, then the retry, one key
+            assert hook.accepted[0] == {
+                "alert": alert_id, "rule": 1, "kind": "rejection_rate", "station": "fg",
+                "order": "CP00012345", "value": 100.0, "threshold": 50.0,
+                "fired_at": hook.accepted[0]["fired_at"],
+                "link": f"https://quality.plant.example/alerts/{alert_id}"}
+            assert sorted(to for (to,), _message in mailbox.messages) == [
+                "qa@plant.example", "sef@plant.example"]
+            message = mailbox.messages[0][1]
+            assert message["Subject"].startswith("Alertă de calitate")
+            body = message.get_payload(decode=True).decode()
+            assert f"https://quality.plant.example/alerts/{alert_id}" in body
+            assert eventually(lambda: query(settings, "SELECT COUNT(*) FROM alert_outbox"
+                                                      " WHERE sent_at IS NULL") == [(0,)])
+            metrics = client.get("/metrics").text
+            assert 'quality_alert_notifications_total{outcome="sent"} 3.0' in metrics
+            assert "quality_alert_notifications_pending 0.0" in metrics
+
+
+def test_a_slow_or_absent_receiver_never_slows_a_save(settings: Settings, make_user: Any) -> None:
+    with webhook(delay=3.0) as hook:
+        configured = dataclasses.replace(settings, alert_webhook=hook.url,
+                                         smtp_url="smtp://127.0.0.1:9")  # nothing listens there
+        with TestClient(create_app(configured), client=("127.0.0.1", 50000)) as client:
+            token = sign_in(client, make_user, "ada", "admin")
+            add_rule(client, token, pieces="1", threshold="50", recipients="qa@plant.example")
+            began = time.monotonic()
+            fg_scans(client, token, ["101", "000", "101", "000", "101"])
+            assert time.monotonic() - began < 2.5  # five saves, each firing or re-arming
+            assert eventually(lambda: len(hook.received) == 3)
+            assert eventually(lambda: query(
+                settings, "SELECT COUNT(*) FROM alert_outbox WHERE channel = 'email' AND attempts > 0"
+                " AND last_error IS NOT NULL AND sent_at IS NULL") == [(3,)])
+
+
+def test_backoff_doubles_and_is_bounded() -> None:
+    assert [backoff(n) for n in (1, 2, 3, 10, 40)] == [2, 4, 8, 1024, 3600]
