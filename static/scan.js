@@ -155,6 +155,7 @@
     if (typeof target === "string") {
       markField(field, target);
       focusField(field);
+      showRefused();
       feedback("invalid");
       return;
     }
@@ -408,6 +409,19 @@
     list.prepend(entry);
     while (list.children.length > HISTORY_SIZE) list.lastElementChild.remove();
     document.getElementById("scan-history").hidden = false;
+  }
+
+  // A code the page itself refused: the big panel says so, as it does for the
+  // server's refusals, rather than still showing the previous scan's verdict.
+  function showRefused() {
+    keepAsPrevious();
+    const result = document.getElementById("scan-result");
+    result.className = "scan-result invalid";
+    result.dataset.outcome = "invalid";
+    const verdict = document.createElement("p");
+    verdict.className = "verdict";
+    verdict.textContent = MESSAGES.notSaved;
+    result.replaceChildren(verdict);
   }
 
   // -- asked on the side: the piece's last verdict, the operator's count ------------

@@ -176,3 +176,34 @@ async def test_a_piece_scanned_before_is_marked_before_the_save(
     (rows,) = await execute(settings.database_url, "SELECT COUNT(*) FROM scans")
     assert rows == [(5,)]
     await page.close()
+
+
+async def test_the_result_turns_amber_whenever_the_form_shows_an_error(
+    live_server: LiveServer, browser: Any, make_user: Any, settings: Settings
+) -> None:
+    page = await open_station(browser, live_server, make_user, "ilse")
+    result = page.get_by_test_id("scan-result")
+    amber = "rgb(255, 242, 214)"  # --warn-bg
+    background = "e => getComputedStyle(e).backgroundColor"
+    await scan(page, "OP07", "CP00012345-0001", "OC12", "OC13", "000")
+    await expect(result).to_have_attribute("data-outcome", "approved")
+
+    # the page's own routing refuses a code: the green verdict goes below, amber takes its place
+    await scan(page, "XX12-34")
+    await expect(page.get_by_test_id("piece_code-error")).to_be_visible()
+    await expect(result).to_have_attribute("data-outcome", "invalid")
+    await expect(result).to_have_text("Not saved — correct the marked field.")
+    assert await result.evaluate(background) == amber
+    await expect(page.get_by_test_id("previous-result")).to_contain_text("Approved")
+
+    # the server refuses one (a defect code the catalogue lacks): amber too
+    await scan(page, "CP00012345-0002", "OC12", "OC13", "000")
+    await expect(result).to_have_attribute("data-outcome", "approved")
+    await scan(page, "CP00012345-0003", "OC12", "OC13", "999")
+    await expect(page.get_by_test_id("defect_code-error")).to_have_text("Unknown defect code.")
+    await expect(result).to_have_attribute("data-outcome", "invalid")
+    assert await result.evaluate(background) == amber
+    assert settings.database_url
+    (rows,) = await execute(settings.database_url, "SELECT COUNT(*) FROM scans")
+    assert rows == [(2,)]
+    await page.close()
