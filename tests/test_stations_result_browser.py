@@ -207,3 +207,43 @@ async def test_the_result_turns_amber_whenever_the_form_shows_an_error(
     (rows,) = await execute(settings.database_url, "SELECT COUNT(*) FROM scans")
     assert rows == [(2,)]
     await page.close()
+
+
+# What the latest-scans table's width is measured against: the table itself,
+# its box, and each order-count cell's right edge against the box's.
+FIT = """wrap => {
+  const box = wrap.getBoundingClientRect();
+  const table = wrap.querySelector('table');
+  const counts = [...table.querySelectorAll('tr > :last-child')].map(c => c.getBoundingClientRect().right);
+  return {box: wrap.clientWidth, table: table.getBoundingClientRect().width, scroll: wrap.scrollWidth,
+          overhang: Math.max(...counts) - box.right};
+}"""
+
+
+async def test_the_latest_scans_fit_a_tablet_with_the_order_counts_in_view(
+    live_server: LiveServer, browser: Any, make_user: Any, settings: Settings
+) -> None:
+    assert settings.database_url
+    await execute(settings.database_url, "INSERT INTO defect_codes (code, name) VALUES"
+                  " ('302', 'Paint run on the visible face, to rework at the paint line')")
+    make_user("tina", "operator")
+    context = await browser.new_context(viewport={"width": 1024, "height": 768})
+    page = await context.new_page()
+    await browser_login(page, live_server, "tina")
+    await page.goto(live_server.url + "/scan")
+    await scan(page, "OP07", "CP00012345-0001", "OC12", "OC13", "302")
+    await scan(page, "CP00012345-0001", "OC12", "OC13", "103")  # a re-scan, tagged
+    await scan(page, "CP00012345-0002", "OC12", "OC13", "000")
+    rows = page.locator("#scan-table tbody tr")
+    await expect(rows).to_have_count(3)
+    for language, counts in (("en", "Order: approved / rejected"), ("ro", "Comandă: aprobate / respinse")):
+        await page.get_by_test_id("language").select_option(language)
+        await page.locator("form.language button").click()
+        await expect(page.locator("html")).to_have_attribute("lang", language)
+        await expect(rows).to_have_count(3)
+        await expect(page.locator("#scan-table th").last).to_have_text(counts)
+        fit = await page.locator("#scan-table-wrap").evaluate(FIT)
+        assert fit["table"] <= fit["box"] and fit["scroll"] <= fit["box"], (language, fit)
+        assert fit["overhang"] <= 0, (language, fit)
+        await expect(rows.first.locator("td").last).to_contain_text("1 / 1")
+    await context.close()
