@@ -558,6 +558,8 @@
         cache: "no-store",
         signal: controller.signal,
       });
+      // A proxy's answer for an app that is not there: as unreachable.
+      if ([502, 504].includes(response.status)) throw new Error("gateway " + response.status);
       if (response.ok) answer = await response.json();
     } catch (error) {
       lastProblem = navigator.onLine === false ? MESSAGES.noNetwork : MESSAGES.noAnswer;

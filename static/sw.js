@@ -53,17 +53,20 @@ self.addEventListener("fetch", (event) => {
   else if (isStatic(url)) event.respondWith(staticFile(request));
 });
 
-// A station page: the app's answer whenever it gives one, the kept copy when it
-// cannot be reached at all.
+// What a proxy in front of the app answers when the app is not there.
+const GATEWAY_ERRORS = [502, 504];
+
+// A station page: the app's answer whenever it gives one (its own 503 page,
+// with the database away, included), the kept copy when the app cannot be
+// reached: no answer at all, or a proxy's for it.
 async function page(request, url) {
   let response;
   try {
     response = await fetch(request);
   } catch (error) {
-    const kept = await (await caches.open(CACHE)).match(url.pathname, { ignoreSearch: true, ignoreVary: true });
-    if (kept) return kept;
-    throw error;
+    return (await keptPage(url)) || Response.error();
   }
+  if (GATEWAY_ERRORS.includes(response.status)) return (await keptPage(url)) || response;
   if (response.status === 200) {
     const copy = response.clone();
     await change(() => keep(url.pathname, copy));
@@ -71,6 +74,10 @@ async function page(request, url) {
     await change(forgetPages); // signed out, or no longer allowed: nothing of theirs stays
   }
   return response;
+}
+
+async function keptPage(url) {
+  return (await caches.open(CACHE)).match(url.pathname, { ignoreSearch: true, ignoreVary: true });
 }
 
 // A static file: its address carries its content's hash, so a kept copy is the file.

@@ -63,6 +63,14 @@ async def not_loaded(context: Any, url: str, error: str) -> None:
     await tab.close()
 
 
+async def bad_gateway(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    """A proxy's answer to every request while the app behind it is down."""
+    await reader.readuntil(b"\r\n\r\n")
+    writer.write(b"HTTP/1.1 502 Bad Gateway\r\nContent-Length: 11\r\nConnection: close\r\n\r\nBad Gateway")
+    await writer.drain()
+    writer.close()
+
+
 async def test_the_station_loads_and_keeps_scans_while_the_app_is_down(
     live_server: LiveServer, browser: Any, make_user: Any, settings: Settings
 ) -> None:
@@ -92,6 +100,16 @@ async def test_the_station_loads_and_keeps_scans_while_the_app_is_down(
     await scan(page, "CP00000001-0003", "OC01", "OC02", "104")
     await expect(pending).to_have_count(2, timeout=5000)
     await expect(pending.first).to_contain_text("CP00000001-0002 · 104 — pending, retrying")
+
+    # a proxy in front, answering for the missing app: the same
+    gateway = await asyncio.start_server(bad_gateway, "127.0.0.1", live_server.port)
+    try:
+        await page.reload()
+        await expect(note).to_have_text(OFFLINE)
+        await expect(pending).to_have_count(2, timeout=5000)
+    finally:
+        gateway.close()
+        await gateway.wait_closed()
 
     await asyncio.to_thread(live_server.start)
     await expect(page.get_by_test_id("pending")).to_be_hidden(timeout=20000)
