@@ -542,6 +542,7 @@
 
   let appChecked = false;
   let appTimer = null;
+  const reloadedKey = "quality.reloadedFor";
 
   // "checked": the app answered and this page is its session's, with the
   // session's token now; "answered": it answered otherwise (signed out, not
@@ -572,9 +573,13 @@
     showOffline(false);
     if (!answer) return "answered";
     // Another user's page, or an older deployment's script: the app's page
-    // instead (the outbox stays, per user).
-    if ((page.dataset.user && String(answer.user) !== page.dataset.user) ||
-        answer.assets !== page.dataset.assets) {
+    // instead (the outbox stays, per user). A rolling upgrade may serve both
+    // versions for a while: one reload per version, not one per answer.
+    const otherUser = page.dataset.user && String(answer.user) !== page.dataset.user;
+    const newAssets = answer.assets !== page.dataset.assets &&
+      sessionStorage.getItem(reloadedKey) !== answer.assets;
+    if (otherUser || newAssets) {
+      sessionStorage.setItem(reloadedKey, answer.assets);
       location.reload();
       return "reloading";
     }
@@ -662,6 +667,10 @@
       // EventSource reconnects by itself unless the answer was not a stream
       // (e.g. the session ended); then try again a little later.
       if (source.readyState === EventSource.CLOSED) setTimeout(connectTable, 10000);
+      // The app may be restarting, or being replaced by a new deployment:
+      // ask it again when back, even with nothing to send.
+      appChecked = false;
+      whenBack();
     });
   }
 

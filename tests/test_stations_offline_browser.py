@@ -195,10 +195,10 @@ async def test_a_new_deployments_script_replaces_the_kept_one(
         scan_js = app / "static" / "scan.js"
         scan_js.write_text(scan_js.read_text() + '\ndocument.body.dataset.deployment = "2";\n')
         await asyncio.to_thread(server.start)
-        await page.reload()
+        # the open page finds the app back with new assets, and loads them itself
+        await expect(page.locator("body")).to_have_attribute("data-deployment", "2", timeout=20000)
         new_src = await script.get_attribute("src")
         assert new_src != old_src
-        await expect(page.locator("body")).to_have_attribute("data-deployment", "2")
         new = await until_kept(page, "/scan")
         for _ in range(100):  # the old deployment's copies go once the new worker runs
             if list(new) != list(old) and len(new) == 1:
