@@ -298,7 +298,9 @@
     // After the app was unreachable (or the page came from the terminal's
     // cache), first its session and token; sent as the app answers.
     const check = appChecked ? "checked" : await checkApp();
-    const verdict = ["checked", "answered"].includes(check) ? await send(item) : "retry";
+    let verdict = "retry";
+    if (["checked", "answered"].includes(check)) verdict = await send(item);
+    else if (check === "unreachable") feedback("pending");
     sending = false;
     if (verdict === "done") {
       retryDelay = 1000;
@@ -678,7 +680,7 @@
 
   // This page may be a copy the terminal kept, whose id was used already.
   input("submission_id").value = newSubmissionId();
-    const rememberedOperator = sessionStorage.getItem(operatorKey);
+  const rememberedOperator = sessionStorage.getItem(operatorKey);
   if (rememberedOperator && !input("operator_code").value) input("operator_code").value = rememberedOperator;
   focusFirstOpen();
   checkPiece();
