@@ -34,6 +34,12 @@ class Station:
         """An operator's scans here this shift (the page's counter)."""
         return self.path + "/operator"
 
+    @property
+    def session_path(self) -> str:
+        """Who the page's session is and its CSRF token (a page the terminal kept
+        asks before sending what it saved while the app was down)."""
+        return self.path + "/session"
+
 
 STATIONS = {
     "quality": Station("quality", "/scan", "scan.quality", lazy("Quality scan"), lazy("Quality"),
@@ -42,7 +48,8 @@ STATIONS = {
                   lazy("Scan finished goods.")),
 }
 _AT_PATH = {path: station for station in STATIONS.values()
-            for path in (station.path, station.stream_path, station.piece_path, station.operator_path)}
+            for path in (station.path, station.stream_path, station.piece_path, station.operator_path,
+                         station.session_path)}
 
 
 def station_at(route_path: str) -> Station:

@@ -6,6 +6,11 @@
 // Every scan goes through a queue kept in localStorage and is sent, in order,
 // with its own submission id until the server answers. A retry of a scan that
 // did reach the server is harmless: the server saves each submission id once.
+//
+// The page itself is kept on the terminal by a service worker (static/sw.js):
+// while the app cannot be reached, the page still loads and says it is
+// offline; before sending again, it asks the app whose session this is and its
+// current CSRF token.
 "use strict";
 
 (function () {
@@ -38,6 +43,8 @@
   // A longer pause starts a new run of keys.
   const KEY_PAUSE_MS = 500;
 
+  const APP_RETRY_MS = 3000;
+
   let sending = false;
   let retryTimer = null;
   let retryDelay = 1000;
@@ -50,6 +57,12 @@
   const form = () => document.getElementById("scan-form");
   const input = (name) => form().elements[name];
   const csrfToken = () => JSON.parse(document.body.getAttribute("hx-headers"))["X-CSRF-Token"];
+
+  // A token from the app, for this script's requests and the page's forms.
+  function setCsrfToken(token) {
+    document.body.setAttribute("hx-headers", JSON.stringify({ "X-CSRF-Token": token }));
+    document.querySelectorAll("input[name=csrf_token]").forEach((field) => { field.value = token; });
+  }
 
   function newSubmissionId() {
     const bytes = new Uint8Array(16);
@@ -155,6 +168,7 @@
     if (typeof target === "string") {
       markField(field, target);
       focusField(field);
+      showRefused();
       feedback("invalid");
       return;
     }
@@ -281,7 +295,12 @@
     sending = true;
     clearTimeout(retryTimer);
     const item = queue[0];
-    const verdict = await send(item);
+    // After the app was unreachable (or the page came from the terminal's
+    // cache), first its session and token; sent as the app answers.
+    const check = appChecked ? "checked" : await checkApp();
+    let verdict = "retry";
+    if (["checked", "answered"].includes(check)) verdict = await send(item);
+    else if (check === "unreachable") feedback("pending");
     sending = false;
     if (verdict === "done") {
       retryDelay = 1000;
@@ -317,6 +336,8 @@
     } catch (error) {
       lastProblem = navigator.onLine === false ? MESSAGES.noNetwork : MESSAGES.noAnswer;
       signInNeeded = false;
+      appChecked = false;
+      showOffline(true);
       feedback("pending");
       return "retry";
     } finally {
@@ -410,6 +431,19 @@
     document.getElementById("scan-history").hidden = false;
   }
 
+  // A code the page itself refused: the big panel says so, as it does for the
+  // server's refusals, rather than still showing the previous scan's verdict.
+  function showRefused() {
+    keepAsPrevious();
+    const result = document.getElementById("scan-result");
+    result.className = "scan-result invalid";
+    result.dataset.outcome = "invalid";
+    const verdict = document.createElement("p");
+    verdict.className = "verdict";
+    verdict.textContent = MESSAGES.notSaved;
+    result.replaceChildren(verdict);
+  }
+
   // -- asked on the side: the piece's last verdict, the operator's count ------------
   //
   // Small GETs that never hold up the scan: nothing waits for them, an answer
@@ -501,6 +535,103 @@
     checkOperator();
   }
 
+  // -- the app's own outage ----------------------------------------------------------
+  //
+  // The service worker answers this page from the terminal's cache when the app
+  // cannot be reached. Whether it was, and whether the page is still this
+  // session's, the page learns by asking the app; until it answers the page says
+  // it is offline, and scans wait in the outbox.
+
+  let appChecked = false;
+  let appTimer = null;
+  const reloadedKey = "quality.reloadedFor";
+
+  // "checked": the app answered and this page is its session's, with the
+  // session's token now; "answered": it answered otherwise (signed out, not
+  // allowed, database busy: the send says so); "unreachable"; "reloading".
+  async function checkApp() {
+    const controller = new AbortController();
+    const timer = setTimeout(() => controller.abort(), LOOKUP_TIMEOUT_MS);
+    let response;
+    let answer = null;
+    try {
+      response = await fetch(page.dataset.session, {
+        headers: { "HX-Request": "true" },
+        credentials: "same-origin",
+        cache: "no-store",
+        signal: controller.signal,
+      });
+      // A proxy's answer for an app that is not there: as unreachable.
+      if ([502, 504].includes(response.status)) throw new Error("gateway " + response.status);
+      if (response.ok) answer = await response.json();
+    } catch (error) {
+      lastProblem = navigator.onLine === false ? MESSAGES.noNetwork : MESSAGES.noAnswer;
+      showOffline(true);
+      whenBack();
+      return "unreachable";
+    } finally {
+      clearTimeout(timer);
+    }
+    showOffline(false);
+    if (!answer) return "answered";
+    // Another user's page, or an older deployment's script: the app's page
+    // instead (the outbox stays, per user). A rolling upgrade may serve both
+    // versions for a while: one reload per version, not one per answer.
+    const otherUser = page.dataset.user && String(answer.user) !== page.dataset.user;
+    const newAssets = answer.assets !== page.dataset.assets &&
+      sessionStorage.getItem(reloadedKey) !== answer.assets;
+    if (otherUser || newAssets) {
+      sessionStorage.setItem(reloadedKey, answer.assets);
+      location.reload();
+      return "reloading";
+    }
+    setCsrfToken(answer.csrf);
+    appChecked = true;
+    keepForOffline();
+    return "checked";
+  }
+
+  function showOffline(offline) {
+    const note = document.getElementById("offline-note");
+    note.textContent = offline ? MESSAGES.offline : "";
+    note.hidden = !offline;
+    page.toggleAttribute("data-offline", offline);
+  }
+
+  // Asks again a little later; the outbox, if it holds scans, asks as it sends.
+  function whenBack() {
+    clearTimeout(appTimer);
+    appTimer = setTimeout(() => {
+      if (loadQueue().length) pump();
+      else if (!appChecked) checkApp();
+    }, APP_RETRY_MS);
+  }
+
+  // The worker keeps this page and its static files; a new deployment's page
+  // registers a new worker, which replaces the old one's copies. The list goes
+  // to the worker registered for this page's deployment, once it is running.
+  async function keepForOffline() {
+    if (!("serviceWorker" in navigator)) return;
+    let worker;
+    try {
+      const registration = await navigator.serviceWorker.register(page.dataset.worker, { scope: "/" });
+      worker = registration.installing || registration.waiting || registration.active;
+    } catch (error) {
+      return; // unreachable again, or not allowed here: asked again at the next check
+    }
+    if (!worker) return;
+    if (worker.state !== "activated") {
+      await new Promise((resolve) => {
+        worker.addEventListener("statechange", () => {
+          if (["activated", "redundant"].includes(worker.state)) resolve();
+        });
+      });
+    }
+    const used = document.querySelectorAll("script[src], link[href][rel~=stylesheet], link[href][rel~=icon]");
+    const files = Array.from(used, (element) => element.getAttribute("src") || element.getAttribute("href"));
+    if (worker.state === "activated") worker.postMessage({ keep: [location.pathname, ...files] });
+  }
+
   // -- feedback ------------------------------------------------------------------
 
   const beepBox = document.getElementById("beep");
@@ -538,11 +669,17 @@
       // EventSource reconnects by itself unless the answer was not a stream
       // (e.g. the session ended); then try again a little later.
       if (source.readyState === EventSource.CLOSED) setTimeout(connectTable, 10000);
+      // The app may be restarting, or being replaced by a new deployment:
+      // ask it again when back, even with nothing to send.
+      appChecked = false;
+      whenBack();
     });
   }
 
   // -- start -------------------------------------------------------------------------
 
+  // This page may be a copy the terminal kept, whose id was used already.
+  input("submission_id").value = newSubmissionId();
   const rememberedOperator = sessionStorage.getItem(operatorKey);
   if (rememberedOperator && !input("operator_code").value) input("operator_code").value = rememberedOperator;
   focusFirstOpen();
@@ -553,5 +690,5 @@
     pump();
   });
   connectTable();
-  pump();
+  checkApp().then(pump);
 })();

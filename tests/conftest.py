@@ -302,9 +302,10 @@ class LiveServer:
     """`quality serve` as a subprocess on a free loopback port."""
 
     def __init__(self, settings: Settings, extra_env: dict[str, str] | None = None,
-                 workers: int = 1) -> None:
+                 workers: int = 1, cwd: Path | None = None) -> None:
         assert settings.database_url and settings.secret_key
         self.workers = workers
+        self.cwd = cwd  # where `python -m quality` finds the package: another copy of it
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.env = {
@@ -322,7 +323,7 @@ class LiveServer:
         self.process = subprocess.Popen(
             [sys.executable, "-m", "quality", "serve", "--port", str(self.port),
              "--workers", str(self.workers)],
-            env=self.env, stdout=self.log, stderr=subprocess.STDOUT,
+            env=self.env, stdout=self.log, stderr=subprocess.STDOUT, cwd=self.cwd,
         )
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
@@ -341,6 +342,12 @@ class LiveServer:
         raise RuntimeError(f"server did not answer within {timeout:g}s:\n{output}")
 
     def stop(self) -> None:
+        self.halt()
+        self.log.close()
+
+    def halt(self) -> None:
+        """Stop the process (an app restarting, or redeployed); `start` runs it
+        again on the same address."""
         if self.process and self.process.poll() is None:
             self.process.terminate()
             try:
@@ -348,7 +355,6 @@ class LiveServer:
             except subprocess.TimeoutExpired:
                 self.process.kill()
                 self.process.wait()
-        self.log.close()
 
     def output(self) -> str:
         self.log.seek(0)

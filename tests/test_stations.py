@@ -244,6 +244,8 @@ def test_station_permission_is_checked(
     assert client.get("/scan/piece", params={"code": GOOD["piece_code"]}).status_code == 403
     assert client.get("/scan/operator", params={"code": "OP07"}).status_code == 403
     assert client.get("/fgscan/operator", params={"code": "OP07"}).status_code == 200
+    assert client.get("/scan/session", headers=HTMX).status_code == 403
+    assert client.get("/fgscan/session", headers=HTMX).status_code == 200
     assert post_scan(client, csrf).status_code == 403
     assert client.get("/fgscan").status_code == 200
     assert scan_rows(settings) == []
@@ -549,3 +551,38 @@ def test_a_lookup_at_no_station_is_not_found(client: TestClient, make_user: Any)
     signed_in(client, make_user)
     for path in ("/nostation/piece", "/scan/nothing", "/scans/piece"):
         assert client.get(path, params={"code": GOOD["piece_code"]}).status_code == 404
+
+
+# -- the page the terminal keeps (static/sw.js) ------------------------------------
+
+
+def test_the_service_worker_is_served_from_the_root_for_the_deployments_assets(
+    client: TestClient, make_user: Any
+) -> None:
+    signed_in(client, make_user)
+    page = client.get("/scan").text
+    version = app_services(client).renderer.asset_version
+    assert f'data-assets="{version}"' in page
+    assert f'data-worker="/sw.js?v={version}&amp;pages=%2Fscan%2C%2Ffgscan"' in page
+    worker = client.get(f"/sw.js?v={version}")
+    assert worker.status_code == 200
+    assert worker.headers["content-type"].startswith("text/javascript")
+    assert worker.headers["service-worker-allowed"] == "/"
+    assert worker.headers["cache-control"] == "no-cache"  # a new deployment's is seen at once
+    assert "skipWaiting" in worker.text
+
+
+def test_the_session_check_gives_the_user_and_a_fresh_token(
+    client: TestClient, make_user: Any, settings: Settings
+) -> None:
+    csrf = signed_in(client, make_user)
+    answer = client.get("/scan/session", headers=HTMX)
+    assert answer.status_code == 200 and answer.headers["cache-control"] == "no-store"
+    user_id = run_async(execute(settings.database_url, "SELECT MAX(id) FROM users"))[0][0][0]
+    assert answer.json() == {"user": user_id, "csrf": csrf,
+                             "assets": app_services(client).renderer.asset_version}
+    assert post_scan(client, answer.json()["csrf"]).status_code == 200
+    client.post("/logout", data={"csrf_token": csrf})
+    signed_out = client.get("/scan/session", headers=HTMX)
+    assert signed_out.status_code == 401 and "csrf" not in signed_out.text
+

@@ -176,3 +176,74 @@ async def test_a_piece_scanned_before_is_marked_before_the_save(
     (rows,) = await execute(settings.database_url, "SELECT COUNT(*) FROM scans")
     assert rows == [(5,)]
     await page.close()
+
+
+async def test_the_result_turns_amber_whenever_the_form_shows_an_error(
+    live_server: LiveServer, browser: Any, make_user: Any, settings: Settings
+) -> None:
+    page = await open_station(browser, live_server, make_user, "ilse")
+    result = page.get_by_test_id("scan-result")
+    amber = "rgb(255, 242, 214)"  # --warn-bg
+    background = "e => getComputedStyle(e).backgroundColor"
+    await scan(page, "OP07", "CP00012345-0001", "OC12", "OC13", "000")
+    await expect(result).to_have_attribute("data-outcome", "approved")
+
+    # the page's own routing refuses a code: the green verdict goes below, amber takes its place
+    await scan(page, "XX12-34")
+    await expect(page.get_by_test_id("piece_code-error")).to_be_visible()
+    await expect(result).to_have_attribute("data-outcome", "invalid")
+    await expect(result).to_have_text("Not saved — correct the marked field.")
+    assert await result.evaluate(background) == amber
+    await expect(page.get_by_test_id("previous-result")).to_contain_text("Approved")
+
+    # the server refuses one (a defect code the catalogue lacks): amber too
+    await scan(page, "CP00012345-0002", "OC12", "OC13", "000")
+    await expect(result).to_have_attribute("data-outcome", "approved")
+    await scan(page, "CP00012345-0003", "OC12", "OC13", "999")
+    await expect(page.get_by_test_id("defect_code-error")).to_have_text("Unknown defect code.")
+    await expect(result).to_have_attribute("data-outcome", "invalid")
+    assert await result.evaluate(background) == amber
+    assert settings.database_url
+    (rows,) = await execute(settings.database_url, "SELECT COUNT(*) FROM scans")
+    assert rows == [(2,)]
+    await page.close()
+
+
+# What the latest-scans table's width is measured against: the table itself,
+# its box, and each order-count cell's right edge against the box's.
+FIT = """wrap => {
+  const box = wrap.getBoundingClientRect();
+  const table = wrap.querySelector('table');
+  const counts = [...table.querySelectorAll('tr > :last-child')].map(c => c.getBoundingClientRect().right);
+  return {box: wrap.clientWidth, table: table.getBoundingClientRect().width, scroll: wrap.scrollWidth,
+          overhang: Math.max(...counts) - box.right};
+}"""
+
+
+async def test_the_latest_scans_fit_a_tablet_with_the_order_counts_in_view(
+    live_server: LiveServer, browser: Any, make_user: Any, settings: Settings
+) -> None:
+    assert settings.database_url
+    await execute(settings.database_url, "INSERT INTO defect_codes (code, name) VALUES"
+                  " ('302', 'Paint run on the visible face, to rework at the paint line')")
+    make_user("tina", "operator")
+    context = await browser.new_context(viewport={"width": 1024, "height": 768})
+    page = await context.new_page()
+    await browser_login(page, live_server, "tina")
+    await page.goto(live_server.url + "/scan")
+    await scan(page, "OP07", "CP00012345-0001", "OC12", "OC13", "302")
+    await scan(page, "CP00012345-0001", "OC12", "OC13", "103")  # a re-scan, tagged
+    await scan(page, "CP00012345-0002", "OC12", "OC13", "000")
+    rows = page.locator("#scan-table tbody tr")
+    await expect(rows).to_have_count(3)
+    for language, counts in (("en", "Order: approved / rejected"), ("ro", "Comandă: aprobate / respinse")):
+        await page.get_by_test_id("language").select_option(language)
+        await page.locator("form.language button").click()
+        await expect(page.locator("html")).to_have_attribute("lang", language)
+        await expect(rows).to_have_count(3)
+        await expect(page.locator("#scan-table th").last).to_have_text(counts)
+        fit = await page.locator("#scan-table-wrap").evaluate(FIT)
+        assert fit["table"] <= fit["box"] and fit["scroll"] <= fit["box"], (language, fit)
+        assert fit["overhang"] <= 0, (language, fit)
+        await expect(rows.first.locator("td").last).to_contain_text("1 / 1")
+    await context.close()

@@ -13,6 +13,7 @@ from starlette.responses import Response
 from quality.db import DatabaseUnavailable
 from quality.http.htmx import is_htmx
 from quality.http.render import render
+from quality.http.sessions import load_user
 from quality.i18n import lazy
 
 log = logging.getLogger(__name__)
@@ -50,8 +51,23 @@ def error_page(request: Request, status: int, message: str,
                   status_code=status, headers=headers)
 
 
+async def _know_reader(request: Request) -> None:
+    """Who reads an error page the guard never saw (an unknown address, a method a
+    route does not take, a bug), so it comes in their language with their
+    navigation. A failure to find out leaves the page a signed-out one."""
+    if hasattr(request.state, "user"):
+        return
+    try:
+        await load_user(request)
+    except Exception:  # the page must still be answered: the database may be the fault
+        log.warning("reader of an error page unknown on %s %s", request.method, request.url.path,
+                    exc_info=True)
+        request.state.user = None
+
+
 async def http_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, HTTPException)
+    await _know_reader(request)
     if exc.detail == HTTPStatus(exc.status_code).phrase:  # Starlette's default: English, not ours
         message = MESSAGES.get(exc.status_code, NO_DETAILS)
     else:
@@ -70,6 +86,7 @@ async def not_signed_in(request: Request, exc: Exception) -> Response:
 
 async def database_unavailable(request: Request, exc: Exception) -> Response:
     log.warning("database unavailable for %s %s: %s", request.method, request.url.path, exc)
+    # Not asked again: a reader the guard found keeps their page; the database is away.
     return error_page(
         request, 503, lazy("The database is busy or unreachable. Nothing was changed; try again."),
         {"Retry-After": "2"},
@@ -78,6 +95,7 @@ async def database_unavailable(request: Request, exc: Exception) -> Response:
 
 async def server_error(request: Request, exc: Exception) -> Response:
     log.error("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
+    await _know_reader(request)
     return error_page(request, 500, lazy("The server could not finish this request."))
 
 

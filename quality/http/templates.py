@@ -69,7 +69,11 @@ class Renderer:
         self.timezone = timezone
         self.language = language  # the plant's, when the request names none we speak
         self._static_versions = _static_versions()
+        # The deployment's assets as one version: the station's service worker
+        # (static/sw.js) is registered under it, so new assets mean a new worker.
+        self.asset_version = _asset_version(self._static_versions)
         self.env.globals["static_url"] = self.static_url
+        self.env.globals["asset_version"] = self.asset_version
         self.env.globals["languages"] = LANGUAGES
         self.env.globals["stations"] = STATIONS
         self.env.filters["local_time"] = self.local_time
@@ -159,6 +163,12 @@ def _medium_datetime(locale: Locale) -> tuple[str, DateTimePattern]:
 @functools.lru_cache(maxsize=64)
 def _medium_date(day: date, locale: Locale) -> str:
     return format_date(day, "medium", locale=locale)
+
+
+def _asset_version(versions: Mapping[str, str]) -> str:
+    """One short hash of every static file's."""
+    listed = "".join(f"{path}={version}\n" for path, version in sorted(versions.items()))
+    return hashlib.sha256(listed.encode()).hexdigest()[:12]
 
 
 def _static_versions() -> dict[str, str]:

@@ -12,20 +12,22 @@ from typing import Any
 
 from markupsafe import Markup
 from starlette.requests import Request
-from starlette.responses import Response
+from starlette.responses import FileResponse, JSONResponse, Response
 from starlette.routing import Route
 
 from quality.clock import utc_now
 from quality.fields import validate
 from quality.http import live
+from quality.http.csrf import csrf_token
 from quality.http.errors import error_page
 from quality.http.htmx import is_htmx
 from quality.http.language import request_language
 from quality.http.render import render
 from quality.http.services import services
+from quality.http.templates import STATIC_DIR
 from quality.i18n import lazy
 from quality.pages.stations.form import read_scan, scan_fields
-from quality.permissions import guard
+from quality.permissions import PUBLIC, guard
 from quality.scans.feed import StationFeed
 from quality.scans.store import (
     Saved,
@@ -158,6 +160,26 @@ async def operator(request: Request) -> Response:
                   {"counter": Counter(code, count, shift[1]), "counter_oob": False})
 
 
+async def session(request: Request) -> Response:
+    """Whose session this is, its CSRF token and the deployment's asset version:
+    what the page checks before sending scans after the app was unreachable (it
+    may have been loaded from the terminal's cache, static/sw.js, with a token
+    since replaced, another user's page, or an older deployment's script)."""
+    return JSONResponse(
+        {"user": request.state.user.id, "csrf": csrf_token(request),
+         "assets": services(request).renderer.asset_version},
+        headers={"Cache-Control": "no-store"},
+    )
+
+
+@guard(PUBLIC)
+async def service_worker(request: Request) -> Response:
+    """The station's service worker, from the root so that its scope covers the
+    station pages; a browser checks it for a new version at each registration."""
+    return FileResponse(STATIC_DIR / "sw.js", media_type="text/javascript",
+                        headers={"Cache-Control": "no-cache", "Service-Worker-Allowed": "/"})
+
+
 async def lookup_when_unavailable(request: Request) -> Response:
     """The marker and the counter are extras: without the database, nothing."""
     return Response(status_code=503, headers={"Retry-After": "2", "Cache-Control": "no-store"})
@@ -237,6 +259,9 @@ def _station_routes(station: Station) -> list[Route]:
         Route(station.operator_path,
               guard(permission, when_unavailable=lookup_when_unavailable)(operator),
               methods=["GET"], name=f"{station.key}_operator"),
+        Route(station.session_path,
+              guard(permission, when_unavailable=lookup_when_unavailable)(session),
+              methods=["GET"], name=f"{station.key}_session"),
     ]
 
 
@@ -257,4 +282,7 @@ def _table_events(request: Request, feed: StationFeed, seen: int | None) -> Asyn
     return live.events(lambda: [feed.next_change()], fresh, lambda: live.still_allowed(request))
 
 
-routes = [route for station in STATIONS.values() for route in _station_routes(station)]
+routes = [
+    *(route for station in STATIONS.values() for route in _station_routes(station)),
+    Route("/sw.js", service_worker, methods=["GET"]),
+]
