@@ -28,6 +28,7 @@ from quality.accounts import (
     update_user,
 )
 from quality.db import Database, DatabaseError, DatabaseUnavailable, describe
+from quality.i18n import LANGUAGES
 from quality.localdb import LocalDatabaseError, LocalMariaDB
 from quality.logs import configure_logging
 from quality.metrics import prepare_multiprocess_dir
@@ -98,6 +99,8 @@ def _parser() -> argparse.ArgumentParser:
     add.add_argument("--role", required=True, help="admin, supervisor, operator or your own")
     add.add_argument("--full-name", default="", help="the name shown in the app")
     add.add_argument("--password-stdin", action="store_true", help="read the password from stdin")
+    add.add_argument("--language", choices=sorted(LANGUAGES), default="",
+                     help="the language the app speaks to them (default: the plant's, QUALITY_LANGUAGE)")
     add.set_defaults(run=_user_add)
     passwd = user.add_parser("passwd", help="set a password (ends that user's sessions)")
     passwd.add_argument("name", help="user name")
@@ -113,6 +116,11 @@ def _parser() -> argparse.ArgumentParser:
     role.add_argument("name", help="user name")
     role.add_argument("role", help="admin, supervisor, operator or your own")
     role.set_defaults(run=_user_role)
+    language = user.add_parser("language", help="set the language the app speaks to an account")
+    language.add_argument("name", help="user name")
+    language.add_argument("language", choices=[*sorted(LANGUAGES), "default"],
+                          help="a language code, or default for the plant's (QUALITY_LANGUAGE)")
+    language.set_defaults(run=_user_language)
 
     _add_demo_data(commands)
 
@@ -281,7 +289,8 @@ def _user_add(settings: Settings, args: argparse.Namespace) -> None:
     password = _read_password(args.password_stdin)
 
     async def work(db: Database) -> None:
-        await create_user(db, args.name, password, args.role, args.full_name, actor=audit.terminal())
+        await create_user(db, args.name, password, args.role, args.full_name, actor=audit.terminal(),
+                          language=args.language)
         print(f"quality: created user {args.name.strip().lower()!r} with role {args.role!r}")
 
     _run_with_database(settings, work)
@@ -321,6 +330,16 @@ def _user_role(settings: Settings, args: argparse.Namespace) -> None:
     async def work(db: Database) -> None:
         await update_user(db, args.name.strip().lower(), actor=audit.terminal(), role=args.role)
         print(f"quality: {args.name!r} now has the role {args.role!r}")
+
+    _run_with_database(settings, work)
+
+
+def _user_language(settings: Settings, args: argparse.Namespace) -> None:
+    language = "" if args.language == "default" else args.language
+
+    async def work(db: Database) -> None:
+        await update_user(db, args.name.strip().lower(), actor=audit.terminal(), language=language)
+        print(f"quality: {args.name!r} now reads the app in {args.language!r}")
 
     _run_with_database(settings, work)
 
