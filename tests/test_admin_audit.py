@@ -24,7 +24,7 @@ def test_the_log_pages_filters_and_shows_before_and_after(
     assert "ada renamed the defect code 500 from D0 to Renamed." in first.text
     older = first.text.split('data-testid="older"', 1)[0].rsplit('href="', 1)[1].split('"', 1)[0]
     second = client.get(older.replace("&amp;", "&"))
-    assert second.text.count('data-testid="audit-row"') == 6  # 56 rows by ada: 50 + 6
+    assert second.text.count('data-testid="audit-row"') == 7  # 57 rows by ada (a sign-in, 56 changes): 50 + 7
     assert 'data-testid="older"' not in second.text
     only = client.get("/admin/audit?action=defect.update")
     assert only.text.count('data-testid="audit-row"') == 1
@@ -100,3 +100,24 @@ def test_actions_are_chosen_from_a_list_and_an_inverted_range_is_refused(
     assert inverted.status_code == 422
     assert 'data-testid="until-error">The last day is before the first' in inverted.text
     assert 'data-testid="audit-row"' not in inverted.text
+
+
+def test_sign_ins_succeeded_failed_and_held_back_are_entries_without_passwords(
+    client: TestClient, make_user: Any, settings: Settings
+) -> None:
+    make_user("ion", "operator")
+    answers = [login(client, "ion", "wrong-secret-42").status_code for _ in range(6)]
+    assert answers == [401] * 5 + [429]
+    rows = query(settings, "SELECT actor, action, target, before_value, after_value FROM audit_log"
+                           " WHERE action LIKE 'sign-in%' ORDER BY id")
+    assert [row[:3] for row in rows] == [("ion", "sign-in.failed", "ion")] * 5 + [
+        ("ion", "sign-in.locked", "ion")]
+    assert "wrong-secret-42" not in repr(rows)
+    sign_in(client, make_user, "ada", "admin")
+    assert query(settings, "SELECT actor_id IS NOT NULL, action FROM audit_log ORDER BY id DESC LIMIT 1") == [
+        (1, "sign-in.ok")]
+    page = client.get("/admin/audit").text
+    for sentence in ("ada signed in.", "Someone failed to sign in as ion: wrong user name or password.",
+                     "A sign-in as ion was held back after too many failed attempts."):
+        assert sentence in page
+    assert client.get("/admin/audit?action=sign-in.failed").text.count('data-testid="audit-row"') == 5

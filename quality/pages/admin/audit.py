@@ -36,6 +36,9 @@ ACTIONS = {
     "role.permissions": lazy("Role permissions changed"),
     "defect.create": lazy("Defect code added"),
     "defect.update": lazy("Defect code changed"),
+    "sign-in.ok": lazy("Signed in"),
+    "sign-in.failed": lazy("Sign-in failed"),
+    "sign-in.locked": lazy("Sign-in held back after failed attempts"),
 }
 PAGE = 50
 DAY = re.compile(r"\d{4}-\d{2}-\d{2}")
@@ -118,6 +121,9 @@ _WHOLE = {
     "role.create": lazy("%(actor)s created the role %(target)s."),
     "role.delete": lazy("%(actor)s deleted the role %(target)s."),
     "defect.create": lazy("%(actor)s added the defect code %(target)s, %(name)s."),
+    "sign-in.ok": lazy("%(actor)s signed in."),
+    "sign-in.failed": lazy("Someone failed to sign in as %(target)s: wrong user name or password."),
+    "sign-in.locked": lazy("A sign-in as %(target)s was held back after too many failed attempts."),
 }
 # A field's change told as a sentence, by action and field.
 _CHANGES = {
