@@ -23,7 +23,7 @@ from quality import audit
 from quality.audit import SYSTEM, Actor
 from quality.db import DUPLICATE_KEY, Cursor, Database, error_code
 from quality.http.sessions import end_user_sessions
-from quality.i18n import lazy
+from quality.i18n import LANGUAGES, lazy
 from quality.passwords import hash_password
 from quality.roles import id_of as role_named
 from quality.roles import permissions_by_name
@@ -66,6 +66,7 @@ class Account:
     active: bool
     must_change_password: bool
     created_at: datetime
+    language: str  # a code of quality/i18n.py LANGUAGES, or "" for the plant's default
 
 
 def check_username(username: str) -> str:
@@ -216,14 +217,22 @@ async def _check_roles(cur: Cursor, grantor: Grantor, roles: Iterable[str], atte
 
 
 _ACCOUNT_SELECT = (
-    "SELECT u.id, u.username, u.full_name, r.name, u.active, u.must_change_password, u.created_at"
+    "SELECT u.id, u.username, u.full_name, r.name, u.active, u.must_change_password, u.created_at,"
+    " COALESCE(u.language, '')"
     " FROM users u JOIN roles r ON r.id = u.role_id"
 )
 
 
 def _account(row: tuple[Any, ...]) -> Account:
-    id_, username, full_name, role, active, must_change, created_at = row
-    return Account(id_, username, full_name, role, bool(active), bool(must_change), created_at)
+    id_, username, full_name, role, active, must_change, created_at, language = row
+    return Account(id_, username, full_name, role, bool(active), bool(must_change), created_at, language)
+
+
+def check_language(language: str) -> str:
+    """A language the app speaks, or "" for the plant's default."""
+    if language and language not in LANGUAGES:
+        raise AccountError(lazy("Choose one of the languages offered."), "language")
+    return language
 
 
 async def find_user(cur: Cursor, target: int | str, *, lock: bool = False) -> Account:
@@ -258,13 +267,15 @@ async def list_users(cur: Cursor, search: str = "", role: str = "",
 
 async def create_user(
     db: Database, username: str, password: str, role: str, full_name: str = "", *,
-    actor: Actor = SYSTEM, must_change_password: bool = False,
+    actor: Actor = SYSTEM, must_change_password: bool = False, language: str = "",
 ) -> int:
     username = check_username(username)
+    check_language(language)
     # Hash before borrowing a connection: scrypt takes tens of milliseconds.
     password_hash = await asyncio.to_thread(hash_password, check_password(password))
     wanted = {"full_name": full_name, "role": role, "active": True,
-              "must_change_password": must_change_password}
+              "must_change_password": must_change_password, **({"language": language} if language else {})}
+
     async def create(cur: Cursor, grantor: Grantor) -> int:
         await cur.execute("SELECT 1 FROM users WHERE username = %s", (username,))
         if await cur.fetchone():
@@ -273,9 +284,9 @@ async def create_user(
         await _check_roles(cur, grantor, [role], Attempt("user.create", username, None, wanted))
         try:
             await cur.execute(
-                "INSERT INTO users (username, full_name, password_hash, role_id, must_change_password)"
-                " VALUES (%s, %s, %s, %s, %s)",
-                (username, full_name, password_hash, new_role_id, must_change_password),
+                "INSERT INTO users (username, full_name, password_hash, role_id, must_change_password,"
+                " language) VALUES (%s, %s, %s, %s, %s, NULLIF(%s, ''))",
+                (username, full_name, password_hash, new_role_id, must_change_password, language),
             )
         except IntegrityError as exc:
             # Another process created the same name between the check and here.
@@ -344,15 +355,19 @@ async def _store_password(cur: Cursor, user_id: int, password_hash: str, must_ch
 
 async def update_user(
     db: Database, target: int | str, *, actor: Actor, full_name: str | None = None,
-    role: str | None = None, active: bool | None = None,
+    role: str | None = None, active: bool | None = None, language: str | None = None,
 ) -> Account:
-    """Change what is given (None keeps it). Disabling ends the user's sessions;
+    """Change what is given (None keeps it; a `language` of "" is the plant's
+    default). Disabling ends the user's sessions;
     a role change applies from their next request. Refused with `LastAdmin` if
     no active administrator would remain, with `NotDelegable` if the account's
     role or the one given has a permission the actor lacks."""
+    if language is not None:
+        check_language(language)
+
     async def update(cur: Cursor, grantor: Grantor) -> Account:
         account = await find_user(cur, target, lock=True)
-        wanted = {"full_name": full_name, "role": role, "active": active}
+        wanted = {"full_name": full_name, "role": role, "active": active, "language": language}
         before = {key: getattr(account, key) for key, value in wanted.items()
                   if value is not None and value != getattr(account, key)}
         after = {key: wanted[key] for key in before}
@@ -362,9 +377,10 @@ async def update_user(
         await _check_roles(cur, grantor, [account.role, after.get("role", account.role)],
                            Attempt("user.update", account.username, before, after))
         await cur.execute(
-            "UPDATE users SET full_name = %s, role_id = %s, active = %s WHERE id = %s",
+            "UPDATE users SET full_name = %s, role_id = %s, active = %s, language = NULLIF(%s, '')"
+            " WHERE id = %s",
             (after.get("full_name", account.full_name), new_role_id,
-             after.get("active", account.active), account.id),
+             after.get("active", account.active), after.get("language", account.language), account.id),
         )
         if after.get("active") is False:
             await end_user_sessions(cur, account.id)

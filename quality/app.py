@@ -33,6 +33,7 @@ from quality.pages import home, ops
 from quality.pages.account import language, password, sign_in
 from quality.pages.admin import audit as admin_audit
 from quality.pages.admin import defects as admin_defects
+from quality.pages.admin import index as admin_index
 from quality.pages.admin import roles as admin_roles
 from quality.pages.admin import users as admin_users
 from quality.pages.alerts import admin as admin_alerts
@@ -113,6 +114,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
             *reports.routes,
             *ops.routes,
             *password.routes,
+            *admin_index.routes,
             *admin_users.routes,
             *admin_roles.routes,
             *admin_defects.routes,

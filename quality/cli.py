@@ -31,6 +31,7 @@ from quality.alerts import rules as alert_rules
 from quality.alerts.text import rule_text, scope
 from quality.clock import to_plant
 from quality.db import Database, DatabaseError, DatabaseUnavailable, describe
+from quality.i18n import LANGUAGES
 from quality.localdb import LocalDatabaseError, LocalMariaDB
 from quality.logs import configure_logging
 from quality.metrics import prepare_multiprocess_dir
@@ -101,6 +102,8 @@ def _parser() -> argparse.ArgumentParser:
     add.add_argument("--role", required=True, help="admin, supervisor, operator or your own")
     add.add_argument("--full-name", default="", help="the name shown in the app")
     add.add_argument("--password-stdin", action="store_true", help="read the password from stdin")
+    add.add_argument("--language", choices=sorted(LANGUAGES), default="",
+                     help="the language the app speaks to them (default: the plant's, QUALITY_LANGUAGE)")
     add.set_defaults(run=_user_add)
     passwd = user.add_parser("passwd", help="set a password (ends that user's sessions)")
     passwd.add_argument("name", help="user name")
@@ -116,6 +119,11 @@ def _parser() -> argparse.ArgumentParser:
     role.add_argument("name", help="user name")
     role.add_argument("role", help="admin, supervisor, operator or your own")
     role.set_defaults(run=_user_role)
+    language = user.add_parser("language", help="set the language the app speaks to an account")
+    language.add_argument("name", help="user name")
+    language.add_argument("language", choices=[*sorted(LANGUAGES), "default"],
+                          help="a language code, or default for the plant's (QUALITY_LANGUAGE)")
+    language.set_defaults(run=_user_language)
 
     _add_alerts(commands)
     _add_demo_data(commands)
@@ -293,7 +301,8 @@ def _user_add(settings: Settings, args: argparse.Namespace) -> None:
     password = _read_password(args.password_stdin)
 
     async def work(db: Database) -> None:
-        await create_user(db, args.name, password, args.role, args.full_name, actor=audit.terminal())
+        await create_user(db, args.name, password, args.role, args.full_name, actor=audit.terminal(),
+                          language=args.language)
         print(f"quality: created user {args.name.strip().lower()!r} with role {args.role!r}")
 
     _run_with_database(settings, work)
@@ -413,6 +422,16 @@ def _alerts_remove(settings: Settings, args: argparse.Namespace) -> None:
         if not await db.run(alert_changes.remove, audit.terminal(), args.id):
             raise CommandError(f"there is no alert rule {args.id}")
         print(f"quality: removed alert rule {args.id}")
+
+    _run_with_database(settings, work)
+
+
+def _user_language(settings: Settings, args: argparse.Namespace) -> None:
+    language = "" if args.language == "default" else args.language
+
+    async def work(db: Database) -> None:
+        await update_user(db, args.name.strip().lower(), actor=audit.terminal(), language=language)
+        print(f"quality: {args.name!r} now reads the app in {args.language!r}")
 
     _run_with_database(settings, work)
 

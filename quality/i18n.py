@@ -14,7 +14,7 @@ from __future__ import annotations
 import functools
 import io
 import logging
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -67,6 +67,21 @@ class LazyText(str):
             return message
         return message % {name: value.translate(translations) if isinstance(value, LazyText) else value
                           for name, value in self.values.items()}
+
+
+class LazyList(LazyText):
+    """Several messages (or plain names) as one value, each translated, joined by commas."""
+
+    items: tuple[str, ...]
+
+    def __new__(cls, items: Sequence[str]) -> LazyList:
+        self = super().__new__(cls, "%(items)s", values={"items": ", ".join(items)})
+        self.items = tuple(items)
+        return self
+
+    def translate(self, translations: Translations) -> str:
+        return ", ".join(_translate(translations, item) if isinstance(item, LazyText) else item
+                         for item in self.items)
 
 
 def lazy(text: str, **values: Any) -> LazyText:

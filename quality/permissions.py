@@ -30,8 +30,25 @@ PERMISSIONS = {
     "alerts.view": lazy("See and acknowledge quality alerts"),  # these two: migration 0015
     "admin.alerts": lazy("Manage alert rules"),
 }
+# The matrix groups its columns by the part of a name before the dot.
+AREAS = {
+    "scan": lazy("Stations"),
+    "scans": lazy("Scan lists"),
+    "reports": lazy("Reports"),
+    "admin": lazy("Administration"),
+}
 SIGNED_IN = "signed-in"  # any user with a live session
 PUBLIC = None  # no session needed (login page, health check)
+
+
+def by_area() -> list[tuple[str, list[tuple[str, str]]]]:
+    """Each area's title with its permissions (name, description), in
+    PERMISSIONS order: the matrix's column groups."""
+    grouped: dict[str, list[tuple[str, str]]] = {}
+    for name, text in PERMISSIONS.items():
+        grouped.setdefault(name.split(".")[0], []).append((name, text))
+    return [(AREAS.get(area, area), permissions) for area, permissions in grouped.items()]
+
 
 Handler = Callable[[Request], Awaitable[Response]]
 

@@ -29,7 +29,6 @@ def valid_forms(settings: Settings) -> dict[str, list[tuple[str, str]]]:
         f"/admin/users/{sam}/disable": [],
         "/admin/roles": [("name", "lead"), ("description", "Leads")],
         "/admin/roles/matrix": matrix,
-        f"/admin/roles/{roles['operator']}/permissions": [(f"p{roles['operator']}", "reports.view")],
         f"/admin/roles/{roles['spare']}/rename": [("name", "spare-two")],
         f"/admin/roles/{roles['spare']}/delete": [],
         "/admin/defects": [("code", "777"), ("name", "Warp")],
@@ -40,7 +39,7 @@ def valid_forms(settings: Settings) -> dict[str, list[tuple[str, str]]]:
 
 
 PATHS = ["/admin/users", "/admin/users/{sam}", "/admin/users/{sam}/password", "/admin/users/{sam}/disable",
-         "/admin/roles", "/admin/roles/matrix", "/admin/roles/{operator}/permissions",
+         "/admin/roles", "/admin/roles/matrix",
          "/admin/roles/{spare}/rename", "/admin/roles/{spare}/delete", "/admin/defects",
          "/admin/defects/101", "/account/password"]
 

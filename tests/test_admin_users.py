@@ -112,8 +112,8 @@ def test_disabling_ends_the_users_sessions_so_their_old_cookie_is_refused(
         assert eventually(lambda: worker.get("/scan", follow_redirects=False).headers.get(
             "location", "").startswith("/login"))
         assert login(worker, "sam").status_code == 401
-        assert audit_rows(settings)[-1][1:] == ("user.update", "sam", '{"active": true}',
-                                                '{"active": false}')
+        changes = [row for row in audit_rows(settings) if not row[1].startswith("sign-in.")]
+        assert changes[-1][1:] == ("user.update", "sam", '{"active": true}', '{"active": false}')
 
 
 def test_a_reset_password_ends_sessions_and_must_be_replaced_at_sign_in(
@@ -143,7 +143,7 @@ def test_a_reset_password_ends_sessions_and_must_be_replaced_at_sign_in(
         assert changed.status_code == 303
         assert worker.get("/scan").status_code == 200
         assert user_row(settings, "sam")[3] == 0
-        actions = [row[1:3] for row in audit_rows(settings)]
+        actions = [row[1:3] for row in audit_rows(settings) if not row[1].startswith("sign-in.")]
         assert actions[-2:] == [("user.password.reset", "sam"), ("user.password.change", "sam")]
 
 

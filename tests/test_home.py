@@ -6,7 +6,7 @@ from typing import Any
 
 from starlette.testclient import TestClient
 
-from quality.pages.home import DESTINATIONS
+from quality.http.destinations import DESTINATIONS
 from quality.stations import STATIONS, station_at
 from tests.conftest import login
 

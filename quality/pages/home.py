@@ -6,35 +6,10 @@ from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 from starlette.routing import Route
 
+from quality.http.destinations import destinations_for
 from quality.http.render import render
-from quality.i18n import lazy
 from quality.permissions import SIGNED_IN, guard
 from quality.session_cache import User
-from quality.stations import STATIONS
-
-# Where each permission's holder works, in the order a home page lists them.
-DESTINATIONS = [
-    *((station.permission, station.path, station.title, station.summary)
-      for station in STATIONS.values()),
-    ("scans.view", "/scans", lazy("Scan lists"), lazy("Follow the lines' scans.")),
-    ("reports.view", "/reports", lazy("Reports"), lazy("Approval and rejection by shift and order.")),
-    ("admin.users", "/admin/users", lazy("Users"), lazy("Create and manage accounts.")),
-    ("admin.roles", "/admin/roles", lazy("Roles & permissions"), lazy("Who may do what.")),
-    ("admin.defects", "/admin/defects", lazy("Defect codes"), lazy("The defect catalogue.")),
-    ("admin.audit", "/admin/audit", lazy("Audit log"), lazy("Every change, who and when.")),
-    ("alerts.view", "/alerts", lazy("Alerts"), lazy("When a line goes wrong.")),
-    ("admin.alerts", "/admin/alerts", lazy("Alert rules"), lazy("What raises an alert.")),
-]
-
-
-def destinations_for(request: Request, user: User) -> list[tuple[str, str, str]]:
-    """The pages this user may open, among those this version serves."""
-    served = {getattr(route, "path", None) for route in request.app.routes}
-    return [
-        (url, title, text)
-        for permission, url, title, text in DESTINATIONS
-        if user.can(permission) and url in served
-    ]
 
 
 @guard(SIGNED_IN)

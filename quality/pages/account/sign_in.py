@@ -20,6 +20,7 @@ from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 from starlette.routing import Route
 
+from quality import audit
 from quality.accounts import AccountError, change_own_password, store_rehash
 from quality.audit import Actor
 from quality.db import Database, DatabaseUnavailable
@@ -62,10 +63,14 @@ async def login(request: Request) -> Response:
     try:
         account = await verify_counted(db, username, address, password)
     except Throttled as exc:
+        await db.run(audit.record, Actor(None, username, address), "sign-in.locked", username, None,
+                     {"wait_seconds": int(exc.wait.total_seconds())})
         return _login_form(request, sign_in_wait_message(exc.wait), username, 429, next_url)
     if not (account and account.active):
         services(request).metrics.login_failures.inc()
         log.info("failed sign-in for %r from %s", username, address)
+        # The name as typed, never the password.
+        await db.run(audit.record, Actor(None, username, address), "sign-in.failed", username, None, None)
         return _login_form(request, lazy("Wrong user name or password."), username, 401, next_url)
 
     if account.must_change_password:
@@ -78,6 +83,7 @@ async def login(request: Request) -> Response:
         await db.run(store_rehash, account.user_id, new_hash)
     hours = services(request).settings.session_hours
     await start_session(db, request, account.user_id, hours)
+    await db.run(audit.record, Actor(account.user_id, username, address), "sign-in.ok", username, None, None)
     await _tidy(db, hours)
     return RedirectResponse(next_url, 303)
 

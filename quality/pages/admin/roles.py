@@ -1,6 +1,7 @@
 """/admin/roles: create, rename and delete roles, and the permission matrix
-(a row per role, a checkbox per capability), saved whole in one transaction
-or, with htmx, a row at a time showing what changed.
+(a row per role, a checkbox per capability, grouped by area), saved whole in
+one transaction by its one Save button; static/admin.js marks the rows with
+unsaved ticks and warns before leaving them.
 
 No change may leave the plant without an active administrator
 (quality/accounts.py `lock_admins` / `ensure_an_admin_remains`), and a role
@@ -34,12 +35,11 @@ from quality.accounts import (
 from quality.audit import Actor
 from quality.db import Cursor
 from quality.fields import TEXT, Field, validate
-from quality.http.htmx import is_htmx
 from quality.http.render import render
 from quality.http.services import services
 from quality.i18n import lazy
 from quality.pages.admin import done, notice
-from quality.permissions import PERMISSIONS, guard
+from quality.permissions import PERMISSIONS, by_area, guard
 
 TEMPLATE = "admin/roles.html"
 ROLE_NAME = Field("name", lazy("Role name"), re.compile(r"[a-z][a-z0-9_-]{1,31}"),
@@ -70,10 +70,9 @@ async def _page(request: Request, status: int = 200, **values: Any) -> Response:
         roles = await role_table.all_roles(cur)
         grantor = await Grantor.read(cur, Actor.of(request))
     context = {
-        "roles": list(roles.values()), "permissions": PERMISSIONS, "changeable": _changeable(grantor),
+        "roles": list(roles.values()), "areas": by_area(), "changeable": _changeable(grantor),
         "notice": notice(request, NOTICES),
-        "values": {}, "errors": {}, "rename": {}, "matrix_error": None,
-        "row_error": None, "row_changed": ([], []), **values,
+        "values": {}, "errors": {}, "rename": {}, "matrix_error": None, **values,
     }
     return render(request, TEMPLATE, context, status_code=status)
 
@@ -96,15 +95,12 @@ def _wanted(form: FormData, role_ids: Sequence[int]) -> dict[int, frozenset[str]
     return wanted
 
 
-async def _apply(cur: Cursor, grantor: Grantor, wanted: dict[int, frozenset[str]]
-                 ) -> dict[int, tuple[list[str], list[str]]]:
-    """Set each role's permissions; audit each role that changed. Returns what
-    was added and removed per role. Run inside `changing`."""
+async def _apply(cur: Cursor, grantor: Grantor, wanted: dict[int, frozenset[str]]) -> None:
+    """Set each role's permissions; audit each role that changed. Run inside `changing`."""
     roles = await role_table.all_roles(cur, lock=True)
     missing = set(wanted) - roles.keys()
     if missing:
         raise Refused(lazy("A role on this page no longer exists; reload the page."))
-    changed = {}
     for role_id, permissions in wanted.items():
         role = roles[role_id]
         added, removed = sorted(permissions - role.permissions), sorted(role.permissions - permissions)
@@ -114,13 +110,11 @@ async def _apply(cur: Cursor, grantor: Grantor, wanted: dict[int, frozenset[str]
         await role_table.change_permissions(cur, role_id, added, removed)
         await audit.record(cur, grantor.actor, "role.permissions", role.name,
                            {"permissions": sorted(role.permissions)}, {"permissions": sorted(permissions)})
-        changed[role_id] = (added, removed)
     try:
         await ensure_an_admin_remains(cur)
     except AccountError as exc:
         raise Refused(lazy("Not saved: this would leave no active administrator (someone whose role may"
                            " manage users and roles).")) from exc
-    return changed
 
 
 def _role_ids(form: FormData) -> list[int]:
@@ -141,35 +135,6 @@ async def save_matrix(request: Request) -> Response:
     except NotDelegable as exc:
         return await _page(request, 403, matrix_error=exc.args[0])
     return done("/admin/roles", "matrix")
-
-
-@guard("admin.roles")
-async def save_row(request: Request) -> Response:
-    role_id = request.path_params["role_id"]
-    form = await request.form()
-    status, error, changed = 200, None, ([], [])
-    try:
-        wanted = _wanted(form, [role_id])
-        changed = (await changing(services(request).db, Actor.of(request), _apply_to_role, role_id,
-                                  wanted)).get(role_id, changed)
-    except Refused as exc:
-        status, error = 422, exc.args[0]
-    except NotDelegable as exc:
-        status, error = 403, exc.args[0]
-    if not is_htmx(request):
-        return await _page(request, status, matrix_error=error) if error else done("/admin/roles", "matrix")
-    async with services(request).db.transaction() as cur:
-        role = (await role_table.all_roles(cur))[role_id]
-        grantor = await Grantor.read(cur, Actor.of(request))
-    context = {"role": role, "permissions": PERMISSIONS, "changeable": _changeable(grantor),
-               "row_error": error, "row_changed": changed}
-    return render(request, TEMPLATE, context, block="role_row", status_code=status)
-
-
-async def _apply_to_role(cur: Cursor, grantor: Grantor, role_id: int, wanted: dict[int, frozenset[str]]
-                         ) -> dict[int, tuple[list[str], list[str]]]:
-    await _role_or_404(cur, role_id)
-    return await _apply(cur, grantor, wanted)
 
 
 async def _role_or_404(cur: Cursor, role_id: int) -> tuple[str, str]:
@@ -259,7 +224,6 @@ routes = [
     Route("/admin/roles", roles_page, methods=["GET"]),
     Route("/admin/roles", create, methods=["POST"]),
     Route("/admin/roles/matrix", save_matrix, methods=["POST"]),
-    Route("/admin/roles/{role_id:int}/permissions", save_row, methods=["POST"]),
     Route("/admin/roles/{role_id:int}/rename", rename, methods=["POST"]),
     Route("/admin/roles/{role_id:int}/delete", delete, methods=["POST"]),
 ]

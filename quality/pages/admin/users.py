@@ -1,5 +1,6 @@
 """/admin/users: list (search, filter by role and state), create, edit (full
-name, role, active), reset a password, disable.
+name, role, active, language), reset a password, disable (after a
+confirmation page, so it works without script).
 
 The forms offer only the roles the actor may give, and an account whose role
 holds a permission the actor lacks is shown without its forms; what a forged
@@ -36,13 +37,13 @@ from quality.db import Cursor
 from quality.fields import TEXT, Field, Validated, checkbox, keep, trim, validate
 from quality.http.render import render
 from quality.http.services import services
-from quality.i18n import lazy
+from quality.i18n import LANGUAGES, lazy
 from quality.pages.admin import done, notice
 from quality.permissions import guard
+from quality.roles import all_roles, permissions_by_name
 from quality.roles import names as role_names
-from quality.roles import permissions_by_name
 
-LIST, EDIT = "admin/users.html", "admin/user.html"
+LIST, EDIT, CONFIRM = "admin/users.html", "admin/user.html", "admin/user_disable.html"
 NOTICES = {
     "created": lazy("User created. They must choose their own password at their first sign-in."),
     "saved": lazy("Changes saved."),
@@ -64,6 +65,9 @@ def _password_field(name: str, label: str) -> Field:
 FULL_NAME = Field("full_name", lazy("Full name"), TEXT, lazy("Ana Pop"), 120, trim, required=False)
 
 
+LANGUAGE = Field("language", lazy("Language"), TEXT, "ro", 8, trim, required=False, choices=["", *LANGUAGES])
+
+
 def _role_field(roles: list[str]) -> Field:
     return Field("role", lazy("Role"), TEXT, "operator", 32, trim, choices=roles,
                  missing=lazy("Choose a role."))
@@ -76,7 +80,13 @@ def _create_fields(roles: list[str]) -> tuple[Field, ...]:
         FULL_NAME,
         _role_field(roles),
         _password_field("password", lazy("Temporary password")),
+        LANGUAGE,
     )
+
+
+async def _descriptions(cur: Cursor) -> dict[str, str]:
+    """Each role's description by name, shown beside the role choice."""
+    return {role.name: role.description for role in (await all_roles(cur)).values()}
 
 
 async def _delegable(cur: Cursor, request: Request) -> tuple[Grantor, dict[str, frozenset[str]]]:
@@ -105,8 +115,10 @@ async def _list_page(request: Request, status: int = 200, **values: Any) -> Resp
         active = {"yes": True, "no": False}.get(filters["active"])
         accounts = await list_users(cur, filters["q"], filters["role"], active)
         grantor, permissions = await _delegable(cur, request)
+        descriptions = await _descriptions(cur)
     context = {
         "accounts": accounts, "roles": roles, "givable": _givable(grantor, permissions), "filters": filters,
+        "descriptions": descriptions,
         "values": {}, "errors": {}, "notice": notice(request, NOTICES), **values,
     }
     return render(request, LIST, context, status_code=status)
@@ -129,6 +141,7 @@ async def create(request: Request) -> Response:
             user_id = await create_user(
                 services(request).db, values["username"], values["password"], values["role"],
                 values["full_name"], actor=Actor.of(request), must_change_password=True,
+                language=values["language"],
             )
         except NotDelegable as exc:
             return await _list_page(request, 403, values=_shown(checked), errors={"form": _sentence(exc)})
@@ -151,11 +164,12 @@ async def _account_or_404(request: Request) -> tuple[Account, list[str]]:
 async def _edit_page(request: Request, account: Account, status: int = 200, **values: Any) -> Response:
     async with services(request).db.transaction() as cur:
         grantor, permissions = await _delegable(cur, request)
+        descriptions = await _descriptions(cur)
     context = {
-        "account": account, "givable": _givable(grantor, permissions),
+        "account": account, "givable": _givable(grantor, permissions), "descriptions": descriptions,
         # What the actor lacks of this account's role: while any, its forms are not shown.
         "not_held": grantor.lacks(permissions.get(account.role, ())),
-        "values": {"full_name": account.full_name, "role": account.role},
+        "values": {"full_name": account.full_name, "role": account.role, "language": account.language},
         "errors": {}, "password_errors": {}, "notice": notice(request, NOTICES), **values,
     }
     return render(request, EDIT, context, status_code=status)
@@ -171,13 +185,13 @@ async def edit_page(request: Request) -> Response:
 async def save(request: Request) -> Response:
     account, roles = await _account_or_404(request)
     form = await request.form()
-    checked = validate(form, (FULL_NAME, _role_field(roles)))
+    checked = validate(form, (FULL_NAME, _role_field(roles), LANGUAGE))
     if checked.ok:
         try:
             await update_user(
                 services(request).db, account.id, actor=Actor.of(request),
                 full_name=checked.values["full_name"], role=checked.values["role"],
-                active=checkbox(form, "active"),
+                active=checkbox(form, "active"), language=checked.values["language"],
             )
         except NotDelegable as exc:
             return await _edit_page(request, account, 403, values=_shown(checked),
@@ -201,6 +215,17 @@ async def reset_password(request: Request) -> Response:
             return await _edit_page(request, account, 403, errors={"form": _sentence(exc)})
         return done(f"/admin/users/{account.id}", "password")
     return await _edit_page(request, account, 422, password_errors=checked.errors)
+
+
+@guard("admin.users")
+async def confirm_disable(request: Request) -> Response:
+    """The question before disabling: the button on the account page leads
+    here, and only this page's button disables."""
+    account, _roles = await _account_or_404(request)
+    async with services(request).db.transaction() as cur:
+        grantor, permissions = await _delegable(cur, request)
+    return render(request, CONFIRM, {"account": account,
+                                     "not_held": grantor.lacks(permissions.get(account.role, ()))})
 
 
 @guard("admin.users")
@@ -231,5 +256,6 @@ routes = [
     Route("/admin/users/{user_id:int}", edit_page, methods=["GET"]),
     Route("/admin/users/{user_id:int}", save, methods=["POST"]),
     Route("/admin/users/{user_id:int}/password", reset_password, methods=["POST"]),
+    Route("/admin/users/{user_id:int}/disable", confirm_disable, methods=["GET"]),
     Route("/admin/users/{user_id:int}/disable", disable, methods=["POST"]),
 ]
