@@ -1,10 +1,15 @@
-// The scan list's live first page: new matching scans arrive as rendered rows
-// over server-sent events and go on top. Deeper pages have no stream, so
-// they never move under the reader. Reconnects after every htmx swap, since
-// the filter (and so the stream's address) may have changed.
+// The scan list and the reports.
+// - The list's live first page: new matching scans arrive as rendered rows over
+//   server-sent events and go on top. Deeper pages have no stream, so they never
+//   move under the reader. Reconnects after every htmx swap, since the filter
+//   (and so the stream's address) may have changed.
+// - The list's filter form is never replaced: a pause in typing, or a changed
+//   field, asks for the results alone (the form's "filter" trigger), once per
+//   distinct filter; errors come back beside their fields, out of band.
 "use strict";
 
 (function () {
+  const TYPING_PAUSE_MS = 500;
   let source = null;
   let address = "";
 
@@ -26,6 +31,73 @@
     });
   }
 
+  function filterQuery(form) {
+    const params = new URLSearchParams();
+    for (const [name, value] of new FormData(form)) if (value) params.append(name, value);
+    return params.toString();
+  }
+
+  // Listened to on the body: a back/forward brings a new form, which is watched the same way.
+  const sentFor = new WeakMap();  // form -> the filter last asked for
+  const pauses = new WeakMap();
+
+  function remember() {
+    for (const form of document.querySelectorAll("form[data-live-filter]")) {
+      if (!sentFor.has(form)) sentFor.set(form, filterQuery(form));
+    }
+  }
+
+  function ask(form) {
+    clearTimeout(pauses.get(form));
+    const query = filterQuery(form);
+    if (query === sentFor.get(form)) return;
+    sentFor.set(form, query);
+    htmx.trigger(form, "filter");
+  }
+
+  function watchFilters() {
+    document.body.addEventListener("input", (event) => {
+      const form = event.target.closest("form[data-live-filter]");
+      if (!form || event.target.type !== "text") return;
+      clearTimeout(pauses.get(form));
+      pauses.set(form, setTimeout(() => ask(form), TYPING_PAUSE_MS));
+    });
+    document.body.addEventListener("change", (event) => {
+      const form = event.target.closest("form[data-live-filter]");
+      if (form) ask(form);
+    });
+    document.body.addEventListener("submit", (event) => {
+      const form = event.target.closest("form[data-live-filter]");
+      if (!form) return;
+      clearTimeout(pauses.get(form));
+      sentFor.set(form, filterQuery(form));
+    });
+  }
+
+  // A field's error (filled or emptied out of band) marks the field too.
+  function markFields() {
+    for (const note of document.querySelectorAll("form.filters .field-error")) {
+      const label = note.closest("label");
+      const field = label && label.querySelector("input, select");
+      if (!field) continue;
+      const wrong = !note.hidden;
+      label.classList.toggle("invalid", wrong);
+      if (wrong) field.setAttribute("aria-invalid", "true");
+      else field.removeAttribute("aria-invalid");
+    }
+  }
+
+  // The header's language form sends the person back to the address they now see.
+  function keepAddressForLanguage() {
+    const next = document.querySelector("form.language input[name=next]");
+    if (next) next.value = location.pathname + location.search;
+  }
+
+  remember();
+  watchFilters();
   connect();
-  document.body.addEventListener("htmx:afterSettle", connect);
+  document.body.addEventListener("htmx:afterSettle", () => { remember(); connect(); });
+  document.body.addEventListener("htmx:historyRestore", () => { remember(); connect(); markFields(); });
+  document.body.addEventListener("htmx:oobAfterSwap", markFields);
+  document.body.addEventListener("htmx:pushedIntoHistory", keepAddressForLanguage);
 })();

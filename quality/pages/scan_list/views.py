@@ -11,6 +11,7 @@ from starlette.routing import Route
 
 from quality.http import live
 from quality.http.errors import error_page
+from quality.http.htmx import is_htmx
 from quality.http.language import request_language
 from quality.http.render import render
 from quality.http.services import services
@@ -18,12 +19,14 @@ from quality.i18n import lazy
 from quality.pages.scan_list import export
 from quality.pages.scan_list.queries import fetch_page, totals
 from quality.permissions import guard
-from quality.scan_filter import ListRequest, ScanFilter, read_filter
+from quality.scan_filter import FILTER_NAMES, ListRequest, ScanFilter, read_filter
 from quality.scans.feed import ScanWatcher
 from quality.sse import event
 
 TEMPLATE = "scan_list/page.html"
 ROWS_TEMPLATE = "scan_list/_rows.html"
+# Every parameter whose error is shown beside its field.
+RESULT_FIELDS = (*FILTER_NAMES, "before", "after")
 
 
 def _listing(request: Request) -> ListRequest:
@@ -33,22 +36,29 @@ def _listing(request: Request) -> ListRequest:
 @guard("scans.view")
 async def page(request: Request) -> Response:
     listing = _listing(request)
+    # A history restore after a back/forward wants the whole page; the filter
+    # form's own requests get its results only, so what is being typed stays.
+    results_only = is_htmx(request) and not request.headers.get("hx-history-restore-request")
     context: dict[str, Any] = {
         "listing": listing, "filter": listing.filter, "values": listing.checked.values,
-        "errors": listing.checked.errors,
+        "errors": listing.checked.errors, "field_names": RESULT_FIELDS, "oob": results_only,
         "shift_labels": listing.filter.shifts.labels() if listing.filter.shifts else [],
         "page": None,
     }
-    if listing.ok:
-        async with services(request).db.transaction() as cur:
-            context["page"] = await fetch_page(cur, listing.filter, before=listing.before,
-                                               after=listing.after)
-    # A history restore after a back/forward wants the whole page, not the block.
-    block = None if request.headers.get("hx-history-restore-request") else "list_view"
+    if not listing.ok:
+        # A filter being corrected: its errors beside the fields, the results
+        # and the address bar left as they were.
+        if results_only:
+            return render(request, TEMPLATE, context, block=["filter_status", "field_errors"],
+                          status_code=400, headers={"HX-Reswap": "none", "HX-Push-Url": "false"})
+        return render(request, TEMPLATE, context, status_code=400)
+    async with services(request).db.transaction() as cur:
+        context["page"] = await fetch_page(cur, listing.filter, before=listing.before, after=listing.after)
     # The address bar gets the filter without its empty fields: short enough to share.
     values = listing.checked.values
     query = listing.filter.query(before=values.get("before"), after=values.get("after"))
-    return render(request, TEMPLATE, context, block=block, status_code=200 if listing.ok else 400,
+    blocks = ["list_results", "filter_status", "field_errors"] if results_only else None
+    return render(request, TEMPLATE, context, block=blocks,
                   headers={"HX-Push-Url": "/scans" + (f"?{query}" if query else "")})
 
 
