@@ -74,6 +74,51 @@
     });
   }
 
+  // A range preset and typed dates exclude each other: choosing one empties the other.
+  // The calendar beside a date field writes its choice the way the page's language types it.
+  function pickerValue(text) {
+    const iso = /^(\d{4})-(\d{2})-(\d{2})(?:[T ](\d{1,2}):(\d{2}))?/.exec(text);
+    const dotted = /^(\d{1,2})\.(\d{1,2})\.(\d{4})(?:[T ](\d{1,2}):(\d{2}))?/.exec(text);
+    const two = (part) => String(part).padStart(2, "0");
+    if (iso) return `${iso[1]}-${iso[2]}-${iso[3]}T${two(iso[4] || 0)}:${iso[5] || "00"}`;
+    if (dotted) return `${dotted[3]}-${two(dotted[2])}-${two(dotted[1])}T${two(dotted[4] || 0)}:${dotted[5] || "00"}`;
+    return "";
+  }
+
+  function typedValue(picked, order) {
+    const [day, clock] = picked.split("T");
+    const [year, month, date] = day.split("-");
+    return (order === "dmy" ? `${date}.${month}.${year}` : day) + (clock ? ` ${clock.slice(0, 5)}` : "");
+  }
+
+  function watchRanges() {
+    document.body.addEventListener("input", (event) => {
+      const form = event.target.closest("form.filters");
+      if (!form || !["from", "to"].includes(event.target.name)) return;
+      form.elements.range.value = "";
+    });
+    document.body.addEventListener("focusin", (event) => {
+      if (!event.target.matches("form.filters .date-picker")) return;
+      event.target.value = pickerValue(event.target.form.elements[event.target.dataset.for].value);
+    });
+    document.body.addEventListener("change", (event) => {
+      const form = event.target.closest("form.filters");
+      if (!form) return;
+      if (event.target.matches(".date-picker")) {
+        event.stopPropagation();
+        if (!event.target.value) return;
+        const field = form.elements[event.target.dataset.for];
+        field.value = typedValue(event.target.value, form.dataset.dateOrder);
+        form.elements.range.value = "";
+        field.dispatchEvent(new Event("change", { bubbles: true }));
+      } else if (event.target.name === "range" && event.target.value) {
+        form.elements.from.value = "";
+        form.elements.to.value = "";
+        if (!form.hasAttribute("data-live-filter")) form.requestSubmit();
+      }
+    }, true);
+  }
+
   // A field's error (filled or emptied out of band) marks the field too.
   function markFields() {
     for (const note of document.querySelectorAll("form.filters .field-error")) {
@@ -95,6 +140,7 @@
 
   remember();
   watchFilters();
+  watchRanges();
   connect();
   document.body.addEventListener("htmx:afterSettle", () => { remember(); connect(); });
   document.body.addEventListener("htmx:historyRestore", () => { remember(); connect(); markFields(); });

@@ -3,6 +3,8 @@ drawn with its charts (charts.py)."""
 
 from __future__ import annotations
 
+from datetime import datetime
+
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
@@ -11,10 +13,19 @@ from quality.clock import utc_now
 from quality.http.language import request_language
 from quality.http.render import render
 from quality.http.services import services
-from quality.i18n import lazy, translator
+from quality.i18n import LazyText, lazy, translator
 from quality.pages.reports import charts
-from quality.pages.reports.report import Links, build, group_rows, local_stamp, report_filter, shift_rows
+from quality.pages.reports.report import (
+    DEFAULT_DAYS,
+    Links,
+    build,
+    group_rows,
+    local_stamp,
+    report_filter,
+    shift_rows,
+)
 from quality.permissions import guard
+from quality.ranges import in_words, preset_choices, said
 from quality.scan_filter import MAX_RANGE, ListRequest, ScanFilter, read_filter
 
 
@@ -23,7 +34,8 @@ async def page(request: Request) -> Response:
     listing = read_filter(request.query_params, services(request).settings)
     context: dict = {"listing": listing, "values": listing.checked.values,
                      "errors": listing.checked.errors, "report": None,
-                     "shift_labels": listing.filter.shifts.labels() if listing.filter.shifts else []}
+                     "shift_labels": listing.filter.shifts.labels() if listing.filter.shifts else [],
+                     "range_presets": preset_choices()}
     if listing.ok:
         _check_span(listing, report_filter(listing.filter, utc_now()))
     if listing.ok:
@@ -40,8 +52,20 @@ async def page(request: Request) -> Response:
                 report.by_defect, links.rejected_with([code for code, _, _ in report.by_defect]),
                 strict=True)],
             "stamp": lambda at: local_stamp(at, report.shifts),
+            "range_words": _range_words(listing, report.start, report.end, request),
         })
     return render(request, "reports/page.html", context, status_code=200 if listing.ok else 400)
+
+
+def _range_words(listing: ListRequest, start: datetime, end: datetime, request: Request) -> LazyText:
+    """The report's range said in words; without a range asked, the default days'."""
+    settings = services(request).settings
+    language = request_language(request, settings.language)
+    values, now = listing.checked.values, utc_now()
+    if not any(values.get(name) for name in ("range", "from", "to")):
+        return lazy("Last %(days)s days, since %(start)s", days=DEFAULT_DAYS,
+                    start=said(start, now, settings.timezone, language))
+    return in_words(values.get("range"), start, end, now, settings.timezone, language)
 
 
 def _check_span(listing: ListRequest, ranged: ScanFilter) -> None:

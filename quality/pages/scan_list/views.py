@@ -9,6 +9,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from quality.clock import utc_now
 from quality.http import live
 from quality.http.errors import error_page
 from quality.http.htmx import is_htmx
@@ -19,6 +20,7 @@ from quality.i18n import lazy
 from quality.pages.scan_list import export
 from quality.pages.scan_list.queries import fetch_page, totals
 from quality.permissions import guard
+from quality.ranges import in_words, preset_choices
 from quality.scan_filter import FILTER_NAMES, ListRequest, ScanFilter, read_filter
 from quality.scans.feed import ScanWatcher
 from quality.sse import event
@@ -43,7 +45,7 @@ async def page(request: Request) -> Response:
         "listing": listing, "filter": listing.filter, "values": listing.checked.values,
         "errors": listing.checked.errors, "field_names": RESULT_FIELDS, "oob": results_only,
         "shift_labels": listing.filter.shifts.labels() if listing.filter.shifts else [],
-        "page": None,
+        "range_presets": preset_choices(), "page": None,
     }
     if not listing.ok:
         # A filter being corrected: its errors beside the fields, the results
@@ -54,6 +56,10 @@ async def page(request: Request) -> Response:
         return render(request, TEMPLATE, context, status_code=400)
     async with services(request).db.transaction() as cur:
         context["page"] = await fetch_page(cur, listing.filter, before=listing.before, after=listing.after)
+    settings = services(request).settings
+    context["range_words"] = in_words(listing.checked.values.get("range"), listing.filter.start,
+                                      listing.filter.end, utc_now(), settings.timezone,
+                                      request_language(request, settings.language))
     # The address bar gets the filter without its empty fields: short enough to share.
     values = listing.checked.values
     query = listing.filter.query(before=values.get("before"), after=values.get("after"))
