@@ -109,3 +109,43 @@ async def test_typing_three_fields_keeps_every_value_the_focus_and_the_address(
         await context.close()
     finally:
         server.stop()
+
+
+async def test_a_preset_and_the_calendar_in_romanian_on_the_list_and_the_report(
+        settings: Settings, browser: Any, make_user: Any) -> None:
+    await _seed(settings)
+    make_user("sven", "supervisor")
+    server = LiveServer(settings, {"QUALITY_TIMEZONE": "Europe/Bucharest"})
+    server.start()
+    try:
+        context = await browser.new_context(viewport={"width": 1280, "height": 900})
+        page = await context.new_page()
+        await browser_login(page, server, "sven")
+        await page.goto(server.url + "/scans?station=quality")
+        await page.get_by_test_id("language").select_option("ro")
+        await page.get_by_role("button", name="Change language").click()
+        await expect(page).to_have_url(server.url + "/scans?station=quality")  # the page kept
+        words = page.get_by_test_id("range-words")
+        await expect(words).to_have_text("Oricând")
+
+        # The calendar writes its choice the Romanian way, and the list follows.
+        await page.locator('.date-picker[data-for="from"]').fill("2026-11-20T06:00")
+        await expect(page.locator('form.filters input[name="from"]')).to_have_value("20.11.2026 06:00")
+        await expect(page).to_have_url(re.compile(r"from=20\.11\.2026\+06%3A00"))
+        await expect(words).to_have_text("De la 20.11.2026 06:00")
+
+        # A preset empties the dates, and is said back.
+        await page.get_by_test_id("range").select_option("yesterday")
+        await expect(page).to_have_url(re.compile(r"range=yesterday"))
+        await expect(page.locator('form.filters input[name="from"]')).to_have_value("")
+        await expect(words).to_contain_text("Ieri, ")
+
+        # The report takes the same preset from its form.
+        await page.goto(server.url + "/reports")
+        await expect(page.get_by_test_id("range-words")).to_contain_text("Ultimele 14 zile, de la")
+        await page.get_by_test_id("range").select_option("shift")
+        await expect(page).to_have_url(re.compile(r"/reports\?.*range=shift"))
+        await expect(page.get_by_test_id("range-words")).to_contain_text("Tura curentă, de la")
+        await context.close()
+    finally:
+        server.stop()
