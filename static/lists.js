@@ -28,7 +28,23 @@
       const empty = body.querySelector("tr.empty");
       if (empty) empty.remove();
       body.insertAdjacentHTML("afterbegin", event.data);
+      recount(event.lastEventId);
     });
+  }
+
+  // The totals follow the rows: asked again a moment after new matching scans
+  // (a burst is one question), naming the newest, so the server can answer
+  // every page open on this filter with one reading.
+  const RECOUNT_AFTER_MS = 1000;
+  let recounting = null;
+  function recount(newest) {
+    clearTimeout(recounting);
+    recounting = setTimeout(() => {
+      const tools = document.querySelector("[data-totals]");
+      if (!tools || !document.getElementById("totals")) return;
+      htmx.ajax("GET", `${tools.dataset.totals}&v=${encodeURIComponent(newest)}`,
+                { target: "#totals", swap: "outerHTML" });
+    }, RECOUNT_AFTER_MS);
   }
 
   function filterQuery(form) {
@@ -137,6 +153,12 @@
     const next = document.querySelector("form.language input[name=next]");
     if (next) next.value = location.pathname + location.search;
   }
+
+  // A report refreshing itself says which version it shows: the server answers 304 when it is current.
+  document.body.addEventListener("htmx:configRequest", (event) => {
+    const shown = event.detail.elt.dataset ? event.detail.elt.dataset.etag : "";
+    if (shown) event.detail.headers["If-None-Match"] = shown;
+  });
 
   remember();
   watchFilters();

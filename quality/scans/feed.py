@@ -224,6 +224,12 @@ class ScanWatcher:
         self._loaded = False
         self._task: asyncio.Task[None] | None = None
 
+    @property
+    def newest(self) -> int:
+        """The newest scan id this process has seen: what changed since a figure
+        was read is told by comparing it (quality/answers.py)."""
+        return self._seen_max
+
     async def start(self) -> None:
         try:
             await self.load()

@@ -24,6 +24,7 @@ from quality.ranges import in_words, preset_choices
 from quality.scan_filter import FILTER_NAMES, ListRequest, ScanFilter, read_filter
 from quality.scans.feed import ScanWatcher
 from quality.sse import event
+from quality.summary.figures import Figures
 
 TEMPLATE = "scan_list/page.html"
 ROWS_TEMPLATE = "scan_list/_rows.html"
@@ -73,10 +74,23 @@ async def totals_fragment(request: Request) -> Response:
     listing = _listing(request)
     if not listing.ok:
         return error_page(request, 400, lazy("The filter is not valid."))
-    # A long filter's totals read many rows: in the bulk lane, with exports and reports.
-    async with services(request).db.bulk.transaction() as cur:
-        counted = await totals(cur, listing.filter)
-    return render(request, "scan_list/_totals.html", {"totals": counted, "filter": listing.filter})
+    # A page following the floor asks again after the newest matching scan it
+    # was told of (`v`); any answer read since that scan came serves it, so
+    # pages open on one filter share one reading. A page just opened reads its
+    # own: it shows rows the watcher may not have seen yet.
+    told = live.position(request)
+    watcher = services(request).scan_watcher
+
+    async def count() -> Figures:
+        # A long filter's totals read many rows: in the bulk lane, with exports and reports.
+        async with services(request).db.bulk.transaction() as cur:
+            return await totals(cur, listing.filter)
+
+    scan_filter = listing.filter
+    answer = await services(request).answers.get(
+        ("totals", scan_filter.query(), scan_filter.start, scan_filter.end), watcher.newest,
+        lambda mark, _age: told is not None and mark >= told, count)
+    return render(request, "scan_list/_totals.html", {"totals": answer.value, "filter": scan_filter})
 
 
 @guard("scans.view")
