@@ -33,16 +33,20 @@
   }
 
   // The totals follow the rows: asked again a moment after new matching scans
-  // (a burst is one question), naming the newest, so the server can answer
+  // (whatever comes meanwhile joins that one question, so a busy line still
+  // gets its totals every second), naming the newest, so the server can answer
   // every page open on this filter with one reading.
   const RECOUNT_AFTER_MS = 1000;
   let recounting = null;
+  let newestSeen = "";
   function recount(newest) {
-    clearTimeout(recounting);
+    newestSeen = newest;
+    if (recounting) return;
     recounting = setTimeout(() => {
+      recounting = null;
       const tools = document.querySelector("[data-totals]");
       if (!tools || !document.getElementById("totals")) return;
-      htmx.ajax("GET", `${tools.dataset.totals}&v=${encodeURIComponent(newest)}`,
+      htmx.ajax("GET", `${tools.dataset.totals}&v=${encodeURIComponent(newestSeen)}`,
                 { target: "#totals", swap: "outerHTML" });
     }, RECOUNT_AFTER_MS);
   }
