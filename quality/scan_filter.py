@@ -17,10 +17,11 @@ from typing import Any, NamedTuple
 from urllib.parse import urlencode
 from zoneinfo import ZoneInfo
 
-from quality.clock import FIRST_DAY, LAST_DAY, in_calendar, to_utc
+from quality.clock import FIRST_DAY, LAST_DAY, in_calendar, to_utc, utc_now
 from quality.codes import APPROVED, CHECKER, DEFECT, OPERATOR, ORDER, PIECE
 from quality.fields import Field, Validated, validate
 from quality.i18n import lazy
+from quality.ranges import PRESET_PATTERN, PRESETS, TYPED_DATE, preset_span, read_typed
 from quality.scans.store import ScanRow
 from quality.settings import CodePatterns, Settings
 from quality.shifts import Shifts
@@ -30,7 +31,6 @@ MAX_RANGE = timedelta(days=400)
 # A shift filter without dates looks this far back: it becomes one time range
 # per day, and a bounded number of them keeps the query an index range scan.
 SHIFT_LOOKBACK = timedelta(days=92)
-_DATE = re.compile(r"(\d{4})-(\d{2})-(\d{2})(?:[T ](\d{2}):(\d{2})(?::(\d{2}))?)?")
 _YES = re.compile(r"1|ON|TRUE|YES")
 _PAGE_KEY = re.compile(r"\d{20}-\d{1,19}")
 _NOT_A_DATE = {"from": lazy("From is not a real date or time."), "to": lazy("To is not a real date or time.")}
@@ -38,7 +38,7 @@ _OUTSIDE_CALENDAR = {
     "from": lazy("From must be between %(first)s and %(last)s.", first=FIRST_DAY, last=LAST_DAY),
     "to": lazy("To must be between %(first)s and %(last)s.", first=FIRST_DAY, last=LAST_DAY),
 }
-FILTER_NAMES = ("station", "from", "to", "shift", "operator", "order", "piece", "checker", "defect",
+FILTER_NAMES = ("station", "range", "from", "to", "shift", "operator", "order", "piece", "checker", "defect",
                 "rejected", "rescans")
 
 
@@ -56,8 +56,12 @@ def filter_fields(codes: CodePatterns) -> tuple[Field, ...]:
     return (
         Field("station", lazy("Station"), re.compile("|".join(STATIONS)), " or ".join(STATIONS), 16,
               _trim_lower, required=False),
-        Field("from", lazy("From"), _DATE, lazy("2026-11-27 or 2026-11-27T06:00"), 19, _trim, required=False),
-        Field("to", lazy("To"), _DATE, lazy("2026-11-27 or 2026-11-27T14:00"), 19, _trim, required=False),
+        Field("range", lazy("Range"), PRESET_PATTERN, "today", 16, _trim_lower, required=False,
+              choices=tuple(PRESETS)),
+        Field("from", lazy("From"), TYPED_DATE, lazy("2026-11-27 06:00 or 27.11.2026 06:00"), 19, _trim,
+              required=False),
+        Field("to", lazy("To"), TYPED_DATE, lazy("2026-11-27 14:00 or 27.11.2026 14:00"), 19, _trim,
+              required=False),
         Field("shift", lazy("Shift"), re.compile(r"[1-9]"), "1", 1, required=False),
         OPERATOR.field(codes, "operator", required=False),
         ORDER.field(codes, "order", required=False),
@@ -240,13 +244,19 @@ class ListRequest:
         return self.checked.ok
 
 
-def read_filter(params: Mapping[str, Any], settings: Settings) -> ListRequest:
-    """Validate the list's query parameters; unknown parameters are ignored."""
+def read_filter(params: Mapping[str, Any], settings: Settings, now: datetime | None = None) -> ListRequest:
+    """Validate the list's query parameters; unknown parameters are ignored. A
+    preset range is taken at `now` (naive UTC; default: the present)."""
     checked = validate(params, filter_fields(settings.codes))
     values, errors = checked.values, checked.errors
     shifts = Shifts.of_plant(settings)
     start = _moment(values, errors, "from", settings.timezone, end_of_day=False)
     end = _moment(values, errors, "to", settings.timezone, end_of_day=True)
+    if values.get("range") and "range" not in errors:
+        if values.get("from") or values.get("to"):
+            errors["range"] = lazy("Choose a range or From and To, not both.")
+        else:
+            start, end = preset_span(values["range"], shifts, now or utc_now())
     if start is not None and end is not None and "to" not in errors:
         if end <= start:
             errors["to"] = lazy("To must be later than From.")
@@ -287,9 +297,9 @@ def _moment(values: dict[str, str], errors: dict[str, str], name: str, timezone:
     text = values.get(name)
     if not text or name in errors:
         return None
-    found = _DATE.fullmatch(text)
-    assert found
-    year, month, day, hour, minute, second = (int(part) if part else 0 for part in found.groups())
+    typed = read_typed(text)
+    assert typed is not None
+    year, month, day, hour, minute, second, with_time = typed
     try:
         local = datetime(year, month, day, hour, minute, second, tzinfo=timezone)
     except ValueError:
@@ -298,6 +308,6 @@ def _moment(values: dict[str, str], errors: dict[str, str], name: str, timezone:
     if not in_calendar(local.date()):
         errors[name] = _OUTSIDE_CALENDAR[name]
         return None
-    if end_of_day and found[4] is None:
+    if end_of_day and not with_time:
         local = datetime.combine(local.date() + timedelta(days=1), time(), timezone)
     return to_utc(local)

@@ -277,9 +277,16 @@ def test_filtered_page_links_totals_and_pager(client: TestClient, make_user: Any
     older = first.text.split('data-testid="older"')[0].rsplit('href="', 1)[1].split('"')[0]
     second = client.get(older.replace("&amp;", "&"))
     assert "data-live=" not in second.text and 'data-testid="newer"' in second.text
-    # htmx gets just the list view, pushed to the address bar by the page itself.
+    # htmx gets just the results, never the form being typed in; the page pushes the address.
     fragment = client.get("/scans?station=quality", headers={"HX-Request": "true"})
-    assert fragment.text.lstrip().startswith('<div id="list-view"')
+    assert fragment.text.lstrip().startswith('<div id="list-results"') and "<form" not in fragment.text
+    assert fragment.headers["hx-push-url"] == "/scans?station=quality"
+    assert 'id="from-error" hx-swap-oob="true" hidden' in fragment.text  # earlier errors emptied
+    # A filter being corrected: its error beside the field, the results and the address kept.
+    wrong = client.get("/scans?station=quality&from=2026-02-30", headers={"HX-Request": "true"})
+    assert wrong.status_code == 400 and wrong.headers["hx-reswap"] == "none"
+    assert wrong.headers["hx-push-url"] == "false" and "list-results" not in wrong.text
+    assert 'id="from-error" hx-swap-oob="true" data-testid="from-error">' in wrong.text
     restore = client.get("/scans?station=quality", headers={"HX-Request": "true",
                                                            "HX-History-Restore-Request": "true"})
     assert restore.text.lstrip().startswith("<!doctype html>")

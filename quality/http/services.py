@@ -8,10 +8,12 @@ state; `services(request)` is the one way a handler reaches it.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, TypedDict
 
 from starlette.requests import HTTPConnection
+
+from quality.answers import SharedAnswers
 
 if TYPE_CHECKING:  # imported for the type checker only: these modules import this one
     from quality.alerts.engine import AlertEngine
@@ -35,6 +37,8 @@ class Services:
     streams: Slots  # the live streams open (quality/http/live.py)
     exporter: Exporter  # the exports' places and thread (quality/pages/scan_list/export.py)
     alerts: AlertEngine  # the alert rules' windows and the open alerts (quality/alerts/)
+    # Totals and reports shared by every open page asking the same (quality/answers.py).
+    answers: SharedAnswers = field(default_factory=SharedAnswers)
 
 
 class LifespanState(TypedDict):

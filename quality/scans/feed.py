@@ -227,6 +227,12 @@ class ScanWatcher:
         # (the alert rules, quality/alerts/engine.py).
         self.listeners: list[Callable[[Sequence[Saved], bool], None]] = []
 
+    @property
+    def newest(self) -> int:
+        """The newest scan id this process has seen: what changed since a figure
+        was read is told by comparing it (quality/answers.py)."""
+        return self._seen_max
+
     async def start(self) -> None:
         try:
             await self.load()

@@ -3,19 +3,24 @@ drawn with its charts (charts.py)."""
 
 from __future__ import annotations
 
+from datetime import datetime
+
+from starlette.datastructures import QueryParams
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
 from quality.clock import utc_now
 from quality.defects import catalogue
+from quality.http.htmx import is_htmx
 from quality.http.language import request_language
 from quality.http.render import render
 from quality.http.services import services
 from quality.http.writes import written_at
-from quality.i18n import lazy, translator
+from quality.i18n import LazyText, lazy, translator
 from quality.pages.reports import charts, control
 from quality.pages.reports.report import (
+    DEFAULT_DAYS,
     Links,
     Report,
     build,
@@ -25,19 +30,46 @@ from quality.pages.reports.report import (
     shift_rows,
 )
 from quality.permissions import guard
+from quality.ranges import in_words, preset_choices, said
 from quality.scan_filter import MAX_RANGE, ListRequest, ScanFilter, read_filter
+
+# An open report whose range includes now asks again this often; a report read
+# this recently serves every page asking, so a page is at most their sum behind
+# the floor, and however many pages are open, a filter's report is read at most
+# once per FRESH_SECONDS.
+REFRESH_SECONDS = 20
+FRESH_SECONDS = 15
+# Without a range of its own, a wall screen shows today.
+WALL_RANGE = "today"
 
 
 @guard("reports.view")
 async def page(request: Request) -> Response:
-    listing = read_filter(request.query_params, services(request).settings)
+    params = request.query_params
+    wall = params.get("wall") == "1"
+    if wall and not any(params.get(name) for name in ("range", "from", "to")):
+        params = QueryParams([*params.multi_items(), ("range", WALL_RANGE)])
+    listing = read_filter(params, services(request).settings)
     context: dict = {"listing": listing, "values": listing.checked.values,
-                     "errors": listing.checked.errors, "report": None,
-                     "shift_labels": listing.filter.shifts.labels() if listing.filter.shifts else []}
+                     "errors": listing.checked.errors, "report": None, "refresh": None,
+                     "shift_labels": listing.filter.shifts.labels() if listing.filter.shifts else [],
+                     "range_presets": preset_choices()}
+    ranged = report_filter(listing.filter, utc_now()) if listing.ok else listing.filter
     if listing.ok:
-        _check_span(listing, report_filter(listing.filter, utc_now()))
+        _check_span(listing, ranged)
     if listing.ok:
-        report = await build(services(request).db, listing.filter, written_at=written_at(request))
+        watcher = services(request).scan_watcher
+        asked = request.headers.get("if-none-match") if is_htmx(request) else None
+        if asked == _etag(watcher.newest):  # a refresh, and no scan since
+            return Response(status_code=304, headers={"ETag": asked})
+        answer = await services(request).answers.get(
+            ("report", listing.filter.query(), ranged.start, ranged.end), watcher.newest,
+            # A page opened reads its own; refreshes share.
+            lambda mark, age: asked is not None and (mark >= watcher.newest or age < FRESH_SECONDS),
+            lambda: build(services(request).db, listing.filter, written_at=written_at(request)))
+        if asked == _etag(answer.mark):
+            return Response(status_code=304, headers={"ETag": asked})
+        report = answer.value
         links = Links(report)
         language = request_language(request, services(request).settings.language)
         context.update({
@@ -51,8 +83,29 @@ async def page(request: Request) -> Response:
                 strict=True)],
             "stamp": lambda at: local_stamp(at, report.shifts),
             **await _control(request, report, links, language),
+            "range_words": _range_words(listing, report.start, report.end, request),
+            "etag": _etag(answer.mark),
+            "refresh": REFRESH_SECONDS if report.start <= utc_now() < report.end else None,
         })
-    return render(request, "reports/page.html", context, status_code=200 if listing.ok else 400)
+    # A refresh gets the report's body alone, in place: the page keeps its scroll.
+    return render(request, "reports/wall.html" if wall else "reports/page.html", context,
+                  block="report_body", status_code=200 if listing.ok else 400)
+
+
+def _etag(mark: int) -> str:
+    """A report's version: the newest scan the process had seen when it was read."""
+    return f'"scans-{mark}"'
+
+
+def _range_words(listing: ListRequest, start: datetime, end: datetime, request: Request) -> LazyText:
+    """The report's range said in words; without a range asked, the default days'."""
+    settings = services(request).settings
+    language = request_language(request, settings.language)
+    values, now = listing.checked.values, utc_now()
+    if not any(values.get(name) for name in ("range", "from", "to")):
+        return lazy("Last %(days)s days, since %(start)s", days=DEFAULT_DAYS,
+                    start=said(start, now, settings.timezone, language))
+    return in_words(values.get("range"), start, end, now, settings.timezone, language)
 
 
 async def _control(request: Request, report: Report, links: Links, language: str) -> dict:

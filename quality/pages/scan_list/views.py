@@ -9,8 +9,10 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from quality.clock import utc_now
 from quality.http import live
 from quality.http.errors import error_page
+from quality.http.htmx import is_htmx
 from quality.http.language import request_language
 from quality.http.render import render
 from quality.http.services import services
@@ -19,12 +21,16 @@ from quality.i18n import lazy
 from quality.pages.scan_list import export
 from quality.pages.scan_list.queries import fetch_page, totals
 from quality.permissions import guard
-from quality.scan_filter import ListRequest, ScanFilter, read_filter
+from quality.ranges import in_words, preset_choices
+from quality.scan_filter import FILTER_NAMES, ListRequest, ScanFilter, read_filter
 from quality.scans.feed import ScanWatcher
 from quality.sse import event
+from quality.summary.figures import Figures
 
 TEMPLATE = "scan_list/page.html"
 ROWS_TEMPLATE = "scan_list/_rows.html"
+# Every parameter whose error is shown beside its field.
+RESULT_FIELDS = (*FILTER_NAMES, "before", "after")
 
 
 def _listing(request: Request) -> ListRequest:
@@ -34,26 +40,39 @@ def _listing(request: Request) -> ListRequest:
 @guard("scans.view")
 async def page(request: Request) -> Response:
     listing = _listing(request)
+    # A history restore after a back/forward wants the whole page; the filter
+    # form's own requests get its results only, so what is being typed stays.
+    results_only = is_htmx(request) and not request.headers.get("hx-history-restore-request")
     context: dict[str, Any] = {
         "listing": listing, "filter": listing.filter, "values": listing.checked.values,
-        "errors": listing.checked.errors,
+        "errors": listing.checked.errors, "field_names": RESULT_FIELDS, "oob": results_only,
         "shift_labels": listing.filter.shifts.labels() if listing.filter.shifts else [],
-        "page": None,
+        "range_presets": preset_choices(), "page": None,
     }
-    if listing.ok and listing.before is None and listing.after is None:
+    if not listing.ok:
+        # A filter being corrected: its errors beside the fields, the results
+        # and the address bar left as they were.
+        if results_only:
+            return render(request, TEMPLATE, context, block=["filter_status", "field_errors"],
+                          status_code=400, headers={"HX-Reswap": "none", "HX-Push-Url": "false"})
+        return render(request, TEMPLATE, context, status_code=400)
+    if listing.before is None and listing.after is None:
         # The live first page, which new scans join as they come: the primary.
         async with services(request).db.transaction() as cur:
             context["page"] = await fetch_page(cur, listing.filter)
-    elif listing.ok:  # a page further on: the replica may answer
+    else:  # a page further on: the replica may answer
         context["page"] = await services(request).db.read(
             fetch_page, listing.filter, before=listing.before, after=listing.after,
             written_at=written_at(request))
-    # A history restore after a back/forward wants the whole page, not the block.
-    block = None if request.headers.get("hx-history-restore-request") else "list_view"
+    settings = services(request).settings
+    context["range_words"] = in_words(listing.checked.values.get("range"), listing.filter.start,
+                                      listing.filter.end, utc_now(), settings.timezone,
+                                      request_language(request, settings.language))
     # The address bar gets the filter without its empty fields: short enough to share.
     values = listing.checked.values
     query = listing.filter.query(before=values.get("before"), after=values.get("after"))
-    return render(request, TEMPLATE, context, block=block, status_code=200 if listing.ok else 400,
+    blocks = ["list_results", "filter_status", "field_errors"] if results_only else None
+    return render(request, TEMPLATE, context, block=blocks,
                   headers={"HX-Push-Url": "/scans" + (f"?{query}" if query else "")})
 
 
@@ -62,12 +81,25 @@ async def totals_fragment(request: Request) -> Response:
     listing = _listing(request)
     if not listing.ok:
         return error_page(request, 400, lazy("The filter is not valid."))
-    # A long filter's totals read many rows: in the bulk lane, with exports and
-    # reports, on the replica when it keeps up; in one snapshot, so its several
-    # statements read one moment.
-    counted = await services(request).db.read(totals, listing.filter, bulk=True, snapshot=True,
-                                              written_at=written_at(request))
-    return render(request, "scan_list/_totals.html", {"totals": counted, "filter": listing.filter})
+    # A page following the floor asks again after the newest matching scan it
+    # was told of (`v`); any answer read since that scan came serves it, so
+    # pages open on one filter share one reading. A page just opened reads its
+    # own: it shows rows the watcher may not have seen yet.
+    told = live.position(request)
+    watcher = services(request).scan_watcher
+
+    async def count() -> Figures:
+        # A long filter's totals read many rows: in the bulk lane, with exports and
+        # reports, on the replica when it keeps up; in one snapshot, so its several
+        # statements read one moment.
+        return await services(request).db.read(totals, listing.filter, bulk=True, snapshot=True,
+                                               written_at=written_at(request))
+
+    scan_filter = listing.filter
+    answer = await services(request).answers.get(
+        ("totals", scan_filter.query(), scan_filter.start, scan_filter.end), watcher.newest,
+        lambda mark, _age: told is not None and mark >= told, count)
+    return render(request, "scan_list/_totals.html", {"totals": answer.value, "filter": scan_filter})
 
 
 @guard("scans.view")
