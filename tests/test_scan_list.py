@@ -127,6 +127,18 @@ def cases(scans: list[Scan]) -> Iterator[tuple[dict[str, str], Callable[[Scan], 
            lambda s: start <= s.local < end)
     yield ({"from": start.strftime("%Y-%m-%d"), "shift": "1", "station": "quality", "rejected": "1"},
            lambda s: s.local >= start and shift_index(s) == 0 and s.station == "quality" and not s.approved)
+    # Prefixes (a value short of a whole code) and several values (any of them).
+    yield {"operator": some.operator[:3]}, lambda s: s.operator.startswith(some.operator[:3])
+    yield {"order": rescanned.order[:9]}, lambda s: s.order.startswith(rescanned.order[:9])
+    yield {"piece": rescanned.piece[:12]}, lambda s: s.piece.startswith(rescanned.piece[:12])
+    yield {"station": "quality,fg"}, lambda s: True
+    yield {"defect": "101, 104"}, lambda s: s.defect in ("101", "104")
+    other = next(scan.operator for scan in scans if scan.operator[:3] != some.operator[:3])
+    yield ({"operator": f"{other},{some.operator[:3]}", "rejected": "1"},
+           lambda s: (s.operator == other or s.operator.startswith(some.operator[:3])) and not s.approved)
+    begins = some.operator[:3]
+    yield ({"defect": "000,104", "station": "fg", "operator": begins},
+           lambda s: s.defect in ("000", "104") and s.station == "fg" and s.operator.startswith(begins))
 
 
 async def check_totals(db: Database, settings: Settings, scans: list[Scan]) -> None:
@@ -228,12 +240,17 @@ BAD = [
     ({"station": "paint"}, "station", "must look like"),
     ({"shift": "7"}, "shift", "Shift must be 1 to 3"),
     ({"shift": "x"}, "shift", "must look like"),
-    ({"order": "CP123"}, "order", "must look like CP00012345"),
+    ({"order": "CP12X"}, "order", "must look like CP00012345"),  # CP123 would be a prefix
+    ({"order": "CP123,CP124"}, "order", "must look like"),  # one order, not several
     ({"order": "x" * 500}, "order", "too long"),
-    ({"piece": "CP00000001-1"}, "piece", "must look like"),
+    ({"piece": "CP00000001/1"}, "piece", "must look like"),
     ({"operator": "O'1"}, "operator", "must look like"),
     ({"checker": "OC-1"}, "checker", "must look like"),
     ({"defect": "1a4"}, "defect", "must look like"),
+    ({"defect": "101,1a4"}, "defect", "1A4: Defect code must look like"),
+    ({"defect": ",".join(f"{n:03d}" for n in range(21))}, "defect", "at most 20 values"),
+    ({"defect": "10"}, "defect", "must look like"),  # no prefix of a defect code
+    ({"operator": "OPA,OQ"}, "operator", "OQ: Operator code must look like"),
     ({"rejected": "maybe"}, "rejected", "must look like"),
     ({"before": "1' OR 1=1"}, "before", "must look like"),
     ({"after": "20261399000000000000-5"}, "after", "page link is broken"),

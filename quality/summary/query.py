@@ -13,7 +13,7 @@ from typing import Any, NamedTuple
 from quality.clock import utc_now
 from quality.codes import APPROVED
 from quality.db import Cursor
-from quality.scan_filter import ScanFilter, Term
+from quality.scan_filter import ScanFilter, Term, term_condition, term_holds
 from quality.shifts import Shifts
 from quality.summary.figures import Figures, rank
 from quality.summary.tables import (
@@ -64,9 +64,12 @@ def _plan(terms: list[Term] | None, group: str | None, defects: bool) -> tuple[R
 
 def _matches(terms: list[Term], fact: Fact) -> bool:
     """The terms' condition, for one scan not summarised yet."""
-    for column, comparison, value in terms:
-        found = value in fact.checkers if column == "checker_code" else getattr(fact, column) == value
-        if found != (comparison == "="):
+    for term in terms:
+        column = term[0]
+        if column == "checker_code":
+            if not any(term_holds(term, checker) for checker in fact.checkers):
+                return False
+        elif not term_holds(term, getattr(fact, column)):
             return False
     return True
 
@@ -298,8 +301,12 @@ async def _from_rollups(cur: Cursor, layers: list[tuple[Rollup, list[Range], str
 def _rollup_select(rollup: Rollup, ranges: list[Range], terms: list[Term], group: str | None,
                    defects: bool, only: Within | None, index: str | None) -> tuple[str, list[Any]]:
     """One summary table's figures for these ranges of its hours or days."""
-    conditions = [f"{column} {comparison} %s" for column, comparison, _ in terms]
-    params: list[Any] = [value for _, _, value in terms]
+    conditions: list[str] = []
+    params: list[Any] = []
+    for term in terms:
+        condition, values = term_condition(term)
+        conditions.append(condition)
+        params += values
     column = rollup.period if group == "hour" else _GROUP_COLUMN[group] or "NULL"
     where = " AND ".join(conditions) or "TRUE"
     if only is not None:

@@ -81,7 +81,8 @@ async def stream(request: Request) -> Response:
 def _row_events(watcher: ScanWatcher, scan_filter: ScanFilter, since: int, macros: Any,
                 allowed: Callable[[], Awaitable[bool]]) -> AsyncGenerator[bytes, None]:
     """New matching scans as rows to put on top, newest first, each sent once."""
-    feeds = [feed for key, feed in watcher.feeds.items() if scan_filter.station in (None, key)]
+    feeds = [feed for key, feed in watcher.feeds.items()
+             if scan_filter.station is None or scan_filter.station.holds(key)]
     sent: set[int] = set()
 
     def fresh() -> bytes | None:
