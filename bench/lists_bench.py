@@ -77,6 +77,8 @@ async def pages_to_time(url: DatabaseURL) -> dict[str, str]:
     [(stamp, deep_id)] = await query(
         url, "SELECT DATE_FORMAT(created_at, '%Y%m%d%H%i%s%f'), id FROM scans"
              f" ORDER BY created_at DESC, id DESC LIMIT 1 OFFSET {min(50_000, count // 2)}")
+    operators = [code for (code,) in await query(
+        url, "SELECT DISTINCT operator_code FROM scans ORDER BY operator_code LIMIT 3")]
     [(day,)] = await query(url, "SELECT DATE(MAX(created_at) - INTERVAL 30 DAY) FROM scans")
     [(last,)] = await query(url, "SELECT DATE(MAX(created_at)) FROM scans")
     filters = {
@@ -92,6 +94,14 @@ async def pages_to_time(url: DatabaseURL) -> dict[str, str]:
         "rejected only": {"rejected": "1"},
         "re-scans only": {"rescans": "1"},
         "station+shift+rejected": {"station": "quality", "shift": "1", "rejected": "1"},
+        # Prefixes and several values (issue 19).
+        "operator prefix": {"operator": operator[:3]},
+        "order prefix": {"order": order[:-1]},
+        "piece prefix": {"piece": piece[:-2]},
+        "3 operators": {"operator": ",".join(operators)},
+        "2 defects": {"defect": "101,104"},
+        "2 stations": {"station": "quality,fg"},
+        "2 defects+operator prefix+rejected": {"defect": "101,104", "operator": operator[:3], "rejected": "1"},
     }
     pages = {f"/scans {name}": "/scans?" + urlencode(params) for name, params in filters.items()}
     pages["/scans 1,000 pages deep"] = f"/scans?before={stamp}-{deep_id}"
