@@ -101,10 +101,17 @@ async def pages_to_time(url: DatabaseURL) -> dict[str, str]:
         "3 operators": {"operator": ",".join(operators)},
         "2 defects": {"defect": "101,104"},
         "2 stations": {"station": "quality,fg"},
-        "2 defects+operator prefix+rejected": {"defect": "101,104", "operator": operator[:3], "rejected": "1"},
+        "2 defects+operator prefix+rejected": {"defect": "101,104", "operator": operator[:3],
+                                               "rejected": "1"},
     }
     pages = {f"/scans {name}": "/scans?" + urlencode(params) for name, params in filters.items()}
     pages["/scans 1,000 pages deep"] = f"/scans?before={stamp}-{deep_id}"
+    for group in ("order", "operator", "defect", "shift"):
+        pages[f"/scans grouped by {group}"] = f"/scans?group={group}"
+        pages[f"/scans grouped by {group}, rejected"] = f"/scans?group={group}&rejected=1"
+    pages["/scans grouped by order, page 20"] = "/scans?group=order&page=20"
+    pages["/scans grouped by operator, prefix+1 day"] = "/scans?" + urlencode(
+        {"group": "operator", "operator": operator[:3], "from": str(day), "to": str(day)})
     pages.update({f"totals {name}": "/scans/totals?" + urlencode(params) for name, params in filters.items()})
     pages["/reports 14 days (default)"] = "/reports"
     ninety = {"from": str(last - timedelta(days=89)), "to": str(last)}

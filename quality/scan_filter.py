@@ -35,12 +35,19 @@ MAX_RANGE = timedelta(days=400)
 SHIFT_LOOKBACK = timedelta(days=92)
 _DATE = re.compile(r"(\d{4})-(\d{2})-(\d{2})(?:[T ](\d{2}):(\d{2})(?::(\d{2}))?)?")
 _YES = re.compile(r"1|ON|TRUE|YES")
+_TABLE_PAGE = re.compile(r"[1-9]\d{0,5}")
 _PAGE_KEY = re.compile(r"\d{20}-\d{1,19}")
 _NOT_A_DATE = {"from": lazy("From is not a real date or time."), "to": lazy("To is not a real date or time.")}
 _OUTSIDE_CALENDAR = {
     "from": lazy("From must be between %(first)s and %(last)s.", first=FIRST_DAY, last=LAST_DAY),
     "to": lazy("To must be between %(first)s and %(last)s.", first=FIRST_DAY, last=LAST_DAY),
 }
+# How the list may be grouped, and a table of groups sorted: not part of the
+# filter (a group's link narrows the filter to it), read with it.
+GROUPINGS = ("order", "operator", "defect", "shift")
+SORTS = ("rejected", "scans", "rate", "name")
+# The page (from 1) of each long table of groups: the list's groups, the report's orders and operators.
+TABLE_PAGES = ("page", "order_page", "operator_page")
 FILTER_NAMES = ("station", "from", "to", "shift", "operator", "order", "piece", "checker", "defect",
                 "rejected", "rescans")
 
@@ -69,6 +76,11 @@ def filter_fields(codes: CodePatterns) -> tuple[Field, ...]:
         DEFECT.field(codes, "defect", required=False),
         Field("rejected", lazy("Rejected only"), _YES, "1", 5, required=False),
         Field("rescans", lazy("Re-scans only"), _YES, "1", 5, required=False),
+        Field("group", lazy("Group by"), re.compile("|".join(GROUPINGS)), " or ".join(GROUPINGS), 16,
+              _trim_lower, required=False),
+        Field("sort", lazy("Sort by"), re.compile("|".join(SORTS)), " or ".join(SORTS), 16, _trim_lower,
+              required=False),
+        *(Field(name, lazy("Page"), _TABLE_PAGE, "2", 6, required=False) for name in TABLE_PAGES),
         Field("before", lazy("Page"), _PAGE_KEY, lazy("a page link"), 40, required=False),
         Field("after", lazy("Page"), _PAGE_KEY, lazy("a page link"), 40, required=False),
     )
@@ -286,6 +298,20 @@ class ListRequest:
     @property
     def ok(self) -> bool:
         return self.checked.ok
+
+    @property
+    def group(self) -> str | None:
+        """How the list is grouped (GROUPINGS), if it is."""
+        return self.checked.values.get("group") or None
+
+    @property
+    def sort(self) -> str:
+        """How tables of groups are sorted (SORTS): the most rejected pieces first unless asked."""
+        return self.checked.values.get("sort") or SORTS[0]
+
+    def table_page(self, name: str) -> int:
+        """The page (from 1) of a table of groups asked for (`name`: one of TABLE_PAGES)."""
+        return int(self.checked.values.get(name) or 1)
 
 
 def read_filter(params: Mapping[str, Any], settings: Settings) -> ListRequest:

@@ -7,6 +7,8 @@ from __future__ import annotations
 import csv
 import dataclasses
 import io
+import re
+from collections import Counter
 from collections.abc import AsyncIterator, Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -433,3 +435,79 @@ def test_shift_starts_are_a_validated_setting() -> None:
     for bad in ("06:30,14:00", "14:00,06:00", "6,14", "25:00"):
         with pytest.raises(SettingsError, match="QUALITY_SHIFTS"):
             load_settings({"QUALITY_SHIFTS": bad}, None)
+
+
+def scans_in(db_url: Any) -> list[Scan]:
+    async def read() -> list[Scan]:
+        db = database_for(db_url)
+        try:
+            return await all_scans(db)
+        finally:
+            await db.close()
+
+    return run_async(read())
+
+
+def group_rows(html: str) -> list[tuple[str, str, list[str]]]:
+    """Each group row of a grouped list: its link, its name, its figures as shown."""
+    body = html.split('data-testid="groups"', 1)[1].split("</tbody>", 1)[0]
+    return [(href.replace("&amp;", "&"), name, re.findall(r'<td class="num">([^<]*)</td>', rest))
+            for href, name, rest in re.findall(
+                r'<a href="([^"]+)" data-testid="group-link">([^<]+)</a></th>(.*?)</tr>', body, re.S)]
+
+
+def test_the_list_grouped_counts_each_group_and_links_to_its_scans(client: TestClient, make_user: Any,
+                                                                  db_url: Any) -> None:
+    seed_through(db_url, 1500)
+    make_user("sue", "supervisor")
+    login(client, "sue")
+    scans = scans_in(db_url)
+    params = {"station": "quality", "rejected": "1"}
+    chosen = [s for s in scans if s.station == "quality" and not s.approved]
+
+    page = client.get("/scans", params={**params, "group": "operator", "sort": "scans"})
+    assert page.status_code == 200
+    rows = group_rows(page.text)
+    want = Counter(s.operator for s in chosen)
+    assert {name: int(figures[0].replace(",", "")) for _, name, figures in rows} == dict(want)
+    assert [int(figures[0].replace(",", "")) for _, _, figures in rows] == sorted(want.values(), reverse=True)
+    href, name, figures = rows[0]
+    assert href == f"/scans?station=quality&operator={name}&rejected=1"
+    # The group's link leads to its scans, whose totals are the group's figures.
+    counted = client.get("/scans/totals" + href.removeprefix("/scans"))
+    assert f'data-testid="total-scans">{figures[0]}<' in counted.text
+    assert f'data-testid="total-rejected">{figures[2]}<' in counted.text
+
+    # Per shift: each shift's link is the list filtered by it.
+    rows = group_rows(client.get("/scans", params={**params, "group": "shift"}).text)
+    assert sorted(href for href, _, _ in rows) == [f"/scans?station=quality&shift={n}&rejected=1"
+                                                   for n in (1, 2, 3)]
+    assert sum(int(figures[0].replace(",", "")) for _, _, figures in rows) == len(chosen)
+
+    # Orders are many: the first 100 (most rejected first), and the rest a page on.
+    async def more_orders() -> None:
+        db = database_for(db_url)
+        try:
+            for n in range(101):
+                await save_scan(db, "quality", scan_input(f"CP2{n:07d}-0001"), 1, UTC_SHIFTS)
+        finally:
+            await db.close()
+
+    run_async(more_orders())
+    orders = Counter(s.order for s in scans_in(db_url) if s.station == "quality")
+    assert len(orders) > 100
+    page = client.get("/scans", params={"station": "quality", "group": "order"})
+    assert len(group_rows(page.text)) == 100
+    assert f"Top 100 of {len(orders):,}" in page.text
+    every = group_rows(page.text)
+    while 'data-testid="group-pages-next"' in page.text:
+        [href] = re.findall(r'href="([^"]+)" data-testid="group-pages-next"', page.text)
+        page = client.get(href.replace("&amp;", "&"))
+        every += group_rows(page.text)
+    assert f"Rows 101\N{EN DASH}{len(orders)} of {len(orders)}" in page.text
+    assert {name: int(figures[0].replace(",", "")) for _, name, figures in every} == dict(orders)
+
+    # A bad grouping or sort is named beside its field; nothing is shown.
+    for bad in ({"group": "colour"}, {"group": "order", "sort": "size"}, {"group": "order", "page": "0"}):
+        answer = client.get("/scans", params=bad)
+        assert answer.status_code == 400 and 'data-testid="filter-error"' in answer.text

@@ -122,6 +122,11 @@ class Question:
         return cls(scan_filter, group, within=None if within is None else tuple(within))
 
     @classmethod
+    def groups(cls, scan_filter: ScanFilter, group: str) -> Question:
+        """Every operator, order or defect, without defects."""
+        return cls(scan_filter, group, defects=False)
+
+    @classmethod
     def ranked(cls, scan_filter: ScanFilter, group: str, top: int) -> Question:
         """The `top` groups as `rank` orders them, without defects."""
         return cls(scan_filter, group, defects=False, top=top)

@@ -16,14 +16,18 @@ from quality.http.render import render
 from quality.http.services import services
 from quality.i18n import lazy
 from quality.pages.scan_list import export
+from quality.pages.scan_list.groups import grouped
 from quality.pages.scan_list.queries import fetch_page, totals
 from quality.permissions import guard
-from quality.scan_filter import ListRequest, ScanFilter, read_filter
+from quality.scan_filter import GROUPINGS, ListRequest, ScanFilter, read_filter
 from quality.scans.feed import ScanWatcher
 from quality.sse import event
 
 TEMPLATE = "scan_list/page.html"
 ROWS_TEMPLATE = "scan_list/_rows.html"
+GROUP_LABELS = {"order": lazy("Order"), "operator": lazy("Operator"), "defect": lazy("Defect"),
+                "shift": lazy("Shift")}
+assert tuple(GROUP_LABELS) == GROUPINGS
 
 
 def _listing(request: Request) -> ListRequest:
@@ -37,9 +41,14 @@ async def page(request: Request) -> Response:
         "listing": listing, "filter": listing.filter, "values": listing.checked.values,
         "errors": listing.checked.errors,
         "shift_labels": listing.filter.shifts.labels() if listing.filter.shifts else [],
-        "page": None,
+        "page": None, "grouping": None, "group_labels": GROUP_LABELS,
     }
-    if listing.ok:
+    if listing.ok and listing.group:
+        # Groups read many summary rows, as the totals do: in the bulk lane.
+        async with services(request).db.bulk.transaction() as cur:
+            context["grouping"] = await grouped(cur, listing.filter, listing.group, listing.sort,
+                                                listing.table_page("page"))
+    elif listing.ok:
         async with services(request).db.transaction() as cur:
             context["page"] = await fetch_page(cur, listing.filter, before=listing.before,
                                                after=listing.after)
@@ -47,7 +56,8 @@ async def page(request: Request) -> Response:
     block = None if request.headers.get("hx-history-restore-request") else "list_view"
     # The address bar gets the filter without its empty fields: short enough to share.
     values = listing.checked.values
-    query = listing.filter.query(before=values.get("before"), after=values.get("after"))
+    query = listing.filter.query(before=values.get("before"), after=values.get("after"),
+                                 group=values.get("group"), sort=values.get("sort"), page=values.get("page"))
     return render(request, TEMPLATE, context, block=block, status_code=200 if listing.ok else 400,
                   headers={"HX-Push-Url": "/scans" + (f"?{query}" if query else "")})
 
