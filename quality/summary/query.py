@@ -13,6 +13,7 @@ from typing import Any, NamedTuple
 from quality.clock import utc_now
 from quality.codes import APPROVED
 from quality.db import Cursor
+from quality.defects import names as defect_names
 from quality.scan_filter import ScanFilter, Term, term_condition, term_holds
 from quality.shifts import Shifts
 from quality.summary.figures import Figures, rank
@@ -35,6 +36,7 @@ from quality.summary.tables import (
     whole_shifts,
 )
 
+MAX_CHOICES = 2000  # operators a pick list offers
 TAIL_LIMIT = 20_000  # more unsummarised scans than this (catching up): read the scans instead
 # Grouping through a temporary table costs some five times reading a row in
 # index order: from this share of a table's days on, read its covering index.
@@ -389,3 +391,22 @@ def _folded(groups: dict[Any, Figures], fold: Callable[[Any], Any] | None) -> di
     for name, figures in groups.items():
         _figures(result, fold(name)).merge(figures)
     return result
+
+
+@dataclass(frozen=True)
+class Choices:
+    """The values a filter's pick lists offer: the catalogue's defect codes
+    with their names, and the operators the summaries have seen."""
+
+    defects: dict[str, str]
+    operators: list[str]
+
+
+async def filter_choices(cur: Cursor) -> Choices:
+    """Two small reads: the catalogue, and the distinct operators of
+    scan_daily_operator, read from the index it leads (a loose index scan)."""
+    await cur.execute("SELECT DISTINCT operator_code FROM scan_daily_operator ORDER BY operator_code"
+                      " LIMIT %s", (MAX_CHOICES,))
+    operators = [code for (code,) in await cur.fetchall()]
+    return Choices(dict(sorted((await defect_names(cur)).items())), operators)
+

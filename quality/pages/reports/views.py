@@ -16,6 +16,7 @@ from quality.pages.reports import charts
 from quality.pages.reports.report import Links, build, group_rows, local_stamp, report_filter, shift_rows
 from quality.permissions import guard
 from quality.scan_filter import MAX_RANGE, ListRequest, ScanFilter, read_filter
+from quality.summary.query import filter_choices
 
 
 @guard("reports.view")
@@ -24,6 +25,8 @@ async def page(request: Request) -> Response:
     context: dict = {"listing": listing, "values": listing.checked.values,
                      "errors": listing.checked.errors, "report": None,
                      "shift_labels": listing.filter.shifts.labels() if listing.filter.shifts else []}
+    async with services(request).db.transaction() as cur:
+        context["choices"] = await filter_choices(cur)
     if listing.ok:
         _check_span(listing, report_filter(listing.filter, utc_now()))
     if listing.ok:

@@ -22,6 +22,7 @@ from quality.permissions import guard
 from quality.scan_filter import GROUPINGS, ListRequest, ScanFilter, read_filter
 from quality.scans.feed import ScanWatcher
 from quality.sse import event
+from quality.summary.query import filter_choices
 
 TEMPLATE = "scan_list/page.html"
 ROWS_TEMPLATE = "scan_list/_rows.html"
@@ -43,6 +44,8 @@ async def page(request: Request) -> Response:
         "shift_labels": listing.filter.shifts.labels() if listing.filter.shifts else [],
         "page": None, "grouping": None, "group_labels": GROUP_LABELS,
     }
+    async with services(request).db.transaction() as cur:
+        context["choices"] = await filter_choices(cur)
     if listing.ok and listing.group:
         # Groups read many summary rows, as the totals do: in the bulk lane.
         async with services(request).db.bulk.transaction() as cur:
