@@ -46,6 +46,8 @@ ROUTE_STATUS: dict[tuple[str, str], tuple[int, int, int, int]] = {
     ("GET", "/scans/export.csv"): (303, 403, 200, 200),
     ("GET", "/scans/export-spreadsheet.csv"): (303, 403, 200, 200),
     ("GET", "/scans/export.xlsx"): (303, 403, 200, 200),
+    ("POST", "/scans/saved"): (401, 403, 400, 400),  # no name given
+    ("POST", "/scans/saved/delete"): (401, 403, 400, 400),
     ("GET", "/reports"): (303, 403, 200, 200),
     ("GET", "/account"): (303, 200, 200, 200),
     ("POST", "/account/password"): (401, 422, 422, 422),
@@ -99,6 +101,8 @@ ONE_ADMIN_PERMISSION_STATUS: dict[tuple[str, str], tuple[int, int, int, int]] = 
     ("GET", "/scans/export.csv"): (403, 403, 403, 403),
     ("GET", "/scans/export-spreadsheet.csv"): (403, 403, 403, 403),
     ("GET", "/scans/export.xlsx"): (403, 403, 403, 403),
+    ("POST", "/scans/saved"): (403, 403, 403, 403),
+    ("POST", "/scans/saved/delete"): (403, 403, 403, 403),
     ("GET", "/reports"): (403, 403, 403, 403),
     ("GET", "/account"): (200, 200, 200, 200),
     ("POST", "/account/password"): (422, 422, 422, 422),

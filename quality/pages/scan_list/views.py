@@ -15,10 +15,11 @@ from quality.http.language import request_language
 from quality.http.render import render
 from quality.http.services import services
 from quality.i18n import lazy
-from quality.pages.scan_list import export
+from quality.pages.scan_list import export, saved_views
 from quality.pages.scan_list.groups import grouped
 from quality.pages.scan_list.queries import fetch_page, totals
 from quality.permissions import guard
+from quality.saved_filters import saved
 from quality.scan_filter import GROUPINGS, ListRequest, ScanFilter, read_filter
 from quality.scans.feed import ScanWatcher
 from quality.sse import event
@@ -46,6 +47,7 @@ async def page(request: Request) -> Response:
     }
     async with services(request).db.transaction() as cur:
         context["choices"] = await filter_choices(cur)
+        context["saved"] = await saved(cur, request.state.user.id)
     if listing.ok and listing.group:
         # Groups read many summary rows, as the totals do: in the bulk lane.
         async with services(request).db.bulk.transaction() as cur:
@@ -116,4 +118,5 @@ routes = [
     Route("/scans/totals", totals_fragment, methods=["GET"], name="scan_list_totals"),
     Route("/scans/stream", stream, methods=["GET"], name="scan_list_stream"),
     *export.routes,
+    *saved_views.routes,
 ]
