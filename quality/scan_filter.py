@@ -35,7 +35,7 @@ MAX_RANGE = timedelta(days=400)
 SHIFT_LOOKBACK = timedelta(days=92)
 _DATE = re.compile(r"(\d{4})-(\d{2})-(\d{2})(?:[T ](\d{2}):(\d{2})(?::(\d{2}))?)?")
 _YES = re.compile(r"1|ON|TRUE|YES")
-_TABLE_PAGE = re.compile(r"[1-9]\d{0,5}")
+_TABLE_PAGE = re.compile(r"[1-9]\d{0,5}|all")
 _PAGE_KEY = re.compile(r"\d{20}-\d{1,19}")
 _NOT_A_DATE = {"from": lazy("From is not a real date or time."), "to": lazy("To is not a real date or time.")}
 _OUTSIDE_CALENDAR = {
@@ -80,7 +80,8 @@ def filter_fields(codes: CodePatterns) -> tuple[Field, ...]:
               _trim_lower, required=False),
         Field("sort", lazy("Sort by"), re.compile("|".join(SORTS)), " or ".join(SORTS), 16, _trim_lower,
               required=False),
-        *(Field(name, lazy("Page"), _TABLE_PAGE, "2", 6, required=False) for name in TABLE_PAGES),
+        *(Field(name, lazy("Page"), _TABLE_PAGE, "2", 6, _trim_lower, required=False)
+          for name in TABLE_PAGES),
         Field("before", lazy("Page"), _PAGE_KEY, lazy("a page link"), 40, required=False),
         Field("after", lazy("Page"), _PAGE_KEY, lazy("a page link"), 40, required=False),
     )
@@ -309,9 +310,11 @@ class ListRequest:
         """How tables of groups are sorted (SORTS): the most rejected pieces first unless asked."""
         return self.checked.values.get("sort") or SORTS[0]
 
-    def table_page(self, name: str) -> int:
-        """The page (from 1) of a table of groups asked for (`name`: one of TABLE_PAGES)."""
-        return int(self.checked.values.get(name) or 1)
+    def table_page(self, name: str) -> int | None:
+        """The page (from 1) of a table of groups asked for (`name`: one of
+        TABLE_PAGES); None: all its rows."""
+        value = self.checked.values.get(name) or "1"
+        return None if value == "all" else int(value)
 
 
 def read_filter(params: Mapping[str, Any], settings: Settings) -> ListRequest:

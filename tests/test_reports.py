@@ -28,11 +28,13 @@ from quality.summary.writer import LAG, summarise_all, summarise_once
 from tests.conftest import UTC_SHIFTS, database_for, execute, login, run_async
 from tests.test_scan_list import (
     PLANT_SHIFTS,
+    ZONE,
     Scan,
     all_scans,
     expected_totals,
     local_day_start,
     plant_settings,
+    scans_in,
 )
 from tests.test_scans_store import scan_input
 from tests.test_summary import age_shift_state, shift_state
@@ -337,3 +339,54 @@ def test_a_report_of_an_empty_range_says_so(client: TestClient, make_user: Any) 
     page = client.get("/reports", params={"from": "2020-01-01", "to": "2020-01-03"})
     assert page.status_code == 200
     assert "No scans in this range." in page.text and "No rejected scans in this range." in page.text
+
+
+def report_rows(page: str, table: str) -> list[tuple[str, int]]:
+    """A per-order or per-operator table's rows: the name, and its scans as shown."""
+    body = page.split(f'data-testid="{table}"', 1)[1].split("</table>", 1)[0]
+    return [(name, int(scans.replace(",", ""))) for name, scans in re.findall(
+        r'<th scope="row">([^<]+)</th><td class="num"><a href="[^"]+">([\d,]+)</a>', body)]
+
+
+def test_per_order_and_per_operator_tables_are_complete_paged_and_sortable(
+        client: TestClient, make_user: Any, db_url: Any) -> None:
+    async def many_orders() -> None:
+        db = database_for(db_url)
+        try:
+            for n in range(45):  # orders enough for three pages of twenty
+                await save_scan(db, "quality", scan_input(f"CP3{n:07d}-0001", "104" if n % 3 else "000"), 1,
+                                UTC_SHIFTS)
+        finally:
+            await db.close()
+
+    quality_report(client, make_user, db_url, 600, 3, seed=9)
+    run_async(many_orders())
+    page = client.get("/reports", params={"station": "quality"})
+    scans = scans_in(db_url)
+    shown = re.search(r'data-testid="report-range">From ([\d-]+ [\d:]+)', page.text)
+    since = datetime.fromisoformat(shown[1]).replace(tzinfo=ZONE)
+    orders = Counter(s.order for s in scans if s.station == "quality" and s.local >= since)
+    assert len(orders) > 40
+    # The first column names what a row is, not the table's title again.
+    head = page.text.split('data-testid="by-order"', 1)[1].split("</thead>", 1)[0]
+    assert ">Order</a></th>" in head and "Per order" not in head
+    first = report_rows(page.text, "by-order")
+    assert len(first) == 20 and f"Top 20 of {len(orders):,}" in page.text
+
+    def follow(html_text: str, testid: str) -> str:
+        [href] = re.findall(rf'href="([^"]+)" data-testid="{testid}"', html_text)
+        return client.get(html.unescape(href)).text
+
+    second = follow(page.text, "by-order-pages-next")
+    assert "Rows 21\N{EN DASH}40 of" in second and len(report_rows(second, "by-order")) == 20
+    every = report_rows(follow(page.text, "by-order-pages-all"), "by-order")
+    assert dict(every) == dict(orders)
+    assert every[:40] == first + report_rows(second, "by-order")
+    # Sorted by name, or by scans: the same rows in that order.
+    by_name = client.get("/reports", params={"station": "quality", "sort": "name", "order_page": "all"}).text
+    assert [name for name, _ in report_rows(by_name, "by-order")] == sorted(orders)
+    by_scans = report_rows(client.get("/reports", params={"station": "quality", "sort": "scans"}).text,
+                           "by-operator")
+    assert [count for _, count in by_scans] == sorted((count for _, count in by_scans), reverse=True)
+    for bad in ({"sort": "colour"}, {"order_page": "0"}, {"operator_page": "x"}):
+        assert client.get("/reports", params={"station": "quality", **bad}).status_code == 400

@@ -73,11 +73,17 @@ assert set(_SORT_KEYS) == set(SORTS)
 @dataclass(frozen=True)
 class TablePage:
     """One page of a long table of groups: its number (from 1), rows a page,
-    and the rows in all."""
+    and the rows in all; or, `every`, all of them on one page."""
 
     number: int
     size: int
     count: int
+    every: bool = False
+
+    @classmethod
+    def asked(cls, number: int | None, size: int, count: int) -> TablePage:
+        """Page `number` of `size` rows; None: all `count` rows at once."""
+        return cls(number, size, count) if number is not None else cls(1, max(count, 1), count, every=True)
 
     @property
     def first(self) -> int:

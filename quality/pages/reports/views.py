@@ -13,7 +13,15 @@ from quality.http.render import render
 from quality.http.services import services
 from quality.i18n import lazy, translator
 from quality.pages.reports import charts
-from quality.pages.reports.report import Links, build, group_rows, local_stamp, report_filter, shift_rows
+from quality.pages.reports.report import (
+    Links,
+    Tables,
+    build,
+    group_rows,
+    local_stamp,
+    report_filter,
+    shift_rows,
+)
 from quality.permissions import guard
 from quality.scan_filter import MAX_RANGE, ListRequest, ScanFilter, read_filter
 from quality.summary.query import filter_choices
@@ -30,7 +38,8 @@ async def page(request: Request) -> Response:
     if listing.ok:
         _check_span(listing, report_filter(listing.filter, utc_now()))
     if listing.ok:
-        report = await build(services(request).db, listing.filter)
+        tables = Tables(listing.sort, listing.table_page("order_page"), listing.table_page("operator_page"))
+        report = await build(services(request).db, listing.filter, tables=tables)
         links = Links(report)
         language = request_language(request, services(request).settings.language)
         context.update({

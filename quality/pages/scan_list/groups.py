@@ -29,15 +29,15 @@ class Grouping:
     rows_page: TablePage
 
 
-async def grouped(cur: Cursor, scan_filter: ScanFilter, by: str, sort: str, page: int) -> Grouping:
+async def grouped(cur: Cursor, scan_filter: ScanFilter, by: str, sort: str, page: int | None) -> Grouping:
     """The filter's groups sorted by `sort` (quality.scan_filter.SORTS), this
-    page of SHOWN of them."""
+    page of SHOWN of them (None: all)."""
     if by == "shift":
         groups = await _per_shift(cur, scan_filter)
     else:
         groups = await aggregate(cur, Question.groups(scan_filter, by))
     ordered = order_by(groups, sort)
-    rows_page = TablePage(page, SHOWN, len(ordered))
+    rows_page = TablePage.asked(page, SHOWN, len(ordered))
     rows = [Group(_name(scan_filter, by, key), "/scans?" + _query(scan_filter, by, key), figures)
             for key, figures in rows_page.of(ordered)]
     return Grouping(by, rows, rows_page)
