@@ -18,7 +18,10 @@ from starlette.testclient import TestClient
 
 from quality.db import Database
 from quality.demo import fill, rebuild_counters
-from quality.pages.reports.report import Report, build
+from quality.i18n import percent, translator
+from quality.pages.reports import charts
+from quality.pages.reports.charts import rate_axis
+from quality.pages.reports.report import Links, Report, build
 from quality.scan_filter import read_filter
 from quality.scans.store import save_scan
 from quality.settings import Settings
@@ -271,14 +274,19 @@ def quality_report(client: TestClient, make_user: Any, db_url: Any, scans: int, 
     return client.get("/reports", params={"station": "quality"})
 
 
-def test_the_report_page_draws_accessible_charts_whose_marks_lead_to_their_scans(
+def test_the_report_page_draws_keyboard_friendly_charts_whose_marks_lead_to_their_scans(
         client: TestClient, make_user: Any, db_url: Any) -> None:
     page = quality_report(client, make_user, db_url, 800, 4, seed=3)
     assert page.status_code == 200
     for chart in ("rate-by-day", "top-defects", "heat-map"):
         svg = page.text.split(f'<svg class="chart" id="{chart}"', 1)[1].split("</svg>", 1)[0]
         assert f'aria-labelledby="{chart}-title {chart}-desc"' in svg and "<title" in svg
-        marks = re.findall(r'<a href="([^"]+)">(?:<text[^>]*>[^<]*</text>)?<(?:circle|rect)[^>]*>'
+        # An image holds nothing a keyboard stops at: a pointer follows a mark's data-href,
+        # a keyboard the chart's one link to its data table.
+        assert "<a " not in svg and "tabindex" not in svg
+        [table] = re.findall(rf'href="#([\w-]+)" data-testid="{chart.replace("-", "_")}-data"', page.text)
+        assert f'id="{table}"' in page.text
+        marks = re.findall(r'data-href="([^"]+)">(?:<text[^>]*>[^<]*</text>)?(?:<rect[^>]*>)?'
                            r"<title>([^<]+)</title>", svg)
         assert marks, chart
         for href, title in marks[:4]:
@@ -390,3 +398,37 @@ def test_per_order_and_per_operator_tables_are_complete_paged_and_sortable(
     assert [count for _, count in by_scans] == sorted((count for _, count in by_scans), reverse=True)
     for bad in ({"sort": "colour"}, {"order_page": "0"}, {"operator_page": "x"}):
         assert client.get("/reports", params={"station": "quality", **bad}).status_code == 400
+
+
+@pytest.mark.parametrize(("highest", "ticks"), [
+    (0.073, ["0%", "2%", "4%", "6%", "8%"]),  # not 10 %, 7.5 % (as 8 %), 5 %, 2.5 % (as 2 %)
+    (0.1, ["0%", "2%", "4%", "6%", "8%", "10%"]),
+    (0.024, ["0.0%", "0.5%", "1.0%", "1.5%", "2.0%", "2.5%"]),
+    (0.0, ["0.0%", "0.1%"]),
+    (0.93, ["0%", "20%", "40%", "60%", "80%", "100%"]),
+])
+def test_the_rate_axis_prints_each_tick_exactly(highest: float, ticks: list[str]) -> None:
+    top, values, decimals = rate_axis(highest)
+    assert [percent(value, "en", decimals) for value in values] == ticks
+    assert top == values[-1] >= highest
+    # Each printed label is the tick itself, not a rounding of it.
+    for label, value in zip(ticks, values, strict=True):
+        assert abs(float(label.rstrip("%")) - value * 100) < 1e-9
+
+
+async def test_charts_write_counts_as_the_language_does_keep_labels_inside_and_explain_the_heat_map(
+        db: Database, settings: Settings) -> None:
+    await fill(db, 400, 3, PLANT_SHIFTS, seed=2)
+    report = await report_of(db, settings, {"station": "quality"})
+    report.by_defect = [("104", "Missing component", 2758), *report.by_defect[1:]]
+    for language, written in (("en", "2,758"), ("ro", "2.758")):
+        drawn = charts.for_report(report, Links(report), translator(language), language)
+        assert f">{written}</text>" in drawn["top_defects"]
+    drawn = charts.for_report(report, Links(report), translator("en"), "en")
+    heat = str(drawn["heat_map"])
+    assert 'fill="url(#heat-map-scale)"' in heat and ">no pieces</text>" in heat
+    for svg in (str(drawn["rate_by_day"]), heat):
+        labels = re.findall(r'<text x="([\d.]+)" y="[\d.]+" text-anchor="(\w+)">\d\d\.\d\d</text>', svg)
+        assert labels
+        # A day label is some 30 px wide: its right edge stays inside the 640 px chart.
+        assert all(float(x) + (15 if anchor == "middle" else 0) <= charts.WIDTH for x, anchor in labels)
