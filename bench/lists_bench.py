@@ -77,6 +77,8 @@ async def pages_to_time(url: DatabaseURL) -> dict[str, str]:
     [(stamp, deep_id)] = await query(
         url, "SELECT DATE_FORMAT(created_at, '%Y%m%d%H%i%s%f'), id FROM scans"
              f" ORDER BY created_at DESC, id DESC LIMIT 1 OFFSET {min(50_000, count // 2)}")
+    operators = [code for (code,) in await query(
+        url, "SELECT DISTINCT operator_code FROM scans ORDER BY operator_code LIMIT 3")]
     [(day,)] = await query(url, "SELECT DATE(MAX(created_at) - INTERVAL 30 DAY) FROM scans")
     [(last,)] = await query(url, "SELECT DATE(MAX(created_at)) FROM scans")
     filters = {
@@ -92,9 +94,24 @@ async def pages_to_time(url: DatabaseURL) -> dict[str, str]:
         "rejected only": {"rejected": "1"},
         "re-scans only": {"rescans": "1"},
         "station+shift+rejected": {"station": "quality", "shift": "1", "rejected": "1"},
+        # Prefixes and several values (issue 19).
+        "operator prefix": {"operator": operator[:3]},
+        "order prefix": {"order": order[:-1]},
+        "piece prefix": {"piece": piece[:-2]},
+        "3 operators": {"operator": ",".join(operators)},
+        "2 defects": {"defect": "101,104"},
+        "2 stations": {"station": "quality,fg"},
+        "2 defects+operator prefix+rejected": {"defect": "101,104", "operator": operator[:3],
+                                               "rejected": "1"},
     }
     pages = {f"/scans {name}": "/scans?" + urlencode(params) for name, params in filters.items()}
     pages["/scans 1,000 pages deep"] = f"/scans?before={stamp}-{deep_id}"
+    for group in ("order", "operator", "defect", "shift"):
+        pages[f"/scans grouped by {group}"] = f"/scans?group={group}"
+        pages[f"/scans grouped by {group}, rejected"] = f"/scans?group={group}&rejected=1"
+    pages["/scans grouped by order, page 20"] = "/scans?group=order&page=20"
+    pages["/scans grouped by operator, prefix+1 day"] = "/scans?" + urlencode(
+        {"group": "operator", "operator": operator[:3], "from": str(day), "to": str(day)})
     pages.update({f"totals {name}": "/scans/totals?" + urlencode(params) for name, params in filters.items()})
     pages["/reports 14 days (default)"] = "/reports"
     ninety = {"from": str(last - timedelta(days=89)), "to": str(last)}

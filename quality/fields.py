@@ -57,7 +57,7 @@ class Validated:
 
 
 # Longer than any code, short enough to show back in the form.
-_KEEP = 200
+KEEP = 200
 
 
 def validate(form: Mapping[str, Any], fields: Sequence[Field]) -> Validated:
@@ -73,7 +73,7 @@ def validate(form: Mapping[str, Any], fields: Sequence[Field]) -> Validated:
             errors[field.name] = lazy("%(label)s must be text.", label=field.label)
             continue
         value = field.normalise(raw)
-        values[field.name] = value[:_KEEP]
+        values[field.name] = value[:KEEP]
         error = _error(field, value)
         if error:
             errors[field.name] = error

@@ -77,11 +77,13 @@ async def test_an_admins_rule_fires_on_an_operators_scans_and_a_supervisor_ackno
             await expect(supervisor.get_by_test_id("alert-row")).to_contain_text(
                 "acknowledged by sven: Die changed, line restarted")
 
-            await admin.goto(first.url + "/admin/audit?action=alert")
+            await admin.goto(first.url + "/admin/audit?action=alert.acknowledge")
             rows = admin.get_by_test_id("audit-row")
-            await expect(rows.filter(has_text="alert.acknowledge")).to_contain_text(
-                "Die changed, line restarted")
-            await expect(rows.filter(has_text="alert_rule.create")).to_have_count(1)
+            await expect(rows).to_have_count(1)
+            await expect(rows).to_contain_text("sven acknowledged the alert")
+            await expect(rows).to_contain_text("Die changed, line restarted")
+            await admin.goto(first.url + "/admin/audit?action=alert_rule.create")
+            await expect(rows.filter(has_text="added the alert rule")).to_have_count(1)
         finally:
             first.stop()
             second.stop()

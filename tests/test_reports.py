@@ -18,7 +18,10 @@ from starlette.testclient import TestClient
 
 from quality.db import Database
 from quality.demo import fill, rebuild_counters
-from quality.pages.reports.report import Report, build
+from quality.i18n import percent, translator
+from quality.pages.reports import charts
+from quality.pages.reports.charts import rate_axis
+from quality.pages.reports.report import Links, Report, build
 from quality.scan_filter import read_filter
 from quality.scans.store import save_scan
 from quality.settings import Settings
@@ -28,11 +31,13 @@ from quality.summary.writer import summarise_all, summarise_once
 from tests.conftest import UTC_SHIFTS, database_for, execute, login, run_async
 from tests.test_scan_list import (
     PLANT_SHIFTS,
+    ZONE,
     Scan,
     all_scans,
     expected_totals,
     local_day_start,
     plant_settings,
+    scans_in,
 )
 from tests.test_scans_store import scan_input
 from tests.test_summary import age_shift_state, shift_state
@@ -269,14 +274,19 @@ def quality_report(client: TestClient, make_user: Any, db_url: Any, scans: int, 
     return client.get("/reports", params={"station": "quality"})
 
 
-def test_the_report_page_draws_accessible_charts_whose_marks_lead_to_their_scans(
+def test_the_report_page_draws_keyboard_friendly_charts_whose_marks_lead_to_their_scans(
         client: TestClient, make_user: Any, db_url: Any) -> None:
     page = quality_report(client, make_user, db_url, 800, 4, seed=3)
     assert page.status_code == 200
     for chart in ("rate-by-day", "top-defects", "heat-map"):
         svg = page.text.split(f'<svg class="chart" id="{chart}"', 1)[1].split("</svg>", 1)[0]
         assert f'aria-labelledby="{chart}-title {chart}-desc"' in svg and "<title" in svg
-        marks = re.findall(r'<a href="([^"]+)">(?:<text[^>]*>[^<]*</text>)?<(?:circle|rect)[^>]*>'
+        # An image holds nothing a keyboard stops at: a pointer follows a mark's data-href,
+        # a keyboard the chart's one link to its data table.
+        assert "<a " not in svg and "tabindex" not in svg
+        [table] = re.findall(rf'href="#([\w-]+)" data-testid="{chart.replace("-", "_")}-data"', page.text)
+        assert f'id="{table}"' in page.text
+        marks = re.findall(r'data-href="([^"]+)">(?:<text[^>]*>[^<]*</text>)?(?:<rect[^>]*>)?'
                            r"<title>([^<]+)</title>", svg)
         assert marks, chart
         for href, title in marks[:4]:
@@ -337,3 +347,88 @@ def test_a_report_of_an_empty_range_says_so(client: TestClient, make_user: Any) 
     page = client.get("/reports", params={"from": "2020-01-01", "to": "2020-01-03"})
     assert page.status_code == 200
     assert "No scans in this range." in page.text and "No rejected scans in this range." in page.text
+
+
+def report_rows(page: str, table: str) -> list[tuple[str, int]]:
+    """A per-order or per-operator table's rows: the name, and its scans as shown."""
+    body = page.split(f'data-testid="{table}"', 1)[1].split("</table>", 1)[0]
+    return [(name, int(scans.replace(",", ""))) for name, scans in re.findall(
+        r'<th scope="row">([^<]+)</th><td class="num"><a href="[^"]+">([\d,]+)</a>', body)]
+
+
+def test_per_order_and_per_operator_tables_are_complete_paged_and_sortable(
+        client: TestClient, make_user: Any, db_url: Any) -> None:
+    async def many_orders() -> None:
+        db = database_for(db_url)
+        try:
+            for n in range(45):  # orders enough for three pages of twenty
+                await save_scan(db, "quality", scan_input(f"CP3{n:07d}-0001", "104" if n % 3 else "000"), 1,
+                                UTC_SHIFTS)
+        finally:
+            await db.close()
+
+    quality_report(client, make_user, db_url, 600, 3, seed=9)
+    run_async(many_orders())
+    page = client.get("/reports", params={"station": "quality"})
+    scans = scans_in(db_url)
+    shown = re.search(r'data-testid="report-range">From ([\d-]+ [\d:]+)', page.text)
+    since = datetime.fromisoformat(shown[1]).replace(tzinfo=ZONE)
+    orders = Counter(s.order for s in scans if s.station == "quality" and s.local >= since)
+    assert len(orders) > 40
+    # The first column names what a row is, not the table's title again.
+    head = page.text.split('data-testid="by-order"', 1)[1].split("</thead>", 1)[0]
+    assert ">Order</a></th>" in head and "Per order" not in head
+    first = report_rows(page.text, "by-order")
+    assert len(first) == 20 and f"Top 20 of {len(orders):,}" in page.text
+
+    def follow(html_text: str, testid: str) -> str:
+        [href] = re.findall(rf'href="([^"]+)" data-testid="{testid}"', html_text)
+        return client.get(html.unescape(href)).text
+
+    second = follow(page.text, "by-order-pages-next")
+    assert "Rows 21\N{EN DASH}40 of" in second and len(report_rows(second, "by-order")) == 20
+    every = report_rows(follow(page.text, "by-order-pages-all"), "by-order")
+    assert dict(every) == dict(orders)
+    assert every[:40] == first + report_rows(second, "by-order")
+    # Sorted by name, or by scans: the same rows in that order.
+    by_name = client.get("/reports", params={"station": "quality", "sort": "name", "order_page": "all"}).text
+    assert [name for name, _ in report_rows(by_name, "by-order")] == sorted(orders)
+    by_scans = report_rows(client.get("/reports", params={"station": "quality", "sort": "scans"}).text,
+                           "by-operator")
+    assert [count for _, count in by_scans] == sorted((count for _, count in by_scans), reverse=True)
+    for bad in ({"sort": "colour"}, {"order_page": "0"}, {"operator_page": "x"}):
+        assert client.get("/reports", params={"station": "quality", **bad}).status_code == 400
+
+
+@pytest.mark.parametrize(("highest", "ticks"), [
+    (0.073, ["0%", "2%", "4%", "6%", "8%"]),  # not 10 %, 7.5 % (as 8 %), 5 %, 2.5 % (as 2 %)
+    (0.1, ["0%", "2%", "4%", "6%", "8%", "10%"]),
+    (0.024, ["0.0%", "0.5%", "1.0%", "1.5%", "2.0%", "2.5%"]),
+    (0.0, ["0.0%", "0.1%"]),
+    (0.93, ["0%", "20%", "40%", "60%", "80%", "100%"]),
+])
+def test_the_rate_axis_prints_each_tick_exactly(highest: float, ticks: list[str]) -> None:
+    top, values, decimals = rate_axis(highest)
+    assert [percent(value, "en", decimals) for value in values] == ticks
+    assert top == values[-1] >= highest
+    # Each printed label is the tick itself, not a rounding of it.
+    for label, value in zip(ticks, values, strict=True):
+        assert abs(float(label.rstrip("%")) - value * 100) < 1e-9
+
+
+async def test_charts_write_counts_as_the_language_does_keep_labels_inside_and_explain_the_heat_map(
+        db: Database, settings: Settings) -> None:
+    await fill(db, 400, 3, PLANT_SHIFTS, seed=2)
+    report = await report_of(db, settings, {"station": "quality"})
+    report.by_defect = [("104", "Missing component", 2758), *report.by_defect[1:]]
+    for language, written in (("en", "2,758"), ("ro", "2.758")):
+        drawn = charts.for_report(report, Links(report), translator(language), language)
+        assert f">{written}</text>" in drawn["top_defects"]
+    drawn = charts.for_report(report, Links(report), translator("en"), "en")
+    heat = str(drawn["heat_map"])
+    assert 'fill="url(#heat-map-scale)"' in heat and ">no pieces</text>" in heat
+    for svg in (str(drawn["rate_by_day"]), heat):
+        labels = re.findall(r'<text x="([\d.]+)" y="[\d.]+" text-anchor="(\w+)">\d\d\.\d\d</text>', svg)
+        assert labels
+        # A day label is some 30 px wide: its right edge stays inside the 640 px chart.
+        assert all(float(x) + (15 if anchor == "middle" else 0) <= charts.WIDTH for x, anchor in labels)

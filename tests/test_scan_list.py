@@ -7,6 +7,8 @@ from __future__ import annotations
 import csv
 import dataclasses
 import io
+import re
+from collections import Counter
 from collections.abc import AsyncIterator, Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -127,6 +129,18 @@ def cases(scans: list[Scan]) -> Iterator[tuple[dict[str, str], Callable[[Scan], 
            lambda s: start <= s.local < end)
     yield ({"from": start.strftime("%Y-%m-%d"), "shift": "1", "station": "quality", "rejected": "1"},
            lambda s: s.local >= start and shift_index(s) == 0 and s.station == "quality" and not s.approved)
+    # Prefixes (a value short of a whole code) and several values (any of them).
+    yield {"operator": some.operator[:3]}, lambda s: s.operator.startswith(some.operator[:3])
+    yield {"order": rescanned.order[:9]}, lambda s: s.order.startswith(rescanned.order[:9])
+    yield {"piece": rescanned.piece[:12]}, lambda s: s.piece.startswith(rescanned.piece[:12])
+    yield {"station": "quality,fg"}, lambda s: True
+    yield {"defect": "101, 104"}, lambda s: s.defect in ("101", "104")
+    other = next(scan.operator for scan in scans if scan.operator[:3] != some.operator[:3])
+    yield ({"operator": f"{other},{some.operator[:3]}", "rejected": "1"},
+           lambda s: (s.operator == other or s.operator.startswith(some.operator[:3])) and not s.approved)
+    begins = some.operator[:3]
+    yield ({"defect": "000,104", "station": "fg", "operator": begins},
+           lambda s: s.defect in ("000", "104") and s.station == "fg" and s.operator.startswith(begins))
 
 
 async def check_totals(db: Database, settings: Settings, scans: list[Scan]) -> None:
@@ -228,12 +242,17 @@ BAD = [
     ({"station": "paint"}, "station", "must look like"),
     ({"shift": "7"}, "shift", "Shift must be 1 to 3"),
     ({"shift": "x"}, "shift", "must look like"),
-    ({"order": "CP123"}, "order", "must look like CP00012345"),
+    ({"order": "CP12X"}, "order", "must look like CP00012345"),  # CP123 would be a prefix
+    ({"order": "CP123,CP124"}, "order", "must look like"),  # one order, not several
     ({"order": "x" * 500}, "order", "too long"),
-    ({"piece": "CP00000001-1"}, "piece", "must look like"),
+    ({"piece": "CP00000001/1"}, "piece", "must look like"),
     ({"operator": "O'1"}, "operator", "must look like"),
     ({"checker": "OC-1"}, "checker", "must look like"),
     ({"defect": "1a4"}, "defect", "must look like"),
+    ({"defect": "101,1a4"}, "defect", "1A4: Defect code must look like"),
+    ({"defect": ",".join(f"{n:03d}" for n in range(21))}, "defect", "at most 20 values"),
+    ({"defect": "10"}, "defect", "must look like"),  # no prefix of a defect code
+    ({"operator": "OPA,OQ"}, "operator", "OQ: Operator code must look like"),
     ({"rejected": "maybe"}, "rejected", "must look like"),
     ({"before": "1' OR 1=1"}, "before", "must look like"),
     ({"after": "20261399000000000000-5"}, "after", "page link is broken"),
@@ -279,7 +298,7 @@ def test_filtered_page_links_totals_and_pager(client: TestClient, make_user: Any
     assert "data-live=" not in second.text and 'data-testid="newer"' in second.text
     # htmx gets just the results, never the form being typed in; the page pushes the address.
     fragment = client.get("/scans?station=quality", headers={"HX-Request": "true"})
-    assert fragment.text.lstrip().startswith('<div id="list-results"') and "<form" not in fragment.text
+    assert fragment.text.lstrip().startswith('<div id="list-results"') and 'id="filters"' not in fragment.text
     assert fragment.headers["hx-push-url"] == "/scans?station=quality"
     assert 'id="from-error" hx-swap-oob="true" hidden' in fragment.text  # earlier errors emptied
     # A filter being corrected: its error beside the field, the results and the address kept.
@@ -423,3 +442,79 @@ def test_shift_starts_are_a_validated_setting() -> None:
     for bad in ("06:30,14:00", "14:00,06:00", "6,14", "25:00"):
         with pytest.raises(SettingsError, match="QUALITY_SHIFTS"):
             load_settings({"QUALITY_SHIFTS": bad}, None)
+
+
+def scans_in(db_url: Any) -> list[Scan]:
+    async def read() -> list[Scan]:
+        db = database_for(db_url)
+        try:
+            return await all_scans(db)
+        finally:
+            await db.close()
+
+    return run_async(read())
+
+
+def group_rows(html: str) -> list[tuple[str, str, list[str]]]:
+    """Each group row of a grouped list: its link, its name, its figures as shown."""
+    body = html.split('data-testid="groups"', 1)[1].split("</tbody>", 1)[0]
+    return [(href.replace("&amp;", "&"), name, re.findall(r'<td class="num">([^<]*)</td>', rest))
+            for href, name, rest in re.findall(
+                r'<a href="([^"]+)" data-testid="group-link">([^<]+)</a></th>(.*?)</tr>', body, re.S)]
+
+
+def test_the_list_grouped_counts_each_group_and_links_to_its_scans(client: TestClient, make_user: Any,
+                                                                  db_url: Any) -> None:
+    seed_through(db_url, 1500)
+    make_user("sue", "supervisor")
+    login(client, "sue")
+    scans = scans_in(db_url)
+    params = {"station": "quality", "rejected": "1"}
+    chosen = [s for s in scans if s.station == "quality" and not s.approved]
+
+    page = client.get("/scans", params={**params, "group": "operator", "sort": "scans"})
+    assert page.status_code == 200
+    rows = group_rows(page.text)
+    want = Counter(s.operator for s in chosen)
+    assert {name: int(figures[0].replace(",", "")) for _, name, figures in rows} == dict(want)
+    assert [int(figures[0].replace(",", "")) for _, _, figures in rows] == sorted(want.values(), reverse=True)
+    href, name, figures = rows[0]
+    assert href == f"/scans?station=quality&operator={name}&rejected=1"
+    # The group's link leads to its scans, whose totals are the group's figures.
+    counted = client.get("/scans/totals" + href.removeprefix("/scans"))
+    assert f'data-testid="total-scans">{figures[0]}<' in counted.text
+    assert f'data-testid="total-rejected">{figures[2]}<' in counted.text
+
+    # Per shift: each shift's link is the list filtered by it.
+    rows = group_rows(client.get("/scans", params={**params, "group": "shift"}).text)
+    assert sorted(href for href, _, _ in rows) == [f"/scans?station=quality&shift={n}&rejected=1"
+                                                   for n in (1, 2, 3)]
+    assert sum(int(figures[0].replace(",", "")) for _, _, figures in rows) == len(chosen)
+
+    # Orders are many: the first 100 (most rejected first), and the rest a page on.
+    async def more_orders() -> None:
+        db = database_for(db_url)
+        try:
+            for n in range(101):
+                await save_scan(db, "quality", scan_input(f"CP2{n:07d}-0001"), 1, UTC_SHIFTS)
+        finally:
+            await db.close()
+
+    run_async(more_orders())
+    orders = Counter(s.order for s in scans_in(db_url) if s.station == "quality")
+    assert len(orders) > 100
+    page = client.get("/scans", params={"station": "quality", "group": "order"})
+    assert len(group_rows(page.text)) == 100
+    assert f"Top 100 of {len(orders):,}" in page.text
+    every = group_rows(page.text)
+    while 'data-testid="group-pages-next"' in page.text:
+        [href] = re.findall(r'href="([^"]+)" data-testid="group-pages-next"', page.text)
+        page = client.get(href.replace("&amp;", "&"))
+        every += group_rows(page.text)
+    assert f"Rows 101\N{EN DASH}{len(orders)} of {len(orders)}" in page.text
+    assert {name: int(figures[0].replace(",", "")) for _, name, figures in every} == dict(orders)
+
+    # A bad grouping or sort is named beside its field; nothing is shown.
+    for bad in ({"group": "colour"}, {"group": "order", "sort": "size"}, {"group": "order", "page": "0"}):
+        answer = client.get("/scans", params=bad)
+        assert answer.status_code == 400 and 'data-testid="filter-error"' in answer.text

@@ -385,3 +385,71 @@ def test_libreoffice_runs_no_formula_from_the_csv_export(client: TestClient, mak
     # Codes that start otherwise stay as they are. (CSV has no cell types: a
     # code of digits, 000, becomes a number; the XLSX export keeps it text.)
     assert plain[2:7] + plain[8:9] == ["OP07", "CP00012345-0002", "CP00012345", "OC12", "OC13", "Approved"]
+
+
+def test_exports_for_the_reader_open_in_libreoffice_as_a_romanian_reader_expects(
+        client: TestClient, make_user: Any, db_url: Any, tmp_path: Path) -> None:
+    async def seed() -> None:
+        db = database_for(db_url, query_timeout=60)
+        try:
+            await fill(db, 200, 2, PLANT_SHIFTS, seed=11)
+        finally:
+            await db.close()
+
+    run_async(seed())
+    make_user("sue", "supervisor")
+    run_async(execute(db_url, "UPDATE users SET language = 'ro' WHERE username = 'sue'"))
+    login(client, "sue")
+    params = {"station": "quality"}
+    standard = list(csv.reader(io.StringIO(client.get("/scans/export.csv", params=params)
+                                           .content.decode("utf-8-sig"))))
+    assert len(standard) > 10
+
+    # The spreadsheet CSV: the byte-order mark kept, `;` between values (Romanian
+    # writes decimals with a comma), the plant's plain date and time.
+    answer = client.get("/scans/export-spreadsheet.csv", params=params)
+    assert answer.status_code == 200
+    assert answer.content.startswith("\ufeff".encode())
+    local = list(csv.reader(io.StringIO(answer.content.decode("utf-8-sig")), delimiter=";"))
+    assert [row[1:] for row in local] == [row[1:] for row in standard]
+    assert [row[0] for row in local[1:]] == [
+        datetime.fromisoformat(row[0]).strftime("%Y-%m-%d %H:%M:%S") for row in standard[1:]]
+    path = tmp_path / "spreadsheet.csv"
+    path.write_bytes(answer.content)
+    # As LibreOffice opens it for a Romanian reader: `;`-separated, UTF-8, ro-RO (1048).
+    soffice(path, "fods", tmp_path / "profile", "--infilter=CSV:59,34,76,1,,1048")
+    table = "urn:oasis:names:tc:opendocument:xmlns:table:1.0"
+    office = "urn:oasis:names:tc:opendocument:xmlns:office:1.0"
+    sheet = ElementTree.parse(path.with_suffix(".fods")).getroot().find(f".//{{{table}}}table")
+    assert sheet is not None
+    rows = [[cell for cell in row.iter(f"{{{table}}}table-cell") if cell.get(f"{{{office}}}value-type")]
+            for row in sheet.iter(f"{{{table}}}table-row")]
+    # Eleven columns (the re-scan column is empty unless the scan is one).
+    assert len(rows[0]) == 11 and all(len(row) == 10 + bool(line[10]) for row, line in zip(
+        rows[1:len(standard)], standard[1:], strict=True))
+    # The times are dates to the spreadsheet, the very moments of the standard export.
+    times = [row[0] for row in rows[1:len(standard)]]
+    assert {cell.get(f"{{{office}}}value-type") for cell in times} == {"date"}
+    assert [cell.get(f"{{{office}}}date-value") for cell in times] == [
+        datetime.fromisoformat(row[0]).strftime("%Y-%m-%dT%H:%M:%S") for row in standard[1:]]
+
+    # The XLSX: header row frozen, an autofilter over header and rows, columns
+    # at least as wide as their header (and its filter button). (LibreOffice
+    # without a window keeps no view settings: the frozen row is read here.)
+    answer = client.get("/scans/export.xlsx", params=params)
+    book = openpyxl.load_workbook(io.BytesIO(answer.content))
+    sheet = book["Scanări"]
+    assert sheet.freeze_panes == "A2"
+    assert sheet.auto_filter.ref == f"A1:K{len(standard)}"
+    for letter, header in zip("ABCDEFGHIJK", standard[0], strict=True):
+        assert sheet.column_dimensions[letter].width >= len(header) + 3
+    assert sheet.column_dimensions["A"].width >= len("2026-12-04T06:00:00+02:00")
+    path = tmp_path / "export.xlsx"
+    path.write_bytes(answer.content)
+    assert libreoffice_sheets(path, tmp_path)["Scanări"] == standard
+    soffice(path, "fods", tmp_path / "profile")
+    fods = ElementTree.parse(path.with_suffix(".fods")).getroot()
+    ranges = [element for element in fods.iter(f"{{{table}}}database-range")
+              if element.get(f"{{{table}}}display-filter-buttons") == "true"]
+    assert [element.get(f"{{{table}}}target-range-address") for element in ranges] == [
+        f"Scanări.A1:Scanări.K{len(standard)}"]

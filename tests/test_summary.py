@@ -168,3 +168,23 @@ async def test_other_shift_settings_rebuild_scan_shifts_at_most_once_a_gap(
     await summarise_once(db, PLANT_SHIFTS)
     rebuilt = await contents(db, ("scan_shifts",))
     assert rebuilt["scan_shifts"] == await by_shift_from_scans(db, PLANT_SHIFTS)
+
+
+async def test_migration_0014_fills_the_daily_order_defects_as_the_summariser_does(
+        db: Database, make_user: Any) -> None:
+    await fill(db, 1500, 4, PLANT_SHIFTS, seed=14)
+    make_user("worker", "operator")
+    seeded = await all_scans(db)
+    await rescan(db, seeded[:500:50], same_checkers=False)
+    await summarise_all(db, PLANT_SHIFTS)
+    await rescan(db, seeded[-300::60], same_checkers=False)  # not summarised yet
+    by_summariser = await contents(db, ("scan_daily_order_defect",))
+    assert by_summariser["scan_daily_order_defect"]
+    [migration] = [m for m in available() if m.version == 14]
+    statements = migration.statements()
+    filling = statements[[sql.startswith("SELECT") for sql in statements].index(True):]
+    assert [sql.split()[0] for sql in filling] == ["SELECT", "DELETE", "INSERT"]
+    async with db.transaction() as cur:
+        for sql in filling:
+            await cur.execute(sql)
+    assert await contents(db, ("scan_daily_order_defect",)) == by_summariser

@@ -14,7 +14,8 @@ from typing import Any
 from quality.clock import utc_now
 from quality.codes import APPROVED
 from quality.db import Cursor
-from quality.scan_filter import ScanFilter, Term
+from quality.defects import names as defect_names
+from quality.scan_filter import ScanFilter, Term, term_condition, term_holds
 from quality.shifts import Shifts
 from quality.summary.figures import Figures, rank
 from quality.summary.tables import (
@@ -37,6 +38,7 @@ from quality.summary.tables import (
 )
 
 MINUTE = timedelta(minutes=1)
+MAX_CHOICES = 2000  # operators a pick list offers
 TAIL_LIMIT = 20_000  # more unsummarised scans than this (catching up): read the scans instead
 # Grouping through a temporary table costs some five times reading a row in
 # index order: from this share of a table's days on, read its covering index.
@@ -66,9 +68,12 @@ def _plan(terms: list[Term] | None, group: str | None, defects: bool) -> tuple[R
 
 def _matches(terms: list[Term], fact: Fact) -> bool:
     """The terms' condition, for one scan not summarised yet."""
-    for column, comparison, value in terms:
-        found = value in fact.checkers if column == "checker_code" else getattr(fact, column) == value
-        if found != (comparison == "="):
+    for term in terms:
+        column = term[0]
+        if column == "checker_code":
+            if not any(term_holds(term, checker) for checker in fact.checkers):
+                return False
+        elif not term_holds(term, getattr(fact, column)):
             return False
     return True
 
@@ -120,6 +125,11 @@ class Question:
     def per(cls, scan_filter: ScanFilter, group: str, within: Sequence[str] | None = None) -> Question:
         """Per operator, order or defect, with defects; only the groups `within`, if given."""
         return cls(scan_filter, group, within=None if within is None else tuple(within))
+
+    @classmethod
+    def groups(cls, scan_filter: ScanFilter, group: str) -> Question:
+        """Every operator, order or defect, without defects."""
+        return cls(scan_filter, group, defects=False)
 
     @classmethod
     def ranked(cls, scan_filter: ScanFilter, group: str, top: int) -> Question:
@@ -334,8 +344,12 @@ async def _from_rollups(cur: Cursor, layers: list[tuple[Rollup, list[Range], str
 def _rollup_select(rollup: Rollup, ranges: list[Range], terms: list[Term], group: str | None,
                    defects: bool, only: Within | None, index: str | None) -> tuple[str, list[Any]]:
     """One summary table's figures for these ranges of its hours or days."""
-    conditions = [f"{column} {comparison} %s" for column, comparison, _ in terms]
-    params: list[Any] = [value for _, _, value in terms]
+    conditions: list[str] = []
+    params: list[Any] = []
+    for term in terms:
+        condition, values = term_condition(term)
+        conditions.append(condition)
+        params += values
     column = rollup.period if group == "hour" else _GROUP_COLUMN[group] or "NULL"
     where = " AND ".join(conditions) or "TRUE"
     if only is not None:
@@ -416,3 +430,31 @@ def _collect(rows: Iterable[tuple], fold: Callable[[Any], Any] | None = None) ->
         if defect != APPROVED:
             defects[defect] += scans
     return result
+
+
+def _folded(groups: dict[Any, Figures], fold: Callable[[Any], Any] | None) -> dict[Any, Figures]:
+    if fold is None:
+        return groups
+    result: dict[Any, Figures] = {}
+    for name, figures in groups.items():
+        _figures(result, fold(name)).merge(figures)
+    return result
+
+
+@dataclass(frozen=True)
+class Choices:
+    """The values a filter's pick lists offer: the catalogue's defect codes
+    with their names, and the operators the summaries have seen."""
+
+    defects: dict[str, str]
+    operators: list[str]
+
+
+async def filter_choices(cur: Cursor) -> Choices:
+    """Two small reads: the catalogue, and the distinct operators of
+    scan_daily_operator, read from the index it leads (a loose index scan)."""
+    await cur.execute("SELECT DISTINCT operator_code FROM scan_daily_operator ORDER BY operator_code"
+                      " LIMIT %s", (MAX_CHOICES,))
+    operators = [code for (code,) in await cur.fetchall()]
+    return Choices(dict(sorted((await defect_names(cur)).items())), operators)
+

@@ -75,7 +75,7 @@ class Rollup:
 
 # Each shaped for the questions it answers, narrower ones first: a question is
 # answered from the first hourly table holding every column it needs, and its
-# whole UTC days from the first daily table that does (migrations 0005, 0008).
+# whole UTC days from the first daily table that does (migrations 0005, 0008, 0014).
 SUMMARY = Rollup("scan_summary", ("station", "operator_code", "order_code", "defect_code", "is_rescan"))
 HOURLY = Rollup("scan_hourly", ("station", "defect_code", "is_rescan"))
 CHECKERS = Rollup("scan_checker_hourly", ("station", "checker_code"))
@@ -84,7 +84,9 @@ DAILY_ORDERS = Rollup("scan_daily_order", ("station", "order_code"), period="day
 DAILY_OPERATORS = Rollup("scan_daily_operator", ("station", "operator_code", "defect_code"), period="day",
                          ordered=("operator_code", "ix_daily_operator_operator"))
 HOURLY_TABLES = (HOURLY, CHECKERS, SUMMARY)
-DAILY_TABLES = (DAILY_ORDERS, DAILY_OPERATORS)
+DAILY_ORDER_DEFECTS = Rollup("scan_daily_order_defect", ("station", "order_code", "defect_code"),
+                             period="day", ordered=("order_code", "ix_daily_order_defect_order"))
+DAILY_TABLES = (DAILY_ORDERS, DAILY_OPERATORS, DAILY_ORDER_DEFECTS)
 ROLLUPS = (*HOURLY_TABLES, *DAILY_TABLES)
 # Kept apart from ROLLUPS: it holds one layout of shifts (migration 0010).
 SHIFTS = Rollup("scan_shifts", HOURLY.columns, period="shift_hour")

@@ -39,6 +39,10 @@ ACTIONS = {
     "sign-in.ok": lazy("Signed in"),
     "sign-in.failed": lazy("Sign-in failed"),
     "sign-in.locked": lazy("Sign-in held back after failed attempts"),
+    "alert_rule.create": lazy("Alert rule added"),
+    "alert_rule.remove": lazy("Alert rule removed"),
+    "alert.acknowledge": lazy("Alert acknowledged"),
+    "scans.import": lazy("Scans imported"),
 }
 PAGE = 50
 DAY = re.compile(r"\d{4}-\d{2}-\d{2}")
@@ -124,6 +128,10 @@ _WHOLE = {
     "sign-in.ok": lazy("%(actor)s signed in."),
     "sign-in.failed": lazy("Someone failed to sign in as %(target)s: wrong user name or password."),
     "sign-in.locked": lazy("A sign-in as %(target)s was held back after too many failed attempts."),
+    "alert_rule.create": lazy("%(actor)s added the alert rule %(target)s."),
+    "alert_rule.remove": lazy("%(actor)s removed the alert rule %(target)s."),
+    "alert.acknowledge": lazy("%(actor)s acknowledged the alert %(target)s: %(comment)s"),
+    "scans.import": lazy("%(actor)s imported scans from the file %(target)s."),
 }
 # A field's change told as a sentence, by action and field.
 _CHANGES = {

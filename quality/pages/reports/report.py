@@ -5,8 +5,9 @@ filter (default: the last 14 production days).
 Every figure comes from `quality.summary.aggregate` (the summary tables, plus
 the newest scans): days and shifts are read per whole shift from scan_shifts
 when it holds the plant's shifts, and per hour for the rest, all folded into
-shifts in Python, so the shift starts and time zone never enter the SQL; orders
-are ranked in SQL and only the top ones read with their defects. Pieces
+shifts in Python, so the shift starts and time zone never enter the SQL; all
+orders are read without defects, sorted and paged, and only the page's read
+with their defects; operators (fewer) are read with theirs. Pieces
 count by their latest scan: a piece counts where its latest scan is, with that
 scan's verdict.
 
@@ -31,11 +32,21 @@ from quality.defects import names as defect_names
 from quality.i18n import count, percent
 from quality.scan_filter import ScanFilter
 from quality.shifts import Shifts
-from quality.summary.figures import Figures, rank
+from quality.summary.figures import Figures, TablePage, order_by
 from quality.summary.query import Question, aggregate
 
 DEFAULT_DAYS = 14
-TOP = 20  # rows in the per-order and per-operator tables
+TOP = 20  # rows a page of the per-order and per-operator tables
+
+
+@dataclass(frozen=True)
+class Tables:
+    """How the per-order and per-operator tables are asked for: sorted by one
+    of quality.scan_filter.SORTS, each at its page (from 1)."""
+
+    sort: str = "rejected"
+    order_page: int | None = 1  # None: all rows
+    operator_page: int | None = 1
 
 
 @dataclass
@@ -47,8 +58,10 @@ class Report:
     shifts: Shifts
     by_day: dict[date, Figures]
     by_shift: dict[tuple[date, int], Figures]
-    by_order: list[tuple[str, Figures]]
-    by_operator: list[tuple[str, Figures]]
+    by_order: list[tuple[str, Figures]]  # a page of the orders
+    by_operator: list[tuple[str, Figures]]  # a page of the operators
+    order_page: TablePage
+    operator_page: TablePage
     by_defect: list[tuple[str, str, int]]  # code, name, rejected scans
     total: Figures
 
@@ -64,12 +77,12 @@ def report_filter(scan_filter: ScanFilter, now: datetime) -> ScanFilter:
     return replace(scan_filter, start=start, end=end)
 
 
-async def build(db: Database, scan_filter: ScanFilter, now: datetime | None = None, *,
-                written_at: float | None = None) -> Report:
+async def build(db: Database, scan_filter: ScanFilter, now: datetime | None = None,
+                tables: Tables = Tables(), *, written_at: float | None = None) -> Report:
     """The report's figures, read on two connections at once, in the pool's
     bulk lane (of the read replica while it keeps up: `Database.read`, with
     `written_at` as there): days and shifts (hour rows folded into shifts in Python), then
-    operators and the defect names on one; orders (ranked, then the top ones'
+    operators and the defect names on one; orders (all, then the page's
     defects) on the other. Each connection reads one snapshot, so the figures
     on it (days, shifts and their total; operators; orders) are of one moment;
     the two moments are a few milliseconds apart."""
@@ -80,14 +93,15 @@ async def build(db: Database, scan_filter: ScanFilter, now: datetime | None = No
     try:
         async with asyncio.TaskGroup() as tasks:
             shifts_and_operators = tasks.create_task(db.read(
-                _by_shift_and_operator, scan_filter, now, bulk=True, snapshot=True, written_at=written_at))
-            orders = tasks.create_task(db.read(_by_order, scan_filter, now, bulk=True, snapshot=True,
+                _by_shift_and_operator, scan_filter, now, tables, bulk=True, snapshot=True,
+                written_at=written_at))
+            orders = tasks.create_task(db.read(_by_order, scan_filter, now, tables, bulk=True, snapshot=True,
                                                written_at=written_at))
     except* DatabaseUnavailable as unavailable:
         # The task group wraps it; unwrapped, it is the 503 any busy page gives.
         raise unavailable.exceptions[0] from None
-    by_shift, by_operator, names = shifts_and_operators.result()
-    by_order = orders.result()
+    by_shift, (by_operator, operator_page), names = shifts_and_operators.result()
+    by_order, order_page = orders.result()
     by_day: dict[date, Figures] = defaultdict(Figures)
     total = Figures()
     for (day, _), figures in by_shift.items():
@@ -99,25 +113,32 @@ async def build(db: Database, scan_filter: ScanFilter, now: datetime | None = No
     first, last = shifts.of(scan_filter.start)[0], shifts.of(scan_filter.end - timedelta(microseconds=1))[0]
     days = [first + timedelta(days=n) for n in range((last - first).days + 1)]
     return Report(scan_filter, scan_filter.start, scan_filter.end, days, shifts, dict(by_day),
-                  by_shift, by_order, by_operator, by_defect, total)
+                  by_shift, by_order, by_operator, order_page, operator_page, by_defect, total)
 
 
-async def _by_shift_and_operator(cur: Cursor, scan_filter: ScanFilter, now: datetime) -> tuple[
-        dict[tuple[date, int], Figures], list[tuple[str, Figures]], dict[str, str]]:
-    """Figures per production day and shift, the top operators, the defect codes' names."""
+Page = tuple[list[tuple[str, Figures]], TablePage]
+
+
+async def _by_shift_and_operator(cur: Cursor, scan_filter: ScanFilter, now: datetime, tables: Tables
+                                 ) -> tuple[dict[tuple[date, int], Figures], Page, dict[str, str]]:
+    """Figures per production day and shift, a page of the operators, the defect codes' names."""
     by_shift = await aggregate(cur, Question.per_shift(scan_filter), now)
-    by_operator = rank(await aggregate(cur, Question.per(scan_filter, "operator"), now))[:TOP]
-    return by_shift, by_operator, await defect_names(cur)
+    operators = order_by(await aggregate(cur, Question.per(scan_filter, "operator"), now), tables.sort)
+    page = TablePage.asked(tables.operator_page, TOP, len(operators))
+    return by_shift, (page.of(operators), page), await defect_names(cur)
 
 
-async def _by_order(cur: Cursor, scan_filter: ScanFilter, now: datetime) -> list[tuple[str, Figures]]:
-    """The top orders. Orders are many: they are ranked without defects (in SQL),
-    then the defects of the top ones read."""
-    by_order = list((await aggregate(cur, Question.ranked(scan_filter, "order", TOP), now)).items())
-    top = await aggregate(cur, Question.per(scan_filter, "order", [order for order, _ in by_order]), now)
+async def _by_order(cur: Cursor, scan_filter: ScanFilter, now: datetime, tables: Tables) -> Page:
+    """A page of the orders. Orders are many: all are read without defects,
+    then the defects of the page's."""
+    orders = order_by(await aggregate(cur, Question.groups(scan_filter, "order"), now), tables.sort)
+    page = TablePage.asked(tables.order_page, TOP, len(orders))
+    by_order = page.of(orders)
+    names = [order for order, _ in by_order]
+    shown = await aggregate(cur, Question.per(scan_filter, "order", names), now)
     for order, figures in by_order:
-        figures.defects = top[order].defects
-    return by_order
+        figures.defects = shown[order].defects
+    return by_order, page
 
 
 @functools.lru_cache(maxsize=4096)

@@ -23,6 +23,7 @@ from quality.pages.reports.report import (
     DEFAULT_DAYS,
     Links,
     Report,
+    Tables,
     build,
     group_rows,
     local_stamp,
@@ -32,6 +33,7 @@ from quality.pages.reports.report import (
 from quality.permissions import guard
 from quality.ranges import in_words, preset_choices, said
 from quality.scan_filter import MAX_RANGE, ListRequest, ScanFilter, read_filter
+from quality.summary.query import filter_choices
 
 # An open report whose range includes now asks again this often; a report read
 # this recently serves every page asking, so a page is at most their sum behind
@@ -58,15 +60,17 @@ async def page(request: Request) -> Response:
     if listing.ok:
         _check_span(listing, ranged)
     if listing.ok:
+        tables = Tables(listing.sort, listing.table_page("order_page"), listing.table_page("operator_page"))
         watcher = services(request).scan_watcher
         asked = request.headers.get("if-none-match") if is_htmx(request) else None
         if asked == _etag(watcher.newest):  # a refresh, and no scan since
             return Response(status_code=304, headers={"ETag": asked})
         answer = await services(request).answers.get(
-            ("report", listing.filter.query(), ranged.start, ranged.end), watcher.newest,
+            ("report", listing.filter.query(), ranged.start, ranged.end, tables), watcher.newest,
             # A page opened reads its own; refreshes share.
             lambda mark, age: asked is not None and (mark >= watcher.newest or age < FRESH_SECONDS),
-            lambda: build(services(request).db, listing.filter, written_at=written_at(request)))
+            lambda: build(services(request).db, listing.filter, tables=tables,
+                          written_at=written_at(request)))
         if asked == _etag(answer.mark):
             return Response(status_code=304, headers={"ETag": asked})
         report = answer.value
@@ -87,6 +91,8 @@ async def page(request: Request) -> Response:
             "etag": _etag(answer.mark),
             "refresh": REFRESH_SECONDS if report.start <= utc_now() < report.end else None,
         })
+    async with services(request).db.transaction() as cur:  # the filter's pick lists
+        context["choices"] = await filter_choices(cur)
     # A refresh gets the report's body alone, in place: the page keeps its scroll.
     return render(request, "reports/wall.html" if wall else "reports/page.html", context,
                   block="report_body", status_code=200 if listing.ok else 400)

@@ -7,6 +7,12 @@ as it is made: CSV batch by batch, and XLSX too (`quality/lists/xlsx.py`
 streams the zipped workbook as its rows are written). A user, and the
 process, run a bounded number of exports at once; one more is a 429.
 
+The standard CSV is comma-separated with ISO 8601 times (with their offset);
+its variant for spreadsheet programs is written as one in the reader's
+language opens a file by double-click: separated by `;` where the language
+writes decimals with a comma (Romanian), times as plain dates and times of
+the plant. Both start with the byte-order mark that says UTF-8.
+
 CSV is opened by spreadsheet programs, which run a cell that starts like a
 formula: every text cell that could is written with OWASP's leading `'`. (XLSX
 cells are inline strings, never formulas.) The columns are defined with
@@ -25,6 +31,7 @@ from datetime import datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from babel.numbers import get_decimal_symbol
 from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 from starlette.routing import Route
@@ -36,7 +43,7 @@ from quality.http.language import request_language
 from quality.http.services import services
 from quality.http.slots import Slot
 from quality.http.writes import written_at
-from quality.i18n import lazy, lazy_plural, translator
+from quality.i18n import language_locale, lazy, lazy_plural, translator
 from quality.pages.scan_list.queries import Raw, all_rows, scan_row
 from quality.pages.scan_list.xlsx import SHEET_ROWS, Cell, WorkbookStream
 from quality.permissions import guard
@@ -45,6 +52,12 @@ from quality.scans.csv_columns import COLUMNS, as_text
 from quality.scans.store import ScanRow
 from quality.stations import STATIONS
 
+# Characters each column's values usually take (a time with its offset, codes,
+# a defect's name); a column is at least as wide as its header and the
+# autofilter's button beside it.
+CONTENT_WIDTHS = (26, 12, 10, 18, 14, 11, 11, 12, 32, 11, 9)
+FILTER_BUTTON = 3
+CSV_TYPE = "text/csv; charset=utf-8"
 XLSX_TYPE = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
 RETRY_AFTER_SECONDS = 10
 
@@ -59,6 +72,7 @@ class Words:
     rejected: str
     rescan: str
     translate: Callable[[str], str]
+    separator: str  # between a spreadsheet CSV's values: `;` where decimals take a comma
 
     def sheet_name(self, number: int) -> str:
         if number == 1:
@@ -69,9 +83,11 @@ class Words:
 @functools.cache
 def words(language: str) -> Words:
     translate = translator(language)
+    separator = ";" if get_decimal_symbol(language_locale(language)) == "," else ","
     return Words([translate(column) for column in COLUMNS],
                  {key: translate(station.title) for key, station in STATIONS.items()},
-                 translate(lazy("Approved")), translate(lazy("Rejected")), translate(lazy("Yes")), translate)
+                 translate(lazy("Approved")), translate(lazy("Rejected")), translate(lazy("Yes")), translate,
+                 separator)
 
 
 def row_values(row: ScanRow, timezone: ZoneInfo, words: Words) -> list[Cell]:
@@ -79,10 +95,13 @@ def row_values(row: ScanRow, timezone: ZoneInfo, words: Words) -> list[Cell]:
     return [_local_time(row, timezone), *_text_values(row, words)]
 
 
-def csv_values(row: ScanRow, timezone: ZoneInfo, words: Words) -> list[str]:
-    """A row's values as CSV text: the time in ISO 8601 with the plant's offset,
-    then its text, none of which a spreadsheet would run."""
-    return [_local_time(row, timezone).isoformat(timespec="seconds"),
+def csv_values(row: ScanRow, timezone: ZoneInfo, words: Words, *, spreadsheet: bool = False) -> list[str]:
+    """A row's values as CSV text: the time in ISO 8601 with the plant's offset
+    (for a spreadsheet program: the plant's date and time, which it reads as
+    a date whatever its language), then its text, none of which a spreadsheet
+    would run."""
+    moment = _local_time(row, timezone)
+    return [moment.strftime("%Y-%m-%d %H:%M:%S") if spreadsheet else moment.isoformat(timespec="seconds"),
             *(as_text(value) for value in _text_values(row, words))]
 
 
@@ -181,24 +200,32 @@ def _too_many(request: Request, per_user: int | None) -> Response:
 
 @guard("scans.export")
 async def csv_export(request: Request) -> Response:
-    return await _export(request, _csv_chunks, "text/csv; charset=utf-8", "csv")
+    return await _export(request, functools.partial(_csv_chunks, spreadsheet=False), CSV_TYPE, "csv")
+
+
+@guard("scans.export")
+async def spreadsheet_csv_export(request: Request) -> Response:
+    return await _export(request, functools.partial(_csv_chunks, spreadsheet=True), CSV_TYPE, "csv")
 
 
 class _CsvText:
-    """Rows as CSV bytes, one batch at a time, through one reused buffer."""
+    """Rows as CSV bytes, one batch at a time, through one reused buffer; for a
+    spreadsheet program (`spreadsheet`), in its reader's language's way."""
 
-    def __init__(self, timezone: ZoneInfo, words: Words) -> None:
+    def __init__(self, timezone: ZoneInfo, words: Words, spreadsheet: bool) -> None:
         self._buffer = io.StringIO()
-        self._writer = csv.writer(self._buffer)
+        self._writer = csv.writer(self._buffer, delimiter=words.separator if spreadsheet else ",")
         self._timezone = timezone
         self._words = words
+        self._spreadsheet = spreadsheet
 
     def header(self) -> bytes:
         # The byte-order mark tells spreadsheet programs it is UTF-8.
         return "\ufeff".encode() + self._lines([self._words.header])
 
     def rows(self, rows: Iterable[Raw]) -> bytes:
-        return self._lines(csv_values(scan_row(values), self._timezone, self._words) for values in rows)
+        return self._lines(csv_values(scan_row(values), self._timezone, self._words,
+                                      spreadsheet=self._spreadsheet) for values in rows)
 
     def _lines(self, values: Iterable[list[str]]) -> bytes:
         self._writer.writerows(values)
@@ -209,8 +236,8 @@ class _CsvText:
 
 
 async def _csv_chunks(first: list[Raw], rest: AsyncIterator[list[Raw]], timezone: ZoneInfo,
-                      words: Words, format_rows: Format) -> AsyncGenerator[bytes]:
-    text = _CsvText(timezone, words)
+                      words: Words, format_rows: Format, *, spreadsheet: bool) -> AsyncGenerator[bytes]:
+    text = _CsvText(timezone, words, spreadsheet)
     yield text.header()
     batch = first
     while batch:
@@ -228,8 +255,9 @@ async def xlsx_chunks(first: list[Raw], rest: AsyncIterator[list[Raw]], timezone
                       ) -> AsyncGenerator[bytes]:
     """The workbook's bytes, one piece per batch of rows. Rows beyond a
     sheet's last row go on to the next sheet: Scans, Scans (2), ..."""
-    book = WorkbookStream(words.sheet_name, words.header, (26,) + (16,) * (len(COLUMNS) - 1),
-                          sheet_rows=sheet_rows)
+    widths = [max(content, len(header) + FILTER_BUTTON)
+              for content, header in zip(CONTENT_WIDTHS, words.header, strict=True)]
+    book = WorkbookStream(words.sheet_name, words.header, widths, sheet_rows=sheet_rows)
 
     def write(rows: Sequence[Raw]) -> bytes:
         return book.rows(row_values(scan_row(values), timezone, words) for values in rows)
@@ -246,5 +274,7 @@ async def xlsx_chunks(first: list[Raw], rest: AsyncIterator[list[Raw]], timezone
 
 routes = [
     Route("/scans/export.csv", csv_export, methods=["GET"], name="scan_list_csv"),
+    Route("/scans/export-spreadsheet.csv", spreadsheet_csv_export, methods=["GET"],
+          name="scan_list_spreadsheet_csv"),
     Route("/scans/export.xlsx", xlsx_export, methods=["GET"], name="scan_list_xlsx"),
 ]

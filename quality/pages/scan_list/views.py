@@ -18,19 +18,25 @@ from quality.http.render import render
 from quality.http.services import services
 from quality.http.writes import written_at
 from quality.i18n import lazy
-from quality.pages.scan_list import export
+from quality.pages.scan_list import export, saved_views
+from quality.pages.scan_list.groups import grouped
 from quality.pages.scan_list.queries import fetch_page, totals
 from quality.permissions import guard
 from quality.ranges import in_words, preset_choices
-from quality.scan_filter import FILTER_NAMES, ListRequest, ScanFilter, read_filter
+from quality.saved_filters import saved
+from quality.scan_filter import FILTER_NAMES, GROUPINGS, ListRequest, ScanFilter, read_filter
 from quality.scans.feed import ScanWatcher
 from quality.sse import event
 from quality.summary.figures import Figures
+from quality.summary.query import filter_choices
 
 TEMPLATE = "scan_list/page.html"
 ROWS_TEMPLATE = "scan_list/_rows.html"
 # Every parameter whose error is shown beside its field.
-RESULT_FIELDS = (*FILTER_NAMES, "before", "after")
+RESULT_FIELDS = (*FILTER_NAMES, "group", "sort", "all", "before", "after")
+GROUP_LABELS = {"order": lazy("Order"), "operator": lazy("Operator"), "defect": lazy("Defect"),
+                "shift": lazy("Shift")}
+assert tuple(GROUP_LABELS) == GROUPINGS
 
 
 def _listing(request: Request) -> ListRequest:
@@ -47,8 +53,11 @@ async def page(request: Request) -> Response:
         "listing": listing, "filter": listing.filter, "values": listing.checked.values,
         "errors": listing.checked.errors, "field_names": RESULT_FIELDS, "oob": results_only,
         "shift_labels": listing.filter.shifts.labels() if listing.filter.shifts else [],
-        "range_presets": preset_choices(), "page": None,
+        "range_presets": preset_choices(), "page": None, "grouping": None, "group_labels": GROUP_LABELS,
     }
+    async with services(request).db.transaction() as cur:
+        context["choices"] = await filter_choices(cur)
+        context["saved"] = await saved(cur, request.state.user.id)
     if not listing.ok:
         # A filter being corrected: its errors beside the fields, the results
         # and the address bar left as they were.
@@ -56,7 +65,13 @@ async def page(request: Request) -> Response:
             return render(request, TEMPLATE, context, block=["filter_status", "field_errors"],
                           status_code=400, headers={"HX-Reswap": "none", "HX-Push-Url": "false"})
         return render(request, TEMPLATE, context, status_code=400)
-    if listing.before is None and listing.after is None:
+    if listing.group:
+        # Groups read many summary rows, as the totals do: in the bulk lane, on
+        # the replica while it keeps up, in one snapshot.
+        context["grouping"] = await services(request).db.read(
+            grouped, listing.filter, listing.group, listing.sort, listing.table_page("page"),
+            bulk=True, snapshot=True, written_at=written_at(request))
+    elif listing.before is None and listing.after is None:
         # The live first page, which new scans join as they come: the primary.
         async with services(request).db.transaction() as cur:
             context["page"] = await fetch_page(cur, listing.filter)
@@ -70,7 +85,8 @@ async def page(request: Request) -> Response:
                                       request_language(request, settings.language))
     # The address bar gets the filter without its empty fields: short enough to share.
     values = listing.checked.values
-    query = listing.filter.query(before=values.get("before"), after=values.get("after"))
+    query = listing.filter.query(before=values.get("before"), after=values.get("after"),
+                                 group=values.get("group"), sort=values.get("sort"), page=values.get("page"))
     blocks = ["list_results", "filter_status", "field_errors"] if results_only else None
     return render(request, TEMPLATE, context, block=blocks,
                   headers={"HX-Push-Url": "/scans" + (f"?{query}" if query else "")})
@@ -120,7 +136,8 @@ async def stream(request: Request) -> Response:
 def _row_events(watcher: ScanWatcher, scan_filter: ScanFilter, since: int, macros: Any,
                 allowed: Callable[[], Awaitable[bool]]) -> AsyncGenerator[bytes, None]:
     """New matching scans as rows to put on top, newest first, each sent once."""
-    feeds = [feed for key, feed in watcher.feeds.items() if scan_filter.station in (None, key)]
+    feeds = [feed for key, feed in watcher.feeds.items()
+             if scan_filter.station is None or scan_filter.station.holds(key)]
     sent: set[int] = set()
 
     def fresh() -> bytes | None:
@@ -141,4 +158,5 @@ routes = [
     Route("/scans/totals", totals_fragment, methods=["GET"], name="scan_list_totals"),
     Route("/scans/stream", stream, methods=["GET"], name="scan_list_stream"),
     *export.routes,
+    *saved_views.routes,
 ]

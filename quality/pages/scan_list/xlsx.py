@@ -40,7 +40,11 @@ _PACKAGE_RELS = (
     f'<Relationship Id="rId1" Type="{_RELATIONSHIPS}/officeDocument" Target="xl/workbook.xml"/>'
     "</Relationships>"
 )
-_SHEET_END = b"</sheetData></worksheet>"
+# Kept back from a sheet's bytes for its end: the rows' end, its autofilter
+# (of the widest range) and its own end.
+_SHEET_END_ROOM = 96
+_FROZEN_HEADER = ('<sheetViews><sheetView workbookViewId="0"><pane ySplit="1" topLeftCell="A2"'
+                  ' activePane="bottomLeft" state="frozen"/></sheetView></sheetViews>')
 # The serial number 0 of spreadsheet dates (valid from March 1900 on).
 _DAY_ZERO = datetime(1899, 12, 30)
 _DAY_SECONDS = 86_400
@@ -108,6 +112,7 @@ class WorkbookStream:
         self._sheet_rows, self._sheet_bytes = sheet_rows, sheet_bytes
         self._date_styles: dict[timedelta, str] = {}
         self._sheets = 0
+        self._last_rows: list[int] = []  # each closed sheet's last row, for its autofilter
         self._zip.add("_rels/.rels", _PACKAGE_RELS.encode())
         self._open_sheet()
 
@@ -152,19 +157,28 @@ class WorkbookStream:
         self._sheets += 1
         self._zip.begin(f"xl/worksheets/sheet{self._sheets}.xml")
         # The <dimension> element is left out (it is optional): it comes
-        # before the rows, whose count is not known yet.
-        opening = (_DECLARATION + f'<worksheet xmlns="{_MAIN}"><cols>{self._columns}</cols><sheetData>'
+        # before the rows, whose count is not known yet. The header row is
+        # frozen: it stays in view as the reader scrolls.
+        opening = (_DECLARATION + f'<worksheet xmlns="{_MAIN}">{_FROZEN_HEADER}<cols>{self._columns}</cols>'
+                   "<sheetData>"
                    + self._xml_row(self._header, 1, ' s="1"')).encode()
         self._zip.write(opening)
-        self._row, self._bytes = 1, len(opening) + len(_SHEET_END)
+        self._row, self._bytes = 1, len(opening) + _SHEET_END_ROOM
 
     def _next_sheet(self) -> None:
         self._close_sheet()
         self._open_sheet()
 
     def _close_sheet(self) -> None:
-        self._zip.write(_SHEET_END)
+        # The autofilter follows the rows, so its range is known by then.
+        self._zip.write(f'</sheetData><autoFilter ref="{self._filter_range()}"/></worksheet>'.encode())
         self._zip.end()
+        self._last_rows.append(self._row)
+
+    def _filter_range(self, last_row: int | None = None, absolute: str = "") -> str:
+        """The header and rows of a sheet: A1:K500, or $A$1:$K$500."""
+        last = self._row if last_row is None else last_row
+        return f"{absolute}A{absolute}1:{absolute}{self._letters[-1]}{absolute}{last}"
 
     def _write_workbook(self) -> None:
         numbers = range(1, self._sheets + 1)
@@ -172,7 +186,7 @@ class WorkbookStream:
             _DECLARATION + f'<workbook xmlns="{_MAIN}" xmlns:r="{_RELATIONSHIPS}"><sheets>'
             + "".join(f'<sheet name="{_xml_attribute(self._sheet_name(n))}" sheetId="{n}" r:id="rId{n}"/>'
                       for n in numbers)
-            + "</sheets></workbook>").encode())
+            + "</sheets>" + self._filter_names() + "</workbook>").encode())
         self._zip.add("xl/_rels/workbook.xml.rels", (
             _DECLARATION + f'<Relationships xmlns="{_PACKAGE_RELATIONSHIPS}">'
             + "".join(f'<Relationship Id="rId{n}" Type="{_RELATIONSHIPS}/worksheet"'
@@ -191,6 +205,14 @@ class WorkbookStream:
             + '<Override PartName="/xl/styles.xml"'
             ' ContentType="application/vnd.openxmlformats-officedocument.spreadsheetml.styles+xml"/>'
             "</Types>").encode())
+
+    def _filter_names(self) -> str:
+        """The hidden name each sheet's autofilter range goes by, as Excel writes it."""
+        names = "".join(
+            f'<definedName name="_xlnm._FilterDatabase" localSheetId="{n}" hidden="1">'
+            f"{xml_text(_sheet_reference(self._sheet_name(n + 1)))}!{self._filter_range(last, '$')}"
+            "</definedName>" for n, last in enumerate(self._last_rows))
+        return f"<definedNames>{names}</definedNames>"
 
     def _styles(self) -> str:
         # A date's format shows it as ISO 8601 with its offset, like the CSV.
@@ -238,6 +260,11 @@ class WorkbookStream:
 
 def _date_format(offset: timedelta) -> str:
     return f'yyyy-mm-dd"T"hh:mm:ss"{offset_text(offset)}"'
+
+
+def _sheet_reference(name: str) -> str:
+    """A sheet's name as a formula names it: quoted, its quotes doubled."""
+    return "'" + name.replace("'", "''") + "'"
 
 
 def _text_element(value: str) -> str:
