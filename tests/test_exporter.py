@@ -199,6 +199,12 @@ def locked_sessions(db_url: DatabaseURL) -> int:
     return rows[0][0]
 
 
+def queued_scans(db_url: DatabaseURL) -> int:
+    """Scans the summariser has not folded yet."""
+    (rows,) = run_async(execute(db_url, "SELECT COUNT(*) FROM scan_queue"))
+    return rows[0][0]
+
+
 def test_exports_totals_and_reports_leave_scans_sign_in_and_healthz_their_connections(
         settings: Settings, supervisors: None, make_user: Any, db_url: DatabaseURL) -> None:
     make_user("olga", "operator")
@@ -208,7 +214,7 @@ def test_exports_totals_and_reports_leave_scans_sign_in_and_healthz_their_connec
           signed_in(server, "olga") as olga, signed_in(server, "sue") as sue,
           signed_in(server, "sam") as sam):
         csrf = olga.get("/scan").text.split('"X-CSRF-Token": "', 1)[1].split('"', 1)[0]
-        # Totals and reports read the summary tables: locked, each of them holds
+        # Totals and reports read the summaries' shift state: locked, each of them holds
         # its connection for as long as the lock lasts; the exports behind them
         # in the lane wait for a place.
         supervisors = [sue, sam]
@@ -217,8 +223,11 @@ def test_exports_totals_and_reports_leave_scans_sign_in_and_healthz_their_connec
             with httpx2.Client(base_url=server.url, cookies=by.cookies, timeout=60) as http:
                 return http.get(path).status_code
 
+        # The seeded scans folded first: while many wait in scan_queue, totals
+        # answer from `scans` alone, which the lock below does not hold.
+        assert eventually(lambda: queued_scans(db_url) == 0, seconds=60)
         asked = ["/scans/totals"] * 6 + ["/reports"] * 2 + ["/scans/export.csv", "/scans/export.xlsx"] * 2
-        with ThreadPoolExecutor(len(asked)) as crowd, table_locked(db_url, "scan_summary_state"):
+        with ThreadPoolExecutor(len(asked)) as crowd, table_locked(db_url, "scan_shift_state"):
             answers = [crowd.submit(ask, path, supervisors[n % 2]) for n, path in enumerate(asked)]
             assert eventually(lambda: locked_sessions(db_url) >= 2)
             time.sleep(1)  # time for more of them to take connections, if they could

@@ -49,7 +49,9 @@ def test_every_route_declares_its_permission(settings: Settings) -> None:
     for route in app.routes:
         if isinstance(route, Route):
             assert hasattr(route.endpoint, "permission"), f"{route.path} has no permission check"
-            if route.path not in ("/login", "/healthz", "/metrics"):
+            # /sw.js is a static script (SPEC §7: static files need no session),
+            # served from the root only so that its scope covers the stations.
+            if route.path not in ("/login", "/healthz", "/metrics", "/sw.js"):
                 assert route.endpoint.permission is not PUBLIC, f"{route.path} is public"
 
 
