@@ -36,19 +36,23 @@ async def test_banners_reach_supervisors_and_the_station_in_their_language(
     make_user("sven", "supervisor")
     first, second = LiveServer(settings), LiveServer(settings)
     await asyncio.gather(asyncio.to_thread(first.start), asyncio.to_thread(second.start))
+    clients: list = []  # closed however the test ends: no socket left to a later test
     try:
         admin = await signed_in(first, "ada")
+        clients.append(admin)
         token = csrf_token_in((await admin.get("/admin/alerts")).text)
         added = await admin.post("/admin/alerts", data={
             "csrf_token": token, "kind": "repeated_defect", "station": "fg", "pieces": "2",
             "at_station": "on", "mail_language": "en"})
         assert added.status_code == 303
         supervisor = await signed_in(second, "sven")
+        clients.append(supervisor)
         await supervisor.post("/language", data={
             "csrf_token": csrf_token_in((await supervisor.get("/scans")).text), "language": "ro"})
         page = (await supervisor.get("/scans")).text
         assert 'role="alert" data-stream="/alerts/stream"' in page
         operator = await signed_in(first, "olivia")
+        clients.append(operator)
         station = (await operator.get("/fgscan")).text
         assert 'data-stream="/alerts/stream/fg"' in station
         async with supervisor.stream("GET", "/alerts/stream") as watching, \
@@ -66,8 +70,8 @@ async def test_banners_reach_supervisors_and_the_station_in_their_language(
             assert "același defect de 2 ori la rând" in seen
             shown = await asyncio.wait_for(next_banner(at_station, "Call your supervisor"), 5)
             assert "Finished goods scan: the same defect 2 times in a row." in shown
-        for http in (admin, supervisor, operator):
-            await http.aclose()
     finally:
+        for http in clients:
+            await http.aclose()
         first.stop()
         second.stop()

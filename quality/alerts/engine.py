@@ -183,7 +183,9 @@ class AlertEngine:
         process sees meanwhile are added after, those the load did not read."""
         self._loading = []
         try:
-            async with self.db.transaction() as cur:
+            # One snapshot: the newest id and the windows' scans of one moment,
+            # so a scan committed while they are read is added once, after.
+            async with self.db.transaction(snapshot=True) as cur:
                 rules = await in_force(cur)
                 await cur.execute("SELECT COALESCE(MAX(id), 0) FROM scans")
                 (newest,) = await cur.fetchone()
