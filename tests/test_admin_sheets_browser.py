@@ -69,6 +69,9 @@ async def test_every_code_of_both_sheets_reads_back_from_the_print(
     in_use = sorted(code for (code,) in query(settings, "SELECT code FROM defect_codes WHERE active"))
     context = await browser.new_context(viewport={"width": A4_WIDTH, "height": 1123}, device_scale_factor=2)
     page = await context.new_page()
+    refused: list[str] = []  # what the CSP blocks is reported on the console
+    page.on("console", lambda message: refused.append(message.text)
+            if "Content Security Policy" in message.text else None)
     await browser_login(page, live_server, "ada")
 
     await page.goto(live_server.url + "/admin/defects")
@@ -84,3 +87,4 @@ async def test_every_code_of_both_sheets_reads_back_from_the_print(
     await page.get_by_role("button", name="Make the badge sheet").click()
     await expect(page.get_by_test_id("badge-sheet").locator("svg")).to_have_count(4)
     assert await decoded(page, tmp_path / "badges.png") == ["OC12", "OCZ9", "OP07", "OP12"]
+    assert refused == []
