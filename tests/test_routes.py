@@ -57,6 +57,8 @@ ROUTE_STATUS: dict[tuple[str, str], tuple[int, int, int, int]] = {
     ("GET", "/admin"): (303, 403, 403, 200),
     ("GET", "/admin/users"): (303, 403, 403, 200),
     ("POST", "/admin/users"): (401, 403, 403, 422),
+    ("GET", "/admin/users/badges"): (303, 403, 403, 200),
+    ("POST", "/admin/users/badges"): (401, 403, 403, 422),  # no code given
     ("GET", "/admin/users/{user_id:int}"): (303, 403, 403, 200),
     ("POST", "/admin/users/{user_id:int}"): (401, 403, 403, 422),
     ("POST", "/admin/users/{user_id:int}/password"): (401, 403, 403, 422),
@@ -69,6 +71,7 @@ ROUTE_STATUS: dict[tuple[str, str], tuple[int, int, int, int]] = {
     ("POST", "/admin/roles/{role_id:int}/delete"): (401, 403, 403, 422),
     ("GET", "/admin/defects"): (303, 403, 403, 200),
     ("POST", "/admin/defects"): (401, 403, 403, 422),
+    ("GET", "/admin/defects/sheet"): (303, 403, 403, 200),
     ("GET", "/admin/defects/{code}"): (303, 403, 403, 200),
     ("POST", "/admin/defects/{code}"): (401, 403, 403, 422),
     ("GET", "/admin/audit"): (303, 403, 403, 200),
@@ -125,6 +128,8 @@ ONE_ADMIN_PERMISSION_STATUS: dict[tuple[str, str], tuple[int, int, int, int]] = 
     ("GET", "/admin"): (200, 200, 200, 200),  # an index of their one page
     ("GET", "/admin/users"): (200, 403, 403, 403),
     ("POST", "/admin/users"): (422, 403, 403, 403),
+    ("GET", "/admin/users/badges"): (200, 403, 403, 403),
+    ("POST", "/admin/users/badges"): (422, 403, 403, 403),
     ("GET", "/admin/users/{user_id:int}"): (200, 403, 403, 403),  # shown, but not changeable
     ("POST", "/admin/users/{user_id:int}"): (422, 403, 403, 403),
     ("POST", "/admin/users/{user_id:int}/password"): (422, 403, 403, 403),
@@ -137,6 +142,7 @@ ONE_ADMIN_PERMISSION_STATUS: dict[tuple[str, str], tuple[int, int, int, int]] = 
     ("POST", "/admin/roles/{role_id:int}/delete"): (403, 403, 403, 403),
     ("GET", "/admin/defects"): (403, 403, 200, 403),
     ("POST", "/admin/defects"): (403, 403, 422, 403),
+    ("GET", "/admin/defects/sheet"): (403, 403, 200, 403),
     ("GET", "/admin/defects/{code}"): (403, 403, 200, 403),
     ("POST", "/admin/defects/{code}"): (403, 403, 422, 403),
     ("GET", "/admin/audit"): (403, 403, 403, 200),

@@ -15,6 +15,7 @@ from starlette.routing import Route
 
 from quality import audit
 from quality.audit import Actor
+from quality.barcodes import code128_svg
 from quality.codes import APPROVED, DEFECT
 from quality.db import Cursor
 from quality.defects import add, catalogue, find, update
@@ -25,7 +26,7 @@ from quality.i18n import lazy
 from quality.pages.admin import done, notice
 from quality.permissions import guard
 
-LIST, EDIT = "admin/defects.html", "admin/defect.html"
+LIST, EDIT, SHEET = "admin/defects.html", "admin/defect.html", "admin/defect_sheet.html"
 NAME = Field("name", lazy("Name"), TEXT, lazy("Scratch"), 100, str.strip,
              missing=lazy("Enter the defect's name."))
 CATEGORY = Field("category", lazy("Category"), TEXT, lazy("Surface"), 60, str.strip, required=False)
@@ -48,6 +49,15 @@ async def _list_page(request: Request, status: int = 200, **values: Any) -> Resp
 @guard("admin.defects")
 async def defects_page(request: Request) -> Response:
     return await _list_page(request)
+
+
+@guard("admin.defects")
+async def sheet(request: Request) -> Response:
+    """Every code in use as a Code 128 barcode with its code and name, to print on A4."""
+    async with services(request).db.transaction() as cur:
+        defects = [defect for defect in await catalogue(cur) if defect.active]
+    cards = [(code128_svg(defect.code), defect.code, defect.name) for defect in defects]
+    return render(request, SHEET, {"cards": cards})
 
 
 def _check_approved(checked: Validated, code: str, active: bool) -> None:
@@ -145,6 +155,7 @@ async def _update_defect(cur: Cursor, actor: Actor, code: str, after: dict[str, 
 routes = [
     Route("/admin/defects", defects_page, methods=["GET"]),
     Route("/admin/defects", create, methods=["POST"]),
+    Route("/admin/defects/sheet", sheet, methods=["GET"]),  # before {code}, which would 404 it
     Route("/admin/defects/{code}", edit_page, methods=["GET"]),
     Route("/admin/defects/{code}", save, methods=["POST"]),
 ]

@@ -33,8 +33,10 @@ from quality.accounts import (
     update_user,
 )
 from quality.audit import Actor
+from quality.barcodes import code128_svg
+from quality.codes import CHECKER, OPERATOR
 from quality.db import Cursor
-from quality.fields import TEXT, Field, Validated, checkbox, keep, trim, validate
+from quality.fields import TEXT, Field, Validated, checkbox, keep, trim, trim_upper, validate
 from quality.http.render import render
 from quality.http.services import services
 from quality.i18n import LANGUAGES, lazy
@@ -44,6 +46,8 @@ from quality.roles import all_roles, permissions_by_name
 from quality.roles import names as role_names
 
 LIST, EDIT, CONFIRM = "admin/users.html", "admin/user.html", "admin/user_disable.html"
+BADGES = "admin/badges.html"
+MAX_BADGES = 300  # a few pages of badges; more in one request is a mistake
 NOTICES = {
     "created": lazy("User created. They must choose their own password at their first sign-in."),
     "saved": lazy("Changes saved."),
@@ -240,6 +244,40 @@ async def disable(request: Request) -> Response:
     return done(f"/admin/users/{account.id}", "disabled")
 
 
+@guard("admin.users")
+async def badges_page(request: Request) -> Response:
+    return render(request, BADGES, {"codes": "", "errors": [], "cards": []})
+
+
+def _badge_errors(request: Request, lines: list[str]) -> list[str]:
+    """One message per line that is neither an operator nor a checker code."""
+    patterns = services(request).settings.codes
+    operator, checker = OPERATOR.pattern(patterns), CHECKER.pattern(patterns)
+    if len(lines) > MAX_BADGES:
+        return [lazy("At most %(max)s codes a sheet.", max=MAX_BADGES)]
+    return [lazy("Line %(line)s, “%(code)s”, is neither an operator code (like %(operator)s) nor a checker"
+                 " code (like %(checker)s).", line=number, code=code[:40], operator=OPERATOR.example,
+                 checker=CHECKER.example)
+            for number, code in enumerate(lines, 1)
+            if code and not (code.isascii() and (operator.fullmatch(code) or checker.fullmatch(code)))]
+
+
+@guard("admin.users")
+async def badges(request: Request) -> Response:
+    """The badge sheet of the codes entered, one a line; with any line wrong,
+    the form again with each wrong line named and no badge."""
+    typed = (await request.form()).get("codes", "")
+    typed = typed if isinstance(typed, str) else ""
+    lines = [trim_upper(line) for line in typed.splitlines()]
+    errors = _badge_errors(request, lines)
+    if not any(lines):
+        errors = [lazy("Enter at least one operator or checker code.")]
+    if errors:
+        return render(request, BADGES, {"codes": typed, "errors": errors, "cards": []}, status_code=422)
+    cards = [(code128_svg(code), code, "") for code in lines if code]
+    return render(request, BADGES, {"codes": typed, "errors": [], "cards": cards})
+
+
 def _shown(checked: Validated) -> dict[str, str]:
     """What to show again: everything typed but a password."""
     return {name: value for name, value in checked.values.items() if name != "password"}
@@ -253,6 +291,8 @@ def _sentence(exc: AccountError | NotDelegable) -> str:
 routes = [
     Route("/admin/users", users_page, methods=["GET"]),
     Route("/admin/users", create, methods=["POST"]),
+    Route("/admin/users/badges", badges_page, methods=["GET"]),
+    Route("/admin/users/badges", badges, methods=["POST"]),
     Route("/admin/users/{user_id:int}", edit_page, methods=["GET"]),
     Route("/admin/users/{user_id:int}", save, methods=["POST"]),
     Route("/admin/users/{user_id:int}/password", reset_password, methods=["POST"]),
