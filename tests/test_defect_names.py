@@ -10,9 +10,11 @@ from typing import Any
 import pytest
 from starlette.testclient import TestClient
 
+from quality.db import Database
+from quality.demo import fill
 from quality.settings import Settings
 from tests.admin_support import audit_rows, query, sign_in, snapshot
-from tests.conftest import csrf_token_in, execute, login, run_async
+from tests.conftest import UTC_SHIFTS, csrf_token_in, execute, login, run_async
 from tests.test_stations import post_scan
 
 ROMANIAN, ENGLISH = "Componentă lipsă", "Missing component"
@@ -122,3 +124,14 @@ def test_an_over_long_romanian_name_is_refused_beside_it_and_nothing_saved(
     assert refused.status_code == 422
     assert 'data-testid="name_ro-error">' in refused.text and "at most 100 characters" in refused.text
     assert snapshot(settings) == before
+
+
+async def test_demo_scans_carry_the_seeded_catalogues_romanian_names(db: Database, db_url: Any) -> None:
+    await fill(db, 200, 2, UTC_SHIFTS, seed=3)
+    ((missing,),) = (await execute(db_url, "SELECT COUNT(*) FROM scans s JOIN defect_codes d"
+                                           " ON d.code = s.defect_code"
+                                           " WHERE s.defect_name_ro <> d.name_ro OR d.name_ro = ''"))[0]
+    assert missing == 0
+    ((romanian,),) = (await execute(db_url, "SELECT defect_name_ro FROM scans WHERE defect_code = '000'"
+                                            " LIMIT 1"))[0]
+    assert romanian == "Aprobat"
