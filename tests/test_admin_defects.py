@@ -32,7 +32,8 @@ def test_a_code_is_added_renamed_and_retired_with_audit_rows(
     assert query(settings, "SELECT name, category, active FROM defect_codes WHERE code = '401'") == [
         ("Sharp burr", "Surface", 0)]
     assert [row[1:] for row in audit_rows(settings) if row[1].startswith("defect.")] == [
-        ("defect.create", "401", None, '{"active": true, "category": "Surface", "name": "Burr"}'),
+        ("defect.create", "401", None,
+         '{"active": true, "category": "Surface", "name": "Burr", "name_ro": ""}'),
         ("defect.update", "401", '{"active": true, "name": "Burr"}',
          '{"active": false, "name": "Sharp burr"}'),
     ]

@@ -95,6 +95,7 @@ def test_the_sheets_speak_the_readers_language(admin: tuple[TestClient, str]) ->
     client.post("/language", data={"csrf_token": token, "language": "ro", "next": "/admin/defects/sheet"})
     sheet = client.get("/admin/defects/sheet").text
     assert "<h1>Foaia codurilor de defect</h1>" in sheet and "cu comanda Imprimare a browserului" in sheet
+    assert "Componentă lipsă" in sheet and "Missing component" not in sheet  # the names in Romanian too
     refused = client.post("/admin/users/badges", data={"csrf_token": token, "codes": "OP07\nX1"}).text
     assert ("Rândul 2, „X1”, nu este nici cod de operator (ca OP07), nici cod de controlor (ca OC12)."
             in refused)

@@ -127,7 +127,7 @@ def test_the_same_defect_in_a_row_fires_for_its_order(
 def _row(scan_id: int, defect: str) -> Saved:
     from datetime import datetime
     return Saved(ScanRow(scan_id, "fg", datetime(2026, 1, 1), "OP07", f"CP00012345-{scan_id:04d}",
-                         "CP00012345", "OC12", "OC13", defect, "", defect == "000", False), 0, 0)
+                         "CP00012345", "OC12", "OC13", defect, "", "", defect == "000", False), 0, 0)
 
 
 async def test_a_breach_seen_by_several_processes_fires_once(db: Database, settings: Settings) -> None:

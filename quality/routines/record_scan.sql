@@ -102,8 +102,8 @@ BEGIN
         ON DUPLICATE KEY UPDATE scans = scans + 1;
     END IF;
 
-    SELECT v_scan, v_previous_scan <> 0, d.name, c.approved, c.rejected,
-           p.approved, p.defect_code, p.defect_name, o.scans, v_at
+    SELECT v_scan, v_previous_scan <> 0, d.name, d.name_ro, c.approved, c.rejected,
+           p.approved, p.defect_code, p.defect_name, p.defect_name_ro, o.scans, v_at
     FROM order_counts c
     JOIN defect_codes d ON d.code = p_defect
     JOIN operator_shift_scans o

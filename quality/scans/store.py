@@ -68,8 +68,13 @@ class ScanRow:
     checker2_code: str
     defect_code: str
     defect_name: str
+    defect_name_ro: str
     approved: bool
     is_rescan: bool
+
+    def defect_name_in(self, language: str) -> str:
+        """The defect's name in the reader's language, as it was when the scan was saved."""
+        return defects.name_in(language, self.defect_name, self.defect_name_ro)
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,6 +84,10 @@ class Verdict:
     approved: bool
     defect_code: str
     defect_name: str
+    defect_name_ro: str
+
+    def defect_name_in(self, language: str) -> str:
+        return defects.name_in(language, self.defect_name, self.defect_name_ro)
 
 
 @dataclass(frozen=True, slots=True)
@@ -94,14 +103,14 @@ class Saved:
     operator_scans: int | None = None
 
 
-# A scan row with its defect's name as it was when the scan was saved (migration
-# 0004 keeps it on the row) and its order's current piece counts.
+# A scan row with its defect's names as they were when the scan was saved
+# (migrations 0004 and 0016 keep them on the row) and its order's current piece counts.
 # STRAIGHT_JOIN: always walk scans by its own index first and look the counts
 # up by primary key.
 ROW_SELECT = (
     "SELECT STRAIGHT_JOIN s.id, s.station, s.created_at, s.operator_code, s.piece_code, s.order_code,"
-    " s.checker1_code, s.checker2_code, s.defect_code, s.defect_name, s.approved, s.is_rescan,"
-    " c.approved, c.rejected"
+    " s.checker1_code, s.checker2_code, s.defect_code, s.defect_name, s.defect_name_ro, s.approved,"
+    " s.is_rescan, c.approved, c.rejected"
     " FROM scans s"
     " JOIN order_counts c ON c.station = s.station AND c.order_code = s.order_code"
 )
@@ -109,7 +118,7 @@ ROW_SELECT = (
 
 def saved_from_row(values: tuple) -> Saved:
     *row, approved, rejected = values
-    row[10], row[11] = bool(row[10]), bool(row[11])
+    row[11], row[12] = bool(row[11]), bool(row[12])
     return Saved(ScanRow(*row), approved, rejected)
 
 
@@ -139,8 +148,8 @@ async def save_scan(db: Database, station: str, scan: ScanInput, user_id: int,
 async def _record_scan(db: Database, station: str, scan: ScanInput, user_id: int,
                        shifts: Shifts, created_at: datetime) -> Saved:
     shift_start, shift_end = shifts.around(created_at)
-    (scan_id, rescan, defect_name, approved, rejected,
-     was_approved, was_code, was_name, operator_scans, stored_at) = await db.run(
+    (scan_id, rescan, defect_name, defect_name_ro, approved, rejected,
+     was_approved, was_code, was_name, was_name_ro, operator_scans, stored_at) = await db.run(
         _call_record_scan,
         {"station": station, "submission": scan.submission_id, "operator": scan.operator_code,
          "piece": scan.piece_code, "order": scan.order_code, "checker1": scan.checker1_code,
@@ -149,10 +158,10 @@ async def _record_scan(db: Database, station: str, scan: ScanInput, user_id: int
     )
     row = ScanRow(
         scan_id, station, stored_at, scan.operator_code, scan.piece_code, scan.order_code,
-        scan.checker1_code, scan.checker2_code, scan.defect_code, defect_name,
+        scan.checker1_code, scan.checker2_code, scan.defect_code, defect_name, defect_name_ro,
         scan.approved, bool(rescan),
     )
-    previous = None if was_code is None else Verdict(bool(was_approved), was_code, was_name)
+    previous = None if was_code is None else Verdict(bool(was_approved), was_code, was_name, was_name_ro)
     return Saved(row, approved, rejected, previous=previous, operator_scans=operator_scans)
 
 
@@ -168,13 +177,13 @@ async def piece_verdict(db: Database, station: str, piece_code: str) -> Verdict 
     two primary-key reads."""
     async with db.transaction() as cur:
         await cur.execute(
-            "SELECT v.approved, s.defect_code, s.defect_name FROM piece_verdicts v"
+            "SELECT v.approved, s.defect_code, s.defect_name, s.defect_name_ro FROM piece_verdicts v"
             " JOIN scans s ON s.id = v.last_scan_id"
             " WHERE v.station = %s AND v.piece_code = %s",
             (station, piece_code),
         )
         found = await cur.fetchone()
-    return None if found is None else Verdict(bool(found[0]), found[1], found[2])
+    return None if found is None else Verdict(bool(found[0]), *found[1:])
 
 
 async def operator_scans(db: Database, station: str, operator_code: str,
@@ -252,5 +261,5 @@ async def newer(cur: Cursor, after_id: int, missing: list[int], limit: int
     return auth_version, sorted(found, key=lambda saved: saved.row.id)
 
 
-# The counter's row fills ROW_SELECT's other 13 columns with NULL.
-_NULLS = ", ".join(["NULL"] * 13)
+# The counter's row fills ROW_SELECT's other 14 columns with NULL.
+_NULLS = ", ".join(["NULL"] * 14)

@@ -450,11 +450,12 @@ class Choices:
     operators: list[str]
 
 
-async def filter_choices(cur: Cursor) -> Choices:
-    """Two small reads: the catalogue, and the distinct operators of
-    scan_daily_operator, read from the index it leads (a loose index scan)."""
+async def filter_choices(cur: Cursor, language: str) -> Choices:
+    """Two small reads: the catalogue (names in the reader's language), and the
+    distinct operators of scan_daily_operator, read from the index it leads (a
+    loose index scan)."""
     await cur.execute("SELECT DISTINCT operator_code FROM scan_daily_operator ORDER BY operator_code"
                       " LIMIT %s", (MAX_CHOICES,))
     operators = [code for (code,) in await cur.fetchall()]
-    return Choices(dict(sorted((await defect_names(cur)).items())), operators)
+    return Choices(dict(sorted((await defect_names(cur, language)).items())), operators)
 

@@ -143,6 +143,9 @@ _CHANGES = {
     ("role.rename", "name"): lazy("%(actor)s renamed the role %(before)s to %(after)s."),
     ("defect.update", "name"):
         lazy("%(actor)s renamed the defect code %(target)s from %(before)s to %(after)s."),
+    ("defect.update", "name_ro"):
+        lazy("%(actor)s changed the Romanian name of the defect code %(target)s"
+             " from %(before)s to %(after)s."),
     ("defect.update", "category"):
         lazy("%(actor)s changed the category of the defect code %(target)s from %(before)s to %(after)s."),
 }

@@ -29,7 +29,7 @@ from urllib.parse import urlencode
 from quality.clock import to_plant, utc_now
 from quality.db import Cursor, Database, DatabaseUnavailable
 from quality.defects import names as defect_names
-from quality.i18n import count, percent
+from quality.i18n import DEFAULT_LANGUAGE, count, percent
 from quality.scan_filter import ScanFilter
 from quality.shifts import Shifts
 from quality.summary.figures import Figures, TablePage, order_by
@@ -78,14 +78,15 @@ def report_filter(scan_filter: ScanFilter, now: datetime) -> ScanFilter:
 
 
 async def build(db: Database, scan_filter: ScanFilter, now: datetime | None = None,
-                tables: Tables = Tables(), *, written_at: float | None = None) -> Report:
+                tables: Tables = Tables(), *, written_at: float | None = None,
+                language: str = DEFAULT_LANGUAGE) -> Report:
     """The report's figures, read on two connections at once, in the pool's
     bulk lane (of the read replica while it keeps up: `Database.read`, with
     `written_at` as there): days and shifts (hour rows folded into shifts in Python), then
     operators and the defect names on one; orders (all, then the page's
     defects) on the other. Each connection reads one snapshot, so the figures
     on it (days, shifts and their total; operators; orders) are of one moment;
-    the two moments are a few milliseconds apart."""
+    the two moments are a few milliseconds apart. Defects are named in `language`."""
     now = now or utc_now()
     scan_filter = report_filter(scan_filter, now)
     shifts = scan_filter.shifts
@@ -93,7 +94,7 @@ async def build(db: Database, scan_filter: ScanFilter, now: datetime | None = No
     try:
         async with asyncio.TaskGroup() as tasks:
             shifts_and_operators = tasks.create_task(db.read(
-                _by_shift_and_operator, scan_filter, now, tables, bulk=True, snapshot=True,
+                _by_shift_and_operator, scan_filter, now, tables, language, bulk=True, snapshot=True,
                 written_at=written_at))
             orders = tasks.create_task(db.read(_by_order, scan_filter, now, tables, bulk=True, snapshot=True,
                                                written_at=written_at))
@@ -119,13 +120,14 @@ async def build(db: Database, scan_filter: ScanFilter, now: datetime | None = No
 Page = tuple[list[tuple[str, Figures]], TablePage]
 
 
-async def _by_shift_and_operator(cur: Cursor, scan_filter: ScanFilter, now: datetime, tables: Tables
-                                 ) -> tuple[dict[tuple[date, int], Figures], Page, dict[str, str]]:
+async def _by_shift_and_operator(
+        cur: Cursor, scan_filter: ScanFilter, now: datetime, tables: Tables, language: str,
+) -> tuple[dict[tuple[date, int], Figures], Page, dict[str, str]]:
     """Figures per production day and shift, a page of the operators, the defect codes' names."""
     by_shift = await aggregate(cur, Question.per_shift(scan_filter), now)
     operators = order_by(await aggregate(cur, Question.per(scan_filter, "operator"), now), tables.sort)
     page = TablePage.asked(tables.operator_page, TOP, len(operators))
-    return by_shift, (page.of(operators), page), await defect_names(cur)
+    return by_shift, (page.of(operators), page), await defect_names(cur, language)
 
 
 async def _by_order(cur: Cursor, scan_filter: ScanFilter, now: datetime, tables: Tables) -> Page:

@@ -65,17 +65,18 @@ async def page(request: Request) -> Response:
         asked = request.headers.get("if-none-match") if is_htmx(request) else None
         if asked == _etag(watcher.newest):  # a refresh, and no scan since
             return Response(status_code=304, headers={"ETag": asked})
+        language = request_language(request, services(request).settings.language)
         answer = await services(request).answers.get(
-            ("report", listing.filter.query(), ranged.start, ranged.end, tables), watcher.newest,
+            # Per language: the report names its defects in the reader's.
+            ("report", listing.filter.query(), ranged.start, ranged.end, tables, language), watcher.newest,
             # A page opened reads its own; refreshes share.
             lambda mark, age: asked is not None and (mark >= watcher.newest or age < FRESH_SECONDS),
             lambda: build(services(request).db, listing.filter, tables=tables,
-                          written_at=written_at(request)))
+                          written_at=written_at(request), language=language))
         if asked == _etag(answer.mark):
             return Response(status_code=304, headers={"ETag": asked})
         report = answer.value
         links = Links(report)
-        language = request_language(request, services(request).settings.language)
         context.update({
             "report": report, "links": links,
             "charts": charts.for_report(report, links, translator(language), language),
@@ -92,7 +93,8 @@ async def page(request: Request) -> Response:
             "refresh": REFRESH_SECONDS if report.start <= utc_now() < report.end else None,
         })
     async with services(request).db.transaction() as cur:  # the filter's pick lists
-        context["choices"] = await filter_choices(cur)
+        context["choices"] = await filter_choices(
+            cur, request_language(request, services(request).settings.language))
     # A refresh gets the report's body alone, in place: the page keeps its scroll.
     return render(request, "reports/wall.html" if wall else "reports/page.html", context,
                   block="report_body", status_code=200 if listing.ok else 400)

@@ -73,6 +73,7 @@ class Words:
     rescan: str
     translate: Callable[[str], str]
     separator: str  # between a spreadsheet CSV's values: `;` where decimals take a comma
+    language: str  # the defects' names are in it too
 
     def sheet_name(self, number: int) -> str:
         if number == 1:
@@ -87,7 +88,7 @@ def words(language: str) -> Words:
     return Words([translate(column) for column in COLUMNS],
                  {key: translate(station.title) for key, station in STATIONS.items()},
                  translate(lazy("Approved")), translate(lazy("Rejected")), translate(lazy("Yes")), translate,
-                 separator)
+                 separator, language)
 
 
 def row_values(row: ScanRow, timezone: ZoneInfo, words: Words) -> list[Cell]:
@@ -111,7 +112,7 @@ def _local_time(row: ScanRow, timezone: ZoneInfo) -> datetime:
 
 def _text_values(row: ScanRow, words: Words) -> list[str]:
     return [words.stations[row.station], row.operator_code, row.piece_code, row.order_code,
-            row.checker1_code, row.checker2_code, row.defect_code, row.defect_name,
+            row.checker1_code, row.checker2_code, row.defect_code, row.defect_name_in(words.language),
             words.approved if row.approved else words.rejected, words.rescan if row.is_rescan else ""]
 
 

@@ -23,11 +23,12 @@ from quality.summary.query import Question, aggregate
 PAGE_SIZE = 50
 EXPORT_BATCH = 1000  # rows a batch: its read and parse hold the event loop a couple of ms
 
-# Each row with the defect name its code had when it was scanned (migration 0004),
+# Each row with the defect names its code had when it was scanned (migrations 0004, 0016),
 # read from scans alone, walking the filter's own index in order.
 _SELECT = (
     "SELECT s.id, s.station, s.created_at, s.operator_code, s.piece_code, s.order_code,"
-    " s.checker1_code, s.checker2_code, s.defect_code, s.defect_name, s.approved, s.is_rescan"
+    " s.checker1_code, s.checker2_code, s.defect_code, s.defect_name, s.defect_name_ro, s.approved,"
+    " s.is_rescan"
     " FROM scans s"
 )
 _OLDER = "(s.created_at < %s OR (s.created_at = %s AND s.id < %s))"

@@ -56,7 +56,8 @@ async def page(request: Request) -> Response:
         "range_presets": preset_choices(), "page": None, "grouping": None, "group_labels": GROUP_LABELS,
     }
     async with services(request).db.transaction() as cur:
-        context["choices"] = await filter_choices(cur)
+        context["choices"] = await filter_choices(
+            cur, request_language(request, services(request).settings.language))
         context["saved"] = await saved(cur, request.state.user.id)
     if not listing.ok:
         # A filter being corrected: its errors beside the fields, the results
