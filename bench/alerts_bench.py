@@ -51,7 +51,7 @@ def scans(count: int) -> list[Saved]:
     at = datetime(2026, 12, 4, 10)
     return [
         Saved(ScanRow(number, rng.choice(("quality", "fg")), at, "OP07", f"{order}-{number:04d}", order,
-                      "OC12", "OC13", defect, "", defect == "000", False), 0, 0)
+                      "OC12", "OC13", defect, "", "", defect == "000", False), 0, 0)
         for number in range(1, count + 1)
         for order, defect in [(rng.choice(ORDERS), rng.choice(DEFECTS))]
     ]

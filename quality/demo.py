@@ -5,7 +5,8 @@ Several operators and checkers per shift, orders of 50-500 pieces, re-scans of
 reworked pieces, and a rejection rate and defect mix that vary by shift and
 day; and two excursions for the control charts and alerts to show: a bad hour
 at one station (45 % rejected) a day or so before the end, and an
-order in the last days whose rejected pieces all have the same defect. Every
+order in the last days whose rejected pieces all have the same defect, with a
+run of them in a row where a feeder failed. Every
 demo scan is made by the `demo-data` user, which is how a database
 holding real scans is recognised (and refused without `force`).
 """
@@ -52,6 +53,10 @@ _RESCAN_SHARE = 0.6  # of rejected pieces, reworked and scanned again later
 _BAD_HOUR_REJECT_RATE = 0.45
 _RECURRING_REJECT_RATE = 0.3
 _RECURRING_DEFECT = "104"  # Missing component, when the catalogue has it
+# The feeder fault on the recurring order: from its 10th piece, 12 rejected in a
+# row, so the demo's "same defect 3 times in a row" rule fires whatever the
+# random draws (a time of day that drew no three in a row once left it silent).
+_FAULT_PIECES = range(10, 22)
 
 
 @dataclass(frozen=True)
@@ -221,6 +226,7 @@ def _scans(rng: random.Random, count: int, plan: _Plan, timezone: ZoneInfo, user
     defect_weights = [[rng.uniform(0.2, 3.0) for _ in defects] for _ in _CREWS]
     order = first_order
     pending: list[tuple[str, str, str]] = []  # (station, piece, order) waiting for a re-scan
+    recurring_scanned = 0  # first scans of the recurring order's pieces so far
     queue: Iterator[tuple[str, str, str]] = iter(())
     for _ in range(count):
         at += step * rng.uniform(0.5, 1.5)
@@ -229,7 +235,9 @@ def _scans(rng: random.Random, count: int, plan: _Plan, timezone: ZoneInfo, user
         shift = _SHIFT_OF_HOUR[local.hour]
         crew = _CREWS[shift]
         factor = day_factor.setdefault(local.toordinal(), rng.uniform(0.5, 1.8))
-        rescan = bool(pending) and rng.random() < 0.03
+        # No rework while the feeder fault runs: the run stays unbroken.
+        in_fault = recurring_scanned in _FAULT_PIECES
+        rescan = bool(pending) and not in_fault and rng.random() < 0.03
         if rescan:
             station, piece, order_code = pending.pop(rng.randrange(len(pending)))
         else:
@@ -247,6 +255,9 @@ def _scans(rng: random.Random, count: int, plan: _Plan, timezone: ZoneInfo, user
             reject_rate = _RECURRING_REJECT_RATE
         if plan.in_bad_hour(at, station):
             reject_rate = _BAD_HOUR_REJECT_RATE
+        if recurring and not rescan:
+            reject_rate = 1.0 if in_fault else reject_rate
+            recurring_scanned += 1
         if rescan:
             reject_rate /= 4  # reworked pieces mostly pass
         approved = rng.random() >= reject_rate

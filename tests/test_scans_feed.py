@@ -27,7 +27,7 @@ from tests.conftest import LiveServer, csrf_token_in, database_for, execute
 def saved(scan_id: int, order: str = "CP00000001", approved: int = 1, rejected: int = 0,
           station: str = "quality") -> Saved:
     row = ScanRow(scan_id, station, utc_now(), "OP01", f"{order}-{scan_id:04d}", order,
-                  "OC01", "OC02", "000", "Approved", True, False)
+                  "OC01", "OC02", "000", "Approved", "Aprobat", True, False)
     return Saved(row, approved, rejected)
 
 

@@ -114,11 +114,11 @@ async def test_the_count_is_this_shift_at_this_station_by_this_operator(
 async def test_a_save_says_which_verdict_it_replaced(db: Database, make_user: Any) -> None:
     make_user("rescanner", "operator")
     piece = "CP00000045-0001"
+    missing = Verdict(False, "104", "Missing component", "Componentă lipsă")  # names as seeded
     first = await save_scan(db, "quality", scan_input(piece, "104"), 1, UTC_SHIFTS)
-    assert first.previous is None and await piece_verdict(db, "quality", piece) == Verdict(
-        False, "104", "Missing component")
+    assert first.previous is None and await piece_verdict(db, "quality", piece) == missing
     second = await save_scan(db, "quality", scan_input(piece, "000"), 1, UTC_SHIFTS)
-    assert second.row.is_rescan and second.previous == Verdict(False, "104", "Missing component")
+    assert second.row.is_rescan and second.previous == missing
     third = await save_scan(db, "quality", scan_input(piece, "101"), 1, UTC_SHIFTS)
     assert third.previous is not None and third.previous.approved
     assert await piece_verdict(db, "fg", piece) is None  # stations never see each other
