@@ -51,7 +51,7 @@ from asyncmy.errors import MySQLError
 from quality.db import DatabaseError
 from quality.localdb import LocalDatabaseError, LocalMariaDB
 from quality.settings import DatabaseURL
-from tests.conftest import STOCK_SERVER, execute, run_async
+from tests.conftest import STOCK_SERVER, execute, free_ports, run_async
 
 GALERA_PROVIDER = Path("/usr/lib/galera/libgalera_smm.so")
 # Where scripts/setup --test puts the state transfer scripts (in the virtual
@@ -62,15 +62,6 @@ NODE_START_SECONDS = 90.0  # a joiner's start includes its state transfer
 SYNC_SECONDS = 60.0
 HAPROXY_CHECK_USER = "haproxy_check"
 PACKAGES = "scripts/setup --test (galera-4, rsync, haproxy and the wsrep_sst_* scripts)"
-
-
-def free_ports(count: int) -> list[int]:
-    """`count` distinct loopback ports free now (held open together, so none repeats)."""
-    with contextlib.ExitStack() as stack:
-        sockets = [stack.enter_context(socket.socket()) for _ in range(count)]
-        for sock in sockets:
-            sock.bind(("127.0.0.1", 0))
-        return [sock.getsockname()[1] for sock in sockets]
 
 
 @dataclass(frozen=True)

@@ -155,6 +155,36 @@ async def test_copies_of_one_scan_split_over_two_hosts_save_one_row(hosts: Hosts
     assert hosts.problems() == []
 
 
+async def test_different_scans_of_one_piece_through_both_hosts_at_once_agree_everywhere(
+        hosts: Hosts) -> None:
+    # 20 scans of one piece, approved and rejected in turn, half through each
+    # host (each on its own node) at once: every one saved, and the piece's
+    # verdict and its order's counts are those of its latest scan.
+    first, second = hosts.servers
+    here = await _signed_in(first, USERS[1])
+    there = _on(second, here)
+    piece = "CP00088888-0001"
+    try:
+        csrf = csrf_token_in((await here.get("/scan")).text)
+        answers = await asyncio.gather(*(
+            http.post("/scan", headers={**HTMX, "X-CSRF-Token": csrf}, data={
+                **GOOD, "piece_code": piece, "defect_code": "104" if n % 2 else "000",
+                "submission_id": secrets.token_hex(16)})
+            for n, http in enumerate((here, there) * 10)))
+        assert [answer.status_code for answer in answers] == [200] * 20
+        ((saved, latest, latest_approved),) = hosts.rows(
+            "SELECT COUNT(*), MAX(id), (SELECT approved FROM scans WHERE id = MAX(s.id))"
+            f" FROM scans s WHERE piece_code = '{piece}'")
+        assert saved == 20
+        assert hosts.rows(f"SELECT last_scan_id, approved FROM piece_verdicts WHERE piece_code = '{piece}'") \
+            == [(latest, latest_approved)]
+        assert hosts.rows(f"SELECT approved, rejected FROM order_counts WHERE order_code = '{piece[:10]}'") \
+            == [(1, 0) if latest_approved else (0, 1)]
+    finally:
+        await _closing(here, there)
+    assert hosts.problems() == []
+
+
 def _conflicts(galera: Galera) -> int:
     """Transactions the cluster rolled back for conflicting with another node's, so far."""
     return sum(int(node.status(name) or 0) for node in galera.nodes

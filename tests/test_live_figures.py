@@ -8,6 +8,8 @@ from __future__ import annotations
 import asyncio
 import re
 import time
+from collections import Counter
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -135,10 +137,20 @@ def test_an_open_report_is_sent_again_only_when_the_floor_moved(
     until_seen(client, save(db_url, "CP00000078-0001"))
     # Within FRESH_SECONDS of the last reading, every page is served that one.
     assert client.get("/reports", headers=refresh).status_code == 304 and answers.asked == asked
+    reads = Counter[str]()
+    for name in ("catalogue", "filter_choices"):
+        monkeypatch.setattr(report_views, name, counted(reads, name, getattr(report_views, name)))
     monkeypatch.setattr(report_views, "FRESH_SECONDS", 0)
     fresh = client.get("/reports", headers=refresh)
     assert fresh.status_code == 200 and answers.asked == asked + 1
     assert fresh.text.lstrip().startswith('<div id="report-body"') and "<form" not in fresh.text
+    # The refresh read its report and the defects' categories once, as one shared
+    # answer, and no pick lists: a page served that answer reads nothing.
+    assert reads == {"catalogue": 1}
+    monkeypatch.setattr(report_views, "FRESH_SECONDS", 15)
+    again = client.get("/reports", headers=refresh)
+    assert again.status_code == 200 and answers.asked == asked + 1 and reads == {"catalogue": 1}
+    assert 'data-testid="p-chart"' in again.text or "UCL" in again.text
     # A past range never changes: it does not ask again.
     past = client.get("/reports", params={"from": "2020-01-01", "to": "2020-01-02"})
     assert past.status_code == 200 and "hx-trigger" not in past.text.split('id="report-body"')[1][:300]
@@ -196,3 +208,11 @@ async def test_totals_and_an_open_report_follow_the_floor_in_chromium(
         await context.close()
     finally:
         server.stop()
+
+
+def counted(reads: Counter[str], name: str, read: Callable[..., Any]) -> Callable[..., Any]:
+    """`read`, counting its calls under `name`."""
+    async def counting(*args: Any, **kwargs: Any) -> Any:
+        reads[name] += 1
+        return await read(*args, **kwargs)
+    return counting

@@ -5,9 +5,7 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import contextlib
-import gc
 import threading
-import warnings
 from collections import Counter
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
@@ -22,6 +20,7 @@ from quality.throttle import BOUNDS, MAX_WAIT, STRANGER_WAIT
 from tests.conftest import (
     PASSWORD,
     LiveServer,
+    client_sockets_may_leak,
     csrf_token_in,
     database_for,
     execute,
@@ -234,20 +233,6 @@ async def sign_in_at_once(server: LiveServer, attempts: list[tuple[str, str, str
 
     with client_sockets_may_leak():
         return list(await asyncio.gather(*(sign_in(*attempt) for attempt in attempts)))
-
-
-@contextlib.contextmanager
-def client_sockets_may_leak() -> Iterator[None]:
-    """A burst of concurrent requests from this process's HTTP client now and
-    then leaves a socket of its own unclosed (seen once in eight whole-suite
-    runs, collected mid-burst): its ResourceWarning is the client's, not the
-    app's, which runs in a process of its own, so it is let pass here only."""
-    with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", r"unclosed (transport|<socket)", ResourceWarning)
-        try:
-            yield
-        finally:
-            gc.collect()
 
 
 @pytest.fixture

@@ -11,6 +11,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from quality.clock import utc_now
+from quality.db import Database
 from quality.defects import catalogue
 from quality.http.htmx import is_htmx
 from quality.http.language import request_language
@@ -71,11 +72,10 @@ async def page(request: Request) -> Response:
             ("report", listing.filter.query(), ranged.start, ranged.end, tables, language), watcher.newest,
             # A page opened reads its own; refreshes share.
             lambda mark, age: asked is not None and (mark >= watcher.newest or age < FRESH_SECONDS),
-            lambda: build(services(request).db, listing.filter, tables=tables,
-                          written_at=written_at(request), language=language))
+            lambda: _read(services(request).db, listing.filter, tables, written_at(request), language))
         if asked == _etag(answer.mark):
             return Response(status_code=304, headers={"ETag": asked})
-        report = answer.value
+        report, categories = answer.value
         links = Links(report)
         context.update({
             "report": report, "links": links,
@@ -87,14 +87,15 @@ async def page(request: Request) -> Response:
                 report.by_defect, links.rejected_with([code for code, _, _ in report.by_defect]),
                 strict=True)],
             "stamp": lambda at: local_stamp(at, report.shifts),
-            **await _control(request, report, links, language),
+            **_control(report, categories, links, language),
             "range_words": _range_words(listing, report.start, report.end, request),
             "etag": _etag(answer.mark),
             "refresh": REFRESH_SECONDS if report.start <= utc_now() < report.end else None,
         })
-    async with services(request).db.transaction() as cur:  # the filter's pick lists
-        context["choices"] = await filter_choices(
-            cur, request_language(request, services(request).settings.language))
+    if not is_htmx(request):  # the form's pick lists; an htmx request gets the report's body alone
+        async with services(request).db.transaction() as cur:
+            context["choices"] = await filter_choices(
+                cur, request_language(request, services(request).settings.language))
     # A refresh gets the report's body alone, in place: the page keeps its scroll.
     return render(request, "reports/wall.html" if wall else "reports/page.html", context,
                   block="report_body", status_code=200 if listing.ok else 400)
@@ -116,11 +117,18 @@ def _range_words(listing: ListRequest, start: datetime, end: datetime, request: 
     return in_words(values.get("range"), start, end, now, settings.timezone, language)
 
 
-async def _control(request: Request, report: Report, links: Links, language: str) -> dict:
+async def _read(db: Database, scan_filter: ScanFilter, tables: Tables, written: float | None,
+                language: str) -> tuple[Report, dict[str, str]]:
+    """A report and its defects' categories: one shared answer, so the pages
+    refreshing it cost the database one reading."""
+    report = await build(db, scan_filter, tables=tables, written_at=written, language=language)
+    defects = await db.read(catalogue, written_at=written)
+    return report, {defect.code: defect.category for defect in defects}
+
+
+def _control(report: Report, categories: dict[str, str], links: Links, language: str) -> dict:
     """The p-chart with its points' table (each linked to its scans) and the
     Pareto charts of defects and of their categories."""
-    async with services(request).db.transaction() as cur:
-        categories = {defect.code: defect.category for defect in await catalogue(cur)}
     by_category: dict[str, int] = {}
     for code, _name, rejected in report.by_defect:
         name = categories.get(code) or translator(language)(lazy("no category"))
