@@ -127,6 +127,7 @@ class ReadReplica(Protocol):
     pool: Database
     served: int
     fallbacks: Counter[str]
+    caught_up_to: float | None
 
     async def open(self) -> None: ...
 
@@ -553,6 +554,18 @@ class Database:
             replica.fallbacks[why] += 1
         async with self.lane(bulk).transaction(snapshot=snapshot) as cur:
             return await body(cur, *args, **kwargs)
+
+    def read_holds(self) -> float:
+        """A time (epoch seconds) before which everything committed is in what a
+        `read` begun now answers, whichever server answers it: now here, the
+        replica's `caught_up_to` there (0 while unknown); the earlier of the
+        two, as the replica may start or stop answering meanwhile. An answer
+        kept for others (quality/answers.py) carries it, so that it is served
+        only to clients whose last write it holds, as `read` would choose."""
+        now = time.time()
+        if self.replica is None:
+            return now
+        return min(now, self.replica.caught_up_to or 0.0)
 
     def lane(self, bulk: bool) -> Database | Lane:
         """The bulk lane for bulk work, else the whole pool."""

@@ -47,6 +47,18 @@ def make_role(settings: Settings, name: str, *permissions: str) -> None:
                         f" SELECT id, '{permission}' FROM roles WHERE name = '{name}'")
 
 
+def losing_every_first_try(settings: Settings) -> None:
+    """From now on the first try of each save that writes one audit row loses,
+    as to a concurrent transaction or a Galera certification failure (1213);
+    the MEMORY table `tries` counts the tries through the rollbacks."""
+    query(settings, "CREATE TABLE tries (n INT) ENGINE=MEMORY")
+    query(settings,
+          "CREATE TRIGGER loses_once BEFORE INSERT ON audit_log FOR EACH ROW BEGIN"
+          " INSERT INTO tries VALUES (1);"
+          " IF (SELECT COUNT(*) FROM tries) % 2 = 1 THEN"
+          " SIGNAL SQLSTATE '40001' SET MESSAGE_TEXT = 'Deadlock found', MYSQL_ERRNO = 1213; END IF; END")
+
+
 def audit_rows(settings: Settings) -> list[tuple[Any, ...]]:
     """(actor, action, target, before, after) of every audit row, oldest first."""
     return query(settings,

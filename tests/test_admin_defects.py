@@ -9,8 +9,7 @@ import pytest
 from starlette.testclient import TestClient
 
 from quality.settings import Settings
-from tests.admin_support import audit_rows, query, sign_in, snapshot
-from tests.conftest import execute, run_async
+from tests.admin_support import audit_rows, losing_every_first_try, query, sign_in, snapshot
 from tests.test_stations import post_scan
 
 
@@ -89,17 +88,8 @@ def test_a_retired_code_is_refused_at_the_scan_page_and_old_scans_keep_their_nam
 def test_a_save_that_loses_a_race_once_is_run_again_and_audited_once(
     admin: tuple[TestClient, str], settings: Settings
 ) -> None:
-    # The first try of each save loses, as to a concurrent transaction or a
-    # Galera certification failure; a MEMORY table keeps the count through the rollback.
     client, token = admin
-    assert settings.database_url
-    run_async(execute(
-        settings.database_url,
-        "CREATE TABLE tries (n INT) ENGINE=MEMORY",
-        "CREATE TRIGGER loses_once BEFORE INSERT ON audit_log FOR EACH ROW BEGIN"
-        " INSERT INTO tries VALUES (1);"
-        " IF (SELECT COUNT(*) FROM tries) % 2 = 1 THEN"
-        " SIGNAL SQLSTATE '40001' SET MESSAGE_TEXT = 'Deadlock found', MYSQL_ERRNO = 1213; END IF; END"))
+    losing_every_first_try(settings)
     assert client.post("/admin/defects", data={"csrf_token": token, "code": "402", "name": "Burr",
                                                 "category": "Surface"},
                        follow_redirects=False).status_code == 303

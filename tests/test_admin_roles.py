@@ -11,7 +11,7 @@ from starlette.testclient import TestClient
 
 from quality.permissions import PERMISSIONS
 from quality.settings import Settings
-from tests.admin_support import audit_rows, post_pairs, query, sign_in, snapshot
+from tests.admin_support import audit_rows, losing_every_first_try, post_pairs, query, sign_in, snapshot
 
 
 def role_ids(settings: Settings) -> dict[str, int]:
@@ -137,3 +137,15 @@ def test_roles_are_created_renamed_and_deleted_only_when_unused(
     for path in ("/admin/roles/65000/rename", "/admin/roles/65000/delete",
                  "/admin/roles/x/delete", "/admin/roles/99999999999999999999/rename"):
         assert client.post(path, data={"csrf_token": token, "name": "ghost"}).status_code == 404
+
+
+def test_a_role_save_that_loses_a_race_once_is_run_again_and_audited_once(
+    admin: tuple[TestClient, str], settings: Settings
+) -> None:
+    client, token = admin
+    losing_every_first_try(settings)
+    assert client.post("/admin/roles", data={"csrf_token": token, "name": "lead", "description": "Leads"},
+                       follow_redirects=False).status_code == 303
+    assert [row[1:3] for row in audit_rows(settings) if row[1].startswith("role.")] == [
+        ("role.create", "lead")]
+    assert query(settings, "SELECT COUNT(*) FROM tries") == [(2,)]  # it ran twice

@@ -40,19 +40,20 @@ async def test_pages_asking_at_once_share_one_reading() -> None:
         await asyncio.sleep(0.05)
         return 42
 
-    def after(told: int) -> Any:
-        return lambda mark, _age: mark >= told
+    def get(key: str, told: int, ask: Any = ask) -> Any:  # asked by pages that wrote nothing
+        return answers.get(key, told, lambda mark, _age: mark >= told, ask,
+                           holds=time.time(), written_at=None)
 
-    found = await asyncio.gather(*(answers.get("totals", 7, after(7), ask) for _ in range(100)))
+    found = await asyncio.gather(*(get("totals", 7) for _ in range(100)))
     assert {answer.value for answer in found} == {42} and answers.asked == 1
-    await answers.get("totals", 7, after(7), ask)
+    await get("totals", 7)
     assert answers.asked == 1  # kept while nothing newer is asked for
-    await answers.get("totals", 9, after(9), ask)
+    await get("totals", 9)
     assert answers.asked == 2  # a newer scan: read again
     # A page leaving does not cancel the reading the others wait for.
     started.clear()
-    leaving = asyncio.create_task(answers.get("totals", 11, after(11), ask))
-    staying = asyncio.create_task(answers.get("totals", 11, after(11), ask))
+    leaving = asyncio.create_task(get("totals", 11))
+    staying = asyncio.create_task(get("totals", 11))
     await started.wait()
     leaving.cancel()
     assert (await staying).value == 42 and answers.asked == 3
@@ -61,8 +62,29 @@ async def test_pages_asking_at_once_share_one_reading() -> None:
         raise RuntimeError("database gone")
 
     with pytest.raises(RuntimeError):
-        await answers.get("broken", 1, after(1), fails)
-    assert (await answers.get("broken", 1, after(1), ask)).value == 42  # an error is not kept
+        await get("broken", 1, fails)
+    assert (await get("broken", 1)).value == 42  # an error is not kept
+
+
+async def test_an_answer_serves_a_client_that_wrote_only_if_it_holds_that_write() -> None:
+    answers = SharedAnswers()
+    readings: list[float | None] = []
+
+    def get(holds: float, written_at: float | None) -> Any:
+        async def ask() -> float | None:
+            readings.append(written_at)  # as `Database.read` would for this client alone
+            await asyncio.sleep(0.05)
+            return written_at
+
+        return answers.get("totals", 7, lambda _mark, _age: True, ask, holds=holds, written_at=written_at)
+
+    # Read (on a replica) holding the writes before 100: a write at 150 is not
+    # in it, neither while it is being read nor once kept; one at 50 is.
+    others, writer = await asyncio.gather(get(100.0, None), get(100.0, 150.0))
+    assert (others.value, writer.value) == (None, 150.0) and readings == [None, 150.0]
+    # The newest reading is kept (holding what was committed before 100 at least).
+    assert (await get(120.0, 50.0)).value == 150.0 and len(readings) == 2
+    assert (await get(120.0, 160.0)).value == 160.0 and readings == [None, 150.0, 160.0]
 
 
 def save(db_url: Any, piece: str, defect: str = "104") -> int:

@@ -149,16 +149,22 @@ async def create(request: Request) -> Response:
     checked = validate(await request.form(), (ROLE_NAME, DESCRIPTION))
     if checked.ok:
         name, description = checked.values["name"], checked.values["description"]
-        async with services(request).db.transaction() as cur:
-            if await role_table.name_taken(cur, name):
-                checked.errors["name"] = lazy("A role with this name exists already.")
-            else:
-                await role_table.create(cur, name, description)
-                await audit.record(cur, Actor.of(request), "role.create", name, None,
-                                   {"name": name, "description": description})
+        if not await changing(services(request).db, Actor.of(request), _create, name, description):
+            checked.errors["name"] = lazy("A role with this name exists already.")
     if checked.ok:
         return done("/admin/roles", "created")
     return await _page(request, 422, values=checked.values, errors=checked.errors)
+
+
+async def _create(cur: Cursor, grantor: Grantor, name: str, description: str) -> bool:
+    """Create a role, with no permissions (run inside `changing`); False when
+    another role has the name."""
+    if await role_table.name_taken(cur, name):
+        return False
+    await role_table.create(cur, name, description)
+    await audit.record(cur, grantor.actor, "role.create", name, None,
+                       {"name": name, "description": description})
+    return True
 
 
 @guard("admin.roles")

@@ -67,12 +67,14 @@ async def page(request: Request) -> Response:
         if asked == _etag(watcher.newest):  # a refresh, and no scan since
             return Response(status_code=304, headers={"ETag": asked})
         language = request_language(request, services(request).settings.language)
+        db, wrote = services(request).db, written_at(request)
         answer = await services(request).answers.get(
             # Per language: the report names its defects in the reader's.
             ("report", listing.filter.query(), ranged.start, ranged.end, tables, language), watcher.newest,
             # A page opened reads its own; refreshes share.
             lambda mark, age: asked is not None and (mark >= watcher.newest or age < FRESH_SECONDS),
-            lambda: _read(services(request).db, listing.filter, tables, written_at(request), language))
+            lambda: _read(db, listing.filter, tables, wrote, language),
+            holds=db.read_holds(), written_at=wrote)
         if asked == _etag(answer.mark):
             return Response(status_code=304, headers={"ETag": asked})
         report, categories = answer.value

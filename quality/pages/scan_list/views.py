@@ -103,19 +103,18 @@ async def totals_fragment(request: Request) -> Response:
     # pages open on one filter share one reading. A page just opened reads its
     # own: it shows rows the watcher may not have seen yet.
     told = live.position(request)
-    watcher = services(request).scan_watcher
+    watcher, db, wrote = services(request).scan_watcher, services(request).db, written_at(request)
 
     async def count() -> Figures:
         # A long filter's totals read many rows: in the bulk lane, with exports and
         # reports, on the replica when it keeps up; in one snapshot, so its several
         # statements read one moment.
-        return await services(request).db.read(totals, listing.filter, bulk=True, snapshot=True,
-                                               written_at=written_at(request))
+        return await db.read(totals, listing.filter, bulk=True, snapshot=True, written_at=wrote)
 
     scan_filter = listing.filter
     answer = await services(request).answers.get(
         ("totals", scan_filter.query(), scan_filter.start, scan_filter.end), watcher.newest,
-        lambda mark, _age: told is not None and mark >= told, count)
+        lambda mark, _age: told is not None and mark >= told, count, holds=db.read_holds(), written_at=wrote)
     return render(request, "scan_list/_totals.html", {"totals": answer.value, "filter": scan_filter})
 
 
