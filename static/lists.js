@@ -2,7 +2,9 @@
 // - The list's live first page: new matching scans arrive as rendered rows over
 //   server-sent events and go on top. Deeper pages have no stream, so they never
 //   move under the reader. Reconnects after every htmx swap, since the filter
-//   (and so the stream's address) may have changed.
+//   (and so the stream's address) may have changed, and after a refused one.
+// - Figures that refresh themselves (a list's totals, an open report) keep what
+//   they show when a refresh fails, and go on asking.
 // - The list's filter form is never replaced: a pause in typing, or a changed
 //   field, asks for the results alone (the form's "filter" trigger), once per
 //   distinct filter; errors come back beside their fields, out of band.
@@ -10,8 +12,11 @@
 
 (function () {
   const TYPING_PAUSE_MS = 500;
+  // How long a refused stream, or a failed refresh of the totals, waits to ask again.
+  const AGAIN_AFTER_MS = 5000;
   let source = null;
   let address = "";
+  let newestRow = "";  // the newest row the stream brought: where a stream opened again resumes
 
   function connect() {
     const table = document.getElementById("list-table");
@@ -20,26 +25,45 @@
     if (source) source.close();
     source = null;
     address = wanted;
-    if (!wanted) return;
-    source = new EventSource(wanted);
-    source.addEventListener("rows", (event) => {
+    newestRow = "";
+    if (wanted) open(wanted);
+  }
+
+  function open(url) {
+    const opened = new EventSource(url);
+    source = opened;
+    opened.addEventListener("rows", (event) => {
       const body = document.querySelector("#list-table tbody");
       if (!body) return;
       const empty = body.querySelector("tr.empty");
       if (empty) empty.remove();
       body.insertAdjacentHTML("afterbegin", event.data);
+      newestRow = event.lastEventId;
       recount(event.lastEventId);
     });
+    // EventSource reconnects by itself, unless an answer was not a stream (a
+    // 503 while the database is away): then it would never ask again. Opened
+    // again a little later, after the newest row shown, unless the filter changed meanwhile.
+    opened.addEventListener("error", () => {
+      if (opened.readyState !== EventSource.CLOSED) return;
+      setTimeout(() => { if (source === opened) open(resumed()); }, AGAIN_AFTER_MS);
+    });
+  }
+
+  function resumed() {
+    const url = new URL(address, location.href);
+    if (newestRow) url.searchParams.set("v", newestRow);
+    return url.pathname + url.search;
   }
 
   // The totals follow the rows: asked again a moment after new matching scans
   // (whatever comes meanwhile joins that one question, so a busy line still
   // gets its totals every second), naming the newest, so the server can answer
-  // every page open on this filter with one reading.
+  // every page open on this filter with one reading. A failed question is asked again.
   const RECOUNT_AFTER_MS = 1000;
   let recounting = null;
   let newestSeen = "";
-  function recount(newest) {
+  function recount(newest, delay = RECOUNT_AFTER_MS) {
     newestSeen = newest;
     if (recounting) return;
     recounting = setTimeout(() => {
@@ -48,8 +72,52 @@
       if (!tools || !document.getElementById("totals")) return;
       htmx.ajax("GET", `${tools.dataset.totals}&v=${encodeURIComponent(newestSeen)}`,
                 { target: "#totals", swap: "outerHTML" });
-    }, RECOUNT_AFTER_MS);
+    }, delay);
   }
+
+  // -- a refresh that fails ----------------------------------------------------------
+  // Figures that refresh themselves name their note (data-refresh-note). A
+  // refresh the server fails (5xx: the database away, a proxy without the app)
+  // or that gets no answer keeps the figures shown, in place: an error page
+  // swapped in would take the element that asks again with it, and the page
+  // would stop following the floor. The note says since when the figures are
+  // not refreshed; the next good answer (new figures, or a 304: still current)
+  // hides it. A 4xx is still shown: asking again would not cure it.
+  const loadedAt = new Date();
+  const confirmedAt = new Map();  // note id -> when its figures were last confirmed
+
+  function noteFor(target) {
+    const id = target && target.dataset ? target.dataset.refreshNote : "";
+    return id ? document.getElementById(id) : null;
+  }
+
+  function notRefreshed(target, note) {
+    const since = confirmedAt.get(note.id) || loadedAt;
+    const time = note.querySelector("time");
+    time.dateTime = since.toISOString();
+    time.textContent = new Intl.DateTimeFormat(document.documentElement.lang, {
+      hour: "2-digit", minute: "2-digit", hourCycle: "h23", timeZone: note.dataset.zone,
+    }).format(since);
+    note.hidden = false;
+    if (target.id === "totals") recount(newestSeen, AGAIN_AFTER_MS);
+  }
+
+  document.body.addEventListener("htmx:beforeSwap", (event) => {
+    const note = noteFor(event.detail.target);
+    if (!note || event.detail.xhr.status < 500) return;
+    event.detail.shouldSwap = false;
+    notRefreshed(event.detail.target, note);
+  });
+  document.body.addEventListener("htmx:sendError", (event) => {
+    const note = noteFor(event.detail.target);
+    if (note) notRefreshed(event.detail.target, note);
+  });
+  document.body.addEventListener("htmx:afterRequest", (event) => {
+    const note = noteFor(event.detail.target);
+    if (!note || !event.detail.successful) return;
+    confirmedAt.set(note.id, new Date());
+    note.hidden = true;
+  });
 
   function filterQuery(form) {
     const params = new URLSearchParams();

@@ -6,8 +6,13 @@ wall-screen report."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import dataclasses
 import re
+import shutil
 import time
+import urllib.error
+import urllib.request
 from collections import Counter
 from collections.abc import Callable
 from typing import Any
@@ -21,7 +26,16 @@ from quality.demo import fill
 from quality.pages.reports import views as report_views
 from quality.scans.store import save_scan
 from quality.settings import Settings
-from tests.conftest import LiveServer, app_services, browser_login, database_for, execute, login, run_async
+from tests.conftest import (
+    LiveServer,
+    app_services,
+    browser_login,
+    database_for,
+    execute,
+    login,
+    run_async,
+    server_dir,
+)
 from tests.test_scan_list import PLANT_SHIFTS, plant_settings, seed_through
 from tests.test_scans_store import scan_input
 
@@ -238,3 +252,206 @@ def counted(reads: Counter[str], name: str, read: Callable[..., Any]) -> Callabl
         reads[name] += 1
         return await read(*args, **kwargs)
     return counting
+
+
+# -- a refresh that fails ------------------------------------------------------------
+
+NOT_REFRESHED = re.compile(r"^Not refreshed since \d{2}:\d{2}\. Retrying…$")
+
+
+class DatabaseRelay:
+    """A unix socket the app takes for its database's, passing bytes both ways
+    to the real one: `cut` makes the database unreachable for that app alone
+    (its connections dropped, new ones refused), `restore` brings it back, while
+    the test still reaches the database directly."""
+
+    def __init__(self, database: str) -> None:
+        self.database = database
+        self.directory = server_dir("relay-")
+        self.socket = self.directory / "db.sock"
+        self.path = str(self.socket)
+        self.server: asyncio.AbstractServer | None = None
+        self.open: set[asyncio.StreamWriter] = set()
+
+    async def restore(self) -> None:
+        self.server = await asyncio.start_unix_server(self._relay, path=self.path)
+
+    async def cut(self) -> None:
+        assert self.server
+        self.server.close()
+        self.socket.unlink(missing_ok=True)
+        for writer in self.open:
+            writer.transport.abort()
+        await self.server.wait_closed()
+
+    async def close(self) -> None:
+        if self.server and self.server.is_serving():
+            await self.cut()
+        shutil.rmtree(self.directory, ignore_errors=True)
+
+    async def _relay(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            upstream_reader, upstream = await asyncio.open_unix_connection(self.database)
+        except OSError:
+            writer.transport.abort()
+            return
+        self.open |= {writer, upstream}
+        await asyncio.gather(_pipe(reader, upstream), _pipe(upstream_reader, writer))
+        self.open -= {writer, upstream}
+
+
+async def _pipe(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    with contextlib.suppress(OSError):
+        while data := await reader.read(65536):
+            writer.write(data)
+            await writer.drain()
+    writer.transport.abort()
+
+
+def through(relay: DatabaseRelay, settings: Settings) -> Settings:
+    assert settings.database_url
+    return dataclasses.replace(settings, database_url=dataclasses.replace(
+        settings.database_url, unix_socket=relay.path))
+
+
+def health(server: LiveServer) -> int:
+    try:
+        with urllib.request.urlopen(server.url + "/healthz", timeout=5) as response:
+            return response.status
+    except urllib.error.HTTPError as error:
+        return error.code
+
+
+async def until_health(server: LiveServer, status: int) -> None:
+    """Until the app's /healthz answers `status`: 503 once its database is gone, 200 once back."""
+    for _ in range(300):
+        if await asyncio.to_thread(health, server) == status:
+            return
+        await asyncio.sleep(0.1)
+    raise AssertionError(f"/healthz never answered {status}")
+
+
+async def until_answered(context: Any, url: str, status: int, etag: str | None = None) -> None:
+    """Until a refresh of `url` in this browser's session (showing version
+    `etag`) is answered `status`: once the app's trust in the session lapses, it
+    checks the session in the database."""
+    headers = {"HX-Request": "true", **({"If-None-Match": etag} if etag else {})}
+    for _ in range(300):
+        if (await context.request.get(url, headers=headers)).status == status:
+            return
+        await asyncio.sleep(0.1)
+    raise AssertionError(f"{url} never answered {status}")
+
+
+@contextlib.asynccontextmanager
+async def app_behind_relay(settings: Settings) -> Any:
+    assert settings.database_url and settings.database_url.unix_socket
+    relay = DatabaseRelay(settings.database_url.unix_socket)
+    await relay.restore()
+    server = LiveServer(through(relay, settings), {"QUALITY_TIMEZONE": "Europe/Bucharest"})
+    try:
+        await asyncio.to_thread(server.start)
+        yield server, relay
+    finally:
+        await asyncio.to_thread(server.stop)
+        await relay.close()
+
+
+@pytest.mark.browser
+async def test_an_open_report_and_the_wall_screen_ride_out_a_database_outage_in_chromium(
+        settings: Settings, browser: Any, make_user: Any) -> None:
+    assert settings.database_url
+    make_user("sven", "supervisor")
+    await asyncio.to_thread(save, settings.database_url, "CP00000079-0001")
+    async with app_behind_relay(settings) as (server, relay):
+        context = await browser.new_context(viewport={"width": 1280, "height": 900})
+        await context.clock.install()  # the refreshes' timer, moved on by the test
+        report = await context.new_page()
+        await browser_login(report, server, "sven")
+        await report.goto(server.url + "/reports")
+        wall = await context.new_page()
+        await wall.goto(server.url + "/reports?wall=1")
+        figures = {report: report.get_by_test_id("report-total"), wall: wall.get_by_test_id("wall-scans")}
+        shown = {page: await figure.inner_text() for page, figure in figures.items()}
+
+        await relay.cut()
+        # Asked with the version shown, a refresh needs the database only to check the session.
+        etag = await report.locator("#report-body").get_attribute("data-etag")
+        await until_answered(context, server.url + "/reports", 503, etag)
+        await context.clock.fast_forward(report_views.REFRESH_SECONDS * 1000)
+        for page, figure in figures.items():
+            # The last good report stays, still asking, and says since when it is not refreshed.
+            await expect(page.get_by_test_id("refresh-note")).to_have_text(NOT_REFRESHED)
+            await expect(figure).to_have_text(shown[page])
+            await expect(page.locator("#report-body[hx-trigger]")).to_have_count(1)
+
+        await relay.restore()
+        await until_health(server, 200)
+        await asyncio.to_thread(save, settings.database_url, "CP00000079-0002")
+        for page, figure in figures.items():
+            await refreshed(context, figure, shown[page])
+            await expect(page.get_by_test_id("refresh-note")).to_be_hidden()
+        await context.close()
+
+
+async def refreshed(context: Any, figure: Any, shown: str) -> None:
+    """Until a refresh shows other figures (the first may come before the app's
+    watcher saw the new scan, and be told nothing changed)."""
+    for _ in range(10):
+        await context.clock.fast_forward(report_views.REFRESH_SECONDS * 1000)
+        with contextlib.suppress(AssertionError):
+            await expect(figure).not_to_have_text(shown, timeout=2000)
+            return
+    raise AssertionError(f"never refreshed from {shown!r}")
+
+
+@pytest.mark.browser
+async def test_a_lists_totals_and_rows_ride_out_a_database_outage_in_chromium(
+        settings: Settings, browser: Any, make_user: Any) -> None:
+    assert settings.database_url
+    make_user("sven", "supervisor")
+    async with app_behind_relay(settings) as (server, relay):
+        context = await browser.new_context(viewport={"width": 1280, "height": 900})
+        await context.clock.install()  # the list's timers, moved on by the test
+        page = await context.new_page()
+        await browser_login(page, server, "sven")
+        await page.goto(server.url + "/scans?station=quality")
+        total, rows = page.get_by_test_id("total-scans"), page.locator("#list-table tbody tr:not(.empty)")
+        await expect(total).to_have_text("0")
+
+        # The totals asked after a new row are held until the database is gone: the app answers them 503.
+        held, release = asyncio.Event(), asyncio.Event()
+
+        async def hold(route: Any) -> None:
+            held.set()
+            await release.wait()
+            await route.continue_()
+
+        await page.route("**/scans/totals?*", hold)
+        await asyncio.to_thread(save, settings.database_url, "CP00000079-0001")
+        await expect(rows).to_have_count(1)
+        await asyncio.wait_for(held.wait(), 10)
+        await relay.cut()
+        await until_answered(context, server.url + "/scans/totals?station=quality", 503)
+        # The live rows' stream is refused too, and the browser's stream gives up on it.
+        for _ in range(300):
+            if "database unavailable for GET /scans/stream" in server.output():
+                break
+            await asyncio.sleep(0.1)
+        else:
+            raise AssertionError("the list's stream was never refused")
+        release.set()
+        await expect(page.get_by_test_id("refresh-note")).to_have_text(NOT_REFRESHED)
+        await expect(total).to_have_text("0")
+        await page.unroute("**/scans/totals?*")
+
+        await relay.restore()
+        await until_health(server, 200)
+        await context.clock.fast_forward(60_000)  # the list's retries come round
+        await expect(total).to_have_text("1")
+        await expect(page.get_by_test_id("refresh-note")).to_be_hidden()
+        await asyncio.to_thread(save, settings.database_url, "CP00000079-0002")
+        await expect(rows).to_have_count(2)  # live again, each row once
+        await context.clock.fast_forward(2_000)
+        await expect(total).to_have_text("2")
+        await context.close()

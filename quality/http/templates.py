@@ -76,6 +76,7 @@ class Renderer:
         self.env.globals["asset_version"] = self.asset_version
         self.env.globals["languages"] = LANGUAGES
         self.env.globals["stations"] = STATIONS
+        self.env.globals["plant_zone"] = timezone.key  # for times a page writes itself
         self.env.filters["local_time"] = self.local_time
         self.env.filters["local_datetime"] = self.local_datetime
         self.env.filters["number"] = number
