@@ -2,7 +2,9 @@
 makes a rule, an operator's scans breach it, a supervisor's open scan list
 (served by the other process) shows the alert within 5 s, the webhook
 receiver and the SMTP server each get one notification, the supervisor
-acknowledges it with a comment and the audit log shows it."""
+acknowledges it with a comment and the audit log shows it. And an open
+banner whose stream was refused while the database was away shows alerts
+again once it is back."""
 
 from __future__ import annotations
 
