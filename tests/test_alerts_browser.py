@@ -2,11 +2,14 @@
 makes a rule, an operator's scans breach it, a supervisor's open scan list
 (served by the other process) shows the alert within 5 s, the webhook
 receiver and the SMTP server each get one notification, the supervisor
-acknowledges it with a comment and the audit log shows it."""
+acknowledges it with a comment and the audit log shows it. And an open
+banner whose stream was refused while the database was away shows alerts
+again once it is back."""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from typing import Any
 
@@ -15,7 +18,11 @@ from playwright.async_api import expect
 
 from quality.settings import Settings
 from tests.alert_receivers import smtp_server, webhook
-from tests.conftest import LiveServer, browser_login
+from tests.conftest import LiveServer, browser_login, csrf_token_in
+from tests.database_outage import app_behind_relay, until_health, until_refused
+from tests.test_alerts_live import fg_scan
+from tests.test_cli import quality
+from tests.test_live_streams import signed_in
 from tests.test_stations_browser import scan
 
 pytestmark = pytest.mark.browser
@@ -87,6 +94,52 @@ async def test_an_admins_rule_fires_on_an_operators_scans_and_a_supervisor_ackno
         finally:
             first.stop()
             second.stop()
+
+
+async def test_the_banner_shows_alerts_again_once_the_database_is_back(
+    settings: Settings, browser: Any, make_user: Any
+) -> None:
+    assert settings.database_url
+    make_user("olivia", "operator")
+    make_user("sven", "supervisor")
+    added = await asyncio.to_thread(quality, settings.database_url,
+                                    "alerts", "add", "--station", "fg", "--same-defect", "2")
+    assert added.returncode == 0, added.stderr
+    async with app_behind_relay(settings) as (server, relay):
+        context = await browser.new_context()
+        await context.clock.install()  # the banner's wait before asking again, moved on by the test
+        supervisor = await context.new_page()
+        await browser_login(supervisor, server, "sven")
+        await supervisor.goto(server.url + "/alerts")
+        banner = supervisor.get_by_role("alert").filter(has_text="Quality alert")
+        await expect(banner).to_have_count(0)
+
+        await relay.cut()
+        # The app ends the banner's stream and refuses it when the browser asks
+        # again (a 503, not a stream): the browser's stream gives up on it.
+        await until_refused(server, "/alerts/stream")
+        await relay.restore()
+        await until_health(server, 200)
+        operator = await signed_in(server, "olivia")
+        try:
+            station = (await operator.get("/fgscan")).text
+            for number in (1, 2):
+                await fg_scan(operator, csrf_token_in(station), number)
+        finally:
+            await operator.aclose()
+        await _shown_again(context, banner, "the same defect 2 times in a row")
+        await context.close()
+
+
+async def _shown_again(context: Any, banner: Any, text: str) -> None:
+    """Until the banner shows `text`, moving the page's clock on past the
+    banner's wait before it opens a refused stream again (5 s)."""
+    for _ in range(10):
+        await context.clock.fast_forward(5_000)
+        with contextlib.suppress(AssertionError):
+            await expect(banner).to_contain_text(text, timeout=2000)
+            return
+    raise AssertionError(f"the banner never showed {text!r}")
 
 
 def _wait_for(check: Any, seconds: float = 15.0) -> None:

@@ -28,6 +28,17 @@ async def next_banner(stream: httpx2.Response, containing: str) -> str:
     raise AssertionError("the stream ended")
 
 
+async def fg_scan(operator: httpx2.AsyncClient, csrf: str, number: int) -> None:
+    """Piece `number` of order CP00012345 rejected for defect 104 at the
+    finished goods station, by a signed-in operator (`csrf`: their session's token)."""
+    saved = await operator.post("/fgscan", headers={"HX-Request": "true", "X-CSRF-Token": csrf},
+                                data={"operator_code": "OP07", "checker1_code": "OC12",
+                                      "checker2_code": "OC13", "defect_code": "104",
+                                      "piece_code": f"CP00012345-{number:04d}",
+                                      "submission_id": secrets.token_hex(16)})
+    assert saved.status_code == 200
+
+
 async def test_banners_reach_supervisors_and_the_station_in_their_language(
     settings: Settings, make_user: Any
 ) -> None:
@@ -58,14 +69,8 @@ async def test_banners_reach_supervisors_and_the_station_in_their_language(
         async with supervisor.stream("GET", "/alerts/stream") as watching, \
                 operator.stream("GET", "/alerts/stream/fg") as at_station:
             assert watching.status_code == 200 and at_station.status_code == 200
-            csrf = csrf_token_in(station)
             for number in (1, 2):
-                saved = await operator.post("/fgscan", headers={"HX-Request": "true", "X-CSRF-Token": csrf},
-                                            data={"operator_code": "OP07", "checker1_code": "OC12",
-                                                  "checker2_code": "OC13", "defect_code": "104",
-                                                  "piece_code": f"CP00012345-{number:04d}",
-                                                  "submission_id": secrets.token_hex(16)})
-                assert saved.status_code == 200
+                await fg_scan(operator, csrf_token_in(station), number)
             seen = await asyncio.wait_for(next_banner(watching, "Alertă de calitate"), 5)
             assert "același defect de 2 ori la rând" in seen
             shown = await asyncio.wait_for(next_banner(at_station, "Call your supervisor"), 5)

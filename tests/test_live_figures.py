@@ -7,12 +7,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import dataclasses
 import re
-import shutil
 import time
-import urllib.error
-import urllib.request
 from collections import Counter
 from collections.abc import Callable
 from typing import Any
@@ -34,8 +30,8 @@ from tests.conftest import (
     execute,
     login,
     run_async,
-    server_dir,
 )
+from tests.database_outage import app_behind_relay, until_health, until_refused
 from tests.test_scan_list import PLANT_SHIFTS, plant_settings, seed_through
 from tests.test_scans_store import scan_input
 
@@ -259,78 +255,6 @@ def counted(reads: Counter[str], name: str, read: Callable[..., Any]) -> Callabl
 NOT_REFRESHED = re.compile(r"^Not refreshed since \d{2}:\d{2}\. Retrying…$")
 
 
-class DatabaseRelay:
-    """A unix socket the app takes for its database's, passing bytes both ways
-    to the real one: `cut` makes the database unreachable for that app alone
-    (its connections dropped, new ones refused), `restore` brings it back, while
-    the test still reaches the database directly."""
-
-    def __init__(self, database: str) -> None:
-        self.database = database
-        self.directory = server_dir("relay-")
-        self.socket = self.directory / "db.sock"
-        self.path = str(self.socket)
-        self.server: asyncio.AbstractServer | None = None
-        self.open: set[asyncio.StreamWriter] = set()
-
-    async def restore(self) -> None:
-        self.server = await asyncio.start_unix_server(self._relay, path=self.path)
-
-    async def cut(self) -> None:
-        assert self.server
-        self.server.close()
-        self.socket.unlink(missing_ok=True)
-        for writer in self.open:
-            writer.transport.abort()
-        await self.server.wait_closed()
-
-    async def close(self) -> None:
-        if self.server and self.server.is_serving():
-            await self.cut()
-        shutil.rmtree(self.directory, ignore_errors=True)
-
-    async def _relay(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        try:
-            upstream_reader, upstream = await asyncio.open_unix_connection(self.database)
-        except OSError:
-            writer.transport.abort()
-            return
-        self.open |= {writer, upstream}
-        await asyncio.gather(_pipe(reader, upstream), _pipe(upstream_reader, writer))
-        self.open -= {writer, upstream}
-
-
-async def _pipe(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-    with contextlib.suppress(OSError):
-        while data := await reader.read(65536):
-            writer.write(data)
-            await writer.drain()
-    writer.transport.abort()
-
-
-def through(relay: DatabaseRelay, settings: Settings) -> Settings:
-    assert settings.database_url
-    return dataclasses.replace(settings, database_url=dataclasses.replace(
-        settings.database_url, unix_socket=relay.path))
-
-
-def health(server: LiveServer) -> int:
-    try:
-        with urllib.request.urlopen(server.url + "/healthz", timeout=5) as response:
-            return response.status
-    except urllib.error.HTTPError as error:
-        return error.code
-
-
-async def until_health(server: LiveServer, status: int) -> None:
-    """Until the app's /healthz answers `status`: 503 once its database is gone, 200 once back."""
-    for _ in range(300):
-        if await asyncio.to_thread(health, server) == status:
-            return
-        await asyncio.sleep(0.1)
-    raise AssertionError(f"/healthz never answered {status}")
-
-
 async def until_answered(context: Any, url: str, status: int, etag: str | None = None) -> None:
     """Until a refresh of `url` in this browser's session (showing version
     `etag`) is answered `status`: once the app's trust in the session lapses, it
@@ -341,20 +265,6 @@ async def until_answered(context: Any, url: str, status: int, etag: str | None =
             return
         await asyncio.sleep(0.1)
     raise AssertionError(f"{url} never answered {status}")
-
-
-@contextlib.asynccontextmanager
-async def app_behind_relay(settings: Settings) -> Any:
-    assert settings.database_url and settings.database_url.unix_socket
-    relay = DatabaseRelay(settings.database_url.unix_socket)
-    await relay.restore()
-    server = LiveServer(through(relay, settings), {"QUALITY_TIMEZONE": "Europe/Bucharest"})
-    try:
-        await asyncio.to_thread(server.start)
-        yield server, relay
-    finally:
-        await asyncio.to_thread(server.stop)
-        await relay.close()
 
 
 @pytest.mark.browser
@@ -434,12 +344,7 @@ async def test_a_lists_totals_and_rows_ride_out_a_database_outage_in_chromium(
         await relay.cut()
         await until_answered(context, server.url + "/scans/totals?station=quality", 503)
         # The live rows' stream is refused too, and the browser's stream gives up on it.
-        for _ in range(300):
-            if "database unavailable for GET /scans/stream" in server.output():
-                break
-            await asyncio.sleep(0.1)
-        else:
-            raise AssertionError("the list's stream was never refused")
+        await until_refused(server, "/scans/stream")
         release.set()
         await expect(page.get_by_test_id("refresh-note")).to_have_text(NOT_REFRESHED)
         await expect(total).to_have_text("0")
