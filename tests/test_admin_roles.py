@@ -1,4 +1,4 @@
-"""/admin/roles: roles and the permission matrix, whole or a row at a time,
+"""/admin/roles: roles and the permission matrix, saved whole, its columns under their areas' titles,
 with forged names refused and the last administrator kept."""
 
 from __future__ import annotations
