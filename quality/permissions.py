@@ -30,12 +30,14 @@ PERMISSIONS = {
     "alerts.view": lazy("See and acknowledge quality alerts"),  # these two: migration 0015
     "admin.alerts": lazy("Manage alert rules"),
 }
-# The matrix groups its columns by the part of a name before the dot.
+# The matrix groups its columns by the part of a name before the dot, each
+# group headed with its area's title here (the roles page test wants one for each).
 AREAS = {
     "scan": lazy("Stations"),
     "scans": lazy("Scan lists"),
     "reports": lazy("Reports"),
     "admin": lazy("Administration"),
+    "alerts": lazy("Alerts"),
 }
 SIGNED_IN = "signed-in"  # any user with a live session
 PUBLIC = None  # no session needed (login page, health check)
@@ -47,7 +49,7 @@ def by_area() -> list[tuple[str, list[tuple[str, str]]]]:
     grouped: dict[str, list[tuple[str, str]]] = {}
     for name, text in PERMISSIONS.items():
         grouped.setdefault(name.split(".")[0], []).append((name, text))
-    return [(AREAS.get(area, area), permissions) for area, permissions in grouped.items()]
+    return [(AREAS[area], permissions) for area, permissions in grouped.items()]
 
 
 Handler = Callable[[Request], Awaitable[Response]]

@@ -17,10 +17,11 @@ saved by the same rules as a scan at a station.
    saving it would make an older scan the piece's latest. Each new row is then
    saved by `save_scan` (the stored routine record_scan) with its own time: one
    definition of a save. A piece's rows are saved one after another, several
-   pieces at once. record_scan commits each scan itself, so a row's
-   transaction lasts milliseconds, and the summariser, which takes ids that
-   stay uncommitted for 30 s as never coming, misses none; an import that
-   stops part-way is simply run again, its saved rows found stored by their key.
+   pieces at once. record_scan commits each scan itself (a row's transaction
+   lasts milliseconds), and the trigger of migration 0012 queues it for the
+   summariser in that same transaction, so the summaries take in every saved
+   row whatever order the transactions commit in; an import that stops
+   part-way is simply run again, its saved rows found stored by their key.
 4. The summaries are brought up to date, and the import is written to the
    audit log.
 

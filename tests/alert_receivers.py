@@ -19,18 +19,25 @@ from tests.conftest import free_port
 
 
 class Webhook:
-    """Answers each POST with the next of `statuses` (then 200), after `delay` seconds."""
+    """Answers each POST with the next of `statuses` (then 200), after `delay`
+    seconds and, when it holds them, once `release` is set."""
 
-    def __init__(self, statuses: list[int] | None = None, delay: float = 0.0) -> None:
+    def __init__(self, statuses: list[int] | None = None, delay: float = 0.0, hold: bool = False) -> None:
         self.statuses = list(statuses or [])
         self.delay = delay
+        self.release = threading.Event()
+        if not hold:
+            self.release.set()
+        self.arrived: list[dict[str, Any]] = []  # every POST read, answered or still held
         self.received: list[tuple[dict[str, str], dict[str, Any], int]] = []
         receiver = self
 
         class Handler(BaseHTTPRequestHandler):
             def do_POST(self) -> None:
                 body = self.rfile.read(int(self.headers["Content-Length"]))
+                receiver.arrived.append(json.loads(body))
                 time.sleep(receiver.delay)
+                receiver.release.wait()
                 status = receiver.statuses.pop(0) if receiver.statuses else 200
                 receiver.received.append((dict(self.headers), json.loads(body), status))
                 self.send_response(status)
@@ -49,13 +56,14 @@ class Webhook:
 
 
 @contextmanager
-def webhook(statuses: list[int] | None = None, delay: float = 0.0) -> Iterator[Webhook]:
-    receiver = Webhook(statuses, delay)
+def webhook(statuses: list[int] | None = None, delay: float = 0.0, hold: bool = False) -> Iterator[Webhook]:
+    receiver = Webhook(statuses, delay, hold)
     thread = threading.Thread(target=receiver.server.serve_forever, daemon=True)
     thread.start()
     try:
         yield receiver
     finally:
+        receiver.release.set()  # however the test ended, nothing stays held
         receiver.server.shutdown()
         receiver.server.server_close()
 

@@ -1,15 +1,16 @@
-"""/admin/roles: roles and the permission matrix, whole or a row at a time,
+"""/admin/roles: roles and the permission matrix, saved whole, its columns under their areas' titles,
 with forged names refused and the last administrator kept."""
 
 from __future__ import annotations
 
 import json
+import re
 from typing import Any
 
 import pytest
 from starlette.testclient import TestClient
 
-from quality.permissions import PERMISSIONS
+from quality.permissions import AREAS, PERMISSIONS
 from quality.settings import Settings
 from tests.admin_support import audit_rows, losing_every_first_try, post_pairs, query, sign_in, snapshot
 
@@ -44,6 +45,11 @@ def test_the_matrix_shows_every_role_and_every_permission_with_its_description(
     page = client.get("/admin/roles").text
     for name, description in PERMISSIONS.items():
         assert name in page and description in page
+    # Each column group is headed with its area's title, never a raw name: a
+    # permission in an area without one fails here.
+    areas = dict.fromkeys(name.split(".")[0] for name in PERMISSIONS)
+    headings = re.findall(r'class="area">([^<]*)</th>', page)
+    assert headings == [str(AREAS.get(area, f"no title for {area!r}")) for area in areas]
     for role in ("admin", "supervisor", "operator"):
         assert f'data-testid="role-{role}"' in page
 

@@ -6,6 +6,7 @@ however many processes see the breach, acknowledged with a comment."""
 from __future__ import annotations
 
 import asyncio
+from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
@@ -13,8 +14,8 @@ import pytest
 from starlette.testclient import TestClient
 
 from quality import alert_changes as changes
-from quality.alerts import rules
-from quality.alerts.engine import AlertBoard, AlertEngine, Channels
+from quality.alerts import history, rules
+from quality.alerts.engine import AlertBoard, AlertEngine, Channels, fire
 from quality.audit import SYSTEM
 from quality.db import Database
 from quality.scans.store import Saved, ScanRow
@@ -125,7 +126,6 @@ def test_the_same_defect_in_a_row_fires_for_its_order(
 
 
 def _row(scan_id: int, defect: str) -> Saved:
-    from datetime import datetime
     return Saved(ScanRow(scan_id, "fg", datetime(2026, 1, 1), "OP07", f"CP00012345-{scan_id:04d}",
                          "CP00012345", "OC12", "OC13", defect, "", "", defect == "000", False), 0, 0)
 
@@ -150,6 +150,26 @@ async def test_a_breach_seen_by_several_processes_fires_once(db: Database, setti
         outbox = await cur.fetchall()
     assert fired == [(1, 1, Decimal("100.00"))] and outbox == [("webhook",)]
     assert [len(engine.board.open) for engine in engines if engine.fired.is_set()] == [1]
+
+
+async def test_an_alert_of_more_scans_than_its_column_holds_keeps_whole_ids(db: Database) -> None:
+    """A long window's rejected scans outrun the 2,000 characters of
+    `alerts.scan_ids`: the list stops before the id that does not fit, so the
+    alert's page reads only scans that did cause it."""
+    draft = rules.check({**RULE, "threshold": "50", "pieces": str(rules.MAX_PIECES)}, CodePatterns(), False)
+    rule_id = await db.run(changes.add, SYSTEM, draft)
+    scan_ids = list(range(100_000, 100_400))  # seven characters each with its comma: 2,000 is mid-id
+    async with db.transaction() as cur:
+        rule = await rules.find(cur, rule_id)
+        assert rule is not None
+        alert_id = await fire(cur, rule, (Decimal("100.00"), Decimal("50.00"), scan_ids, "fg", "CP00012345"),
+                              Channels(webhook=False, email=False), datetime(2026, 1, 1))
+        assert alert_id is not None
+        alert = await history.find(cur, alert_id)
+    assert alert is not None
+    kept = len(alert.scan_ids)
+    assert alert.scan_ids == tuple(scan_ids[:kept])
+    assert kept == 285  # 285 ids and their commas: 1,994 characters, room for no more
 
 
 def test_a_supervisor_acknowledges_an_alert_with_a_comment_and_it_is_audited(

@@ -1,22 +1,25 @@
 """The alerts' notifications: sent from the outbox by the background sender,
 to a real webhook receiver and a real SMTP server on 127.0.0.1; retried with
 backoff after a 500, once each (idempotency key), counted on /metrics, and a
-receiver that is slow never slows a save."""
+receiver that is slow never slows a save nor, holding every POST, a sign-in."""
 
 from __future__ import annotations
 
 import dataclasses
+import os
+import threading
 import time
 from typing import Any
 
 from starlette.testclient import TestClient
 
+from quality.alerts import outbox
 from quality.alerts.outbox import backoff
 from quality.app import create_app
 from quality.settings import Settings
 from tests.admin_support import query, sign_in
 from tests.alert_receivers import smtp_server, webhook
-from tests.conftest import eventually
+from tests.conftest import eventually, login
 from tests.test_alerts import add_rule, fg_scans
 
 
@@ -67,6 +70,44 @@ def test_a_slow_or_absent_receiver_never_slows_a_save(settings: Settings, make_u
             assert eventually(lambda: query(
                 settings, "SELECT COUNT(*) FROM alert_outbox WHERE channel = 'email' AND attempts > 0"
                 " AND last_error IS NOT NULL AND sent_at IS NULL") == [(3,)])
+
+
+def test_a_receiver_holding_every_post_never_holds_up_a_sign_in(
+    settings: Settings, make_user: Any, monkeypatch: Any
+) -> None:
+    # More POSTs than the event loop's default executor has threads (sized as
+    # ThreadPoolExecutor sizes it), all claimed at the sender's first look, none
+    # giving up while the receiver holds them.
+    held = min(32, (os.cpu_count() or 1) + 4)
+    monkeypatch.setattr(outbox, "BATCH", max(outbox.BATCH, held))
+    monkeypatch.setattr(outbox, "SEND_TIMEOUT", 300.0)
+    with TestClient(create_app(settings), client=("127.0.0.1", 50000)) as client:
+        token = sign_in(client, make_user, "ada", "admin")
+        make_user("bob", "supervisor")
+        add_rule(client, token, pieces="1", threshold="50")
+        fg_scans(client, token, ["101", "000"] * held)
+    # The webhook rows the engine writes when one is configured, due at once.
+    query(settings, "INSERT INTO alert_outbox"
+                    " (alert_id, channel, recipient, idempotency_key, next_attempt_at)"
+                    " SELECT id, 'webhook', '', MD5(id), fired_at FROM alerts")
+    with webhook(hold=True) as hook:
+        configured = dataclasses.replace(settings, alert_webhook=hook.url)
+        with TestClient(create_app(configured), client=("127.0.0.1", 50000)) as client:
+            # Ends the test should the sign-in wait for the POSTs: it then signs in after the release.
+            watchdog = threading.Timer(30.0, hook.release.set)
+            try:
+                assert eventually(lambda: len(hook.arrived) > 0)  # every POST of the batch is under way
+                watchdog.start()
+                signed_in = login(client, "bob")
+                held_meanwhile = not hook.release.is_set()
+            finally:
+                watchdog.cancel()
+                hook.release.set()
+            assert signed_in.status_code == 303
+            assert held_meanwhile, "the sign-in waited until the webhook's receiver answered"
+            assert eventually(lambda: len(hook.accepted) == held)
+            assert sorted(body["alert"] for body in hook.accepted) == [
+                alert_id for (alert_id,) in query(settings, "SELECT id FROM alerts ORDER BY id")]
 
 
 def test_backoff_doubles_and_is_bounded() -> None:

@@ -36,6 +36,7 @@ from quality.shifts import Shifts
 log = logging.getLogger(__name__)
 
 OPEN_SHOWN = 20  # the open alerts a banner lists
+SCAN_IDS_CHARS = 2000  # the size of alerts.scan_ids (migration 0015)
 # What a breach found: value, limit, the scans that made it, the breaching scan's station and order.
 Snapshot = tuple[Decimal, Decimal, list[int], str, str]
 
@@ -234,7 +235,7 @@ async def fire(cur: Cursor, rule: Rule, snapshot: Snapshot, channels: Channels,
         "INSERT INTO alerts (rule_id, breach, fired_at, station, order_code, value, threshold, scan_ids)"
         " VALUES (%s, %s, %s, %s, %s, %s, %s, %s)",
         (rule.id, breach, now, station, order_code, value, limit,
-         ",".join(map(str, scan_ids))[:2000]))
+         _stored_scan_ids(scan_ids)))
     alert_id = cur.lastrowid
     notices = [("webhook", "")] if channels.webhook else []
     if channels.email:
@@ -245,6 +246,15 @@ async def fire(cur: Cursor, rule: Rule, snapshot: Snapshot, channels: Channels,
             " VALUES (%s, %s, %s, %s, %s)",
             [(alert_id, channel, recipient, uuid.uuid4().hex, now) for channel, recipient in notices])
     return alert_id
+
+
+def _stored_scan_ids(scan_ids: Sequence[int]) -> str:
+    """The scans comma-separated, as many whole ids as the column holds: cut
+    mid-number, the last would name a scan that did not cause the alert."""
+    text = ",".join(map(str, scan_ids))
+    if len(text) <= SCAN_IDS_CHARS:
+        return text
+    return text[:text.rindex(",", 0, SCAN_IDS_CHARS + 1)]
 
 
 async def rearm(cur: Cursor, rule_id: int) -> None:

@@ -20,6 +20,7 @@ import contextlib
 import json
 import logging
 import urllib.request
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import Decimal
@@ -42,6 +43,12 @@ MAX_ATTEMPTS = 15
 MAX_BACKOFF_SECONDS = 3600
 SEND_TIMEOUT = 10.0
 BATCH = 20
+# The sender's own threads for webhook POSTs (urllib blocks), not the default
+# executor, which sign-in hashes passwords on: a receiver holding every POST
+# for SEND_TIMEOUT holds only these. A batch's POSTs in turn, each at most
+# SEND_TIMEOUT, end within its lease: BATCH / WEBHOOK_THREADS * SEND_TIMEOUT
+# is 50 of the LEASE_SECONDS' 60.
+WEBHOOK_THREADS = 4
 # How often each process looks for notifications due (its own alerts wake it at
 # once): retries, and rows a stopped process left. One transaction a look.
 IDLE_SECONDS = 5.0
@@ -82,14 +89,20 @@ class Sender:
         self.wake = wake
         self.base_url = (settings.public_url or f"http://{settings.host}:{settings.port}").rstrip("/")
         self._task: asyncio.Task[None] | None = None
+        self._posting: ThreadPoolExecutor | None = None
 
     def start(self) -> None:
+        self._posting = ThreadPoolExecutor(WEBHOOK_THREADS, thread_name_prefix="alert-webhook")
         self._task = asyncio.create_task(self._run(), name="alert-outbox")
 
     async def stop(self) -> None:
         if self._task:
             self._task.cancel()
             await asyncio.gather(self._task, return_exceptions=True)
+        if self._posting:
+            # Not waiting: a POST under way ends within SEND_TIMEOUT on its own,
+            # and its row, not marked sent, is sent again after its lease.
+            self._posting.shutdown(wait=False, cancel_futures=True)
 
     async def _run(self) -> None:
         while True:
@@ -138,11 +151,11 @@ class Sender:
             "threshold": float(notice.threshold), "fired_at": notice.fired_at.isoformat() + "Z",
             "link": self.link(notice),
         }).encode()
-        assert self.settings.alert_webhook
+        assert self.settings.alert_webhook and self._posting
         request = urllib.request.Request(self.settings.alert_webhook, data=body, method="POST", headers={
             "Content-Type": "application/json", "Idempotency-Key": notice.key})
         # urllib in a thread: one POST now and then needs no HTTP client library
-        await asyncio.to_thread(_open, request)
+        await asyncio.get_running_loop().run_in_executor(self._posting, _open, request)
 
     async def _mail(self, notice: Notice) -> None:
         assert self.settings.smtp_url

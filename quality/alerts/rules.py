@@ -2,11 +2,14 @@
 each change audited in its own transaction. The admin page (/admin/alerts)
 and `quality alerts` both come here.
 
-Two kinds, each scoped to a station, an order or both:
+Three kinds, each scoped to a station, an order or both:
 - `rejection_rate`: more than `threshold` % of the last `pieces` scans in
   scope rejected;
 - `repeated_defect`: `pieces` scans in a row in scope with the same defect
-  code (the rule's `defect_code`, or any rejecting code when it names none).
+  code (the rule's `defect_code`, or any rejecting code when it names none);
+- `p_chart`: the rejection rate per shift out of its p-chart's control
+  limits, or a run of shifts on one side of its centre line (no threshold,
+  no pieces, no defect code; windows.py's PChartWindow).
 """
 
 from __future__ import annotations
