@@ -41,9 +41,12 @@ class Hosts:
         return self.galera.nodes[2].query(f"USE `{self.app.name}`", CAUSAL, sql)[2]
 
     def problems(self) -> list[str]:
-        """What the hosts logged as ERROR, tracebacks included."""
-        return [line for server in self.servers for line in server.output().splitlines()
-                if " ERROR " in line or "Traceback" in line]
+        """What the hosts logged as ERROR, each with the traceback that follows it."""
+        found = []
+        for server in self.servers:
+            lines = server.output().splitlines()
+            found += ["\n".join(lines[n:n + 30]) for n, line in enumerate(lines) if " ERROR " in line]
+        return found
 
 
 def _host_settings(app: AppDatabase, port: int) -> Settings:
