@@ -395,7 +395,9 @@ def test_a_spreadsheet_saved_back_in_romanian_with_semicolons_is_read(
     # A spreadsheet's "CSV" in the Windows code page of Central Europe: ş is byte 0xBA.
     ((",".join(HEADER) + "\n2026-11-03 10:00:00,Calitate ş,OP01,CP00000007-0001,,OC01,OC02,000,,,\n")
      .encode("cp1250"), "quality: {path} is not UTF-8 text (byte 119 is not); save it as CSV UTF-8"),
-])
+# Named: a test's id goes into the environment its subprocesses inherit
+# (PYTEST_CURRENT_TEST), and a 200,000-byte one is too big to start them with.
+], ids=["empty", "header-only", "columns-missing", "field-too-large", "cp1250"])
 def test_a_file_that_cannot_be_imported_is_one_line_and_changes_nothing(
         db_url: DatabaseURL, tmp_path: Path, content: bytes, message: str) -> None:
     file = tmp_path / "bad.csv"
