@@ -1,7 +1,8 @@
 """Issue 21 in Chromium at 1280x900: the permission matrix and the admin forms
 fit their boxes in English and Romanian; the matrix saves every row's ticks
-with its one button, marks unsaved rows and asks before they are lost; and
-disabling a user asks first."""
+with its one button, marks unsaved rows and asks before they are lost;
+disabling a user asks first; the admin index leads to an audit log read as
+sentences, filtered by an action from its list, refusing an inverted range."""
 
 from __future__ import annotations
 
@@ -141,5 +142,45 @@ async def test_the_matrix_saves_two_rows_at_once_and_warns_before_unsaved_ticks_
         await expect(page.get_by_test_id("notice")).to_have_text("User disabled. Their sessions have ended.")
         assert query(settings, "SELECT active FROM users WHERE username = 'olga'") == [(0,)]
         assert dialogs == ["beforeunload"]
+    finally:
+        server.stop()
+
+
+async def test_the_admin_index_leads_to_an_audit_log_read_as_sentences_and_filtered_by_action(
+    settings: Settings, browser: Any, make_user: Any
+) -> None:
+    make_user("ada", "admin")
+    make_user("olga", "operator")
+    server = LiveServer(settings)
+    await asyncio.to_thread(server.start)
+    try:
+        page = await (await browser.new_context(viewport=VIEWPORT)).new_page()
+        await browser_login(page, server, "olga", "not her password")  # a failed sign-in to filter out
+        await expect(page.get_by_role("button", name="Sign in")).to_be_visible()
+        await browser_login(page, server, "ada")
+        await page.goto(server.url + "/admin")
+        tiles = page.get_by_test_id("admin-pages").get_by_role("link")
+        await expect(tiles).to_have_count(5)
+        assert [await tile.get_attribute("href") for tile in await tiles.all()] == [
+            "/admin/users", "/admin/roles", "/admin/defects", "/admin/audit", "/admin/alerts"]
+        await tiles.filter(has_text="Audit log").click()
+        await expect(page).to_have_url(server.url + "/admin/audit")
+        sentences = page.get_by_test_id("audit-row").locator(".sentence")
+        await expect(sentences).to_contain_text([  # newest first, then the users' creations
+            "ada signed in.", "Someone failed to sign in as olga: wrong user name or password.",
+            "system created the user olga with the role operator."])
+
+        await page.get_by_label("What").select_option(label="Signed in")
+        await page.get_by_role("button", name="Filter").click()
+        await expect(sentences).to_have_text(["ada signed in."])
+        await expect(page.get_by_label("What")).to_have_value("sign-in.ok")
+
+        await page.get_by_label("From", exact=True).fill("2026-06-10")
+        await page.get_by_label("To", exact=True).fill("2026-06-01")
+        await page.get_by_role("button", name="Filter").click()
+        await expect(page.get_by_test_id("until-error")).to_have_text(
+            "The last day is before the first: choose a range that runs forward.")
+        await expect(page.locator("#until")).to_have_attribute("aria-invalid", "true")
+        await expect(sentences).to_have_count(0)
     finally:
         server.stop()

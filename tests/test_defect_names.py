@@ -14,7 +14,8 @@ from quality.db import Database
 from quality.demo import fill
 from quality.settings import Settings
 from tests.admin_support import audit_rows, query, sign_in, snapshot
-from tests.conftest import UTC_SHIFTS, csrf_token_in, execute, login, run_async
+from tests.conftest import UTC_SHIFTS, csrf_token_in, eventually, execute, login, run_async
+from tests.test_alerts import add_rule, alerts, fg_scans
 from tests.test_stations import post_scan
 
 ROMANIAN, ENGLISH = "Componentă lipsă", "Missing component"
@@ -66,6 +67,23 @@ def test_each_reader_sees_the_defect_in_their_language(client: TestClient, reade
     for where, html in _seen(client).items():
         assert ENGLISH in html and ROMANIAN not in html, where
 
+
+
+def test_an_alerts_scans_show_the_defect_in_the_readers_language(
+    client: TestClient, readers: tuple[str, str], settings: Settings,
+) -> None:
+    romanian, english = readers
+    login(client, romanian)
+    token = _token(client)
+    assert add_rule(client, token, pieces="1", threshold="50").status_code == 303  # one rejection fires
+    fg_scans(client, token, ["104"])
+    assert eventually(lambda: len(alerts(settings)) == 1)
+    [(alert_id,)] = query(settings, "SELECT id FROM alerts")
+    shown = _between(client.get(f"/alerts/{alert_id}").text, 'data-testid="alert-scans"', "</table>")
+    assert "CP00012345-0001" in shown and ROMANIAN in shown and ENGLISH not in shown
+    login(client, english)
+    shown = _between(client.get(f"/alerts/{alert_id}").text, 'data-testid="alert-scans"', "</table>")
+    assert "CP00012345-0001" in shown and ENGLISH in shown and ROMANIAN not in shown
 
 def test_scans_keep_their_names_and_a_missing_romanian_name_falls_back(
     client: TestClient, readers: tuple[str, str], settings: Settings,

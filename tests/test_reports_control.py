@@ -8,13 +8,15 @@ import html
 import math
 import re
 import secrets
+from collections import Counter
 from datetime import datetime, timedelta
 from typing import Any
 
 from starlette.testclient import TestClient
 
 from quality.settings import Settings
-from tests.conftest import database_for, execute, login, run_async
+from tests.admin_support import query, sign_in
+from tests.conftest import database_for, execute, login, run_async, using
 from tests.test_reports import insert_scans
 
 DAYS = 24
@@ -133,3 +135,40 @@ def test_a_short_range_is_charted_per_shift_and_the_paretos_accumulate_to_all(
         counts.items(), key=lambda item: -item[1])
     assert bars[-1][2] == "100.0" and "<a " not in svg
     assert 'id="pareto-categories"' in page.text
+
+
+def test_the_category_pareto_adds_up_each_categorys_defects(
+    client: TestClient, make_user: Any, settings: Settings
+) -> None:
+    """101 and 102 are Surface, 104 Assembly, 103 has none: by code 104 leads,
+    by category Surface does, and the chart's bars say so with their shares."""
+    rejected = {"101": 5, "102": 4, "103": 2, "104": 7}
+    categories = {"101": "Surface", "102": "Surface", "104": "Assembly"}
+    token = sign_in(client, make_user, "ada", "admin")
+    for code, category in categories.items():
+        [(name, name_ro)] = query(settings, f"SELECT name, name_ro FROM defect_codes WHERE code = '{code}'")
+        form = {"csrf_token": token, "name": name, "name_ro": name_ro, "category": category, "active": "on"}
+        assert client.post(f"/admin/defects/{code}", data=form, follow_redirects=False).status_code == 303
+    [[user]] = query(settings, "SELECT id FROM users WHERE username = 'ada'")
+    defects = [code for code, times in rejected.items() for _ in range(times)] + ["000"] * 6
+    rows = [("quality", secrets.token_bytes(16), "OP01", f"CP00000001-{n:04d}", "CP00000001", "OC01", "OC02",
+             defect, defect == "000", False, FIRST + timedelta(minutes=n), user)
+            for n, defect in enumerate(defects)]
+    run_async(using(settings.database_url, lambda db: insert_scans(db, rows)))
+
+    by_category: Counter[str] = Counter()
+    for code, times in rejected.items():
+        by_category[categories.get(code, "no category")] += times
+    ranked = by_category.most_common()  # no two counts alike: one order
+    assert [name for name, _ in ranked] == ["Surface", "Assembly", "no category"]  # 104 alone leads by code
+    total, running, expected = sum(by_category.values()), 0, []
+    for name, times in ranked:
+        running += times
+        expected.append((name, times, f"{100 * running / total:.1f}"))
+
+    page = client.get("/reports", params={"from": "2026-06-01", "to": "2026-06-01"})
+    assert page.status_code == 200
+    svg = page.text.split('<svg class="chart" id="pareto-categories"', 1)[1].split("</svg>", 1)[0]
+    bars = re.findall(r"<title>([^<]+): (\d+) rejected scans, ([\d.]+)% cumulative</title>",
+                      html.unescape(svg))
+    assert [(name, int(times), share) for name, times, share in bars] == expected
