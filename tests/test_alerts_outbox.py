@@ -86,6 +86,8 @@ def test_a_receiver_holding_every_post_never_holds_up_a_sign_in(
         make_user("bob", "supervisor")
         add_rule(client, token, pieces="1", threshold="50")
         fg_scans(client, token, ["101", "000"] * held)
+        # Each breach fires in a task beside its save: all fired before the app stops.
+        assert eventually(lambda: query(settings, "SELECT COUNT(*) FROM alerts") == [(held,)])
     # The webhook rows the engine writes when one is configured, due at once.
     query(settings, "INSERT INTO alert_outbox"
                     " (alert_id, channel, recipient, idempotency_key, next_attempt_at)"
