@@ -297,18 +297,21 @@ CHROMIUM_ARGS = [
 
 @pytest.hookimpl(trylast=True)
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """Under `--dist loadgroup`, refuse to run when the tests of a group would
-    not share a worker (pytest-xdist marks each with its group's suffix): the
-    cluster tests would each start a cluster of their own, at once, on the
-    same cores."""
+    """Under `--dist loadgroup`, a test of a group that would not share a worker
+    with its group (pytest-xdist marks each with its group's suffix) fails
+    before its fixtures start anything: the cluster tests would each start a
+    cluster of their own, at once, on the same cores."""
     if not getattr(config.option, "loadgroup", False):
         return
-    ungrouped = [item.nodeid for item in items
-                 if item.get_closest_marker("xdist_group") and "@" not in item.nodeid]
-    if ungrouped:
-        raise pytest.UsageError(
-            f"--dist loadgroup did not group {ungrouped[0]} (and {len(ungrouped) - 1} more):"
-            " this pytest and pytest-xdist do not work together; see pyproject.toml")
+    for item in items:
+        if item.get_closest_marker("xdist_group") and "@" not in item.nodeid:
+            item.fixturenames.insert(0, "_ungrouped")  # type: ignore[attr-defined]
+
+
+@pytest.fixture
+def _ungrouped() -> None:
+    pytest.fail("--dist loadgroup did not put this test in its group: this pytest and"
+                " pytest-xdist do not work together (see pyproject.toml)", pytrace=False)
 
 
 _PORTS = random.Random()  # its own generator: each worker draws its own ports
