@@ -13,7 +13,7 @@ from playwright.async_api import Page, expect
 from quality.settings import Settings
 from tests.admin_support import make_role
 from tests.conftest import LiveServer, browser_login
-from tests.test_stations_browser import scan
+from tests.scanner import scan
 
 pytestmark = pytest.mark.browser
 

@@ -20,10 +20,10 @@ from quality.settings import Settings
 from tests.alert_receivers import smtp_server, webhook
 from tests.conftest import LiveServer, browser_login, csrf_token_in
 from tests.database_outage import app_behind_relay, until_health, until_refused
+from tests.scanner import scan
 from tests.test_alerts_live import fg_scan
 from tests.test_cli import quality
 from tests.test_live_streams import signed_in
-from tests.test_stations_browser import scan
 
 pytestmark = pytest.mark.browser
 

@@ -10,7 +10,7 @@ from playwright.async_api import expect
 
 from quality.settings import Settings
 from tests.conftest import LiveServer, browser_login, execute
-from tests.test_stations_browser import scan
+from tests.scanner import scan, type_code
 
 pytestmark = pytest.mark.browser
 
@@ -28,7 +28,7 @@ async def test_a_romanian_operator_sees_the_romanian_defect_name_after_a_scan(
     await expect(page.locator("#operator_code")).to_be_focused()
 
     await scan(page, "OP07", "CP00012345-0001", "OC12", "OC13")
-    await page.keyboard.type("104", delay=5)  # a complete defect code submits itself
+    await type_code(page, "104", enter=False)  # a complete defect code submits itself
     await expect(page.get_by_test_id("scan-result")).to_have_attribute("data-outcome", "rejected")
     await expect(page.get_by_test_id("saved-defect")).to_have_text("104 Componentă lipsă")
     row = page.locator("#scan-table tbody tr").first

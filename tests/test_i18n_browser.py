@@ -11,7 +11,7 @@ from playwright.async_api import expect
 
 from quality.settings import Settings
 from tests.conftest import LiveServer, browser_login
-from tests.test_stations_browser import scan
+from tests.scanner import scan, type_code
 
 pytestmark = pytest.mark.browser
 
@@ -39,7 +39,7 @@ async def test_an_operator_scans_in_romanian(settings: Settings, browser: Any, m
             "Codul nu se potrivește niciunui câmp. „Cod piesă” arată ca CP00012345-0001.")
 
         await scan(page, "CP00012345-0001", "OC12", "OC13")
-        await page.keyboard.type("000", delay=5)
+        await type_code(page, "000", enter=False)
         await expect(page.get_by_test_id("scan-result")).to_have_attribute("data-outcome", "approved")
         await expect(page.get_by_test_id("scan-result").locator(".verdict")).to_have_text("Aprobat")
         await expect(page.get_by_test_id("order-counts")).to_have_text(

@@ -12,8 +12,8 @@ from playwright.async_api import expect
 from quality.demo import fill
 from quality.settings import Settings
 from tests.conftest import LiveServer, browser_login, database_for
+from tests.scanner import scan, type_code
 from tests.test_scan_list import PLANT_SHIFTS, plant_settings
-from tests.test_stations_browser import scan
 
 pytestmark = pytest.mark.browser
 
@@ -79,7 +79,7 @@ async def test_supervisor_filters_pages_exports_watches_live_and_follows_a_repor
         await browser_login(station, server, "olivia")
         await station.goto(server.url + "/scan")
         await scan(station, "OP07", f"{order}-0999", "OC12", "OC13")
-        await station.keyboard.type("104", delay=5)
+        await type_code(station, "104", enter=False)
         await expect(station.get_by_test_id("scan-result")).to_have_attribute("data-outcome", "rejected")
         await expect(rows.first).to_contain_text(f"{order}-0999", timeout=5000)
         await expect(rows.first).to_contain_text("104 Missing component")

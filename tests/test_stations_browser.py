@@ -15,17 +15,9 @@ from quality.localdb import LocalMariaDB
 from quality.migrate import migrate
 from quality.settings import Settings
 from tests.conftest import LiveServer, browser_login, database_for, execute
+from tests.scanner import scan, type_code
 
 pytestmark = pytest.mark.browser
-
-
-async def scan(page: Page, *codes: str) -> None:
-    """Type like a keyboard-wedge scanner: each code, then Enter, and the
-    operator's pause before the next code."""
-    for code in codes:
-        await page.keyboard.type(code, delay=5)
-        await page.keyboard.press("Enter")
-        await page.wait_for_timeout(300)
 
 
 async def test_scanner_flow_and_live_table_across_processes(
@@ -46,7 +38,7 @@ async def test_scanner_flow_and_live_table_across_processes(
         await expect(operator.locator("#operator_code")).to_be_focused()
 
         await scan(operator, "op07", "CP00012345-0001", "OC12", "OC13")
-        await operator.keyboard.type("104", delay=5)  # no Enter, no click: it submits itself
+        await type_code(operator, "104", enter=False)  # no Enter, no click: it submits itself
         result = operator.get_by_test_id("scan-result")
         await expect(result).to_have_attribute("data-outcome", "rejected")
         await expect(operator.get_by_test_id("order-counts")).to_have_text(

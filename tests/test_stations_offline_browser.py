@@ -18,7 +18,7 @@ from playwright.async_api import Page, expect
 
 from quality.settings import Settings
 from tests.conftest import LiveServer, browser_login, execute
-from tests.test_stations_browser import scan
+from tests.scanner import scan
 
 pytestmark = pytest.mark.browser
 

@@ -17,7 +17,7 @@ from quality.clock import utc_now
 from quality.settings import Settings
 from quality.shifts import Shifts
 from tests.conftest import LiveServer, browser_login, execute
-from tests.test_stations_browser import scan
+from tests.scanner import scan
 
 pytestmark = pytest.mark.browser
 
