@@ -265,12 +265,13 @@ class _Pooled:
     """A live connection with the bookkeeping the pool needs."""
 
     __slots__ = (
-        "acquired_at", "closed", "conn", "expires_at", "last_used", "leak_reported",
+        "acquired_at", "closed", "conn", "expires_at", "galera", "last_used", "leak_reported",
     )
 
-    def __init__(self, conn: Any, lifetime: float) -> None:
+    def __init__(self, conn: Any, lifetime: float, *, galera: bool = False) -> None:
         now = time.monotonic()
         self.conn = conn
+        self.galera = galera  # the server is a Galera node
         self.expires_at = now + lifetime
         self.last_used = now
         self.acquired_at = now
@@ -313,6 +314,18 @@ class Cursor:
 
     async def fetchall(self) -> list[tuple[Any, ...]]:
         return list(await self._cursor.fetchall())
+
+    async def catch_up(self) -> bool:
+        """On a Galera node, wait until it has applied every transaction the
+        cluster committed before now, so that this transaction's next reads
+        see them (a write just made through another node included). A node
+        applies other nodes' writes a moment after they commit there. False
+        on a server that is not a Galera node: there is nothing to wait for."""
+        if not self.pooled.galera:
+            return False
+        # For this statement only: the session's reads stay as fast as before.
+        await self.execute("SET STATEMENT wsrep_sync_wait = 1 FOR SELECT 1")
+        return True
 
     async def nextset(self) -> bool | None:
         """Move past the current result set (e.g. the status after a CALL): it
@@ -752,7 +765,7 @@ class Database:
             self._connecting -= 1
         try:
             async with asyncio.timeout(self.timeout):
-                await self._configure(conn)
+                galera = await self._configure(conn)
         except BaseException as exc:
             conn.close()
             if isinstance(exc, (MySQLError, OSError, TimeoutError)):
@@ -760,7 +773,7 @@ class Database:
             raise
         self._created += 1
         # Stagger lifetimes over the last 10% so connections don't all expire together.
-        return _Pooled(conn, self.recycle * _STAGGER.uniform(0.9, 1.0))
+        return _Pooled(conn, self.recycle * _STAGGER.uniform(0.9, 1.0), galera=galera)
 
     async def _open_connection(self, connect_kwargs: dict[str, Any]) -> Any:
         # asyncmy's connect_timeout covers only opening the socket: a server that
@@ -797,7 +810,8 @@ class Database:
         await conn.ensure_closed()
         return True
 
-    async def _configure(self, conn: Any) -> None:
+    async def _configure(self, conn: Any) -> bool:
+        """Set the session up; whether the server is a Galera node."""
         is_mariadb = _is_mariadb(conn)
         async with conn.cursor() as cur:
             # READ COMMITTED: no gap locks, so concurrent scans of different new
@@ -810,8 +824,10 @@ class Database:
                 f" SESSION {limit} = %s, SESSION time_zone = '+00:00'",
                 (SQL_MODE, self.query_timeout if is_mariadb else int(self.query_timeout * 1000)),
             )
-            await cur.execute("SELECT @@wait_timeout")
-            (wait_timeout,) = await cur.fetchone()
+            # wsrep_on is ON on a Galera node only; MySQL has no such variable.
+            await cur.execute("SHOW VARIABLES WHERE Variable_name IN ('wait_timeout', 'wsrep_on')")
+            variables = dict(await cur.fetchall())
+            wait_timeout = variables["wait_timeout"]
             await cur.execute("SHOW SESSION STATUS LIKE 'Ssl_cipher'")
             cipher = (await cur.fetchone() or ("", ""))[1] or ""
         await conn.commit()
@@ -820,6 +836,7 @@ class Database:
         # this, so an idle connection goes by 90% of wait_timeout at the latest.
         self._server_idle_limit = max(1.0, min(float(wait_timeout) - 5.0, 0.75 * float(wait_timeout)))
         self._cipher = cipher
+        return variables.get("wsrep_on") == "ON"
 
     def _log_encryption(self) -> None:
         if self._cipher is None:

@@ -39,7 +39,7 @@ import sys
 import tempfile
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -242,6 +242,23 @@ class GaleraNode(Server):
         finally:
             self.bare("SET GLOBAL wsrep_provider_options = 'gmcast.isolate=0'")
             self.wait_synced()
+
+    @contextlib.asynccontextmanager
+    async def applying_paused(self) -> AsyncIterator[None]:
+        """Within the block the node applies nothing the others commit, as a
+        node a moment behind: a backup's BLOCK_DDL stage pauses its replication
+        and, unlike a global read lock, still lets its locking reads run."""
+        conn = await asyncmy.connect(**self.admin_url.connect_kwargs(), autocommit=True)
+        try:
+            async with conn.cursor() as cur:
+                await cur.execute("BACKUP STAGE START")
+                await cur.execute("BACKUP STAGE BLOCK_DDL")
+                try:
+                    yield
+                finally:
+                    await cur.execute("BACKUP STAGE END")
+        finally:
+            conn.close()
 
     def bare(self, statement: str) -> list[tuple[Any, ...]]:
         """One statement as the maintenance account on a plain connection: a

@@ -20,7 +20,15 @@ import pytest
 from quality.accounts import create_user
 from quality.settings import Settings
 from tests.cluster import AppDatabase, Galera
-from tests.conftest import PASSWORD, LiveServer, csrf_token_in, database_for, migrated, run_async
+from tests.conftest import (
+    PASSWORD,
+    LiveServer,
+    csrf_token_in,
+    database_for,
+    eventually,
+    migrated,
+    run_async,
+)
 from tests.test_stations import GOOD, HTMX
 
 pytestmark = [pytest.mark.cluster, pytest.mark.xdist_group("cluster")]
@@ -225,6 +233,32 @@ async def test_the_summarisers_of_both_hosts_keep_totals_right_without_errors(ho
         line for server in hosts.servers for line in server.output().splitlines()[-60:])
     assert _conflicts(hosts.galera) > before  # the race happened: a summariser lost it
     assert hosts.problems() == []
+
+
+async def test_a_session_started_through_one_node_holds_at_once_through_another(hosts: Hosts) -> None:
+    # The sign-in answers through node 1; the browser's next request reaches
+    # host 2, whose node has not applied the new session yet.
+    first, second = hosts.servers
+    behind = hosts.galera.nodes[1]
+    async with behind.applying_paused():
+        here = await _signed_in(first, USERS[0])
+        there = _on(second, here)
+        asking = asyncio.ensure_future(there.get("/scan"))
+        # The node catches up only once host 2 has answered or is waiting for it.
+        assert await asyncio.to_thread(eventually, lambda: asking.done() or _waiting_for_cluster(behind))
+    try:
+        answer = await asking
+        assert answer.status_code == 200, (answer.status_code, answer.headers.get("location"))
+        assert csrf_token_in(answer.text)
+        assert hosts.problems() == []
+    finally:
+        await _closing(here, there)
+
+
+def _waiting_for_cluster(node: Any) -> bool:
+    (waiting,) = node.query("SELECT COUNT(*) FROM information_schema.PROCESSLIST"
+                            " WHERE INFO LIKE 'SET STATEMENT wsrep_sync_wait%'")
+    return waiting[0][0] > 0
 
 
 async def test_a_node_without_quorum_answers_503_keeping_the_input(hosts: Hosts) -> None:

@@ -163,7 +163,17 @@ async def _lookup(request: Request, session_id: bytes) -> User | None:
 
 
 async def _check_session(cur: Cursor, arguments: dict[str, Any]) -> tuple | None:
-    """The session's user, sliding its expiry when due (one round trip)."""
+    """The session's user, sliding its expiry when due (one round trip). On a
+    Galera node a session not found is looked for once more once the node has
+    caught up with the cluster: the host of another node may have started it
+    a moment ago (the sign-in answered there, the next request came here)."""
+    row = await _session_user(cur, arguments)
+    if row is None and await cur.catch_up():
+        row = await _session_user(cur, arguments)
+    return row
+
+
+async def _session_user(cur: Cursor, arguments: dict[str, Any]) -> tuple | None:
     await call(cur, "session_user", **arguments)
     row = await cur.fetchone()
     await cur.nextset()
