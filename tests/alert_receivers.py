@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import threading
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from email import message_from_bytes, policy
@@ -19,12 +18,11 @@ from tests.conftest import free_port
 
 
 class Webhook:
-    """Answers each POST with the next of `statuses` (then 200), after `delay`
-    seconds and, when it holds them, once `release` is set."""
+    """Answers each POST with the next of `statuses` (then 200) and, when it
+    holds them, only once `release` is set."""
 
-    def __init__(self, statuses: list[int] | None = None, delay: float = 0.0, hold: bool = False) -> None:
+    def __init__(self, statuses: list[int] | None = None, hold: bool = False) -> None:
         self.statuses = list(statuses or [])
-        self.delay = delay
         self.release = threading.Event()
         if not hold:
             self.release.set()
@@ -36,7 +34,6 @@ class Webhook:
             def do_POST(self) -> None:
                 body = self.rfile.read(int(self.headers["Content-Length"]))
                 receiver.arrived.append(json.loads(body))
-                time.sleep(receiver.delay)
                 receiver.release.wait()
                 status = receiver.statuses.pop(0) if receiver.statuses else 200
                 receiver.received.append((dict(self.headers), json.loads(body), status))
@@ -51,13 +48,18 @@ class Webhook:
         self.url = f"http://127.0.0.1:{self.server.server_port}/hook"
 
     @property
+    def holding(self) -> int:
+        """POSTs read and not answered yet: their senders are still waiting."""
+        return len(self.arrived) - len(self.received)
+
+    @property
     def accepted(self) -> list[dict[str, Any]]:
         return [body for _headers, body, status in self.received if status == 200]
 
 
 @contextmanager
-def webhook(statuses: list[int] | None = None, delay: float = 0.0, hold: bool = False) -> Iterator[Webhook]:
-    receiver = Webhook(statuses, delay, hold)
+def webhook(statuses: list[int] | None = None, hold: bool = False) -> Iterator[Webhook]:
+    receiver = Webhook(statuses, hold)
     thread = threading.Thread(target=receiver.server.serve_forever, daemon=True)
     thread.start()
     try:
