@@ -94,6 +94,8 @@ async def test_typing_three_fields_keeps_every_value_the_focus_and_the_address(
         await fields["to"].press_sequentially("2026-02-30", delay=KEY_DELAY_MS)
         await expect(page.get_by_test_id("to-error")).to_be_visible()
         await expect(fields["to"]).to_have_attribute("aria-invalid", "true")
+        await expect(fields["to"]).to_have_accessible_name("To")  # the error is said once, as below
+        await expect(fields["to"]).to_have_accessible_description(re.compile(r"\S"))
         await expect(page).to_have_url(shared_url)
         await expect(page.get_by_test_id("total-scans")).to_have_text(f"{scans:,}")
         assert await page.evaluate("document.activeElement.name") == "to"
