@@ -22,12 +22,12 @@ async def add(cur: Cursor, actor: Actor, draft: Draft) -> int | None:
         draft.errors["defect"] = lazy("There is no defect code %(code)s.", code=values["defect"])
         return None
     await cur.execute(
-        "INSERT INTO alert_rules (kind, station, order_code, defect_code, threshold, pieces, at_station,"
-        " recipients, mail_language, created_at, created_by) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s,"
-        " %s, %s)",
+        "INSERT INTO alert_rules (kind, station, order_code, defect_code, threshold, pieces, period,"
+        " at_station, recipients, mail_language, created_at, created_by) VALUES (%s, %s, %s, %s, %s, %s,"
+        " %s, %s, %s, %s, %s, %s)",
         (values["kind"], values["station"] or None, values["order"] or None, values["defect"] or None,
-         values["threshold"], values["pieces"], values["at_station"], ",".join(values["recipients"]),
-         values["mail_language"], utc_now(), actor.name[:64]),
+         values["threshold"], values["pieces"], values["period"], values["at_station"],
+         ",".join(values["recipients"]), values["mail_language"], utc_now(), actor.name[:64]),
     )
     rule_id = cur.lastrowid
     rule = await find(cur, rule_id)

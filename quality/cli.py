@@ -359,8 +359,10 @@ def _add_alerts(commands: argparse._SubParsersAction) -> None:
                      help="fire at K scans in a row with the same defect code")
     add.add_argument("--defect", default="", help="with --same-defect: only this defect code")
     add.add_argument("--p-chart", action="store_true",
-                     help="fire at a p-chart signal: a shift's rejection rate beyond its control limits,"
-                          " or 8 shifts in a row on one side of the centre line")
+                     help="fire at a p-chart signal: a shift's (or day's) rejection rate beyond its control"
+                          " limits, or 8 shifts (days) in a row on one side of the centre line")
+    add.add_argument("--per", metavar="shift|day", default="",
+                     help="with --p-chart: a point per shift (the default) or per production day")
     add.add_argument("--at-station", action="store_true", help="show it at the station too")
     add.add_argument("--email", default="", help="recipients, separated by commas")
     add.add_argument("--mail-language", default="en", help="the e-mails' language (en, ro)")
@@ -379,7 +381,8 @@ def _alerts_add(settings: Settings, args: argparse.Namespace) -> None:
     form = {"kind": kind, "station": args.station,
             "order": args.order, "defect": args.defect, "threshold": args.max_rejection_rate,
             "pieces": args.last if rate else args.same_defect, "recipients": args.email,
-            "mail_language": args.mail_language}
+            "mail_language": args.mail_language,
+            "period": args.per or (alert_rules.SHIFT if args.p_chart else "")}
     draft = alert_rules.check(form, settings.codes, args.at_station)
 
     async def work(db: Database) -> None:
@@ -400,7 +403,7 @@ def _alerts_add(settings: Settings, args: argparse.Namespace) -> None:
 # The option that gave each field of a rule.
 _OPTIONS = {"station": "--station", "order": "--order", "defect": "--defect",
             "threshold": "--max-rejection-rate", "pieces": "--last/--same-defect",
-            "recipients": "--email", "mail_language": "--mail-language", "kind": "kind"}
+            "recipients": "--email", "mail_language": "--mail-language", "kind": "kind", "period": "--per"}
 
 
 def _alerts_list(settings: Settings, args: argparse.Namespace) -> None:
@@ -410,7 +413,7 @@ def _alerts_list(settings: Settings, args: argparse.Namespace) -> None:
         print(f"{'ID':<6} {'WHERE':<34} FIRES WHEN")
         for rule in found:
             where = scope(rule.station, rule.order_code)
-            fires = rule_text(rule.kind, rule.pieces, rule.threshold, rule.defect_code)
+            fires = rule_text(rule.kind, rule.period, rule.pieces, rule.threshold, rule.defect_code)
             extra = " (at the station)" if rule.at_station else ""
             print(f"{rule.id:<6} {where:<34} {fires}{extra}")
 

@@ -60,6 +60,19 @@ def test_an_admin_adds_and_removes_a_rule_and_both_are_audited(
     assert client.post(f"/admin/alerts/{rule_id}/remove", data={"csrf_token": token}).status_code == 404
 
 
+def test_a_p_chart_rule_per_production_day_is_added_shown_and_audited(
+    client: TestClient, make_user: Any, settings: Settings
+) -> None:
+    token = sign_in(client, make_user, "ada", "admin")
+    added = add_rule(client, token, kind="p_chart", threshold="", pieces="", period="day")
+    assert added.status_code == 303
+    assert query(settings, "SELECT kind, period FROM alert_rules") == [("p_chart", "day")]
+    shown = client.get("/admin/alerts").text
+    assert "a production day&#39;s rejection rate beyond its control limits" in shown
+    [(_, _, _, _, after)] = [row for row in audit_rows(settings) if row[1] == "alert_rule.create"]
+    assert '"period": "day"' in after
+
+
 @pytest.mark.parametrize(("changes", "field", "message"), [
     ({"threshold": "-5"}, "threshold", "above 0 and below 100"),
     ({"threshold": "0"}, "threshold", "above 0 and below 100"),
@@ -73,6 +86,9 @@ def test_an_admin_adds_and_removes_a_rule_and_both_are_audited(
     ({"kind": "repeated_defect", "defect": "000", "pieces": "3"}, "defect", "approves"),
     ({"order": "XX1"}, "order", "must look like"),
     ({"recipients": "not-an-address"}, "recipients", "e-mail addresses"),
+    ({"kind": "p_chart", "threshold": "", "pieces": ""}, "period", "per shift or per production day"),
+    ({"kind": "p_chart", "period": "week"}, "period", "choose one from the list"),
+    ({"period": "day"}, "period", "Only a p-chart rule has points"),
 ])
 def test_a_bad_rule_is_refused_beside_its_field_and_nothing_is_saved(
     client: TestClient, make_user: Any, settings: Settings, changes: dict[str, str], field: str,

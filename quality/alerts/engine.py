@@ -55,6 +55,7 @@ class OpenAlert:
     at_station: bool
     rule_station: str | None
     rule_order: str | None
+    period: str  # the rule's (rules.PERIODS)
 
 
 class AlertBoard:
@@ -264,7 +265,7 @@ async def rearm(cur: Cursor, rule_id: int) -> None:
 async def _open_alerts(cur: Cursor) -> list[OpenAlert]:
     await cur.execute(
         "SELECT a.id, a.rule_id, r.kind, a.fired_at, a.station, a.order_code, a.value, a.threshold,"
-        " r.defect_code, r.at_station, r.station, r.order_code"
+        " r.defect_code, r.at_station, r.station, r.order_code, r.period"
         " FROM alerts a JOIN alert_rules r ON r.id = a.rule_id"
         " WHERE a.acknowledged_at IS NULL ORDER BY a.id DESC LIMIT %s", (OPEN_SHOWN,))
     return [OpenAlert(*row[:9], bool(row[9]), *row[10:]) for row in await cur.fetchall()]

@@ -29,10 +29,11 @@ class Alert:
     comment: str | None
     rule_station: str | None
     rule_order: str | None
+    period: str  # the rule's (rules.PERIODS)
 
     @property
     def text(self) -> LazyText:
-        return alert_text(self.kind, self.value, self.threshold, self.station, self.order_code,
+        return alert_text(self.kind, self.period, self.value, self.threshold, self.station, self.order_code,
                           self.rule_station, self.rule_order)
 
 
@@ -48,8 +49,8 @@ class Filters:
 
 _SELECT = (
     "SELECT a.id, a.rule_id, r.kind, a.fired_at, a.station, a.order_code, a.value, a.threshold,"
-    " a.scan_ids, a.acknowledged_by, a.acknowledged_at, a.comment, r.station, r.order_code"
-    " FROM alerts a JOIN alert_rules r ON r.id = a.rule_id"
+    " a.scan_ids, a.acknowledged_by, a.acknowledged_at, a.comment, r.station, r.order_code,"
+    " r.period FROM alerts a JOIN alert_rules r ON r.id = a.rule_id"
 )
 
 

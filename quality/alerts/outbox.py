@@ -74,6 +74,7 @@ class Notice:
     mail_language: str
     rule_station: str | None
     rule_order: str | None
+    period: str  # the rule's (rules.PERIODS)
 
 
 def backoff(attempts: int) -> float:
@@ -173,7 +174,7 @@ class Sender:
     def message(self, notice: Notice, sender: str) -> EmailMessage:
         """The e-mail, in the rule's language for its recipients."""
         _ = translator(notice.mail_language)
-        text = _(alert_text(notice.kind, notice.value, notice.threshold, notice.station,
+        text = _(alert_text(notice.kind, notice.period, notice.value, notice.threshold, notice.station,
                             notice.order_code, notice.rule_station, notice.rule_order))
         message = EmailMessage()
         message["Subject"] = _("Quality alert") + ": " + text
@@ -199,7 +200,7 @@ async def _claim(cur: Cursor, limit: int) -> tuple[list[Notice], int]:
     await cur.execute(
         "SELECT o.id, o.channel, o.recipient, o.idempotency_key, o.attempts + 1, a.id, a.rule_id, r.kind,"
         " a.station, a.order_code, a.value, a.threshold, a.fired_at, r.mail_language, r.station,"
-        " r.order_code FROM alert_outbox o JOIN alerts a ON a.id = o.alert_id"
+        " r.order_code, r.period FROM alert_outbox o JOIN alerts a ON a.id = o.alert_id"
         " JOIN alert_rules r ON r.id = a.rule_id"
         " WHERE o.sent_at IS NULL AND o.failed_at IS NULL AND o.next_attempt_at <= %s"
         " ORDER BY o.next_attempt_at LIMIT %s FOR UPDATE SKIP LOCKED", (now, limit))

@@ -7,9 +7,10 @@ Three kinds, each scoped to a station, an order or both:
   scope rejected;
 - `repeated_defect`: `pieces` scans in a row in scope with the same defect
   code (the rule's `defect_code`, or any rejecting code when it names none);
-- `p_chart`: the rejection rate per shift out of its p-chart's control
-  limits, or a run of shifts on one side of its centre line (no threshold,
-  no pieces, no defect code; windows.py's PChartWindow).
+- `p_chart`: the rejection rate per shift, or per production day (the rule's
+  `period`), out of its p-chart's control limits, or a run of such points on
+  one side of its centre line (no threshold, no pieces, no defect code;
+  windows.py's PChartWindow).
 """
 
 from __future__ import annotations
@@ -29,7 +30,10 @@ from quality.stations import STATIONS
 
 RATE, REPEATED, P_CHART = "rejection_rate", "repeated_defect", "p_chart"
 KINDS = {RATE: lazy("Rejection rate over the last scans"), REPEATED: lazy("Same defect in a row"),
-         P_CHART: lazy("p-chart signal per shift")}
+         P_CHART: lazy("p-chart signal")}
+SHIFT, DAY = "shift", "day"
+# A p-chart rule's points (alert_rules.period, migration 0017).
+PERIODS = {SHIFT: lazy("Shift"), DAY: lazy("Production day")}
 MAX_PIECES = 1000
 _NUMBER = re.compile(r"-?[0-9]{1,6}(\.[0-9]{1,2})?")
 _EMAIL = re.compile(r"[^@\s,]+@[^@\s,]+\.[^@\s,]+")
@@ -47,6 +51,7 @@ class Rule:
     at_station: bool
     recipients: tuple[str, ...]
     mail_language: str
+    period: str = SHIFT  # P_CHART's points; SHIFT, meaning nothing, for the other kinds
 
     @property
     def limit(self) -> Decimal:
@@ -62,7 +67,8 @@ class Rule:
         return {"kind": self.kind, "station": self.station, "order": self.order_code,
                 "defect": self.defect_code,
                 "threshold": None if self.threshold is None else str(self.threshold),
-                "pieces": self.pieces, "at_station": self.at_station,
+                "pieces": self.pieces, "period": self.period if self.kind == P_CHART else None,
+                "at_station": self.at_station,
                 "recipients": ",".join(self.recipients), "mail_language": self.mail_language}
 
 
@@ -75,6 +81,7 @@ def fields(codes: CodePatterns) -> tuple[Field, ...]:
         Field("defect", lazy("Defect code"), re.compile(codes.defect), "104", 3, required=False),
         Field("threshold", lazy("Rejection rate above (%)"), _NUMBER, "20", 10, trim, required=False),
         Field("pieces", lazy("Scans"), _NUMBER, "20", 10, trim, required=False),
+        Field("period", lazy("Points per"), TEXT, SHIFT, 8, trim, required=False, choices=PERIODS),
         Field("recipients", lazy("E-mail recipients"), TEXT, "qa@example.com", 500, trim,
               required=False),
         Field("mail_language", lazy("Language of the e-mails"), TEXT, "en", 8, trim,
@@ -109,6 +116,7 @@ def check(form: Mapping[str, Any], codes: CodePatterns, at_station: bool) -> Dra
         errors["defect"] = lazy("This kind of rule counts every defect; leave the code empty.")
     if values["defect"] == APPROVED and "defect" not in errors:
         errors["defect"] = lazy("Code %(code)s approves; choose a defect.", code=APPROVED)
+    values["period"] = _period(checked, kind)
     values["recipients"] = _recipients(checked)
     values["mail_language"] = values["mail_language"] or "en"
     return Draft(values, errors)
@@ -145,6 +153,19 @@ def _pieces(checked: Validated, in_a_row: bool) -> int | None:
     return int(raw)
 
 
+def _period(checked: Validated, kind: str | None) -> str:
+    """A p-chart rule's points, which it must name; the other kinds name none
+    (refused, as a defect code given to a kind that counts every defect)."""
+    raw = checked.values["period"]
+    if "period" in checked.errors or kind not in KINDS:
+        return SHIFT
+    if kind == P_CHART and not raw:
+        checked.errors["period"] = lazy("Choose the p-chart's points: per shift or per production day.")
+    elif kind != P_CHART and raw:
+        checked.errors["period"] = lazy("Only a p-chart rule has points per shift or day; leave it empty.")
+    return raw or SHIFT
+
+
 def _recipients(checked: Validated) -> tuple[str, ...]:
     found = tuple(part.strip() for part in checked.values["recipients"].split(",") if part.strip())
     if any(not _EMAIL.fullmatch(address) for address in found):
@@ -153,7 +174,7 @@ def _recipients(checked: Validated) -> tuple[str, ...]:
 
 
 _SELECT = ("SELECT id, kind, station, order_code, defect_code, threshold, pieces, at_station, recipients,"
-           " mail_language FROM alert_rules")
+           " mail_language, period FROM alert_rules")
 
 
 async def find(cur: Cursor, rule_id: int, lock: bool = False) -> Rule | None:
@@ -172,6 +193,6 @@ async def in_force(cur: Cursor) -> list[Rule]:
 
 def _rule(row: tuple) -> Rule:
     (id_, kind, station, order_code, defect_code, threshold, pieces, at_station, recipients,
-     mail_language) = row
+     mail_language, period) = row
     return Rule(id_, kind, station, order_code, defect_code, threshold, pieces, bool(at_station),
-                tuple(address for address in recipients.split(",") if address), mail_language)
+                tuple(address for address in recipients.split(",") if address), mail_language, period)

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from decimal import Decimal
 
-from quality.alerts.rules import P_CHART, RATE
+from quality.alerts.rules import DAY, P_CHART, RATE
 from quality.i18n import LazyText, lazy
 from quality.stations import STATIONS
 
@@ -25,8 +25,12 @@ def scope(station: str | None, order_code: str | None) -> str:
     return lazy("order %(order)s", order=order_code or "")
 
 
-def rule_text(kind: str, pieces: int, threshold: Decimal | None, defect_code: str | None) -> LazyText:
+def rule_text(kind: str, period: str, pieces: int, threshold: Decimal | None,
+              defect_code: str | None) -> LazyText:
     """What a rule watches, without its scope."""
+    if kind == P_CHART and period == DAY:
+        return lazy("a production day's rejection rate beyond its control limits, or 8 production days"
+                    " in a row on one side of the centre line")
     if kind == P_CHART:
         return lazy("a shift's rejection rate beyond its control limits, or 8 shifts in a row on one"
                     " side of the centre line")
@@ -38,10 +42,13 @@ def rule_text(kind: str, pieces: int, threshold: Decimal | None, defect_code: st
     return lazy("the same defect %(pieces)s times in a row", pieces=pieces)
 
 
-def alert_text(kind: str, value: Decimal, threshold: Decimal, station: str, order_code: str,
-               rule_station: str | None, rule_order: str | None) -> LazyText:
+def alert_text(kind: str, period: str, value: Decimal, threshold: Decimal, station: str,
+               order_code: str, rule_station: str | None, rule_order: str | None) -> LazyText:
     """What was found, where: the rule's scope, and the order of the scan that breached it."""
     where = scope(rule_station or station, rule_order or (order_code if not rule_station else None))
+    if kind == P_CHART and period == DAY:
+        return lazy("%(where)s: a p-chart signal; %(value)s%% rejected this production day"
+                    " (UCL %(threshold)s%%).", where=where, value=plain(value), threshold=plain(threshold))
     if kind == P_CHART:
         return lazy("%(where)s: a p-chart signal; %(value)s%% rejected this shift (UCL %(threshold)s%%).",
                     where=where, value=plain(value), threshold=plain(threshold))

@@ -4,13 +4,13 @@ rules costs a save next to nothing (bench/alerts_bench.py measures it)."""
 
 from __future__ import annotations
 
-import math
 from collections import deque
 from datetime import datetime, timedelta
 from decimal import Decimal
 
-from quality.alerts.rules import P_CHART, RATE, Rule
+from quality.alerts.rules import DAY, P_CHART, RATE, Rule
 from quality.codes import APPROVED
+from quality.control_limits import RUN, limits
 from quality.db import Cursor
 from quality.shifts import Shifts
 
@@ -120,36 +120,38 @@ class RunWindow(Window):
 
 
 class PChartWindow(Window):
-    """The rejection rate per shift as a p-chart (reports' control.py, live): the
-    centre line p̄ from the last BASELINE_SHIFTS complete shifts, and the
-    current shift's point against its limits p̄ ± 3·√(p̄(1 - p̄)/n) once it has
-    MIN_SAMPLE scans; or the last RUN complete shifts all on one side of p̄.
-    Counts scans (the live view has no piece verdicts to hand)."""
+    """The rejection rate per shift, or per production day (the rule's period),
+    as a p-chart (reports' control.py, live): the centre line p̄ from the last
+    BASELINE_POINTS complete points, and the current point against its limits
+    p̄ ± 3·√(p̄(1 - p̄)/n) once it has MIN_SAMPLE scans; or the last RUN
+    complete points all on one side of p̄. Points are the reports' own: a
+    shift, or the production day of quality/shifts.py. Counts scans (the live
+    view has no piece verdicts to hand)."""
 
-    BASELINE_SHIFTS = 21  # a week of three shifts
+    BASELINE_POINTS = 21  # a week of three shifts, or three weeks of days
     MIN_SAMPLE = 20
-    RUN = 8
 
     def __init__(self, rule: Rule, shifts: Shifts) -> None:
         super().__init__(rule)
         self._shifts = shifts
-        self._baseline: deque[tuple[int, int]] = deque(maxlen=self.BASELINE_SHIFTS)
+        self._per_day = rule.period == DAY
+        self._baseline: deque[tuple[int, int]] = deque(maxlen=self.BASELINE_POINTS)
         self._sums = [0, 0]  # scans, rejected in the baseline
-        self._sides: deque[int] = deque(maxlen=self.RUN)
-        self._shift_end: datetime | None = None
+        self._sides: deque[int] = deque(maxlen=RUN)
+        self._point_end: datetime | None = None
         self._n = self._r = 0
         self._rejected_ids: deque[int] = deque(maxlen=200)
 
     def add(self, scan_id: int, defect_code: str, at: datetime) -> None:
-        if self._shift_end is None or at >= self._shift_end:
-            self._close_shift(at)
+        if self._point_end is None or at >= self._point_end:
+            self._close_point(at)
         self._n += 1
         if defect_code != APPROVED:
             self._r += 1
             self._rejected_ids.append(scan_id)
 
-    def _close_shift(self, at: datetime) -> None:
-        """A scan of a later shift: the shift so far becomes a point of the baseline."""
+    def _close_point(self, at: datetime) -> None:
+        """A scan of a later shift or day: the point so far joins the baseline."""
         if self._n:
             centre = self._centre
             if centre is not None:
@@ -162,9 +164,15 @@ class PChartWindow(Window):
             self._baseline.append((self._n, self._r))
             self._sums[0] += self._n
             self._sums[1] += self._r
-        self._shift_end = self._shifts.around(at)[1]
+        self._point_end = self._span(at)[1]
         self._n = self._r = 0
         self._rejected_ids.clear()
+
+    def _span(self, at: datetime) -> tuple[datetime, datetime]:
+        """The point a naive-UTC time falls in: its shift, or its production day."""
+        if self._per_day:
+            return self._shifts.day_span(self._shifts.of(at)[0])
+        return self._shifts.around(at)
 
     @property
     def _centre(self) -> float | None:
@@ -175,13 +183,13 @@ class PChartWindow(Window):
         centre = self._centre
         if centre is None or self._n < self.MIN_SAMPLE:
             return False
-        spread = 3 * math.sqrt(centre * (1 - centre) / self._n)
+        lcl, ucl = limits(centre, self._n)
         p = self._r / self._n
-        return p > centre + spread or p < centre - spread
+        return p > ucl or p < lcl
 
     @property
     def breached(self) -> bool:
-        return self._beyond or (len(self._sides) == self.RUN and abs(sum(self._sides)) == self.RUN)
+        return self._beyond or (len(self._sides) == RUN and abs(sum(self._sides)) == RUN)
 
     @property
     def value(self) -> Decimal:
@@ -189,32 +197,33 @@ class PChartWindow(Window):
 
     @property
     def limit(self) -> Decimal:
-        """The upper control limit for the current shift's sample (%), or p̄ with no sample yet."""
+        """The upper control limit for the current point's sample (%), or p̄ with no sample yet."""
         centre = self._centre or 0.0
-        spread = 3 * math.sqrt(centre * (1 - centre) / self._n) if self._n else 0.0
-        return Decimal(100 * (centre + spread)).quantize(Decimal("0.01"))
+        ucl = limits(centre, self._n)[1] if self._n else centre
+        return Decimal(100 * ucl).quantize(Decimal("0.01"))
 
     @property
     def scan_ids(self) -> list[int]:
         return list(self._rejected_ids)
 
     async def load(self, cur: Cursor) -> None:
-        """The baseline's shifts, counted per hour in SQL and folded into shifts
-        here (shifts start on whole hours), then the current shift's scans."""
+        """The baseline's points, counted per hour in SQL and folded into shifts
+        or days here (shifts, and so days, start on whole hours), then the
+        current point's scans."""
         where, params = _scope(self.rule)
         await cur.execute("SELECT COALESCE(MAX(created_at), UTC_TIMESTAMP()) FROM scans")
         (newest,) = await cur.fetchone()
-        current_start = self._shifts.around(newest)[0]
-        days = (self.BASELINE_SHIFTS + self.RUN) // len(self._shifts.starts) + 2
-        since = current_start - timedelta(days=days)
+        current_start = self._span(newest)[0]
+        per_day = 1 if self._per_day else len(self._shifts.starts)
+        since = current_start - timedelta(days=(self.BASELINE_POINTS + RUN) // per_day + 2)
         await cur.execute(
             "SELECT DATE_FORMAT(created_at, '%%Y-%%m-%%d %%H:00:00'), COUNT(*), SUM(defect_code <> %s)"
             f" FROM scans WHERE {where} AND created_at >= %s AND created_at < %s GROUP BY 1 ORDER BY 1",
             (APPROVED, *params, since, current_start))
         for hour, scans, rejected in await cur.fetchall():
             at = datetime.fromisoformat(hour)
-            if self._shift_end is None or at >= self._shift_end:
-                self._close_shift(at)
+            if self._point_end is None or at >= self._point_end:
+                self._close_point(at)
             self._n += int(scans)
             self._r += int(rejected)
         await cur.execute(f"SELECT id, defect_code, created_at FROM scans WHERE {where}"

@@ -30,8 +30,9 @@ async def _page(request: Request, status: int = 200, **values: Any) -> Response:
     async with services(request).db.transaction() as cur:
         found = await rules.in_force(cur)
     described = [(rule, scope(rule.station, rule.order_code),
-                  rule_text(rule.kind, rule.pieces, rule.threshold, rule.defect_code)) for rule in found]
-    context = {"rules": described, "kinds": rules.KINDS, "languages": LANGUAGES,
+                  rule_text(rule.kind, rule.period, rule.pieces, rule.threshold, rule.defect_code))
+                 for rule in found]
+    context = {"rules": described, "kinds": rules.KINDS, "periods": rules.PERIODS, "languages": LANGUAGES,
                "values": {"kind": rules.RATE, "mail_language": "en"}, "errors": {},
                "notice": NOTICES.get(request.query_params.get("done", "")), **values}
     return render(request, TEMPLATE, context, status_code=status)

@@ -158,8 +158,8 @@ def _banner_events(request: Request, shown: Callable[[], tuple[OpenAlert, ...]],
         if alerts == last:
             return None
         last = alerts
-        texts = [(alert, alert_text(alert.kind, alert.value, alert.threshold, alert.station,
-                                    alert.order_code, alert.rule_station, alert.rule_order))
+        texts = [(alert, alert_text(alert.kind, alert.period, alert.value, alert.threshold,
+                                    alert.station, alert.order_code, alert.rule_station, alert.rule_order))
                  for alert in alerts]
         html = str(renderer.macros("alerts/_banner.html", language).banner(texts, at_station))
         return event("alerts", board.version, html)

@@ -6,22 +6,22 @@ p-chart, for variable sample sizes: a point per production day, or per shift
 when the range is short (SHORT_RANGE_DAYS or fewer days); its sample is the
 pieces counted there, nᵢ, its value pᵢ = rejectedᵢ / nᵢ. The centre line is
 p̄ = Σ rejected / Σ n over the points, and each point has its own limits
-p̄ ± 3·√(p̄(1 - p̄)/nᵢ), the lower one floored at 0. A point is a signal when it
+p̄ ± 3·√(p̄(1 - p̄)/nᵢ), the lower one floored at 0 (quality/control_limits.py,
+which the p-chart alert rule shares). A point is a signal when it
 lies beyond its limits, or when it belongs to a run of RUN points or more in a
 row strictly on one side of the centre line (a point on it ends a run).
 """
 
 from __future__ import annotations
 
-import math
 from collections.abc import Iterable
 from dataclasses import dataclass, replace
 from datetime import datetime
 
+from quality.control_limits import RUN, limits
 from quality.pages.reports.report import Report
 
 SHORT_RANGE_DAYS = 7
-RUN = 8
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,9 +72,8 @@ def p_chart(report: Report) -> PChart:
     centre = all_rejected / total
     points = []
     for label, start, end, pieces, rejected in samples:
-        spread = 3 * math.sqrt(centre * (1 - centre) / pieces)
         p = rejected / pieces
-        lcl, ucl = max(0.0, centre - spread), centre + spread
+        lcl, ucl = limits(centre, pieces)
         points.append(Point(label, start, end, pieces, rejected, p, lcl, ucl, beyond=p > ucl or p < lcl))
     # Which side of the centre, in integers: rejected/pieces against all_rejected/total, exactly.
     sides = [(point.rejected * total > all_rejected * point.pieces)
