@@ -43,3 +43,21 @@ async def test_an_admin_forms_error_is_its_description_not_its_name(
     await expect(until).to_have_accessible_description(
         "The last day is before the first: choose a range that runs forward.")
     await expect(page.locator("#since")).to_have_accessible_name("From")
+
+
+async def test_an_alert_rules_choice_says_its_error_once(
+    live_server: LiveServer, browser: Any, make_user: Any
+) -> None:
+    make_user("ada", "admin")
+    page = await browser.new_page()
+    await browser_login(page, live_server, "ada")
+    await page.goto(live_server.url + "/admin/alerts")
+    await page.locator("#kind").select_option("p_chart")
+    await page.locator("#station").select_option("fg")
+    await page.get_by_role("button", name="Add rule").click()
+    period = page.locator("#period")
+    await expect(period).to_have_attribute("aria-invalid", "true")
+    await expect(period).to_have_accessible_name("Points per")
+    await expect(period).to_have_accessible_description(
+        "Choose the p-chart's points: per shift or per production day.")
+    await expect(page.locator("#kind")).to_have_accessible_name("Kind")
