@@ -40,7 +40,7 @@ def test_a_fired_alert_reaches_the_webhook_after_a_500_and_each_recipient_once_i
             assert hook.accepted[0] == {
                 "alert": alert_id, "rule": 1, "kind": "rejection_rate", "station": "fg",
                 "order": "CP00012345", "value": 100.0, "threshold": 50.0,
-                "fired_at": hook.accepted[0]["fired_at"],
+                "fired_at": hook.accepted[0]["fired_at"], "period": None,
                 "link": f"https://quality.plant.example/alerts/{alert_id}"}
             assert sorted(to for (to,), _message in mailbox.messages) == [
                 "qa@plant.example", "sef@plant.example"]

@@ -29,6 +29,7 @@ from urllib.parse import parse_qs, unquote, urlsplit
 
 import aiosmtplib
 
+from quality.alerts.rules import P_CHART
 from quality.alerts.text import alert_text, plain
 from quality.clock import utc_now
 from quality.db import Cursor, Database, DatabaseUnavailable
@@ -150,7 +151,7 @@ class Sender:
             "alert": notice.alert_id, "rule": notice.rule_id, "kind": notice.kind,
             "station": notice.station, "order": notice.order_code, "value": float(notice.value),
             "threshold": float(notice.threshold), "fired_at": notice.fired_at.isoformat() + "Z",
-            "link": self.link(notice),
+            "period": notice.period if notice.kind == P_CHART else None, "link": self.link(notice),
         }).encode()
         assert self.settings.alert_webhook and self._posting
         request = urllib.request.Request(self.settings.alert_webhook, data=body, method="POST", headers={
