@@ -22,7 +22,7 @@ from quality.clock import utc_now
 from quality.i18n import translator
 from quality.settings import Settings
 from tests.admin_support import query, sign_in
-from tests.conftest import UTC_SHIFTS, database_for, eventually, run_async
+from tests.conftest import UTC_SHIFTS, eventually, run_async, using
 from tests.test_alerts import add_rule, fg_scans
 from tests.test_reports import insert_scans
 
@@ -98,14 +98,7 @@ def test_a_p_chart_rule_reads_its_baseline_and_fires_on_a_bad_shift(
             rows.append(("fg", secrets.token_bytes(16), "OP01", piece, piece[:10], "OC01", "OC02", defect,
                          defect == "000", False, began + timedelta(minutes=n), user))
 
-    async def seed() -> None:
-        db = database_for(settings.database_url)
-        try:
-            await insert_scans(db, rows)
-        finally:
-            await db.close()
-
-    run_async(seed())
+    run_async(using(settings.database_url, lambda db: insert_scans(db, rows)))
     assert add_rule(client, token, kind="p_chart", threshold="", pieces="", period="shift").status_code == 303
     assert query(settings, "SELECT kind, pieces, period FROM alert_rules") == [("p_chart", 0, "shift")]
     # This shift: 19 scans, none judged yet (fewer than 20); the 20th makes 6 rejected
@@ -194,14 +187,7 @@ def test_a_per_day_rule_reads_its_baseline_of_days_and_fires_once_on_a_bad_day(
             rows.append(("fg", secrets.token_bytes(16), "OP01", piece, piece[:10], "OC01", "OC02", defect,
                          defect == "000", False, began + timedelta(minutes=25 * n), user))
 
-    async def seed() -> None:
-        db = database_for(settings.database_url)
-        try:
-            await insert_scans(db, rows)
-        finally:
-            await db.close()
-
-    run_async(seed())
+    run_async(using(settings.database_url, lambda db: insert_scans(db, rows)))
     assert add_rule(client, token, kind="p_chart", threshold="", pieces="", period="day").status_code == 303
     assert query(settings, "SELECT kind, period FROM alert_rules") == [("p_chart", "day")]
     # Today: 19 scans, too few to judge; the 20th makes 6 of 20 rejected (30 %):

@@ -16,7 +16,7 @@ from starlette.testclient import TestClient
 
 from quality.settings import Settings
 from tests.admin_support import query, sign_in
-from tests.conftest import database_for, execute, login, run_async, using
+from tests.conftest import execute, login, run_async, using
 from tests.test_reports import insert_scans
 
 DAYS = 24
@@ -73,14 +73,7 @@ def seed(settings: Settings, make_user: Any) -> None:
             rows.append(("quality", secrets.token_bytes(16), "OP01", piece, piece[:10], "OC01", "OC02",
                          defect, defect == "000", False, FIRST + timedelta(days=day, minutes=n), user))
 
-    async def work() -> None:
-        db = database_for(settings.database_url)
-        try:
-            await insert_scans(db, rows)
-        finally:
-            await db.close()
-
-    run_async(work())
+    run_async(using(settings.database_url, lambda db: insert_scans(db, rows)))
 
 
 def test_the_p_chart_matches_an_independent_computation_and_links_each_point_to_its_scans(
