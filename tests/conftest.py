@@ -315,18 +315,23 @@ def _ungrouped() -> None:
 
 
 _PORTS = random.Random()  # its own generator: each worker draws its own ports
+# Chromium refuses to load pages from a list of well-known ports (X11's 6000,
+# IRC's 6665-6669, ...: ERR_UNSAFE_PORT), all at or below this one.
+BROWSERS_REFUSE_UP_TO = 10080
 
 
 def free_ports(count: int) -> list[int]:
     """`count` distinct loopback ports free now, drawn below the range the kernel
     hands out to outgoing connections: a server started seconds later (a
     replica after its primary) still finds its port free, whatever this machine
-    connected to meanwhile (once a replica found its port taken)."""
+    connected to meanwhile (once a replica found its port taken); and above the
+    ports a browser refuses."""
     low = int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    first = BROWSERS_REFUSE_UP_TO + 1
     with contextlib.ExitStack() as held:  # held together, so none repeats
         ports: list[int] = []
         while len(ports) < count:
-            port = _PORTS.randrange(1024, max(low, 2048))
+            port = _PORTS.randrange(first, max(low, first + 1024))
             sock = held.enter_context(socket.socket())
             try:
                 sock.bind(("127.0.0.1", port))
