@@ -278,14 +278,19 @@ async def test_the_export_thread_waits_while_the_event_loop_is_busy() -> None:
     exporter = Exporter(1, 1)
     slices: list[float] = []
 
+    going = threading.Event()
+
     def write(rows: Any) -> bytes:
         slices.append(time.monotonic())
+        if len(slices) > 20:
+            going.set()
         time.sleep(0.001)  # a slice's work
         return b""
 
     formatting = asyncio.ensure_future(exporter.format([b""] * (SLICE_ROWS * 1000), write))
-    await asyncio.sleep(0.1)  # formatting at full speed while the loop is free
-    assert len(slices) > 20
+    # Formatting slice after slice while the loop is free (awaited, so the loop
+    # stays free: a loaded machine only makes it slower).
+    assert await asyncio.to_thread(going.wait, 30)
     # The loop busy for 0.5 s (a long report, say): it does not beat, so the
     # thread writes a slice only every WAIT_SECONDS, instead of every millisecond.
     started = time.monotonic()
