@@ -372,7 +372,9 @@ def _add_alerts(commands: argparse._SubParsersAction) -> None:
                      help="with --p-chart: a point per shift (the default) or per production day")
     add.add_argument("--at-station", action="store_true", help="show it at the station too")
     add.add_argument("--email", default="", help="recipients, separated by commas")
-    add.add_argument("--mail-language", default="en", help="the e-mails' language (en, ro)")
+    add.add_argument("--mail-language", default="en",
+                     help="the e-mails' language (en, ro), for addresses that are not a user's"
+                          " with a language")
     add.set_defaults(run=_alerts_add)
     alerts.add_parser("list", help="the rules in force").set_defaults(run=_alerts_list)
     remove = alerts.add_parser("remove", help="remove a rule (its alerts stay)")
