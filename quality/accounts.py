@@ -1,4 +1,5 @@
-"""User accounts: creation, passwords, role and active flag, the `admin`
+"""User accounts: creation, passwords, role, active flag, language and
+e-mail address (unique, in any case), the `admin`
 account every install has, the guard that keeps one administrator, and the
 delegation rule: nobody grants what they do not hold.
 
@@ -22,6 +23,7 @@ from asyncmy.errors import IntegrityError
 from quality import audit
 from quality.audit import SYSTEM, Actor
 from quality.db import DUPLICATE_KEY, Cursor, Database, error_code
+from quality.fields import EMAIL, MAX_EMAIL, Field, trim, validate
 from quality.http.sessions import end_user_sessions
 from quality.i18n import LANGUAGES, lazy
 from quality.passwords import hash_password
@@ -35,6 +37,10 @@ T = TypeVar("T")
 USERNAME = re.compile(r"^[a-z0-9][a-z0-9._-]{1,63}$")
 MIN_PASSWORD = 8
 MAX_PASSWORD = 1024
+# The address alert e-mails reach a user at (their language chosen per recipient:
+# quality/alerts/outbox.py); the admin form and `quality user` check it here.
+EMAIL_FIELD = Field("email", lazy("E-mail address"), EMAIL, "ana.pop@plant.example", MAX_EMAIL, trim,
+                    required=False)
 # An administrator is an active user whose role may manage both users and roles:
 # with fewer, nobody could give those rights back.
 ADMIN_PERMISSIONS = ("admin.users", "admin.roles")
@@ -67,6 +73,7 @@ class Account:
     must_change_password: bool
     created_at: datetime
     language: str  # a code of quality/i18n.py LANGUAGES, or "" for the plant's default
+    email: str  # "" when none is known
 
 
 def check_username(username: str) -> str:
@@ -218,14 +225,15 @@ async def _check_roles(cur: Cursor, grantor: Grantor, roles: Iterable[str], atte
 
 _ACCOUNT_SELECT = (
     "SELECT u.id, u.username, u.full_name, r.name, u.active, u.must_change_password, u.created_at,"
-    " COALESCE(u.language, '')"
+    " COALESCE(u.language, ''), COALESCE(u.email, '')"
     " FROM users u JOIN roles r ON r.id = u.role_id"
 )
 
 
 def _account(row: tuple[Any, ...]) -> Account:
-    id_, username, full_name, role, active, must_change, created_at, language = row
-    return Account(id_, username, full_name, role, bool(active), bool(must_change), created_at, language)
+    id_, username, full_name, role, active, must_change, created_at, language, email = row
+    return Account(id_, username, full_name, role, bool(active), bool(must_change), created_at, language,
+                   email)
 
 
 def check_language(language: str) -> str:
@@ -233,6 +241,29 @@ def check_language(language: str) -> str:
     if language and language not in LANGUAGES:
         raise AccountError(lazy("Choose one of the languages offered."), "language")
     return language
+
+
+def check_email(email: str) -> str:
+    """An e-mail address, trimmed, or "" for none."""
+    checked = validate({"email": email}, (EMAIL_FIELD,))
+    if not checked.ok:
+        raise AccountError(checked.errors["email"], "email")
+    return checked.values["email"]
+
+
+async def _ensure_email_free(cur: Cursor, email: str, user_id: int | None = None) -> None:
+    """Refuse an address another account has (in any case: the column's
+    collation ignores it, as its unique key does). Under `changing`'s lock, so
+    no account change slips in between this and the write."""
+    if not email:
+        return
+    await cur.execute("SELECT 1 FROM users WHERE email = %s AND id <> %s", (email, user_id or 0))
+    if await cur.fetchone():
+        raise _email_taken(email)
+
+
+def _email_taken(email: str) -> AccountError:
+    return AccountError(lazy("Another user already has the e-mail address %(email)s.", email=email), "email")
 
 
 async def find_user(cur: Cursor, target: int | str, *, lock: bool = False) -> Account:
@@ -267,31 +298,36 @@ async def list_users(cur: Cursor, search: str = "", role: str = "",
 
 async def create_user(
     db: Database, username: str, password: str, role: str, full_name: str = "", *,
-    actor: Actor = SYSTEM, must_change_password: bool = False, language: str = "",
+    actor: Actor = SYSTEM, must_change_password: bool = False, language: str = "", email: str = "",
 ) -> int:
     username = check_username(username)
     check_language(language)
+    email = check_email(email)
     # Hash before borrowing a connection: scrypt takes tens of milliseconds.
     password_hash = await asyncio.to_thread(hash_password, check_password(password))
     wanted = {"full_name": full_name, "role": role, "active": True,
-              "must_change_password": must_change_password, **({"language": language} if language else {})}
+              "must_change_password": must_change_password, **({"language": language} if language else {}),
+              **({"email": email} if email else {})}
 
     async def create(cur: Cursor, grantor: Grantor) -> int:
         await cur.execute("SELECT 1 FROM users WHERE username = %s", (username,))
         if await cur.fetchone():
             raise AccountError(lazy("User %(name)s already exists.", name=repr(username)), "username")
+        await _ensure_email_free(cur, email)
         new_role_id = await role_id(cur, role)
         await _check_roles(cur, grantor, [role], Attempt("user.create", username, None, wanted))
         try:
             await cur.execute(
                 "INSERT INTO users (username, full_name, password_hash, role_id, must_change_password,"
-                " language) VALUES (%s, %s, %s, %s, %s, NULLIF(%s, ''))",
-                (username, full_name, password_hash, new_role_id, must_change_password, language),
+                " language, email) VALUES (%s, %s, %s, %s, %s, NULLIF(%s, ''), NULLIF(%s, ''))",
+                (username, full_name, password_hash, new_role_id, must_change_password, language, email),
             )
         except IntegrityError as exc:
-            # Another process created the same name between the check and here.
+            # Another process took the name or the address between the check and here.
             if error_code(exc) != DUPLICATE_KEY:
                 raise
+            if "uq_users_email" in str(exc):
+                raise _email_taken(email) from None
             raise AccountError(lazy("User %(name)s already exists.", name=repr(username)),
                                "username") from None
         user_id = cur.lastrowid
@@ -356,18 +392,22 @@ async def _store_password(cur: Cursor, user_id: int, password_hash: str, must_ch
 async def update_user(
     db: Database, target: int | str, *, actor: Actor, full_name: str | None = None,
     role: str | None = None, active: bool | None = None, language: str | None = None,
+    email: str | None = None,
 ) -> Account:
     """Change what is given (None keeps it; a `language` of "" is the plant's
-    default). Disabling ends the user's sessions;
+    default, an `email` of "" none). Disabling ends the user's sessions;
     a role change applies from their next request. Refused with `LastAdmin` if
     no active administrator would remain, with `NotDelegable` if the account's
     role or the one given has a permission the actor lacks."""
     if language is not None:
         check_language(language)
+    if email is not None:
+        email = check_email(email)
 
     async def update(cur: Cursor, grantor: Grantor) -> Account:
         account = await find_user(cur, target, lock=True)
-        wanted = {"full_name": full_name, "role": role, "active": active, "language": language}
+        wanted = {"full_name": full_name, "role": role, "active": active, "language": language,
+                  "email": email}
         before = {key: getattr(account, key) for key, value in wanted.items()
                   if value is not None and value != getattr(account, key)}
         after = {key: wanted[key] for key in before}
@@ -376,12 +416,20 @@ async def update_user(
         new_role_id = await role_id(cur, after.get("role", account.role))
         await _check_roles(cur, grantor, [account.role, after.get("role", account.role)],
                            Attempt("user.update", account.username, before, after))
-        await cur.execute(
-            "UPDATE users SET full_name = %s, role_id = %s, active = %s, language = NULLIF(%s, '')"
-            " WHERE id = %s",
-            (after.get("full_name", account.full_name), new_role_id,
-             after.get("active", account.active), after.get("language", account.language), account.id),
-        )
+        if "email" in after:
+            await _ensure_email_free(cur, after["email"], account.id)
+        try:
+            await cur.execute(
+                "UPDATE users SET full_name = %s, role_id = %s, active = %s, language = NULLIF(%s, ''),"
+                " email = NULLIF(%s, '') WHERE id = %s",
+                (after.get("full_name", account.full_name), new_role_id, after.get("active", account.active),
+                 after.get("language", account.language), after.get("email", account.email), account.id),
+            )
+        except IntegrityError as exc:
+            # Another process took the address between the check and here.
+            if error_code(exc) != DUPLICATE_KEY:
+                raise
+            raise _email_taken(after["email"]) from None
         if after.get("active") is False:
             await end_user_sessions(cur, account.id)
         await ensure_an_admin_remains(cur)

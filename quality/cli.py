@@ -104,6 +104,8 @@ def _parser() -> argparse.ArgumentParser:
     add.add_argument("--password-stdin", action="store_true", help="read the password from stdin")
     add.add_argument("--language", choices=sorted(LANGUAGES), default="",
                      help="the language the app speaks to them (default: the plant's, QUALITY_LANGUAGE)")
+    add.add_argument("--email", metavar="ADDRESS", default="",
+                     help="their e-mail address: alert e-mails to it come in their language")
     add.set_defaults(run=_user_add)
     passwd = user.add_parser("passwd", help="set a password (ends that user's sessions)")
     passwd.add_argument("name", help="user name")
@@ -124,6 +126,10 @@ def _parser() -> argparse.ArgumentParser:
     language.add_argument("language", choices=[*sorted(LANGUAGES), "default"],
                           help="a language code, or default for the plant's (QUALITY_LANGUAGE)")
     language.set_defaults(run=_user_language)
+    email = user.add_parser("email", help="set or clear an account's e-mail address")
+    email.add_argument("name", help="user name")
+    email.add_argument("address", help="an e-mail address, or none to clear it")
+    email.set_defaults(run=_user_email)
 
     _add_alerts(commands)
     _add_demo_data(commands)
@@ -302,7 +308,7 @@ def _user_add(settings: Settings, args: argparse.Namespace) -> None:
 
     async def work(db: Database) -> None:
         await create_user(db, args.name, password, args.role, args.full_name, actor=audit.terminal(),
-                          language=args.language)
+                          language=args.language, email=args.email)
         print(f"quality: created user {args.name.strip().lower()!r} with role {args.role!r}")
 
     _run_with_database(settings, work)
@@ -322,10 +328,11 @@ def _user_list(settings: Settings, args: argparse.Namespace) -> None:
     async def work(db: Database) -> None:
         async with db.transaction() as cur:
             accounts = await list_users(cur)
-        print(f"{'USER':<24} {'ROLE':<16} {'STATE':<9} FULL NAME")
+        print(f"{'USER':<24} {'ROLE':<16} {'STATE':<9} {'E-MAIL':<32} FULL NAME")
         for account in accounts:
             state = "active" if account.active else "disabled"
-            print(f"{account.username:<24} {account.role:<16} {state:<9} {account.full_name}")
+            print(f"{account.username:<24} {account.role:<16} {state:<9} {account.email:<32}"
+                  f" {account.full_name}")
 
     _run_with_database(settings, work)
 
@@ -365,7 +372,9 @@ def _add_alerts(commands: argparse._SubParsersAction) -> None:
                      help="with --p-chart: a point per shift (the default) or per production day")
     add.add_argument("--at-station", action="store_true", help="show it at the station too")
     add.add_argument("--email", default="", help="recipients, separated by commas")
-    add.add_argument("--mail-language", default="en", help="the e-mails' language (en, ro)")
+    add.add_argument("--mail-language", default="en",
+                     help="the e-mails' language (en, ro), for addresses that are not a user's"
+                          " with a language")
     add.set_defaults(run=_alerts_add)
     alerts.add_parser("list", help="the rules in force").set_defaults(run=_alerts_list)
     remove = alerts.add_parser("remove", help="remove a rule (its alerts stay)")
@@ -555,3 +564,14 @@ def _demo_data(settings: Settings, args: argparse.Namespace) -> None:
 
     # Rebuilding the counters reads every scan: one statement may take minutes.
     _run_with_database(dataclasses.replace(settings, query_timeout=3600.0), work)
+
+
+def _user_email(settings: Settings, args: argparse.Namespace) -> None:
+    address = "" if args.address == "none" else args.address
+
+    async def work(db: Database) -> None:
+        await update_user(db, args.name.strip().lower(), actor=audit.terminal(), email=address)
+        print(f"quality: {args.name!r} now has " + (f"the e-mail address {address.strip()!r}" if address
+                                                      else "no e-mail address"))
+
+    _run_with_database(settings, work)

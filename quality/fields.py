@@ -30,6 +30,11 @@ def keep(value: str) -> str:
 
 # Free text a person types (names, descriptions): anything but control characters.
 TEXT = re.compile(r"[^\x00-\x1f\x7f]*")
+# An e-mail address, as far as a form can tell: something@domain.tld, no spaces
+# or commas (the alert rules' recipients are a comma-separated list of them).
+EMAIL = re.compile(r"[^@\s,]+@[^@\s,]+\.[^@\s,]+")
+# The longest address SMTP carries (RFC 5321's path, less its angle brackets): users.email's size.
+MAX_EMAIL = 254
 
 
 @dataclass(frozen=True)
@@ -56,7 +61,8 @@ class Validated:
         return not self.errors
 
 
-# Longer than any code, short enough to show back in the form.
+# Longer than any code, short enough to show back in the form (a field allowed
+# more keeps its value whole: an address or a comment is never cut short).
 KEEP = 200
 
 
@@ -73,7 +79,7 @@ def validate(form: Mapping[str, Any], fields: Sequence[Field]) -> Validated:
             errors[field.name] = lazy("%(label)s must be text.", label=field.label)
             continue
         value = field.normalise(raw)
-        values[field.name] = value[:KEEP]
+        values[field.name] = value[:max(KEEP, field.max_length)]
         error = _error(field, value)
         if error:
             errors[field.name] = error

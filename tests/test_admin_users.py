@@ -221,3 +221,53 @@ def test_a_disabled_user_cannot_sign_in_and_an_operator_sees_403(
     assert forbidden.status_code == 403 and "Your role does not allow this page." in forbidden.text
     assert client.post("/admin/users", data={}).status_code == 403
     assert PASSWORD
+
+
+def test_an_email_address_is_set_shown_changed_and_cleared_and_bad_or_taken_ones_are_refused(
+    client: TestClient, make_user: Any, settings: Settings
+) -> None:
+    token = sign_in(client, make_user, "ada", "admin")
+    created = client.post("/admin/users", data={
+        "csrf_token": token, "username": "rita", "full_name": "", "role": "operator",
+        "password": "temporary-pass-1", "email": " Rita.Pop@Plant.example "}, follow_redirects=False)
+    assert created.status_code == 303
+    rita = user_id(settings, "rita")
+    assert query(settings, f"SELECT email FROM users WHERE id = {rita}") == [("Rita.Pop@Plant.example",)]
+    assert json.loads(audit_rows(settings)[-1][4])["email"] == "Rita.Pop@Plant.example"
+    assert 'value="Rita.Pop@Plant.example"' in client.get(f"/admin/users/{rita}").text
+    assert "Rita.Pop@Plant.example" in client.get("/admin/users").text
+    edit = {"csrf_token": token, "full_name": "", "role": "operator", "active": "on"}
+    for address in ("rita@plant.example", ""):
+        saved = client.post(f"/admin/users/{rita}", data={**edit, "email": address}, follow_redirects=False)
+        assert saved.status_code == 303
+    assert query(settings, f"SELECT email FROM users WHERE id = {rita}") == [(None,)]
+    assert [(action, json.loads(before), json.loads(after))
+            for _actor, action, _target, before, after in audit_rows(settings)[-2:]] == [
+        ("user.update", {"email": "Rita.Pop@Plant.example"}, {"email": "rita@plant.example"}),
+        ("user.update", {"email": "rita@plant.example"}, {"email": ""})]
+    page = client.get("/admin/audit?action=user.update").text
+    assert "ada changed the e-mail address of rita from Rita.Pop@Plant.example to rita@plant.example." in page
+    assert "ada changed the e-mail address of rita from rita@plant.example to —." in page
+    client.post("/language", data={"csrf_token": token, "language": "ro", "next": "/admin/audit"})
+    assert ("ada a schimbat adresa de e-mail a lui rita din rita@plant.example în —."
+            in client.get("/admin/audit?action=user.update").text)
+    client.post("/language", data={"csrf_token": token, "language": "en", "next": "/admin/audit"})
+
+    make_user("sam", "operator")
+    sam = user_id(settings, "sam")
+    assert client.post(f"/admin/users/{sam}", data={**edit, "email": "sam@plant.example"},
+                       follow_redirects=False).status_code == 303
+    before = snapshot(settings)
+    for url, form in ((f"/admin/users/{rita}", edit),
+                      ("/admin/users", {"csrf_token": token, "username": "newbie", "full_name": "",
+                                        "role": "operator", "password": "temporary-pass-1"})):
+        for address, message in (
+            ("not an address", "E-mail address must look like ana.pop@plant.example."),
+            ("a@b.example, c@d.example", "E-mail address must look like ana.pop@plant.example."),
+            ("SAM@Plant.Example", "Another user already has the e-mail address SAM@Plant.Example."),
+        ):
+            refused = client.post(url, data={**form, "email": address})
+            assert refused.status_code == 422, (url, address)
+            assert f'data-testid="email-error">{escape(message)}' in refused.text
+            assert f'value="{escape(address)}"' in refused.text  # what was typed stays
+    assert snapshot(settings) == before

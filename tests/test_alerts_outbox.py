@@ -55,6 +55,38 @@ def test_a_fired_alert_reaches_the_webhook_after_a_500_and_each_recipient_once_i
             assert "quality_alert_notifications_pending 0.0" in metrics
 
 
+def test_each_recipient_gets_the_mail_in_their_own_language_as_it_is_when_sent(
+    settings: Settings, make_user: Any
+) -> None:
+    with smtp_server() as (mailbox, smtp_url), TestClient(
+            create_app(dataclasses.replace(settings, smtp_url=smtp_url)), client=("127.0.0.1", 50000)
+    ) as client:
+        token = sign_in(client, make_user, "ada", "admin")
+        for name, language in (("rita", "ro"), ("eddie", "en")):
+            make_user(name, "supervisor")
+            query(settings, f"UPDATE users SET language = '{language}',"
+                            f" email = '{name.capitalize()}@Plant.example' WHERE username = '{name}'")
+        assert add_rule(client, token, pieces="1", threshold="50", mail_language="en", recipients=(
+            "RITA@plant.EXAMPLE, eddie@plant.example, nobody@plant.example")).status_code == 303
+        fg_scans(client, token, ["101"])
+        assert eventually(lambda: len(mailbox.messages) == 3)
+        assert subjects(mailbox.messages) == {
+            "RITA@plant.EXAMPLE": "Alertă de calitate", "eddie@plant.example": "Quality alert",
+            "nobody@plant.example": "Quality alert"}
+        (rita,) = query(settings, "SELECT id FROM users WHERE username = 'rita'")[0]
+        assert client.post(f"/admin/users/{rita}", data={
+            "csrf_token": token, "full_name": "", "role": "supervisor", "active": "on",
+            "language": "en", "email": "Rita@Plant.example"}, follow_redirects=False).status_code == 303
+        fg_scans(client, token, ["000", "101"], start=2)  # re-armed, then fired again
+        assert eventually(lambda: len(mailbox.messages) == 6)
+        assert set(subjects(mailbox.messages[3:]).values()) == {"Quality alert"}
+
+
+def subjects(messages: list[tuple[list[str], Any]]) -> dict[str, str]:
+    """Each recipient's subject, up to its colon."""
+    return {to: message["Subject"].split(":")[0] for (to,), message in messages}
+
+
 def test_a_slow_or_absent_receiver_never_slows_a_save(
     settings: Settings, make_user: Any, monkeypatch: Any
 ) -> None:

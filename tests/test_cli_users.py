@@ -1,4 +1,4 @@
-"""`quality user list|disable|role` from a terminal, every change audited
+"""`quality user list|disable|role|email` from a terminal, every change audited
 like the pages' (who: the terminal's user; from: "terminal")."""
 
 from __future__ import annotations
@@ -59,3 +59,41 @@ def test_the_terminal_cannot_remove_the_last_admin_either(db_url: DatabaseURL) -
     assert bad_role.returncode == 2 and "No role named 'wizard'" in bad_role.stderr
     assert rows(db_url, "SELECT COUNT(*) FROM audit_log WHERE action <> 'user.create'") == [(0,)]
     assert rows(db_url, "SELECT active FROM users") == [(1,)]
+
+
+def test_an_email_address_is_set_listed_changed_and_cleared_and_bad_or_taken_ones_are_refused(
+    db_url: DatabaseURL,
+) -> None:
+    for name, email in (("boss", "boss@plant.example"), ("rita", "Rita@Plant.example")):
+        added = quality(db_url, "user", "add", name, "--role", "admin", "--email", email, "--password-stdin",
+                        stdin="long-enough-pw\n")
+        assert added.returncode == 0, added.stderr
+    assert ["rita", "admin", "active", "Rita@Plant.example"] in [
+        line.split() for line in quality(db_url, "user", "list").stdout.splitlines()]
+    changed = quality(db_url, "user", "email", "rita", "rita.pop@plant.example")
+    assert changed.returncode == 0 and "now has the e-mail address 'rita.pop@plant.example'" in changed.stdout
+    cleared = quality(db_url, "user", "email", "rita", "none")
+    assert cleared.returncode == 0 and "now has no e-mail address" in cleared.stdout
+    assert rows(db_url, "SELECT username, email FROM users ORDER BY id") == [
+        ("boss", "boss@plant.example"), ("rita", None)]
+    audit = rows(db_url, "SELECT action, target, before_value, after_value FROM audit_log ORDER BY id")
+    assert json.loads(audit[1][3])["email"] == "Rita@Plant.example"
+    assert [(action, target, json.loads(before), json.loads(after))
+            for action, target, before, after in audit[2:]] == [
+        ("user.update", "rita", {"email": "Rita@Plant.example"}, {"email": "rita.pop@plant.example"}),
+        ("user.update", "rita", {"email": "rita.pop@plant.example"}, {"email": ""})]
+
+    counts = "SELECT (SELECT COUNT(*) FROM users), (SELECT COUNT(*) FROM audit_log)"
+    before = rows(db_url, counts)
+    for args, message in (
+        (("email", "rita", "not-an-address"), "E-mail address must look like ana.pop@plant.example."),
+        (("email", "rita", "BOSS@plant.example"), "Another user already has the e-mail address"
+                                                  " BOSS@plant.example."),
+        (("add", "newbie", "--role", "operator", "--email", "Boss@Plant.Example", "--password-stdin"),
+         "Another user already has the e-mail address Boss@Plant.Example."),
+    ):
+        refused = quality(db_url, "user", *args, stdin="long-enough-pw\n")
+        assert refused.returncode == 2
+        assert refused.stderr == f"quality: {message}\n"
+    assert rows(db_url, counts) == before
+    assert rows(db_url, "SELECT email FROM users WHERE username = 'rita'") == [(None,)]

@@ -7,7 +7,7 @@ import re
 
 from starlette.datastructures import FormData, UploadFile
 
-from quality.fields import Field, validate
+from quality.fields import EMAIL, MAX_EMAIL, Field, validate
 from quality.i18n import lazy, translations
 
 FIELDS = (
@@ -35,6 +35,12 @@ def test_too_long_and_non_text_values_are_refused() -> None:
     upload = UploadFile(io.BytesIO(b"OP07"), filename="code.txt")
     sent_a_file = validate(FormData([("code", upload), ("note", "x")]), FIELDS)
     assert sent_a_file.errors == {"code": "Operator code must be text."}
+
+
+def test_a_value_as_long_as_its_field_allows_is_kept_whole() -> None:
+    address = "a" * 230 + "@plant.example"  # longer than fields.KEEP, as an e-mail address may be
+    checked = validate(FormData({"email": address}), (Field("email", "E-mail", EMAIL, "a@b.c", MAX_EMAIL),))
+    assert checked.ok and checked.values == {"email": address.upper()}
 
 
 def test_messages_are_translated_whole_with_their_label() -> None:

@@ -1,7 +1,10 @@
 """Sending alerts' notifications from the outbox (`alert_outbox`, written in
 the transaction that fires an alert), in the background of each process: the
 webhook (`QUALITY_ALERT_WEBHOOK`, a JSON POST) and e-mails
-(`QUALITY_SMTP_URL`, one per recipient of the rule, in the rule's language).
+(`QUALITY_SMTP_URL`, one per recipient of the rule, in the recipient's
+language when the address is an active user's who chose one, else in the
+rule's; looked up as each batch is claimed, so a user who changed language
+gets the next e-mail in the new one).
 
 At least once, whatever happens: a row is claimed for LEASE_SECONDS before it
 is sent (another process takes it again if this one dies meanwhile), marked
@@ -17,6 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import json
 import logging
 import urllib.request
@@ -72,7 +76,7 @@ class Notice:
     value: Decimal
     threshold: Decimal
     fired_at: datetime
-    mail_language: str
+    mail_language: str  # the recipient's own if a user's (`_claim`), else the rule's
     rule_station: str | None
     rule_order: str | None
     period: str  # the rule's (rules.PERIODS)
@@ -173,7 +177,7 @@ class Sender:
             timeout=SEND_TIMEOUT)
 
     def message(self, notice: Notice, sender: str) -> EmailMessage:
-        """The e-mail, in the rule's language for its recipients."""
+        """The e-mail, in its recipient's language."""
         _ = translator(notice.mail_language)
         text = _(alert_text(notice.kind, notice.period, notice.value, notice.threshold, notice.station,
                             notice.order_code, notice.rule_station, notice.rule_order))
@@ -211,9 +215,27 @@ async def _claim(cur: Cursor, limit: int) -> tuple[list[Notice], int]:
             "UPDATE alert_outbox SET attempts = attempts + 1, next_attempt_at = %s"
             f" WHERE id IN ({', '.join(['%s'] * len(found))})",
             (now + timedelta(seconds=LEASE_SECONDS), *(notice.id for notice in found)))
+        found = await _in_recipients_languages(cur, found)
     await cur.execute("SELECT COUNT(*) FROM alert_outbox WHERE sent_at IS NULL AND failed_at IS NULL")
     (pending,) = await cur.fetchone()
     return found, int(pending)
+
+
+async def _in_recipients_languages(cur: Cursor, notices: list[Notice]) -> list[Notice]:
+    """Each e-mail in its recipient's language where the address is an active
+    user's who chose one: one query for the batch, matched by the database
+    (users.email's collation, in any case). A plain read, not a locking one:
+    claiming never waits for, nor holds up, a change to an account."""
+    mails = [notice.id for notice in notices if notice.channel == "email"]
+    if not mails:
+        return notices
+    await cur.execute(
+        "SELECT o.id, u.language FROM alert_outbox o JOIN users u ON u.email = o.recipient"
+        f" WHERE o.id IN ({', '.join(['%s'] * len(mails))}) AND u.active AND u.language IS NOT NULL",
+        mails)
+    languages = dict(await cur.fetchall())
+    return [dataclasses.replace(notice, mail_language=languages[notice.id]) if notice.id in languages
+            else notice for notice in notices]
 
 
 async def _sent(cur: Cursor, outbox_id: int) -> None:

@@ -23,7 +23,7 @@ from typing import Any
 
 from quality.codes import APPROVED
 from quality.db import Cursor
-from quality.fields import TEXT, Field, Validated, trim, validate
+from quality.fields import EMAIL, TEXT, Field, Validated, trim, validate
 from quality.i18n import LANGUAGES, lazy
 from quality.settings import CodePatterns
 from quality.stations import STATIONS
@@ -36,7 +36,6 @@ SHIFT, DAY = "shift", "day"
 PERIODS = {SHIFT: lazy("Shift"), DAY: lazy("Production day")}
 MAX_PIECES = 1000
 _NUMBER = re.compile(r"-?[0-9]{1,6}(\.[0-9]{1,2})?")
-_EMAIL = re.compile(r"[^@\s,]+@[^@\s,]+\.[^@\s,]+")
 
 
 @dataclass(frozen=True, slots=True)
@@ -168,7 +167,7 @@ def _period(checked: Validated, kind: str | None) -> str:
 
 def _recipients(checked: Validated) -> tuple[str, ...]:
     found = tuple(part.strip() for part in checked.values["recipients"].split(",") if part.strip())
-    if any(not _EMAIL.fullmatch(address) for address in found):
+    if any(not EMAIL.fullmatch(address) for address in found):
         checked.errors["recipients"] = lazy("Give e-mail addresses separated by commas.")
     return found
 

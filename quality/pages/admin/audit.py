@@ -140,6 +140,8 @@ _CHANGES = {
         lazy("%(actor)s changed the full name of %(target)s from %(before)s to %(after)s."),
     ("user.update", "language"):
         lazy("%(actor)s changed the language of %(target)s from %(before)s to %(after)s."),
+    ("user.update", "email"):
+        lazy("%(actor)s changed the e-mail address of %(target)s from %(before)s to %(after)s."),
     ("role.rename", "name"): lazy("%(actor)s renamed the role %(before)s to %(after)s."),
     ("defect.update", "name"):
         lazy("%(actor)s renamed the defect code %(target)s from %(before)s to %(after)s."),

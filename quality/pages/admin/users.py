@@ -1,5 +1,5 @@
 """/admin/users: list (search, filter by role and state), create, edit (full
-name, role, active, language), reset a password, disable (after a
+name, e-mail address, role, active, language), reset a password, disable (after a
 confirmation page, so it works without script).
 
 The forms offer only the roles the actor may give, and an account whose role
@@ -18,6 +18,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from quality.accounts import (
+    EMAIL_FIELD,
     MAX_PASSWORD,
     MIN_PASSWORD,
     USERNAME,
@@ -82,6 +83,7 @@ def _create_fields(roles: list[str]) -> tuple[Field, ...]:
         Field("username", lazy("User name"), USERNAME, lazy("ana.pop (letters, digits, . _ -)"), 64, _lower,
               min_length=2, missing=lazy("Enter a user name.")),
         FULL_NAME,
+        EMAIL_FIELD,
         _role_field(roles),
         _password_field("password", lazy("Temporary password")),
         LANGUAGE,
@@ -145,7 +147,7 @@ async def create(request: Request) -> Response:
             user_id = await create_user(
                 services(request).db, values["username"], values["password"], values["role"],
                 values["full_name"], actor=Actor.of(request), must_change_password=True,
-                language=values["language"],
+                language=values["language"], email=values["email"],
             )
         except NotDelegable as exc:
             return await _list_page(request, 403, values=_shown(checked), errors={"form": _sentence(exc)})
@@ -173,7 +175,8 @@ async def _edit_page(request: Request, account: Account, status: int = 200, **va
         "account": account, "givable": _givable(grantor, permissions), "descriptions": descriptions,
         # What the actor lacks of this account's role: while any, its forms are not shown.
         "not_held": grantor.lacks(permissions.get(account.role, ())),
-        "values": {"full_name": account.full_name, "role": account.role, "language": account.language},
+        "values": {"full_name": account.full_name, "email": account.email, "role": account.role,
+                   "language": account.language},
         "errors": {}, "password_errors": {}, "notice": notice(request, NOTICES), **values,
     }
     return render(request, EDIT, context, status_code=status)
@@ -189,13 +192,14 @@ async def edit_page(request: Request) -> Response:
 async def save(request: Request) -> Response:
     account, roles = await _account_or_404(request)
     form = await request.form()
-    checked = validate(form, (FULL_NAME, _role_field(roles), LANGUAGE))
+    checked = validate(form, (FULL_NAME, EMAIL_FIELD, _role_field(roles), LANGUAGE))
     if checked.ok:
         try:
             await update_user(
                 services(request).db, account.id, actor=Actor.of(request),
                 full_name=checked.values["full_name"], role=checked.values["role"],
                 active=checkbox(form, "active"), language=checked.values["language"],
+                email=checked.values["email"],
             )
         except NotDelegable as exc:
             return await _edit_page(request, account, 403, values=_shown(checked),
