@@ -191,7 +191,9 @@ async def error_page(page: Page, url: str, status: int, message: str, language: 
 
 async def back_home(page: Page, username: str, language: str) -> None:
     """The error page's way back leads to the reader's home page."""
-    await page.get_by_role("link", name=ERRORS[language]["back"]).click()
+    back = page.get_by_role("link", name=ERRORS[language]["back"])
+    await expect(back).to_have_attribute("href", "/")
+    await back.click()
     hello = ERRORS[language]["hello"].format(username)
     await expect(page.get_by_role("heading", level=1)).to_have_text(hello)
 
@@ -234,8 +236,9 @@ async def test_a_page_asked_while_the_database_is_gone_is_the_503_page(
         page = await context.new_page()
         await browser_login(page, server, "ada")
         await page.goto(server.url + "/admin/users")
-        # Without its database the app cannot read who is asking, nor their
-        # choice: the page speaks the browser's language, here the same.
+        # A second after its database is gone the app no longer knows who asks
+        # (quality/session_cache.py), nor their choice: the page then speaks the
+        # browser's language, set here to the user's, so either way it is theirs.
         await context.set_extra_http_headers({"Accept-Language": language})
         await relay.cut()
         await until_health(server, 503)
