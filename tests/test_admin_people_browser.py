@@ -225,8 +225,18 @@ async def test_a_missing_page_a_missing_user_and_a_forbidden_page_are_whole_page
         server.stop()
 
 
+async def until_reader_unknown(page: Page, url: str) -> None:
+    """Until the page at `url` no longer names who reads it (bounded)."""
+    for _ in range(100):
+        await page.goto(url)
+        if not await page.get_by_test_id("who").count():
+            return
+        await page.wait_for_timeout(100)
+    raise AssertionError("the app kept knowing the reader with its database gone")
+
+
 @pytest.mark.parametrize("language", LANGUAGES)
-async def test_a_page_asked_while_the_database_is_gone_is_the_503_page(
+async def test_a_page_asked_while_the_database_is_gone_is_the_503_page_in_the_users_language(
     settings: Settings, browser: Any, make_user: Any, language: str
 ) -> None:
     make_user("ada", "admin")
@@ -236,12 +246,13 @@ async def test_a_page_asked_while_the_database_is_gone_is_the_503_page(
         page = await context.new_page()
         await browser_login(page, server, "ada")
         await page.goto(server.url + "/admin/users")
-        # A second after its database is gone the app no longer knows who asks
-        # (quality/session_cache.py), nor their choice: the page then speaks the
-        # browser's language, set here to the user's, so either way it is theirs.
-        await context.set_extra_http_headers({"Accept-Language": language})
+        # A browser set to the other language: the page must still be the user's.
+        await context.set_extra_http_headers({"Accept-Language": "ro" if language == "en" else "en"})
         await relay.cut()
         await until_health(server, 503)
+        # A second after its database is gone the app no longer knows who asks
+        # (quality/session_cache.py); their session cookie still says their language.
+        await until_reader_unknown(page, server.url + "/admin/users")
         await error_page(page, server.url + "/admin/users", 503, ERRORS[language]["database"], language)
         await expect(page.locator(".error-page a")).to_have_count(0)  # no link a lost database would refuse
 

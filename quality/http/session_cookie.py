@@ -1,8 +1,9 @@
 """Signed session cookie (itsdangerous), set only when its content changes.
 
 The cookie holds two random values: `t`, the session token whose SHA-256 names
-the server-side session row, and `c`, the CSRF token. Nothing in it grants a
-right by itself: user, role and permissions are read from the database.
+the server-side session row, and `c`, the CSRF token; and `l`, the signed-in
+user's language (quality/http/language.py). Nothing in it grants a right by
+itself: user, role and permissions are read from the database.
 A tampered or foreign cookie is ignored, as if there were none.
 """
 

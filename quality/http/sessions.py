@@ -22,6 +22,7 @@ from starlette.requests import Request
 
 from quality.clock import utc_now
 from quality.db import Cursor, Database
+from quality.http.language import remember_language
 from quality.http.services import services
 from quality.procedures import call
 from quality.session_cache import Checked, User
@@ -121,6 +122,8 @@ async def load_user(request: Request) -> User | None:
     token = request.session.get("t")
     if isinstance(token, str):
         user = await _lookup(request, _token_id(token))
+    if user is not None:
+        remember_language(request, user.language)
     request.state.user = user
     return user
 
