@@ -232,7 +232,8 @@ def test_exports_totals_and_reports_leave_scans_sign_in_and_healthz_their_connec
             assert eventually(lambda: locked_sessions(db_url) >= 2)
             time.sleep(1)  # time for more of them to take connections, if they could
 
-            started = time.monotonic()
+            # Each answered while the lane stays full: one that waited for a
+            # connection would wait until the lock ends, past the pool's 5 s, and fail.
             saved = olga.post("/scan", data={**GOOD, "submission_id": "ab" * 16},
                               headers={"HX-Request": "true", "X-CSRF-Token": csrf})
             assert saved.status_code == 200 and 'data-outcome="approved"' in saved.text
@@ -240,7 +241,6 @@ def test_exports_totals_and_reports_leave_scans_sign_in_and_healthz_their_connec
             assert health.status_code == 200
             with signed_in(server, "olga"):  # a sign-in
                 pass
-            assert time.monotonic() - started < 3
 
             # The lane was full all along, with more waiting; the pool's other
             # connections stayed free (the summariser's own may wait for the lock too).
