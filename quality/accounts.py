@@ -280,12 +280,13 @@ async def find_user(cur: Cursor, target: int | str, *, lock: bool = False) -> Ac
 
 async def list_users(cur: Cursor, search: str = "", role: str = "",
                      active: bool | None = None) -> list[Account]:
-    """Accounts by user name; `search` matches user or full name anywhere."""
+    """Accounts by user name; `search` matches user name, full name or e-mail
+    address anywhere, in any case (the columns' collations ignore it)."""
     where, params = ["TRUE"], []
     if search:
         pattern = "%" + search.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
-        where.append("(u.username LIKE %s OR u.full_name LIKE %s)")
-        params += [pattern, pattern]
+        where.append("(u.username LIKE %s OR u.full_name LIKE %s OR u.email LIKE %s)")
+        params += [pattern, pattern, pattern]
     if role:
         where.append("r.name = %s")
         params.append(role)

@@ -49,6 +49,24 @@ def test_an_admin_creates_a_user_who_must_choose_a_password(
     assert "op.one" not in client.get("/admin/users?active=no").text
 
 
+def test_the_users_list_search_finds_an_e_mail_address_in_any_case(
+    client: TestClient, make_user: Any, settings: Settings
+) -> None:
+    token = sign_in(client, make_user, "ada", "admin")
+    for username, email in (("rita", "Rita.Pop@Plant.example"), ("vlad", "vlad@depot.example")):
+        assert client.post("/admin/users", data={
+            "csrf_token": token, "username": username, "full_name": "", "role": "operator",
+            "password": "temporary-pass-1", "email": email}, follow_redirects=False).status_code == 303
+
+    def listed(search: str) -> str:
+        return client.get("/admin/users", params={"q": search}).text.split("<tbody>")[1].split("</tbody>")[0]
+
+    found = listed("pop@PLANT")
+    assert "rita" in found and "vlad" not in found and "ada" not in found
+    found = listed("Depot.Example")
+    assert "vlad" in found and "rita" not in found
+
+
 @pytest.mark.parametrize(("form", "field", "message"), [
     ({"username": "x"}, "username", "User name is too short (at least 2 characters)."),
     ({"username": "bad name"}, "username", "User name must look like ana.pop"),

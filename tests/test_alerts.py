@@ -6,6 +6,8 @@ however many processes see the breach, acknowledged with a comment."""
 from __future__ import annotations
 
 import asyncio
+import html
+import re
 from datetime import datetime
 from decimal import Decimal
 from typing import Any
@@ -37,6 +39,11 @@ def fg_scans(client: TestClient, token: str, defects: list[str], start: int = 1)
     for number, defect in enumerate(defects, start):
         saved = post_scan(client, token, "/fgscan", piece_code=f"CP00012345-{number:04d}", defect_code=defect)
         assert saved.status_code == 200, saved.text
+
+
+# An alert's row on /alerts, by the link to its page; and the link to the older ones.
+ROW_ID = re.compile(r'<tr data-testid="alert-row">\s*<td><a href="/alerts/(\d+)"')
+OLDER = re.compile(r'<a rel="next" href="([^"]+)" data-testid="older">')
 
 
 def alerts(settings: Settings) -> list[tuple[Any, ...]]:
@@ -216,3 +223,53 @@ def test_a_supervisor_acknowledges_an_alert_with_a_comment_and_it_is_audited(
     assert client.get("/alerts", params={"station": "paint"}).status_code == 422
     assert client.post("/alerts/999999/acknowledge",
                        data={"csrf_token": token, "comment": "x"}).status_code == 404
+
+
+def fired_alerts(settings: Settings, rule_id: int, count: int, every_sixth: str) -> None:
+    """`count` alerts fired by the rule, one a minute, every sixth at `every_sixth`, the rest at fg."""
+    query(settings, "INSERT INTO alerts (rule_id, breach, fired_at, station, order_code, value, threshold,"
+                    f" scan_ids) SELECT {rule_id}, seq, '2026-01-05 08:00' + INTERVAL seq MINUTE,"
+                    f" IF(seq % 6 = 0, '{every_sixth}', 'fg'), 'CP00012345', 60, 40, ''"
+                    f" FROM seq_1_to_{count}")
+
+
+def test_alerts_come_a_hundred_a_page_older_ones_behind_a_link_that_keeps_the_filters(
+    client: TestClient, make_user: Any, settings: Settings
+) -> None:
+    token = sign_in(client, make_user, "ada", "admin")
+    assert add_rule(client, token).status_code == 303
+    (rule_id,) = query(settings, "SELECT id FROM alert_rules")[0]
+    fired_alerts(settings, rule_id, 276, every_sixth="quality")  # 230 at fg, 46 at quality between them
+    at_fg = [alert_id for (alert_id,) in query(settings, "SELECT id FROM alerts WHERE station = 'fg'"
+                                                         " ORDER BY id DESC")]
+    assert len(at_fg) == 230
+    pages: list[list[int]] = []
+    shown: list[bool] = []  # whether each page says how many alerts it shows
+    url: str | None = "/alerts?station=fg&state=open"
+    while url:
+        page = client.get(url)
+        assert page.status_code == 200
+        pages.append([int(alert_id) for alert_id in ROW_ID.findall(page.text)])
+        shown.append(f"{len(pages[-1])} alerts on this page" in page.text)
+        older = OLDER.search(page.text)
+        url = html.unescape(older[1]) if older else None
+        assert url is None or ("station=fg" in url and "state=open" in url)
+    assert [len(page) for page in pages] == [100, 100, 30]  # the last page has no "Older" link
+    assert [alert_id for page in pages for alert_id in page] == at_fg  # each once, newest first
+    assert all(shown)
+
+
+@pytest.mark.parametrize("before", ["abc", "0", "-5", "12x", "1" * 21])
+def test_a_broken_page_link_on_alerts_is_refused_above_the_filters_which_stay(
+    client: TestClient, make_user: Any, settings: Settings, before: str
+) -> None:
+    token = sign_in(client, make_user, "ada", "admin")
+    assert add_rule(client, token).status_code == 303
+    (rule_id,) = query(settings, "SELECT id FROM alert_rules")[0]
+    fired_alerts(settings, rule_id, 3, every_sixth="quality")
+    refused = client.get("/alerts", params={"station": "fg", "order": "CP00012345", "before": before})
+    assert refused.status_code == 422
+    assert ('data-testid="before-error">This page link is broken; start again from the first page.'
+            in refused.text)
+    assert 'value="CP00012345"' in refused.text and "Nothing matches." in refused.text
+    assert 'data-testid="older"' not in refused.text

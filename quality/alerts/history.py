@@ -54,8 +54,10 @@ _SELECT = (
 )
 
 
-async def history(cur: Cursor, filters: Filters, limit: int) -> list[Alert]:
-    """Newest first."""
+async def history(cur: Cursor, filters: Filters, before_id: int | None, limit: int) -> list[Alert]:
+    """Newest first, at most `limit`, older than `before_id` (keyset pagination:
+    a page starts below the last id shown, so paging stays fast however many
+    alerts a plant keeps)."""
     where, params = ["TRUE"], []
     for column, value in (("a.station", filters.station), ("a.order_code", filters.order),
                           ("a.rule_id", filters.rule)):
@@ -70,6 +72,9 @@ async def history(cur: Cursor, filters: Filters, limit: int) -> list[Alert]:
     if filters.until:
         where.append("a.fired_at < %s")
         params.append(filters.until)
+    if before_id is not None:
+        where.append("a.id < %s")
+        params.append(before_id)
     await cur.execute(f"{_SELECT} WHERE {' AND '.join(where)} ORDER BY a.id DESC LIMIT %s",
                       (*params, limit))
     return [_alert(row) for row in await cur.fetchall()]

@@ -1,5 +1,6 @@
 """/alerts: the alerts fired, filtered by station, order, rule, state and
-date; one alert with the scans that caused it; acknowledging with a comment.
+date, a page at a time (keyset, as the audit log: each page starts below the
+last id shown); one alert with the scans that caused it; acknowledging with a comment.
 And the live banners: every supervisor page (/scans, /reports, /alerts) and
 the stations whose rules ask for it show the open alerts within a second or
 two of the poll that finds them, over the live machinery of quality/http/live.py."""
@@ -47,6 +48,9 @@ def _filter_fields(request: Request) -> tuple[Field, ...]:
         Field("state", lazy("State"), TEXT, "open", 20, trim, required=False, choices=STATES),
         Field("since", lazy("From"), DAY, "2026-01-31", 10, trim, required=False),
         Field("until", lazy("To"), DAY, "2026-01-31", 10, trim, required=False),
+        # The "Older" link's: the id the page starts below (BIGINT UNSIGNED's digits at most).
+        Field("before", lazy("Page"), re.compile(r"[1-9][0-9]*"), lazy("a page link"), 20, trim,
+              required=False),
     )
 
 
@@ -64,6 +68,8 @@ async def alerts_page(request: Request) -> Response:
     for key in days:
         if checked.values[key] and key not in checked.errors and days[key] is None:
             checked.errors[key] = lazy("Not a date in the calendar.")
+    if "before" in checked.errors:
+        checked.errors["before"] = lazy("This page link is broken; start again from the first page.")
     found = []
     if checked.ok:
         zone = services(request).settings.timezone
@@ -75,11 +81,14 @@ async def alerts_page(request: Request) -> Response:
             since=to_utc(datetime.combine(since, time()), zone) if since else None,
             until=to_utc(datetime.combine(until + timedelta(days=1), time()), zone) if until else None,
         )
+        before = checked.values["before"]
         async with services(request).db.transaction() as cur:
-            found = await history(cur, filters, PAGE)
+            found = await history(cur, filters, int(before) if before else None, PAGE + 1)
     return render(request, "alerts/list.html",
-                  {"alerts": found, "values": checked.values, "errors": checked.errors,
-                   "states": STATES, "done": request.query_params.get("done") == "acknowledged"},
+                  {"alerts": found[:PAGE], "values": checked.values, "errors": checked.errors,
+                   "states": STATES, "done": request.query_params.get("done") == "acknowledged",
+                   "older": found[PAGE - 1].id if len(found) > PAGE else None,
+                   "query": {key: value for key, value in checked.values.items() if value}},
                   status_code=200 if checked.ok else 422)
 
 
