@@ -105,6 +105,22 @@ def _error(field: Field, value: str) -> str | None:
     return None
 
 
+# An "Older" link's keyset: the id a page of a list starts below (BIGINT
+# UNSIGNED's 20 digits at most), for every list that pages so.
+PAGE_LINK = Field("before", lazy("Page"), re.compile(r"[1-9][0-9]*"), lazy("a page link"), 20, trim,
+                  required=False)
+
+
+def page_link(checked: Validated) -> int | None:
+    """The id a page starts below, None for the first page. A link that is not
+    one is said in plain words (a person never types it: it was cut or edited)."""
+    if PAGE_LINK.name in checked.errors:
+        checked.errors[PAGE_LINK.name] = lazy("This page link is broken; start again from the first page.")
+        return None
+    value = checked.values[PAGE_LINK.name]
+    return int(value) if value else None
+
+
 def checkbox(form: Mapping[str, Any], name: str) -> bool:
     """A ticked checkbox sends "on"; an unticked one sends nothing."""
     return form.get(name) == "on"

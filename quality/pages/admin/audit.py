@@ -10,14 +10,13 @@ import re
 from datetime import date, datetime, time, timedelta, tzinfo
 from typing import Any
 
-from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
 from quality.audit import Entry, Filters, entries
 from quality.clock import FIRST_DAY, LAST_DAY, in_calendar, to_utc
-from quality.fields import TEXT, Field, trim, validate
+from quality.fields import PAGE_LINK, TEXT, Field, page_link, trim, validate
 from quality.http.render import render
 from quality.http.services import services
 from quality.i18n import LANGUAGES, LazyList, LazyText, lazy
@@ -51,6 +50,7 @@ FIELDS = (
     Field("action", lazy("What"), TEXT, "user.update", 64, trim, required=False, choices=ACTIONS),
     Field("since", lazy("From"), DAY, "2026-01-31", 10, trim, required=False),
     Field("until", lazy("To"), DAY, "2026-01-31", 10, trim, required=False),
+    PAGE_LINK,
 )
 
 
@@ -68,7 +68,7 @@ async def audit_page(request: Request) -> Response:
                                        first=FIRST_DAY, last=LAST_DAY)
     if days["since"] and days["until"] and days["since"] > days["until"] and checked.ok:
         checked.errors["until"] = lazy("The last day is before the first: choose a range that runs forward.")
-    before_id = _before(request)
+    before_id = page_link(checked)
     found = []
     if checked.ok:
         zone = services(request).settings.timezone
@@ -193,15 +193,6 @@ def _language(code: Any) -> Any:
 def _permissions(names: list[str]) -> LazyList:
     """Permissions by their descriptions (a name the app no longer has, as it is)."""
     return LazyList([PERMISSIONS.get(name, name) for name in names if name])
-
-
-def _before(request: Request) -> int | None:
-    value = request.query_params.get("before", "")
-    if not value:
-        return None
-    if not value.isdigit() or len(value) > 19:
-        raise HTTPException(400, lazy("That page of the audit log does not exist."))
-    return int(value)
 
 
 def _day(value: str) -> date | None:

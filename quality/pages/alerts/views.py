@@ -22,7 +22,7 @@ from quality.alerts.history import Filters, causes, find, history
 from quality.alerts.text import alert_text
 from quality.audit import Actor
 from quality.clock import to_utc
-from quality.fields import TEXT, Field, trim, validate
+from quality.fields import PAGE_LINK, TEXT, Field, page_link, trim, validate
 from quality.http import live
 from quality.http.language import request_language
 from quality.http.render import render
@@ -48,9 +48,7 @@ def _filter_fields(request: Request) -> tuple[Field, ...]:
         Field("state", lazy("State"), TEXT, "open", 20, trim, required=False, choices=STATES),
         Field("since", lazy("From"), DAY, "2026-01-31", 10, trim, required=False),
         Field("until", lazy("To"), DAY, "2026-01-31", 10, trim, required=False),
-        # The "Older" link's: the id the page starts below (BIGINT UNSIGNED's digits at most).
-        Field("before", lazy("Page"), re.compile(r"[1-9][0-9]*"), lazy("a page link"), 20, trim,
-              required=False),
+        PAGE_LINK,
     )
 
 
@@ -68,8 +66,7 @@ async def alerts_page(request: Request) -> Response:
     for key in days:
         if checked.values[key] and key not in checked.errors and days[key] is None:
             checked.errors[key] = lazy("Not a date in the calendar.")
-    if "before" in checked.errors:
-        checked.errors["before"] = lazy("This page link is broken; start again from the first page.")
+    before = page_link(checked)
     found = []
     if checked.ok:
         zone = services(request).settings.timezone
@@ -81,9 +78,8 @@ async def alerts_page(request: Request) -> Response:
             since=to_utc(datetime.combine(since, time()), zone) if since else None,
             until=to_utc(datetime.combine(until + timedelta(days=1), time()), zone) if until else None,
         )
-        before = checked.values["before"]
         async with services(request).db.transaction() as cur:
-            found = await history(cur, filters, int(before) if before else None, PAGE + 1)
+            found = await history(cur, filters, before, PAGE + 1)
     return render(request, "alerts/list.html",
                   {"alerts": found[:PAGE], "values": checked.values, "errors": checked.errors,
                    "states": STATES, "done": request.query_params.get("done") == "acknowledged",
