@@ -44,7 +44,9 @@ class Code:
 
 @functools.cache
 def _compiled(pattern: str) -> re.Pattern[str]:
-    return re.compile(pattern)
+    # ASCII: Python's \d and \w also take other scripts' digits and letters
+    # ("١٠٤"), which the database's collation then compares equal to "104".
+    return re.compile(pattern, re.ASCII)
 
 
 OPERATOR = Code("operator", "operator_code", lazy("Operator code"), "OP07", 32)

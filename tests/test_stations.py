@@ -167,6 +167,21 @@ def test_bad_field_is_named_and_nothing_saved(
     assert scan_rows(settings) == []
 
 
+@pytest.mark.parametrize("field", list(GOOD))
+def test_digits_of_another_script_are_refused_and_nothing_saved(
+    client: TestClient, make_user: Any, settings: Settings, field: str
+) -> None:
+    # To Python's \d "١٠٤" is three digits, and to the database's collation it
+    # equals "104": it must not pass for a code.
+    other = GOOD[field].translate(str.maketrans("0123456789", "٠١٢٣٤٥٦٧٨٩"))
+    assert other != GOOD[field]
+    csrf = signed_in(client, make_user)
+    response = post_scan(client, csrf, **{field: other})
+    assert response.status_code == 422
+    assert f'data-testid="{field}-error"' in response.text
+    assert scan_rows(settings) == []
+
+
 def test_raw_non_utf8_body_is_refused(client: TestClient, make_user: Any, settings: Settings) -> None:
     csrf = signed_in(client, make_user)
     body = b"operator_code=OP07&piece_code=CP0001\xff\xfe-0001&checker1_code=OC12" \

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
-from quality.codes import APPROVED
+from quality.codes import APPROVED, DEFECT, ORDER
 from quality.db import Cursor
 from quality.fields import EMAIL, TEXT, Field, Validated, trim, validate
 from quality.i18n import LANGUAGES, lazy
@@ -76,8 +76,8 @@ def fields(codes: CodePatterns) -> tuple[Field, ...]:
     return (
         Field("kind", lazy("Kind"), TEXT, RATE, 20, trim, choices=KINDS),
         Field("station", lazy("Station"), TEXT, "fg", 20, trim, required=False, choices=STATIONS),
-        Field("order", lazy("Order"), re.compile(codes.order), "CP00012345", 32, required=False),
-        Field("defect", lazy("Defect code"), re.compile(codes.defect), "104", 3, required=False),
+        Field("order", lazy("Order"), ORDER.pattern(codes), "CP00012345", 32, required=False),
+        Field("defect", lazy("Defect code"), DEFECT.pattern(codes), "104", 3, required=False),
         Field("threshold", lazy("Rejection rate above (%)"), _NUMBER, "20", 10, trim, required=False),
         Field("pieces", lazy("Scans"), _NUMBER, "20", 10, trim, required=False),
         Field("period", lazy("Points per"), TEXT, SHIFT, 8, trim, required=False, choices=PERIODS),

@@ -6,7 +6,6 @@ scans keep the names their code had when they were saved (migrations 0004, 0016)
 
 from __future__ import annotations
 
-import re
 from typing import Any
 
 from starlette.exceptions import HTTPException
@@ -107,7 +106,7 @@ async def _add_defect(cur: Cursor, actor: Actor, code: str, name: str, name_ro: 
 def _path_code(request: Request) -> str:
     """The code in the URL; one that cannot be a code is a 404 like a missing one."""
     code = request.path_params["code"]
-    if not re.fullmatch(services(request).settings.codes.defect, code):
+    if not DEFECT.pattern(services(request).settings.codes).fullmatch(code):
         raise HTTPException(404, lazy("There is no such defect code."))
     return code
 

@@ -22,6 +22,7 @@ from quality.alerts.history import Filters, causes, find, history
 from quality.alerts.text import alert_text
 from quality.audit import Actor
 from quality.clock import to_utc
+from quality.codes import ORDER
 from quality.fields import PAGE_LINK, TEXT, Field, page_link, trim, validate
 from quality.http import live
 from quality.http.language import request_language
@@ -43,7 +44,7 @@ def _filter_fields(request: Request) -> tuple[Field, ...]:
     codes = services(request).settings.codes
     return (
         Field("station", lazy("Station"), TEXT, "fg", 20, trim, required=False, choices=STATIONS),
-        Field("order", lazy("Order"), re.compile(codes.order), "CP00012345", 32, required=False),
+        Field("order", lazy("Order"), ORDER.pattern(codes), "CP00012345", 32, required=False),
         Field("rule", lazy("Rule"), re.compile(r"[0-9]{1,9}"), "3", 9, trim, required=False),
         Field("state", lazy("State"), TEXT, "open", 20, trim, required=False, choices=STATES),
         Field("since", lazy("From"), DAY, "2026-01-31", 10, trim, required=False),
