@@ -72,7 +72,7 @@ def test_the_whole_matrix_saves_in_one_go_and_audits_each_changed_role(
     assert json.loads(operator[4]) == {"permissions": ["scan.quality"]}
 
 
-@pytest.mark.parametrize("forgery", ["permission", "role", "role-text", "no-roles"])
+@pytest.mark.parametrize("forgery", ["permission", "role", "role-text", "role-superscript", "no-roles"])
 def test_forged_role_or_permission_names_change_nothing(
     admin: tuple[TestClient, str], settings: Settings, forgery: str
 ) -> None:
@@ -84,6 +84,8 @@ def test_forged_role_or_permission_names_change_nothing(
         form += [("role", "65000"), ("p65000", "scan.fg")]
     elif forgery == "role-text":
         form.append(("role", "operator"))
+    elif forgery == "role-superscript":
+        form.append(("role", "²"))  # a digit to str.isdigit, not to int
     else:
         form = [pair for pair in form if pair[0] != "role"]
     before = snapshot(settings)

@@ -119,7 +119,8 @@ async def _apply(cur: Cursor, grantor: Grantor, wanted: dict[int, frozenset[str]
 
 def _role_ids(form: FormData) -> list[int]:
     ids = form.getlist("role")
-    if not ids or not all(isinstance(value, str) and value.isdigit() and len(value) < 10 for value in ids):
+    if not ids or not all(isinstance(value, str) and value.isascii() and value.isdigit() and len(value) < 10
+                          for value in ids):
         raise Refused(lazy("This form is not the permission matrix; reload the page."))
     return [int(value) for value in ids]
 
