@@ -314,9 +314,9 @@ async def create_user(
         await cur.execute("SELECT 1 FROM users WHERE username = %s", (username,))
         if await cur.fetchone():
             raise AccountError(lazy("User %(name)s already exists.", name=repr(username)), "username")
-        await _ensure_email_free(cur, email)
         new_role_id = await role_id(cur, role)
         await _check_roles(cur, grantor, [role], Attempt("user.create", username, None, wanted))
+        await _ensure_email_free(cur, email)
         try:
             await cur.execute(
                 "INSERT INTO users (username, full_name, password_hash, role_id, must_change_password,"
