@@ -313,6 +313,24 @@ def test_filtered_page_links_totals_and_pager(client: TestClient, make_user: Any
     assert 'data-testid="total-scans"' in counted.text
 
 
+def test_the_form_sent_without_its_script_lands_on_the_address_htmx_shows(
+        client: TestClient, make_user: Any) -> None:
+    make_user("sue", "supervisor")
+    login(client, "sue")
+    # What the browser sends for Enter pressed before the page's script has loaded.
+    native = "/scans?range=&from=&to=&shift=&operator=&order=CP10000001&piece=&checker=&group="
+    answer = client.get(native, follow_redirects=False)
+    assert answer.status_code == 303 and answer.headers["location"] == "/scans?order=CP10000001"
+    blank = client.get("/scans?range=&order=", follow_redirects=False)
+    assert blank.status_code == 303 and blank.headers["location"] == "/scans"
+    # A filter to correct is shown with its error where it was typed, not redirected.
+    wrong = client.get("/scans?range=&from=2026-02-30", follow_redirects=False)
+    assert wrong.status_code == 400 and 'data-testid="from-error">' in wrong.text
+    # htmx's own requests are answered in place.
+    fragment = client.get(native, headers={"HX-Request": "true"}, follow_redirects=False)
+    assert fragment.status_code == 200 and fragment.headers["hx-push-url"] == "/scans?order=CP10000001"
+
+
 def test_exports_hold_exactly_the_filtered_rows(client: TestClient, make_user: Any, db_url: Any,
                                                 settings: Settings) -> None:
     seed_through(db_url, 1200)

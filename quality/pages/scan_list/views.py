@@ -6,7 +6,7 @@ from collections.abc import AsyncGenerator, Awaitable, Callable
 from typing import Any
 
 from starlette.requests import Request
-from starlette.responses import Response
+from starlette.responses import RedirectResponse, Response
 from starlette.routing import Route
 
 from quality.clock import utc_now
@@ -46,6 +46,10 @@ def _listing(request: Request) -> ListRequest:
 @guard("scans.view")
 async def page(request: Request) -> Response:
     listing = _listing(request)
+    if listing.ok and not is_htmx(request) and _has_empty_fields(request):
+        # The form sent by the browser itself (Enter before the page's script
+        # has loaded, or without it): the same list, at the address htmx shows.
+        return RedirectResponse(_address(listing), 303)
     # A history restore after a back/forward wants the whole page; the filter
     # form's own requests get its results only, so what is being typed stays.
     results_only = is_htmx(request) and not request.headers.get("hx-history-restore-request")
@@ -84,13 +88,20 @@ async def page(request: Request) -> Response:
     context["range_words"] = in_words(listing.checked.values.get("range"), listing.filter.start,
                                       listing.filter.end, utc_now(), settings.timezone,
                                       request_language(request, settings.language))
-    # The address bar gets the filter without its empty fields: short enough to share.
+    blocks = ["list_results", "filter_status", "field_errors"] if results_only else None
+    return render(request, TEMPLATE, context, block=blocks, headers={"HX-Push-Url": _address(listing)})
+
+
+def _address(listing: ListRequest) -> str:
+    """The list's address: its filter without empty fields, short enough to share."""
     values = listing.checked.values
     query = listing.filter.query(before=values.get("before"), after=values.get("after"),
                                  group=values.get("group"), sort=values.get("sort"), page=values.get("page"))
-    blocks = ["list_results", "filter_status", "field_errors"] if results_only else None
-    return render(request, TEMPLATE, context, block=blocks,
-                  headers={"HX-Push-Url": "/scans" + (f"?{query}" if query else "")})
+    return "/scans" + (f"?{query}" if query else "")
+
+
+def _has_empty_fields(request: Request) -> bool:
+    return any(not value for _, value in request.query_params.multi_items())
 
 
 @guard("scans.view")
