@@ -22,6 +22,10 @@ const SIGN_IN_OUT = new Set(["/login", "/logout"]);
 // Changes to the kept pages happen one at a time, in the order asked: the
 // forgetting at a sign-in is done before the next user's page is kept.
 let changes = Promise.resolve();
+// How many times the pages were forgotten. A copy whose fetch began before the
+// latest forgetting is not kept: it may be the page of the user who just
+// signed out, answered while their sign-out was on its way.
+let forgettings = 0;
 
 function change(task) {
   changes = changes.then(task, task);
@@ -45,13 +49,36 @@ self.addEventListener("fetch", (event) => {
   const request = event.request;
   const url = new URL(request.url);
   if (request.method === "POST" && url.origin === address.origin && SIGN_IN_OUT.has(url.pathname)) {
-    event.waitUntil(change(forgetPages)); // the request itself goes on untouched
+    event.respondWith(signingInOrOut(request));
     return;
   }
   if (request.method !== "GET") return;
   if (request.mode === "navigate" && isPage(url)) event.respondWith(page(request, url));
   else if (isStatic(url)) event.respondWith(staticFile(request));
 });
+
+// A sign-in or sign-out goes to the app untouched; the pages are forgotten as it
+// starts, and again once the app has answered, so that a copy fetched while
+// it was on its way, with the old session, is not kept either.
+async function signingInOrOut(request) {
+  forget();
+  try {
+    return await fetch(request);
+  } finally {
+    await forget();
+  }
+}
+
+function forget() {
+  forgettings += 1;
+  return change(forgetPages);
+}
+
+// Keeps a copy of a page fetched since the `asOf`th forgetting, unless the
+// pages were forgotten since.
+function keepPage(path, response, asOf) {
+  return change(() => (asOf === forgettings ? keep(path, response) : undefined));
+}
 
 // What a proxy in front of the app answers when the app is not there.
 const GATEWAY_ERRORS = [502, 504];
@@ -60,6 +87,7 @@ const GATEWAY_ERRORS = [502, 504];
 // with the database away, included), the kept copy when the app cannot be
 // reached: no answer at all, or a proxy's for it.
 async function page(request, url) {
+  const asOf = forgettings;
   let response;
   try {
     response = await fetch(request);
@@ -68,10 +96,9 @@ async function page(request, url) {
   }
   if (GATEWAY_ERRORS.includes(response.status)) return (await keptPage(url)) || response;
   if (response.status === 200) {
-    const copy = response.clone();
-    await change(() => keep(url.pathname, copy));
+    await keepPage(url.pathname, response.clone(), asOf);
   } else if (response.type === "opaqueredirect" || [401, 403].includes(response.status)) {
-    await change(forgetPages); // signed out, or no longer allowed: nothing of theirs stays
+    await forget(); // signed out, or no longer allowed: nothing of theirs stays
   }
   return response;
 }
@@ -113,10 +140,11 @@ async function keepMissing(name) {
   const cache = await caches.open(CACHE);
   const key = isPage(url) ? url.pathname : url.href;
   if (await cache.match(key, { ignoreVary: true })) return;
+  const asOf = forgettings;
   try {
     const response = await fetch(key, { credentials: "same-origin", cache: "no-store" });
     if (response.status !== 200 || response.redirected) return; // e.g. signed out meanwhile
-    if (isPage(url)) await change(() => keep(key, response));
+    if (isPage(url)) await keepPage(key, response, asOf);
     else await cache.put(key, response);
   } catch (error) {
     // unreachable now: the page asks again at its next load

@@ -8,6 +8,7 @@ kept one."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import shutil
 from pathlib import Path
 from typing import Any
@@ -17,7 +18,7 @@ from playwright.async_api import Error as PlaywrightError
 from playwright.async_api import Page, expect
 
 from quality.settings import Settings
-from tests.conftest import LiveServer, browser_login, execute
+from tests.conftest import LiveServer, browser_login, execute, free_port
 from tests.scanner import scan
 
 pytestmark = pytest.mark.browser
@@ -165,6 +166,94 @@ async def test_only_the_station_pages_of_the_signed_in_user_are_kept(
     await page.reload()
     await expect(page.get_by_test_id("offline-note")).to_be_visible()
     await expect(page.get_by_test_id("who")).to_contain_text("bob")
+    await context.close()
+
+
+class HoldingProxy:
+    """A proxy in front of the app that can hold back the app's answer to the
+    next GET of one address: the app has answered, the browser is not told
+    until the test says so."""
+
+    def __init__(self, app: LiveServer) -> None:
+        self.app = app
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.holding: str | None = None
+        self.answered = asyncio.Event()
+        self.released = asyncio.Event()
+        self.server: asyncio.Server | None = None
+
+    async def __aenter__(self) -> HoldingProxy:
+        self.server = await asyncio.start_server(self._connection, "127.0.0.1", self.port)
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        assert self.server
+        self.released.set()
+        self.server.close()
+
+    def hold_next(self, path: str) -> None:
+        self.holding, self.answered, self.released = path, asyncio.Event(), asyncio.Event()
+
+    async def _connection(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            app_reader, app_writer = await asyncio.open_connection("127.0.0.1", self.app.port)
+        except OSError:  # the app is down: no answer, as without the proxy
+            writer.close()
+            return
+        held = asyncio.Event()
+
+        async def requests() -> None:
+            while data := await reader.read(65536):
+                if self.holding and data.startswith(f"GET {self.holding} ".encode()):
+                    self.holding = None
+                    held.set()
+                app_writer.write(data)
+                await app_writer.drain()
+            app_writer.close()
+
+        async def answers() -> None:
+            while data := await app_reader.read(65536):
+                if held.is_set():
+                    self.answered.set()
+                    await self.released.wait()
+                    held.clear()
+                writer.write(data)
+                await writer.drain()
+            writer.close()
+
+        with contextlib.suppress(OSError):
+            await asyncio.gather(requests(), answers())
+
+
+async def test_a_page_fetched_while_its_user_signs_out_is_not_kept(
+    live_server: LiveServer, browser: Any, make_user: Any
+) -> None:
+    # The page asks the worker to keep it once the worker runs, which may be
+    # just as the user signs out: the app answers that fetch with the page, and
+    # the sign-out has ended the session by the time the answer arrives.
+    make_user("ada", "operator")
+    context = await browser.new_context()
+    page = await context.new_page()
+    async with HoldingProxy(live_server) as proxy:
+        await browser_login(page, proxy, "ada")
+        await page.goto(proxy.url + "/scan")
+        await until_kept(page, "/scan")
+        await page.evaluate("""async () => {
+          for (const name of await caches.keys()) await (await caches.open(name)).delete("/scan");
+        }""")
+        proxy.hold_next("/scan")
+        await page.evaluate('navigator.serviceWorker.controller.postMessage({ keep: ["/scan"] })')
+        await asyncio.wait_for(proxy.answered.wait(), 30)
+        await page.get_by_role("button", name="Sign out").click()
+        await expect(page).to_have_url(proxy.url + "/login")
+        proxy.released.set()
+        for _ in range(20):  # the worker has the answer at once; give it time to keep it
+            held = [address for addresses in (await kept(page)).values() for address in addresses]
+            assert "/scan" not in held
+            await page.wait_for_timeout(100)
+        await asyncio.to_thread(live_server.halt)
+        await not_loaded(context, proxy.url + "/scan", "ERR_FAILED")
     await context.close()
 
 
