@@ -1,11 +1,11 @@
 """The sessions a process trusts without asking the database, and who they are.
 
 Each process trusts a session it checked for up to `TRUST_SECONDS` after the
-last proof that nothing was revoked since: the database's `auth_version`
-counter, which triggers bump on every sign-out and every change to users,
-roles' permissions or sessions' ends (migration 0006), and which the scan
-watcher reads every 0.5 s (quality/scans/feed.py). quality/http/sessions.py
-checks sessions and fills it.
+last proof that nothing was revoked since: the database's revocation
+counter (`REVOCATIONS`), which triggers bump on every sign-out and every
+change to users, roles' permissions or sessions' ends (migrations 0006 and
+0019), and which the scan watcher reads every 0.5 s (quality/scans/feed.py).
+quality/http/sessions.py checks sessions and fills it.
 """
 
 from __future__ import annotations
@@ -16,6 +16,11 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from quality.clock import utc_now
+
+# The revocation counter: the sum of `auth_version`'s rows, one per database
+# server that bumped it (migration 0019), so that bumps through two Galera
+# nodes never touch the same row; any bump moves the sum.
+REVOCATIONS = "SELECT CAST(COALESCE(SUM(version), 0) AS UNSIGNED) FROM auth_version"
 
 
 @dataclass(frozen=True)

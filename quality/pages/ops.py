@@ -17,6 +17,7 @@ from quality.http.services import services
 from quality.http.sessions import client_address
 from quality.i18n import lazy
 from quality.permissions import PUBLIC, guard
+from quality.session_cache import REVOCATIONS
 
 log = logging.getLogger(__name__)
 
@@ -43,7 +44,7 @@ async def healthz(request: Request) -> Response:
     try:
         async with asyncio.timeout(HEALTH_SECONDS):
             async with db.transaction(acquire_timeout=HEALTH_ACQUIRE_SECONDS) as cur:
-                await cur.execute("SELECT version FROM auth_version WHERE id = 1")
+                await cur.execute(REVOCATIONS)
                 await cur.fetchone()
     except PoolTimeout as exc:
         return _unhealthy(request, "busy", exc)

@@ -26,7 +26,7 @@ from markupsafe import Markup
 
 from quality.db import Database, DatabaseUnavailable
 from quality.scans.store import Saved, ScanRow, latest, newer
-from quality.session_cache import SessionCache
+from quality.session_cache import REVOCATIONS, SessionCache
 from quality.sse import event
 from quality.stations import STATIONS
 
@@ -257,8 +257,7 @@ class ScanWatcher:
         async with self.db.transaction() as cur:
             latest_by_station = {key: await latest(cur, key, TABLE_SIZE) for key in self.feeds}
             await cur.execute(
-                "SELECT COALESCE(MAX(id), 0), (SELECT version FROM auth_version WHERE id = 1)"
-                " FROM scans"
+                f"SELECT COALESCE(MAX(id), 0), ({REVOCATIONS}) FROM scans"
             )
             newest, auth_version = await cur.fetchone()
         self.sessions.confirm(auth_version, began)

@@ -15,6 +15,7 @@ from quality.codes import APPROVED
 from quality.db import DUPLICATE_KEY, Cursor, Database, DatabaseUnavailable, error_code
 from quality.i18n import lazy
 from quality.procedures import call
+from quality.session_cache import REVOCATIONS
 from quality.shifts import Shifts
 
 log = logging.getLogger(__name__)
@@ -251,7 +252,7 @@ async def newer(cur: Cursor, after_id: int, missing: list[int], limit: int
         where += f" OR s.id IN ({', '.join(['%s'] * len(missing))})"
         params.extend(missing)
     await cur.execute(
-        f"(SELECT version, {_NULLS} FROM auth_version WHERE id = 1) UNION ALL"
+        f"(SELECT ({REVOCATIONS}), {_NULLS}) UNION ALL"
         f" ({ROW_SELECT} WHERE {where} ORDER BY s.id LIMIT %s)",
         (*params, limit),
     )
