@@ -9,6 +9,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -64,3 +66,12 @@ def test_import_bench_imports_the_file_and_then_finds_every_row_stored() -> None
 def test_alerts_bench_reports_cpu_per_scan() -> None:
     report = run_bench("bench/alerts_bench.py", "--scans", "2000", "--rules", "4", "--repeat", "1")
     assert report.count("app CPU per scan evaluating every rule:") == 3
+
+
+@pytest.mark.xdist_group("cluster")  # beside the suite's own cluster, not at once with it
+def test_cluster_revocations_measures_both_layouts_and_a_row_per_server_never_conflicts() -> None:
+    report = run_bench("bench/cluster_revocations.py", "--per-node", "5", "--rounds", "1")
+    lines = {line.split(" transactions")[0].strip(): line for line in report.splitlines()
+             if "transactions" in line}
+    assert set(lines) == {"one row (0006)", "a row per server (0019)"}
+    assert "first try 10  reruns 0  gave up (503) 0  most tries 1" in lines["a row per server (0019)"]
