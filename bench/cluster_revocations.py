@@ -29,7 +29,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from quality.db import Contended, Cursor, Database  # noqa: E402
-from tests.cluster import AppDatabase, Galera  # noqa: E402
+from tests.cluster import AppDatabase, Galera, open_connections  # noqa: E402
 
 LAYOUTS = {
     "one row (0006)": "1",
@@ -42,23 +42,6 @@ async def sign_out(cur: Cursor, item: int, row: str, tries: Counter[int]) -> Non
     await cur.execute("DELETE FROM items WHERE id = %s", (item,))
     await cur.execute(f"INSERT INTO counter (server, version) VALUES ({row}, 1)"
                       " ON DUPLICATE KEY UPDATE version = version + 1")
-
-
-async def warm(db: Database, count: int) -> None:
-    """`count` connections open in the pool, so that the transactions run together."""
-    entered = 0
-    opened = asyncio.Event()
-
-    async def hold() -> None:
-        nonlocal entered
-        async with db.transaction() as cur:
-            await cur.execute("SELECT 1")
-            entered += 1
-            if entered == count:
-                opened.set()
-            await opened.wait()
-
-    await asyncio.gather(*(hold() for _ in range(count)))
 
 
 async def one_round(dbs: list[Database], row: str, per_node: int) -> tuple[Counter[int], int]:
@@ -110,7 +93,7 @@ async def run(app: AppDatabase, ports: list[int], args: argparse.Namespace) -> N
             await cur.execute("CREATE TABLE counter (server VARCHAR(300) CHARACTER SET ascii PRIMARY KEY,"
                               " version BIGINT UNSIGNED NOT NULL)")
         await asyncio.sleep(1)
-        await asyncio.gather(*(warm(db, args.per_node) for db in dbs))
+        await asyncio.gather(*(open_connections(db, args.per_node) for db in dbs))
         print(f"{args.per_node} sign-outs through each of 2 nodes at once, {args.rounds} rounds")
         for name, row in LAYOUTS.items():
             measured = await figures(dbs, row, args.per_node, args.rounds)

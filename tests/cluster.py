@@ -26,6 +26,7 @@ three and takes the scripts from that package into `.venv/wsrep-sst`.
 
 from __future__ import annotations
 
+import asyncio
 import concurrent.futures
 import contextlib
 import json
@@ -439,6 +440,24 @@ class Galera:
         finally:
             self.set_trust_function_creators(False)
             _drop_app_database(self.writer, app)
+
+
+async def open_connections(db: Any, count: int) -> None:
+    """`count` connections in the pool, so that transactions started together run together."""
+    opened = asyncio.Event()
+    entered = 0
+
+    async def hold() -> None:
+        nonlocal entered
+        async with db.transaction() as cur:
+            await cur.execute("SELECT 1")
+            entered += 1
+            if entered == count:
+                opened.set()
+            await opened.wait()
+
+    await asyncio.gather(*(hold() for _ in range(count)))
+
 
 
 # -- primary and replica ------------------------------------------------------------

@@ -20,7 +20,7 @@ import pytest
 from quality.accounts import create_user
 from quality.session_cache import REVOCATIONS
 from quality.settings import Settings
-from tests.cluster import AppDatabase, Galera
+from tests.cluster import AppDatabase, Galera, open_connections
 from tests.conftest import (
     PASSWORD,
     LiveServer,
@@ -149,7 +149,7 @@ async def test_revocations_through_two_nodes_at_once_are_never_rolled_back(hosts
                 "INSERT INTO sessions (id, user_id, created_at, expires_at)"
                 " VALUES (%s, %s, UTC_TIMESTAMP(6), UTC_TIMESTAMP(6) + INTERVAL 1 HOUR)",
                 [(session, user) for session in sessions])
-        await asyncio.gather(*(_open_connections(db, 20) for db in dbs))
+        await asyncio.gather(*(open_connections(db, 20) for db in dbs))
         before = [await _own_revocations(db) for db in dbs]
         (total,) = hosts.rows(REVOCATIONS)
 
@@ -162,23 +162,6 @@ async def test_revocations_through_two_nodes_at_once_are_never_rolled_back(hosts
         assert hosts.rows(REVOCATIONS) == [(total[0] + 40,)]
     finally:
         await asyncio.gather(*(db.close() for db in dbs))
-
-
-async def _open_connections(db: Any, count: int) -> None:
-    """`count` connections in the pool, so that transactions started together run together."""
-    opened = asyncio.Event()
-    entered = 0
-
-    async def hold() -> None:
-        nonlocal entered
-        async with db.transaction() as cur:
-            await cur.execute("SELECT 1")
-            entered += 1
-            if entered == count:
-                opened.set()
-            await opened.wait()
-
-    await asyncio.gather(*(hold() for _ in range(count)))
 
 
 async def _own_revocations(db: Any) -> int:
